@@ -1,0 +1,238 @@
+package msc
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// conn is one authenticated TCP connection to a peer, dialed by this node
+// (server != "") or accepted by it. Both ends send heartbeats on it.
+//
+// Goroutines: serve runs the handshake and the read loop in the goroutine
+// that called it (the accept loop's handler or the client's loop) and owns
+// one writer goroutine, which it waits for before returning. The writer
+// closes the socket when ctx is done; the read loop then ends.
+type conn struct {
+	m      *Msc
+	nc     net.Conn
+	ctx    context.Context // done: close the connection (Stop, RemoveServer)
+	server string          // configured server id; "" for an inbound connection
+	suite  *suite
+	name   string // peer name for errors: server id, then UID once known
+
+	send, recv *sealer
+	recvSeq    uint64
+
+	kick      chan struct{} // cap 1: send the current heartbeat now
+	closed    chan struct{} // closed when the read loop ends
+	closeOnce sync.Once
+
+	lastHeard atomic.Int64 // Unix nanoseconds of the last valid frame
+
+	// Read loop only.
+	peerUID    string
+	peerStart  int64
+	peerInc    uint64
+	keyVersion uint64
+	beats      int
+}
+
+func newConn(m *Msc, nc net.Conn, ctx context.Context, server string, s *suite) *conn {
+	c := &conn{
+		m: m, nc: nc, ctx: ctx, server: server, suite: s,
+		kick:   make(chan struct{}, 1),
+		closed: make(chan struct{}),
+	}
+	c.name = server
+	if c.name == "" {
+		c.name = nc.RemoteAddr().String()
+	}
+	c.kick <- struct{}{} // the first heartbeat goes out at once
+	return c
+}
+
+func (c *conn) close() { c.closeOnce.Do(func() { c.nc.Close() }) }
+
+// serve runs the connection until it ends, and reports why. heard is
+// true if at least one valid heartbeat arrived.
+func (c *conn) serve() (heard bool, err error) {
+	defer c.close()
+	stop := context.AfterFunc(c.ctx, c.close)
+	defer stop()
+	if err := c.handshake(); err != nil {
+		return false, err
+	}
+	c.m.elect(event{kind: evUp, c: c})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		c.writeLoop()
+	}()
+	err = c.readLoop()
+	close(c.closed)
+	c.close()
+	wg.Wait()
+	c.m.elect(event{kind: evDown, c: c})
+	return c.beats > 0, err
+}
+
+// handshake exchanges hello frames: each side sends its algorithm and a
+// random nonce; the session key is derived from both nonces.
+func (c *conn) handshake() error {
+	deadline := time.Now().Add(c.m.cfg.WaitTimeout)
+	c.nc.SetDeadline(deadline)
+	defer c.nc.SetDeadline(time.Time{})
+	var mine [nonceSize]byte
+	rand.Read(mine[:])
+	out := appendHello(nil, c.suite.id, mine[:])
+	if _, err := c.nc.Write(out); err != nil {
+		return fmt.Errorf("handshake: %w", err)
+	}
+	f, _, err := readFrame(c.nc, make([]byte, 0, headerSize+helloSize))
+	if err != nil {
+		return fmt.Errorf("handshake: %w", err)
+	}
+	if f.typ != frameHello || len(f.body) != helloSize || f.seq != 0 {
+		return fmt.Errorf("%w: handshake expected a hello frame", ErrBadFrame)
+	}
+	if f.body[0] != c.suite.id {
+		return fmt.Errorf("%w: peer uses algorithm %d, this end %q", ErrAlgorithmMismatch, f.body[0], c.suite.alg)
+	}
+	theirs := f.body[1:]
+	dialer, listener := mine[:], theirs
+	sendDir, recvDir := dirFromDialer, dirFromListener
+	if c.server == "" {
+		dialer, listener = theirs, mine[:]
+		sendDir, recvDir = dirFromListener, dirFromDialer
+	}
+	aead, err := c.suite.sessionAEAD(dialer, listener)
+	if err != nil {
+		return err
+	}
+	c.send, c.recv = newSealer(aead, sendDir), newSealer(aead, recvDir)
+	return nil
+}
+
+// readLoop reads heartbeats until the connection fails or stays silent
+// for WaitTimeout.
+func (c *conn) readLoop() error {
+	wait := c.m.cfg.WaitTimeout
+	br := bufio.NewReaderSize(c.nc, 4096)
+	var buf, plain []byte
+	for {
+		c.nc.SetReadDeadline(time.Now().Add(wait))
+		f, b, err := readFrame(br, buf)
+		buf = b
+		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				return ErrPeerSilent
+			}
+			return err
+		}
+		if f.typ != frameHeartbeat {
+			return fmt.Errorf("%w: unexpected frame type %d", ErrBadFrame, f.typ)
+		}
+		c.recvSeq++
+		if f.seq != c.recvSeq {
+			return fmt.Errorf("%w: sequence %d, expected %d", ErrAuth, f.seq, c.recvSeq)
+		}
+		var uid []byte
+		if f.flags&flagUIDInPayload == 0 {
+			uid = f.uid
+		}
+		plain, err = c.recv.open(plain[:0], f.hdr, f.body, f.seq)
+		if err != nil {
+			return err
+		}
+		v, err := decodeBeat(plain, uid)
+		if err != nil {
+			return err
+		}
+		c.lastHeard.Store(time.Now().UnixNano())
+		c.beats++
+		if c.beats > 1 && v.flags == 0 && v.start == c.peerStart && v.inc == c.peerInc &&
+			v.keyVersion == c.keyVersion && string(v.uid) == c.peerUID {
+			continue // steady state: nothing new for the elector
+		}
+		if c.beats == 1 || string(v.uid) != c.peerUID {
+			c.peerUID = string(v.uid)
+			c.name = c.peerUID
+			if c.server != "" {
+				c.name = c.server + " (" + c.peerUID + ")"
+			}
+		}
+		c.peerStart, c.peerInc = v.start, v.inc
+		if v.keys != nil || v.flags&beatKeys != 0 {
+			c.keyVersion = v.keyVersion
+		}
+		c.m.elect(event{kind: evBeat, c: c, beat: beatInfo{
+			uid: c.peerUID, start: v.start, inc: v.inc,
+			leaving: v.flags&beatLeaving != 0, hasKeys: v.flags&beatKeys != 0,
+			keyVersion: v.keyVersion, keys: v.keys,
+		}})
+		if v.flags&beatLeaving != 0 {
+			return io.EOF
+		}
+	}
+}
+
+// writeLoop sends the current heartbeat each time it is kicked.
+func (c *conn) writeLoop() {
+	wait := c.m.cfg.WaitTimeout
+	var buf []byte
+	var seq uint64
+	sentVersion := ^uint64(0)
+	for {
+		select {
+		case <-c.closed:
+			return
+		case <-c.ctx.Done():
+			c.close()
+			return
+		case <-c.kick:
+		}
+		hb := c.m.beat.Load()
+		if c.m.silent.Load() { // test hook: a node whose traffic stops
+			continue
+		}
+		payload := hb.short
+		if hb.keyVersion != sentVersion {
+			payload = hb.full
+		}
+		seq++
+		var flags byte
+		uid := hb.uid
+		if c.m.cfg.HeaderEncrypted && c.send.aead != nil {
+			flags = flagUIDInPayload
+			uid = ""
+		} else {
+			payload = payload[uidPrefixLen(hb.uid):]
+		}
+		buf = appendHeader(buf[:0], frameHeartbeat, flags, seq, uid, len(payload)+c.send.overhead())
+		buf = c.send.seal(buf, buf, payload, seq)
+		c.nc.SetWriteDeadline(time.Now().Add(wait))
+		if _, err := c.nc.Write(buf); err != nil {
+			c.close()
+			return
+		}
+		sentVersion = hb.keyVersion
+		if hb.leaving {
+			if tc, ok := c.nc.(*net.TCPConn); ok {
+				tc.CloseWrite()
+			} else {
+				c.close()
+			}
+			return
+		}
+	}
+}

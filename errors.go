@@ -1,0 +1,85 @@
+package msc
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Errors returned by [New], [Msc.Start], [Msc.AddServer] and the other
+// methods. Test for them with [errors.Is].
+var (
+	// ErrEmptyKey is returned when an algorithm other than "no" is chosen
+	// without a key (passphrase).
+	ErrEmptyKey = errors.New("msc: empty key: an encryption algorithm needs a Key")
+
+	// ErrUnknownAlgorithm is returned for an Algorithm other than "aes128",
+	// "aes192", "aes256" or "no".
+	ErrUnknownAlgorithm = errors.New("msc: unknown algorithm")
+
+	// ErrInvalidOption is returned (wrapped, naming the option) for an
+	// option out of range, such as a negative Interval.
+	ErrInvalidOption = errors.New("msc: invalid option")
+
+	// ErrServerExists is returned by AddServer for an id already added.
+	ErrServerExists = errors.New("msc: server already exists")
+
+	// ErrUnknownServer is returned by RemoveServer for an id never added.
+	ErrUnknownServer = errors.New("msc: unknown server")
+
+	// ErrStopped is returned by methods called after Stop.
+	ErrStopped = errors.New("msc: stopped")
+
+	// ErrStarted is returned by Start on a node already started.
+	ErrStarted = errors.New("msc: already started")
+)
+
+// Errors reported through [Msc.OnError], wrapped in a [*PeerError] that
+// names the peer.
+var (
+	// ErrAuth means a frame failed authentication: the peer uses another
+	// key, or the frame was tampered with, replayed or reordered.
+	ErrAuth = errors.New("msc: frame failed authentication (wrong key, tampered or replayed)")
+
+	// ErrFrameTooLarge means a peer declared a frame longer than
+	// MaxFrameSize; the connection is closed before anything is allocated.
+	ErrFrameTooLarge = errors.New("msc: frame too large")
+
+	// ErrBadFrame means a frame could not be parsed.
+	ErrBadFrame = errors.New("msc: malformed frame")
+
+	// ErrVersion means a peer speaks another wire version.
+	ErrVersion = errors.New("msc: unsupported wire version")
+
+	// ErrAlgorithmMismatch means the two ends of a connection were
+	// configured with different algorithms.
+	ErrAlgorithmMismatch = errors.New("msc: algorithm mismatch")
+
+	// ErrPeerSilent means nothing valid arrived from a peer within
+	// WaitTimeout; the connection is closed.
+	ErrPeerSilent = errors.New("msc: peer silent for longer than WaitTimeout")
+
+	// ErrUnreachable means a configured server could not be dialed.
+	ErrUnreachable = errors.New("msc: server unreachable")
+
+	// ErrDuplicateUID means a peer advertises this node's own UID.
+	ErrDuplicateUID = errors.New("msc: a peer uses this node's UID")
+
+	// ErrKeySetTooLarge means this node's key set does not fit in one
+	// frame; peers keep the last key set they received.
+	ErrKeySetTooLarge = errors.New("msc: key set too large for one frame")
+)
+
+// PeerError is an error about one peer, delivered to [Msc.OnError].
+type PeerError struct {
+	// Peer names the peer: the server id given to AddServer, the peer's
+	// UID once known, or its network address.
+	Peer string
+	// Err is the cause; it wraps one of the sentinel errors above or a
+	// network error.
+	Err error
+}
+
+func (e *PeerError) Error() string { return fmt.Sprintf("msc: peer %s: %v", e.Peer, e.Err) }
+
+// Unwrap returns the cause.
+func (e *PeerError) Unwrap() error { return e.Err }

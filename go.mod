@@ -1,0 +1,3 @@
+module github.com/msc-go/msc
+
+go 1.24

@@ -1,0 +1,396 @@
+package msc
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Msc is one node of a cluster. Create it with [New], configure its peers
+// with [Msc.AddServer], then call [Msc.Start]. Its methods are safe for
+// concurrent use.
+type Msc struct {
+	cfg   *config
+	start int64  // StartTime, Unix nanoseconds: the election order
+	inc   uint64 // incarnation: random per Msc, tells a restart with the same UID
+
+	snap   atomic.Pointer[snapshot] // the hot read path
+	beat   atomic.Pointer[outBeat]
+	silent atomic.Bool // test hook: stop sending heartbeats
+
+	leaving atomic.Bool // Stop has begun
+	ctx     context.Context
+	cancel  context.CancelFunc
+	events  chan event
+	wg      sync.WaitGroup // elector, accept loop, clients, inbound handlers
+
+	disp dispatcher // runs OnChange and OnError callbacks and DoIfMaster queues
+
+	// mu guards the fields below it.
+	mu      sync.Mutex
+	state   int // stateNew, stateRunning, stateStopped
+	ln      net.Listener
+	clients map[string]*client
+	keys    []string // before Start; the elector owns the key set after
+
+	// cbMu guards the callbacks and the error rate limit. The elector takes
+	// it, so nobody holding it may wait for the elector.
+	cbMu     sync.Mutex
+	onError  []func(error)
+	onChange []func(Change)
+	errSeen  map[string]time.Time // rate limit of OnError, per peer and cause
+
+	queues queues // DoIfMaster queues
+}
+
+const (
+	stateNew = iota
+	stateRunning
+	stateStopped
+)
+
+// New validates and copies the options and returns a node that is not yet
+// started. It returns ErrEmptyKey, ErrUnknownAlgorithm or ErrInvalidOption
+// (wrapped, naming the option) for bad options.
+func New(opts Options) (*Msc, error) {
+	cfg, err := newConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	var b [8]byte
+	rand.Read(b[:])
+	m := &Msc{
+		cfg:     cfg,
+		start:   cfg.StartTime.UnixNano(),
+		inc:     binary.BigEndian.Uint64(b[:]),
+		clients: make(map[string]*client),
+		errSeen: make(map[string]time.Time),
+		events:  make(chan event, 256),
+	}
+	m.ctx, m.cancel = context.WithCancel(context.Background())
+	for _, k := range cfg.Keys {
+		m.keys = appendUnique(m.keys, k)
+	}
+	m.snap.Store(&snapshot{})
+	m.disp.init()
+	m.queues.init(m)
+	return m, nil
+}
+
+func appendUnique(s []string, k string) []string {
+	for _, x := range s {
+		if x == k {
+			return s
+		}
+	}
+	return append(s, k)
+}
+
+// Start listens, dials the configured servers and begins electing. A node
+// with no servers is master as soon as Start returns; otherwise it claims
+// mastership only once it has heard from, or failed to reach, every
+// server, or after WaitTimeout.
+func (m *Msc) Start() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	switch m.state {
+	case stateRunning:
+		return ErrStarted
+	case stateStopped:
+		return ErrStopped
+	}
+	ln := m.cfg.Listener
+	if ln == nil {
+		var err error
+		ln, err = net.Listen("tcp", net.JoinHostPort(m.cfg.Host, fmt.Sprint(m.cfg.Port)))
+		if err != nil {
+			return fmt.Errorf("msc: listen: %w", err)
+		}
+	}
+	m.ln = ln
+	m.state = stateRunning
+	servers := make([]string, 0, len(m.clients))
+	for id := range m.clients {
+		servers = append(servers, id)
+	}
+	e := newElector(m, m.keys, servers)
+	m.keys = nil
+	e.publishBeat()
+	e.elect() // publish the first snapshot before Start returns
+	m.wg.Add(3)
+	go m.disp.run(&m.wg)
+	go e.run()
+	go m.acceptLoop(ln)
+	for _, cl := range m.clients {
+		m.startClient(cl)
+	}
+	m.cfg.Logger.Info("msc: started", "uid", m.cfg.UID, "addr", ln.Addr().String(), "servers", len(servers))
+	return nil
+}
+
+// Stop leaves the cluster: it stops claiming mastership, tells the peers
+// it is leaving (so they re-elect at once), closes every connection and the
+// listener, and waits for all of its goroutines, including a callback that
+// is running. It is safe to call more than once; a stopped node cannot be
+// started again.
+func (m *Msc) Stop() error {
+	m.mu.Lock()
+	if m.state != stateRunning {
+		m.state = stateStopped
+		m.mu.Unlock()
+		m.cancel()
+		m.queues.stop()
+		return nil
+	}
+	m.state = stateStopped
+	ln := m.ln
+	m.mu.Unlock()
+
+	m.leaving.Store(true)
+	ln.Close()
+	// Announce: the elector publishes a snapshot without mastership and a
+	// leaving heartbeat, then sends it on every connection.
+	drained := make(chan struct{})
+	m.call(func(e *elector) {
+		e.leaving = true
+		e.publishBeat()
+		e.elect()
+		e.kickAll()
+		if len(e.conns) == 0 {
+			close(drained)
+			return
+		}
+		e.drained = drained
+	})
+	t := time.NewTimer(m.cfg.WaitTimeout)
+	select {
+	case <-drained:
+	case <-t.C:
+	}
+	t.Stop()
+	m.queues.stop()
+	m.cancel()
+	m.disp.stop()
+	m.wg.Wait()
+	m.cfg.Logger.Info("msc: stopped", "uid", m.cfg.UID)
+	return nil
+}
+
+// abort drops every connection without the leave message, as if the
+// process had been killed. Tests use it.
+func (m *Msc) abort() {
+	m.mu.Lock()
+	running := m.state == stateRunning
+	m.state = stateStopped
+	ln := m.ln
+	m.mu.Unlock()
+	m.leaving.Store(true)
+	m.snap.Store(&snapshot{})
+	if running {
+		ln.Close()
+	}
+	m.queues.stop()
+	m.cancel()
+	m.disp.stop()
+	m.wg.Wait()
+}
+
+// call runs fn on the elector and waits for it. It returns false if the
+// node is not running.
+func (m *Msc) call(fn func(*elector)) bool {
+	done := make(chan struct{})
+	select {
+	case m.events <- event{kind: evFunc, fn: fn, done: done}:
+	case <-m.ctx.Done():
+		return false
+	}
+	select {
+	case <-done:
+		return true
+	case <-m.ctx.Done():
+		return false
+	}
+}
+
+// elect sends an event to the elector.
+func (m *Msc) elect(ev event) {
+	select {
+	case m.events <- ev:
+	case <-m.ctx.Done():
+	}
+}
+
+// Addr returns the address the node listens on, or nil before Start.
+func (m *Msc) Addr() net.Addr {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.ln == nil {
+		return nil
+	}
+	return m.ln.Addr()
+}
+
+// UID returns this node's unique id.
+func (m *Msc) UID() string { return m.cfg.UID }
+
+// OnError registers a callback for errors that happen in the background:
+// a peer with a wrong key, garbage, an unreachable server. Errors about a
+// peer are *PeerError. They are rate-limited: the same cause from the same
+// peer is reported at most once a second. Callbacks run one at a time on a
+// goroutine of the node, never after Stop returns.
+func (m *Msc) OnError(cb func(error)) {
+	if cb == nil {
+		return
+	}
+	m.cbMu.Lock()
+	m.onError = append(m.onError, cb)
+	m.cbMu.Unlock()
+}
+
+// OnChange registers a callback for changes of mastership seen by this
+// node, global (Key "") and per key, in the order they happen. Callbacks
+// run one at a time on a goroutine of the node, never after Stop returns.
+func (m *Msc) OnChange(cb func(Change)) {
+	if cb == nil {
+		return
+	}
+	m.cbMu.Lock()
+	m.onChange = append(m.onChange, cb)
+	m.cbMu.Unlock()
+}
+
+// Change is one change of mastership seen by this node.
+type Change struct {
+	// Key is the key whose master changed; "" for the global mastership.
+	Key string
+	// IsMaster tells whether this node is now master (for Key).
+	IsMaster bool
+	// Master is the UID of the master now, "" if none is known.
+	Master string
+	// Term is the fencing term (0 until terms exist).
+	Term uint64
+}
+
+// errRateWindow is how often the same error from the same peer reaches
+// OnError.
+const errRateWindow = time.Second
+
+// report hands an error to the OnError callbacks, rate-limited.
+func (m *Msc) report(err error) {
+	peerName := ""
+	var pe *PeerError
+	if errors.As(err, &pe) {
+		peerName = pe.Peer
+		if h, _, e := net.SplitHostPort(peerName); e == nil {
+			peerName = h // inbound: one budget per host, not per ephemeral port
+		}
+	}
+	cause := err
+	for u := errors.Unwrap(cause); u != nil; u = errors.Unwrap(cause) {
+		cause = u
+	}
+	now := time.Now()
+	m.cbMu.Lock()
+	k := peerName + "\x00" + cause.Error()
+	if last, ok := m.errSeen[k]; ok && now.Sub(last) < errRateWindow {
+		m.cbMu.Unlock()
+		return
+	}
+	if len(m.errSeen) > 1024 {
+		clear(m.errSeen)
+	}
+	m.errSeen[k] = now
+	cbs := m.onError
+	m.cbMu.Unlock()
+	m.cfg.Logger.Warn("msc: error", "peer", peerName, "err", err)
+	if len(cbs) == 0 {
+		return
+	}
+	m.disp.push(func() {
+		for _, cb := range cbs {
+			cb(err)
+		}
+	})
+}
+
+// connError reports why a connection ended, unless it ended normally.
+func (m *Msc) connError(c *conn, err error) {
+	if err == nil || m.leaving.Load() || c.ctx.Err() != nil ||
+		errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
+		return
+	}
+	if c.beats > 0 && !errors.Is(err, ErrPeerSilent) && !isProtocolError(err) {
+		// A reset or broken pipe from a peer that went away.
+		return
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		err = fmt.Errorf("%w: %v", ErrPeerSilent, err)
+	}
+	m.report(&PeerError{Peer: c.name, Err: err})
+}
+
+func isProtocolError(err error) bool {
+	for _, e := range []error{ErrAuth, ErrBadFrame, ErrFrameTooLarge, ErrVersion, ErrAlgorithmMismatch} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// notifyChanges queues the changes between two snapshots for OnChange.
+func (m *Msc) notifyChanges(old, s *snapshot) {
+	m.cbMu.Lock()
+	cbs := m.onChange
+	m.cbMu.Unlock()
+	if len(cbs) == 0 {
+		return
+	}
+	var changes []Change
+	if old.master != s.master || old.masterUID != s.masterUID {
+		changes = append(changes, Change{IsMaster: s.master, Master: s.masterUID})
+	}
+	for k, ks := range s.keys {
+		if o, ok := old.keys[k]; !ok || o != ks {
+			if !ok && !ks.master && ks.uid == "" {
+				continue
+			}
+			changes = append(changes, Change{Key: k, IsMaster: ks.master, Master: ks.uid})
+		}
+	}
+	for k, o := range old.keys {
+		if _, ok := s.keys[k]; !ok && (o.master || o.uid != "") {
+			changes = append(changes, Change{Key: k})
+		}
+	}
+	if len(changes) == 0 {
+		return
+	}
+	m.disp.push(func() {
+		for _, ch := range changes {
+			for _, cb := range cbs {
+				cb(ch)
+			}
+		}
+	})
+}
+
+// wakeClients makes every client in backoff retry now.
+func (m *Msc) wakeClients() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, cl := range m.clients {
+		select {
+		case cl.wake <- struct{}{}:
+		default:
+		}
+	}
+}

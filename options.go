@@ -1,0 +1,201 @@
+package msc
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"net"
+	"slices"
+	"time"
+)
+
+// Defaults for the zero values of [Options] and [ServerConfig].
+const (
+	DefaultAlgorithm = "aes128"
+	DefaultPort      = 8778
+	DefaultInterval  = 100 * time.Millisecond
+	DefaultHost      = "127.0.0.1" // for ServerConfig.Host
+)
+
+// MaxUIDLen is the longest UID a node may have, in bytes.
+const MaxUIDLen = 255
+
+// MaxKeyLen is the longest key a node may compete for, in bytes.
+const MaxKeyLen = 1024
+
+// Options configure a node. The zero value of each field selects its
+// documented default. [New] copies the struct; it never writes to it.
+type Options struct {
+	// Key is the shared secret, a passphrase from which the AES key is
+	// derived. It must be set unless Algorithm is "no".
+	Key string
+	// Algorithm is "aes128" (the default), "aes192", "aes256" (AES-GCM
+	// with a key of that size) or "no" (no encryption, no authentication).
+	Algorithm string
+	// HeaderEncrypted also hides the frame header's sender UID; by default
+	// the UID travels in clear, authenticated but readable.
+	HeaderEncrypted bool
+	// Host is the host to listen on; "" (the default) means all interfaces.
+	Host string
+	// Port is the port to listen on; 0 means 8778. Ignored when Listener
+	// is set.
+	Port int
+	// Listener, if set, is used instead of listening on Host:Port (tests
+	// pass a listener on 127.0.0.1:0). Stop closes it.
+	Listener net.Listener
+	// StartTime orders the nodes: the oldest live node is master. The
+	// default is the time New was called.
+	StartTime time.Time
+	// Interval is the heartbeat period; default 100ms.
+	Interval time.Duration
+	// WaitTimeout is how long a peer may stay silent before it is counted
+	// dead; default 3*Interval. It must not be shorter than Interval.
+	WaitTimeout time.Duration
+	// UID identifies the node; default: 16 random hex digits. At most
+	// MaxUIDLen bytes.
+	UID string
+	// Logger receives debug and warning logs; default: discard.
+	Logger *slog.Logger
+	// Keys are the keys this node competes for from the start.
+	Keys []string
+}
+
+// LogValue implements [slog.LogValuer]; the key is never logged.
+func (o Options) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("algorithm", o.Algorithm),
+		slog.Bool("key_set", o.Key != ""),
+		slog.String("uid", o.UID),
+		slog.Duration("interval", o.Interval),
+		slog.Duration("wait_timeout", o.WaitTimeout),
+	)
+}
+
+// ServerConfig is a peer for a node to dial, given to [Msc.AddServer].
+type ServerConfig struct {
+	// Host is the peer's host; default "127.0.0.1".
+	Host string
+	// Port is the peer's port; required.
+	Port int
+	// Algorithm for this connection; default: the node's Options.Algorithm.
+	Algorithm string
+	// Key for this connection; default: the node's Options.Key.
+	Key string
+}
+
+// LogValue implements [slog.LogValuer]; the key is never logged.
+func (c ServerConfig) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("addr", net.JoinHostPort(c.Host, fmt.Sprint(c.Port))),
+		slog.String("algorithm", c.Algorithm),
+		slog.Bool("key_set", c.Key != ""),
+	)
+}
+
+// config is the validated copy of Options that a node runs with.
+type config struct {
+	Options
+	suite *suite
+}
+
+func newConfig(o Options) (*config, error) {
+	c := &config{Options: o}
+	c.Keys = slices.Clone(o.Keys)
+	if c.Algorithm == "" {
+		c.Algorithm = DefaultAlgorithm
+	}
+	if err := checkAlgorithm(c.Algorithm, c.Key); err != nil {
+		return nil, err
+	}
+	if c.Port == 0 {
+		c.Port = DefaultPort
+	}
+	if c.Port < 0 || c.Port > 65535 {
+		return nil, fmt.Errorf("%w: Port %d out of range", ErrInvalidOption, c.Port)
+	}
+	if c.Interval < 0 {
+		return nil, fmt.Errorf("%w: negative Interval %v", ErrInvalidOption, c.Interval)
+	}
+	if c.Interval == 0 {
+		c.Interval = DefaultInterval
+	}
+	if c.WaitTimeout < 0 {
+		return nil, fmt.Errorf("%w: negative WaitTimeout %v", ErrInvalidOption, c.WaitTimeout)
+	}
+	if c.WaitTimeout == 0 {
+		c.WaitTimeout = 3 * c.Interval
+	}
+	if c.WaitTimeout < c.Interval {
+		return nil, fmt.Errorf("%w: WaitTimeout %v shorter than Interval %v", ErrInvalidOption, c.WaitTimeout, c.Interval)
+	}
+	if c.UID == "" {
+		var b [8]byte
+		rand.Read(b[:])
+		c.UID = hex.EncodeToString(b[:])
+	}
+	if len(c.UID) > MaxUIDLen {
+		return nil, fmt.Errorf("%w: UID longer than %d bytes", ErrInvalidOption, MaxUIDLen)
+	}
+	if c.StartTime.IsZero() {
+		c.StartTime = time.Now()
+	}
+	c.StartTime = c.StartTime.Round(0) // drop the monotonic reading: the wire carries wall time
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	for _, k := range c.Keys {
+		if err := checkKey(k); err != nil {
+			return nil, err
+		}
+	}
+	s, err := newSuite(c.Algorithm, c.Key)
+	if err != nil {
+		return nil, err
+	}
+	c.suite = s
+	return c, nil
+}
+
+func checkAlgorithm(alg, key string) error {
+	if _, ok := keySizes[alg]; !ok {
+		return fmt.Errorf("%w: %q (want aes128, aes192, aes256 or no)", ErrUnknownAlgorithm, alg)
+	}
+	if alg != "no" && key == "" {
+		return ErrEmptyKey
+	}
+	return nil
+}
+
+func checkKey(k string) error {
+	if k == "" {
+		return fmt.Errorf("%w: empty key name", ErrInvalidOption)
+	}
+	if len(k) > MaxKeyLen {
+		return fmt.Errorf("%w: key name longer than %d bytes", ErrInvalidOption, MaxKeyLen)
+	}
+	return nil
+}
+
+// fill returns the server config with the node's defaults filled in, and
+// validates it.
+func (c ServerConfig) fill(node *config) (ServerConfig, error) {
+	if c.Host == "" {
+		c.Host = DefaultHost
+	}
+	if c.Port <= 0 || c.Port > 65535 {
+		return c, fmt.Errorf("%w: server Port %d out of range", ErrInvalidOption, c.Port)
+	}
+	if c.Algorithm == "" {
+		c.Algorithm = node.Algorithm
+	}
+	if c.Key == "" {
+		c.Key = node.Key
+	}
+	if err := checkAlgorithm(c.Algorithm, c.Key); err != nil {
+		return c, err
+	}
+	return c, nil
+}
+
+func (c ServerConfig) addr() string { return net.JoinHostPort(c.Host, fmt.Sprint(c.Port)) }

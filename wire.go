@@ -1,0 +1,264 @@
+package msc
+
+import (
+	"encoding/binary"
+	"fmt"
+	"io"
+	"math"
+)
+
+// The wire format. Every constant here is pinned by TestWireConstants; the
+// format is described in README.md ("The wire").
+const (
+	// wireVersion is the first byte after the length; a frame of another
+	// version closes the connection with ErrVersion.
+	wireVersion byte = 1
+
+	// Frame types. ONLY APPEND TO THIS LIST.
+	frameHello     byte = 1 // handshake: algorithm id and a random nonce, in clear
+	frameHeartbeat byte = 2 // heartbeat: sealed payload
+
+	// Header flags.
+	flagUIDInPayload byte = 1 // HeaderEncrypted: the sender UID is sealed in the payload
+
+	// lenSize is the size of the length prefix.
+	lenSize = 4
+	// headerSize is the fixed part of a frame header: length, version,
+	// type, flags, sequence number, UID length. The sender UID follows.
+	headerSize = lenSize + 1 + 1 + 1 + 8 + 1
+
+	// MaxFrameSize is the largest frame accepted, in bytes after the length
+	// prefix. A peer that declares a longer frame is disconnected before
+	// anything is allocated.
+	MaxFrameSize = 1 << 20
+
+	// nonceSize is the size of each side's handshake nonce.
+	nonceSize = 16
+	// helloSize is the size of a hello body: algorithm id, nonce.
+	helloSize = 1 + nonceSize
+
+	// Heartbeat flags.
+	beatLeaving byte = 1 // the sender is stopping: count it dead now
+	beatKeys    byte = 2 // the full key set follows
+)
+
+// frame is a parsed frame; its slices alias the read buffer.
+type frame struct {
+	typ   byte
+	flags byte
+	seq   uint64
+	uid   []byte // sender UID from the header, empty if in payload
+	hdr   []byte // the header bytes, authenticated as additional data
+	body  []byte
+}
+
+// appendHeader appends a frame header for a body of bodyLen bytes.
+func appendHeader(dst []byte, typ, flags byte, seq uint64, uid string, bodyLen int) []byte {
+	n := headerSize - lenSize + len(uid) + bodyLen
+	dst = binary.BigEndian.AppendUint32(dst, uint32(n))
+	dst = append(dst, wireVersion, typ, flags)
+	dst = binary.BigEndian.AppendUint64(dst, seq)
+	dst = append(dst, byte(len(uid)))
+	return append(dst, uid...)
+}
+
+// readFrame reads one frame into buf (grown if needed) and parses its
+// header. It checks the declared length before allocating, and the
+// version before anything else.
+func readFrame(r io.Reader, buf []byte) (frame, []byte, error) {
+	var f frame
+	if cap(buf) < headerSize {
+		buf = make([]byte, 0, 512)
+	}
+	lb := buf[:lenSize]
+	if _, err := io.ReadFull(r, lb); err != nil {
+		return f, buf, err
+	}
+	n := int(binary.BigEndian.Uint32(lb))
+	if n > MaxFrameSize {
+		return f, buf, fmt.Errorf("%w: %d bytes declared, limit %d", ErrFrameTooLarge, n, MaxFrameSize)
+	}
+	if n < headerSize-lenSize {
+		return f, buf, fmt.Errorf("%w: length %d shorter than a header", ErrBadFrame, n)
+	}
+	if cap(buf) < lenSize+n {
+		nb := make([]byte, lenSize+n)
+		copy(nb, lb)
+		buf = nb
+	}
+	buf = buf[:lenSize+n]
+	if _, err := io.ReadFull(r, buf[lenSize:]); err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return f, buf, err
+	}
+	f, err := parseFrame(buf)
+	return f, buf, err
+}
+
+// parseFrame parses a whole frame, length prefix included.
+func parseFrame(b []byte) (frame, error) {
+	var f frame
+	if len(b) < headerSize {
+		return f, fmt.Errorf("%w: %d bytes, shorter than a header", ErrBadFrame, len(b))
+	}
+	if int(binary.BigEndian.Uint32(b)) != len(b)-lenSize {
+		return f, fmt.Errorf("%w: length prefix does not match", ErrBadFrame)
+	}
+	if b[4] != wireVersion {
+		return f, fmt.Errorf("%w: %d (this node speaks %d)", ErrVersion, b[4], wireVersion)
+	}
+	f.typ, f.flags = b[5], b[6]
+	f.seq = binary.BigEndian.Uint64(b[7:])
+	ul := int(b[15])
+	if len(b) < headerSize+ul {
+		return f, fmt.Errorf("%w: UID runs past the frame", ErrBadFrame)
+	}
+	f.uid = b[headerSize : headerSize+ul]
+	f.hdr = b[:headerSize+ul]
+	f.body = b[headerSize+ul:]
+	return f, nil
+}
+
+// beat is a heartbeat's content.
+type beat struct {
+	uid        string
+	start      int64 // start time, Unix nanoseconds
+	inc        uint64
+	leaving    bool
+	keyVersion uint64
+	keys       []string // sorted; sent only with beatKeys
+}
+
+// encodeBeat returns the heartbeat payload, UID first. With withKeys the
+// full key set is included. The UID prefix is uidPrefixLen(b.uid) bytes
+// long; a sender whose header carries the UID sends the payload without it.
+func encodeBeat(b *beat, withKeys bool) ([]byte, error) {
+	size := 1 + len(b.uid) + 8 + 8 + 1 + 8 + 1
+	if withKeys {
+		size += 4
+		for _, k := range b.keys {
+			size += 2 + len(k)
+		}
+	}
+	if size+headerSize+64 > MaxFrameSize {
+		return nil, ErrKeySetTooLarge
+	}
+	p := make([]byte, 0, size)
+	p = append(p, byte(len(b.uid)))
+	p = append(p, b.uid...)
+	p = binary.BigEndian.AppendUint64(p, uint64(b.start))
+	p = binary.BigEndian.AppendUint64(p, b.inc)
+	var fl byte
+	if b.leaving {
+		fl |= beatLeaving
+	}
+	if withKeys {
+		fl |= beatKeys
+	}
+	p = append(p, fl)
+	p = binary.BigEndian.AppendUint64(p, b.keyVersion)
+	p = append(p, 0) // extension count: later versions append (type, len, value) fields
+	if withKeys {
+		p = binary.BigEndian.AppendUint32(p, uint32(len(b.keys)))
+		for _, k := range b.keys {
+			p = binary.BigEndian.AppendUint16(p, uint16(len(k)))
+			p = append(p, k...)
+		}
+	}
+	return p, nil
+}
+
+func uidPrefixLen(uid string) int { return 1 + len(uid) }
+
+// beatView is a decoded heartbeat whose slices alias the payload, so that
+// a steady-state heartbeat is read without allocating.
+type beatView struct {
+	uid        []byte
+	start      int64
+	inc        uint64
+	flags      byte
+	keyVersion uint64
+	keys       []string // with beatKeys only; allocated only then
+}
+
+// decodeBeat decodes a payload; uid, if not nil, is the sender UID from
+// the header, and the payload then starts without it.
+func decodeBeat(p []byte, uid []byte) (beatView, error) {
+	var v beatView
+	if uid == nil {
+		if len(p) < 1 || len(p) < 1+int(p[0]) {
+			return v, fmt.Errorf("%w: truncated UID", ErrBadFrame)
+		}
+		uid, p = p[1:1+int(p[0])], p[1+int(p[0]):]
+	}
+	if len(uid) == 0 {
+		return v, fmt.Errorf("%w: empty UID", ErrBadFrame)
+	}
+	v.uid = uid
+	if len(p) < 8+8+1+8+1 {
+		return v, fmt.Errorf("%w: truncated heartbeat", ErrBadFrame)
+	}
+	v.start = int64(binary.BigEndian.Uint64(p))
+	v.inc = binary.BigEndian.Uint64(p[8:])
+	v.flags = p[16]
+	v.keyVersion = binary.BigEndian.Uint64(p[17:])
+	ext := int(p[25])
+	p = p[26:]
+	for range ext { // skip extensions this version does not know
+		if len(p) < 3 {
+			return v, fmt.Errorf("%w: truncated extension", ErrBadFrame)
+		}
+		l := int(binary.BigEndian.Uint16(p[1:]))
+		if len(p) < 3+l {
+			return v, fmt.Errorf("%w: truncated extension", ErrBadFrame)
+		}
+		p = p[3+l:]
+	}
+	if v.flags&beatKeys != 0 {
+		keys, err := decodeKeys(p)
+		if err != nil {
+			return v, err
+		}
+		v.keys = keys
+	} else if len(p) != 0 {
+		return v, fmt.Errorf("%w: %d trailing bytes", ErrBadFrame, len(p))
+	}
+	return v, nil
+}
+
+// decodeKeys decodes a key list: a count, then length-prefixed keys.
+func decodeKeys(p []byte) ([]string, error) {
+	if len(p) < 4 {
+		return nil, fmt.Errorf("%w: truncated key count", ErrBadFrame)
+	}
+	n := binary.BigEndian.Uint32(p)
+	p = p[4:]
+	if uint64(n)*2 > uint64(len(p)) || n > math.MaxInt32 {
+		return nil, fmt.Errorf("%w: %d keys cannot fit in %d bytes", ErrBadFrame, n, len(p))
+	}
+	keys := make([]string, 0, n)
+	for range n {
+		if len(p) < 2 {
+			return nil, fmt.Errorf("%w: truncated key", ErrBadFrame)
+		}
+		l := int(binary.BigEndian.Uint16(p))
+		if len(p) < 2+l || l == 0 {
+			return nil, fmt.Errorf("%w: bad key length %d", ErrBadFrame, l)
+		}
+		keys = append(keys, string(p[2:2+l]))
+		p = p[2+l:]
+	}
+	if len(p) != 0 {
+		return nil, fmt.Errorf("%w: %d trailing bytes", ErrBadFrame, len(p))
+	}
+	return keys, nil
+}
+
+// appendHello appends a hello frame.
+func appendHello(dst []byte, algID byte, nonce []byte) []byte {
+	dst = appendHeader(dst, frameHello, 0, 0, "", helloSize)
+	dst = append(dst, algID)
+	return append(dst, nonce...)
+}
