@@ -48,6 +48,9 @@ type peer struct {
 	leaving    bool
 	keys       map[string]struct{}
 	keyVersion uint64
+	has        bitset    // keys ∩ this node's keys, over ki
+	ki         *keyIndex // the index has was computed on
+	hash       uint64    // nodeHash(uid), for Balance
 	conns      map[*conn]struct{} // connections that carried its heartbeats and are up
 	servers    map[string]bool    // configured server ids it answered on
 }
@@ -58,7 +61,9 @@ type elector struct {
 	m       *Msc
 	conns   map[*conn]*peer // every connection past its handshake; nil until it heard
 	peers   map[string]*peer
-	keys    map[string]struct{}
+	keys    map[string]struct{} // this node's keys
+	ki      *keyIndex           // index of keys, rebuilt when they change
+	selfH   uint64              // nodeHash of this node
 	keyVer  uint64
 	ready   bool
 	pending map[string]bool // servers not yet heard from or failed, at start
@@ -75,7 +80,17 @@ type snapshot struct {
 	ready     bool
 	master    bool
 	masterUID string
-	keys      map[string]keyState
+	ki        *keyIndex  // this node's keys
+	keys      []keyState // by position in ki
+}
+
+// key returns the state of key, and false for a key this node lacks.
+func (s *snapshot) key(k string) (keyState, bool) {
+	i, ok := s.ki.idx[k]
+	if !ok {
+		return keyState{}, false
+	}
+	return s.keys[i], true
 }
 
 type keyState struct {
@@ -91,18 +106,17 @@ func less(startA int64, uidA string, startB int64, uidB string) bool {
 	return uidA < uidB
 }
 
-func newElector(m *Msc, keys []string, servers []string) *elector {
+func newElector(m *Msc, keys map[string]struct{}, servers []string) *elector {
 	e := &elector{
 		m:       m,
 		conns:   make(map[*conn]*peer),
 		peers:   make(map[string]*peer),
-		keys:    make(map[string]struct{}, len(keys)),
+		keys:    keys,
 		pending: make(map[string]bool, len(servers)),
-		snap:    &snapshot{},
+		snap:    &snapshot{ki: noKeys},
+		selfH:   nodeHash(m.cfg.UID),
 	}
-	for _, k := range keys {
-		e.keys[k] = struct{}{}
-	}
+	e.ki = newKeyIndex(e.keys)
 	for _, s := range servers {
 		e.pending[s] = true
 	}
@@ -210,7 +224,7 @@ func (e *elector) beat(c *conn, b beatInfo) {
 				e.conns[oc] = nil
 			}
 		}
-		p = &peer{uid: b.uid, inc: b.inc, conns: make(map[*conn]struct{}), servers: make(map[string]bool)}
+		p = &peer{uid: b.uid, inc: b.inc, hash: nodeHash(b.uid), conns: make(map[*conn]struct{}), servers: make(map[string]bool)}
 		e.peers[b.uid] = p
 		changed = true
 	}
@@ -244,6 +258,7 @@ func (e *elector) beat(c *conn, b beatInfo) {
 		for _, k := range b.keys {
 			p.keys[k] = struct{}{}
 		}
+		p.ki = nil
 	}
 	e.resolve(c.server)
 	if changed {
@@ -267,45 +282,78 @@ func sameKeys(have map[string]struct{}, keys []string) bool {
 // changes.
 func (e *elector) elect() {
 	m := e.m
-	s := &snapshot{running: !e.leaving, ready: e.ready && !e.leaving, keys: make(map[string]keyState, len(e.keys))}
+	s := &snapshot{running: !e.leaving, ready: e.ready && !e.leaving, ki: e.ki, keys: make([]keyState, len(e.ki.list))}
 	if s.running {
 		selfStart, selfUID := m.start, m.cfg.UID
+		// e.order: the live peers, oldest first; older: how many of them
+		// are older than this node.
 		e.order = e.order[:0]
 		for _, p := range e.peers {
-			if p.live() && less(p.start, p.uid, selfStart, selfUID) {
+			if p.live() {
+				if p.ki != e.ki {
+					p.has, p.ki = e.ki.bits(p.keys), e.ki
+				}
 				e.order = append(e.order, p)
 			}
 		}
 		sort.Slice(e.order, func(i, j int) bool {
 			return less(e.order[i].start, e.order[i].uid, e.order[j].start, e.order[j].uid)
 		})
+		older := sort.Search(len(e.order), func(i int) bool {
+			return !less(e.order[i].start, e.order[i].uid, selfStart, selfUID)
+		})
 		s.masterUID = selfUID
-		if len(e.order) > 0 {
+		if older > 0 {
 			s.masterUID = e.order[0].uid
 		}
 		s.master = s.ready && s.masterUID == selfUID
 		if !s.ready {
 			s.masterUID = ""
 		}
-		for k := range e.keys {
-			ks := keyState{uid: selfUID}
-			for _, p := range e.order { // only older peers can beat this node
-				if _, ok := p.keys[k]; ok {
-					ks.uid = p.uid
-					break
-				}
+		if s.ready {
+			if m.cfg.Balance {
+				e.electBalanced(s.keys)
+			} else {
+				e.electOldest(s.keys, e.order[:older])
 			}
-			ks.master = s.ready && ks.uid == selfUID
-			if !s.ready {
-				ks.uid = ""
-			}
-			s.keys[k] = ks
 		}
 	}
 	old := e.snap
 	e.snap = s
 	m.snap.Store(s)
 	m.notifyChanges(old, s)
+}
+
+// electOldest: the master of a key is the oldest live node holding it.
+// Only the peers older than this node can beat it.
+func (e *elector) electOldest(out []keyState, older []*peer) {
+	self := e.m.cfg.UID
+	for i := range out {
+		out[i] = keyState{master: true, uid: self}
+		for _, p := range older {
+			if p.has.has(i) {
+				out[i] = keyState{uid: p.uid}
+				break
+			}
+		}
+	}
+}
+
+// electBalanced: the master of a key is the live node holding it with the
+// highest rendezvous weight.
+func (e *elector) electBalanced(out []keyState) {
+	self := e.m.cfg.UID
+	for i, kh := range e.ki.hash {
+		best, bestW := self, weight(kh, e.selfH)
+		for _, p := range e.order {
+			if p.has.has(i) {
+				if w := weight(kh, p.hash); w > bestW || w == bestW && p.uid < best {
+					best, bestW = p.uid, w
+				}
+			}
+		}
+		out[i] = keyState{master: best == self, uid: best}
+	}
 }
 
 // kickAll asks every connection to send the current heartbeat now.
@@ -322,11 +370,7 @@ func (e *elector) kickAll() {
 func (e *elector) publishBeat() {
 	m := e.m
 	b := &beat{uid: m.cfg.UID, start: m.start, inc: m.inc, leaving: e.leaving, keyVersion: e.keyVer}
-	b.keys = make([]string, 0, len(e.keys))
-	for k := range e.keys {
-		b.keys = append(b.keys, k)
-	}
-	slices.Sort(b.keys)
+	b.keys = e.ki.list
 	full, err := encodeBeat(b, true)
 	if err != nil {
 		m.report(err)
@@ -368,6 +412,7 @@ func (e *elector) setKeys(add, remove []string) {
 	if !changed {
 		return
 	}
+	e.ki = newKeyIndex(e.keys)
 	e.keyVer++
 	e.publishBeat()
 	e.elect()
@@ -414,9 +459,8 @@ func (e *elector) status() Status {
 		}
 		return strings.Compare(a.UID, b.UID)
 	})
-	for k, ks := range s.keys {
-		st.Keys = append(st.Keys, KeyStatus{Key: k, IsMaster: ks.master, Master: ks.uid})
+	for i, ks := range s.keys {
+		st.Keys = append(st.Keys, KeyStatus{Key: s.ki.list[i], IsMaster: ks.master, Master: ks.uid})
 	}
-	slices.SortFunc(st.Keys, func(a, b KeyStatus) int { return strings.Compare(a.Key, b.Key) })
 	return st
 }

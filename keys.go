@@ -15,7 +15,10 @@ func (m *Msc) IsMaster() bool { return m.snap.Load().master }
 // IsMasterByKey reports whether this node is master for key: the oldest of
 // itself and the live peers that hold key. It is false for a key this node
 // has not added. It is a lock-free read that does not allocate.
-func (m *Msc) IsMasterByKey(key string) bool { return m.snap.Load().keys[key].master }
+func (m *Msc) IsMasterByKey(key string) bool {
+	ks, _ := m.snap.Load().key(key)
+	return ks.master
+}
 
 // Master returns the UID of the node this node thinks is the global
 // master. ok is false while the node is not running or has not yet heard
@@ -29,7 +32,7 @@ func (m *Msc) Master() (uid string, ok bool) {
 // hold it. ok is false for a key this node has not added, and when Master
 // would return false.
 func (m *Msc) MasterByKey(key string) (uid string, ok bool) {
-	ks := m.snap.Load().keys[key]
+	ks, _ := m.snap.Load().key(key)
 	return ks.uid, ks.uid != ""
 }
 
@@ -37,25 +40,42 @@ func (m *Msc) MasterByKey(key string) (uid string, ok bool) {
 // peers are told at once; when AddKey returns, IsMasterByKey reflects the
 // new key. An empty key, or one longer than MaxKeyLen, is ignored and
 // reported to OnError.
-func (m *Msc) AddKey(key string) { m.changeKeys(key, true) }
+func (m *Msc) AddKey(key string) { m.changeKeys(true, key) }
+
+// AddKeys adds several keys at once: one election and one message to the
+// peers, where AddKey in a loop would cost one each.
+func (m *Msc) AddKeys(keys ...string) { m.changeKeys(true, keys...) }
 
 // RemoveKey stops this node competing for key; peers are told at once.
-func (m *Msc) RemoveKey(key string) { m.changeKeys(key, false) }
+func (m *Msc) RemoveKey(key string) { m.changeKeys(false, key) }
 
-func (m *Msc) changeKeys(key string, add bool) {
+// RemoveKeys removes several keys at once.
+func (m *Msc) RemoveKeys(keys ...string) { m.changeKeys(false, keys...) }
+
+func (m *Msc) changeKeys(add bool, keys ...string) {
 	if add {
-		if err := checkKey(key); err != nil {
-			m.report(err)
-			return
+		valid := keys[:0:0]
+		for _, k := range keys {
+			if err := checkKey(k); err != nil {
+				m.report(err)
+				continue
+			}
+			valid = append(valid, k)
 		}
+		keys = valid
+	}
+	if len(keys) == 0 {
+		return
 	}
 	m.mu.Lock()
 	switch m.state {
 	case stateNew:
-		if add {
-			m.keys = appendUnique(m.keys, key)
-		} else {
-			m.keys = slices.DeleteFunc(m.keys, func(k string) bool { return k == key })
+		for _, key := range keys {
+			if add {
+				m.keys[key] = struct{}{}
+			} else {
+				delete(m.keys, key)
+			}
 		}
 		m.mu.Unlock()
 		return
@@ -66,18 +86,33 @@ func (m *Msc) changeKeys(key string, add bool) {
 	m.mu.Unlock()
 	m.call(func(e *elector) {
 		if add {
-			e.setKeys([]string{key}, nil)
+			e.setKeys(keys, nil)
 		} else {
-			e.setKeys(nil, []string{key})
+			e.setKeys(nil, keys)
 		}
 	})
+}
+
+// MasterKeys returns the keys this node is master of, sorted.
+func (m *Msc) MasterKeys() []string {
+	s := m.snap.Load()
+	var out []string
+	for i, ks := range s.keys {
+		if ks.master {
+			out = append(out, s.ki.list[i])
+		}
+	}
+	return out
 }
 
 // Keys returns the keys this node competes for, sorted.
 func (m *Msc) Keys() []string {
 	m.mu.Lock()
 	if m.state != stateRunning {
-		keys := slices.Clone(m.keys)
+		keys := make([]string, 0, len(m.keys))
+		for k := range m.keys {
+			keys = append(keys, k)
+		}
 		m.mu.Unlock()
 		slices.Sort(keys)
 		return keys

@@ -39,7 +39,7 @@ type Msc struct {
 	state   int // stateNew, stateRunning, stateStopped
 	ln      net.Listener
 	clients map[string]*client
-	keys    []string // before Start; the elector owns the key set after
+	keys    map[string]struct{} // before Start; the elector owns the key set after
 
 	// cbMu guards the callbacks and the error rate limit. The elector takes
 	// it, so nobody holding it may wait for the elector.
@@ -73,26 +73,19 @@ func New(opts Options) (*Msc, error) {
 		inc:     binary.BigEndian.Uint64(b[:]),
 		clients: make(map[string]*client),
 		errSeen: make(map[string]time.Time),
+		keys:    make(map[string]struct{}, len(cfg.Keys)),
 		events:  make(chan event, 256),
 	}
 	m.ctx, m.cancel = context.WithCancel(context.Background())
 	for _, k := range cfg.Keys {
-		m.keys = appendUnique(m.keys, k)
+		m.keys[k] = struct{}{}
 	}
-	m.snap.Store(&snapshot{})
+	m.snap.Store(&snapshot{ki: noKeys})
 	m.disp.init()
 	m.queues.init(m)
 	return m, nil
 }
 
-func appendUnique(s []string, k string) []string {
-	for _, x := range s {
-		if x == k {
-			return s
-		}
-	}
-	return append(s, k)
-}
 
 // Start listens, dials the configured servers and begins electing. A node
 // with no servers is master as soon as Start returns; otherwise it claims
@@ -193,7 +186,7 @@ func (m *Msc) abort() {
 	ln := m.ln
 	m.mu.Unlock()
 	m.leaving.Store(true)
-	m.snap.Store(&snapshot{})
+	m.snap.Store(&snapshot{ki: noKeys})
 	if running {
 		ln.Close()
 	}
@@ -358,17 +351,24 @@ func (m *Msc) notifyChanges(old, s *snapshot) {
 	if old.master != s.master || old.masterUID != s.masterUID {
 		changes = append(changes, Change{IsMaster: s.master, Master: s.masterUID})
 	}
-	for k, ks := range s.keys {
-		if o, ok := old.keys[k]; !ok || o != ks {
-			if !ok && !ks.master && ks.uid == "" {
-				continue
-			}
-			changes = append(changes, Change{Key: k, IsMaster: ks.master, Master: ks.uid})
+	for i, ks := range s.keys {
+		var o keyState
+		if old.ki == s.ki {
+			o = old.keys[i]
+		} else {
+			o, _ = old.key(s.ki.list[i])
+		}
+		if o != ks {
+			changes = append(changes, Change{Key: s.ki.list[i], IsMaster: ks.master, Master: ks.uid})
 		}
 	}
-	for k, o := range old.keys {
-		if _, ok := s.keys[k]; !ok && (o.master || o.uid != "") {
-			changes = append(changes, Change{Key: k})
+	if old.ki != s.ki {
+		for i, k := range old.ki.list {
+			if o := old.keys[i]; o != (keyState{}) {
+				if _, ok := s.ki.idx[k]; !ok {
+					changes = append(changes, Change{Key: k})
+				}
+			}
 		}
 	}
 	if len(changes) == 0 {

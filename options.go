@@ -57,8 +57,15 @@ type Options struct {
 	UID string
 	// Logger receives debug and warning logs; default: discard.
 	Logger *slog.Logger
-	// Keys are the keys this node competes for from the start.
+	// Keys are the keys this node competes for from the start. For many
+	// keys, pass them here (or to AddKeys) rather than one AddKey each.
 	Keys []string
+	// Balance spreads the keys over the nodes: the master of a key is the
+	// live node holding it with the highest rendezvous weight (see
+	// README), instead of the oldest. A node joining or leaving moves only
+	// the keys it takes or held. The global master is still the oldest.
+	// Every node of a cluster must use the same setting.
+	Balance bool
 }
 
 // LogValue implements [slog.LogValuer]; the key is never logged.
