@@ -48,9 +48,9 @@ type peer struct {
 	leaving    bool
 	keys       map[string]struct{}
 	keyVersion uint64
-	has        bitset    // keys ∩ this node's keys, over ki
-	ki         *keyIndex // the index has was computed on
-	hash       uint64    // nodeHash(uid), for Balance
+	has        bitset             // keys ∩ this node's keys, over ki
+	ki         *keyIndex          // the index has was computed on
+	hash       uint64             // nodeHash(uid), for Balance
 	conns      map[*conn]struct{} // connections that carried its heartbeats and are up
 	servers    map[string]bool    // configured server ids it answered on
 }

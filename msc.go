@@ -86,7 +86,6 @@ func New(opts Options) (*Msc, error) {
 	return m, nil
 }
 
-
 // Start listens, dials the configured servers and begins electing. A node
 // with no servers is master as soon as Start returns; otherwise it claims
 // mastership only once it has heard from, or failed to reach, every
