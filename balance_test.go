@@ -183,7 +183,7 @@ func benchElector(b testing.TB, peers int, keys []string, balance bool) *elector
 	}
 	e := newElector(m, set, nil)
 	for i := range peers {
-		p := &peer{uid: fmt.Sprintf("peer%d", i), start: base.UnixNano() + int64(i%2), keys: set,
+		p := &peer{rank: rank{uid: fmt.Sprintf("peer%d", i), start: base.UnixNano() + int64(i%2)}, keys: set,
 			conns: map[*conn]struct{}{{}: {}}}
 		p.hash = nodeHash(p.uid)
 		e.peers[p.uid] = p

@@ -42,6 +42,9 @@ type conn struct {
 	peerUID    string
 	peerStart  int64
 	peerInc    uint64
+	peerPrio   int64
+	peerClaim  bool
+	peerTerm   uint64
 	keyVersion uint64
 	beats      int
 }
@@ -161,6 +164,7 @@ func (c *conn) readLoop() error {
 		c.lastHeard.Store(time.Now().UnixNano())
 		c.beats++
 		if c.beats > 1 && v.flags == 0 && v.start == c.peerStart && v.inc == c.peerInc &&
+			v.prio == c.peerPrio && v.claim == c.peerClaim && v.term == c.peerTerm &&
 			v.keyVersion == c.keyVersion && string(v.uid) == c.peerUID {
 			continue // steady state: nothing new for the elector
 		}
@@ -172,13 +176,14 @@ func (c *conn) readLoop() error {
 			}
 		}
 		c.peerStart, c.peerInc = v.start, v.inc
+		c.peerPrio, c.peerClaim, c.peerTerm = v.prio, v.claim, v.term
 		if v.keys != nil || v.flags&beatKeys != 0 {
 			c.keyVersion = v.keyVersion
 		}
 		c.m.elect(event{kind: evBeat, c: c, beat: beatInfo{
-			uid: c.peerUID, start: v.start, inc: v.inc,
+			uid: c.peerUID, start: v.start, inc: v.inc, prio: v.prio, claim: v.claim, term: v.term,
 			leaving: v.flags&beatLeaving != 0, hasKeys: v.flags&beatKeys != 0,
-			keyVersion: v.keyVersion, keys: v.keys,
+			keyVersion: v.keyVersion, keys: v.keys, keyTerms: v.keyTerms,
 		}})
 		if v.flags&beatLeaving != 0 {
 			return io.EOF
@@ -204,6 +209,9 @@ func (c *conn) writeLoop() {
 		hb := c.m.beat.Load()
 		if c.m.silent.Load() { // test hook: a node whose traffic stops
 			continue
+		}
+		if time.Since(time.Unix(0, c.m.lastTick.Load())) > wait && !hb.leaving {
+			continue // paused: this heartbeat may be stale; the elector will kick again
 		}
 		payload := hb.short
 		if hb.keyVersion != sentVersion {

@@ -3,19 +3,19 @@ package msc
 import (
 	"slices"
 	"sort"
-	"strings"
 	"time"
 )
 
 // The elector is the one goroutine that owns the election state: the
-// peers, their liveness and key sets, this node's keys, readiness. The
-// connections and the public methods feed it events; it publishes an
-// immutable snapshot for readers and the heartbeat for the writers.
+// peers, their liveness, key sets and claims, this node's keys, terms and
+// readiness. The connections and the public methods feed it events; it
+// publishes an immutable snapshot for readers and the heartbeat for the
+// writers.
 
 // Event kinds.
 const (
 	evUp          = iota // a connection finished its handshake
-	evBeat               // a heartbeat with news (first on a connection, keys, leaving)
+	evBeat               // a heartbeat with news (first on a connection, keys, claims, leaving)
 	evDown               // a connection ended
 	evUnreachable        // a configured server could not be reached
 	evFunc               // run fn on the elector (public methods)
@@ -34,43 +34,90 @@ type beatInfo struct {
 	uid        string
 	start      int64
 	inc        uint64
+	prio       int64
+	claim      bool
+	term       uint64
 	leaving    bool
 	hasKeys    bool
 	keyVersion uint64
 	keys       []string
+	keyTerms   []uint64
+}
+
+// rank is a node's place in the election order.
+type rank struct {
+	prio  int64
+	start int64
+	uid   string
+}
+
+// before orders nodes: higher priority first, then the earlier start
+// time, then the smaller UID.
+func (a rank) before(b rank) bool {
+	if a.prio != b.prio {
+		return a.prio > b.prio
+	}
+	return less(a.start, a.uid, b.start, b.uid)
+}
+
+// less orders nodes of equal priority: earlier start time first, then the
+// smaller UID.
+func less(startA int64, uidA string, startB int64, uidB string) bool {
+	if startA != startB {
+		return startA < startB
+	}
+	return uidA < uidB
 }
 
 // peer is what the elector knows of another node.
 type peer struct {
-	uid        string
-	start      int64
+	rank
 	inc        uint64
 	leaving    bool
+	claim      bool   // it says it is global master
+	term       uint64 // its global term
 	keys       map[string]struct{}
+	claims     map[string]uint64 // keys it says it masters, with their terms
 	keyVersion uint64
 	has        bitset             // keys ∩ this node's keys, over ki
-	ki         *keyIndex          // the index has was computed on
+	claimed    bitset             // claims ∩ this node's keys, over ki
+	ki         *keyIndex          // the index has and claimed were computed on
 	hash       uint64             // nodeHash(uid), for Balance
 	conns      map[*conn]struct{} // connections that carried its heartbeats and are up
 	servers    map[string]bool    // configured server ids it answered on
+	lastHeard  int64              // Unix ns, as of its last connection going down
 }
 
 func (p *peer) live() bool { return len(p.conns) > 0 && !p.leaving }
 
+// heard returns when a valid frame from p last arrived.
+func (p *peer) heard() int64 {
+	last := p.lastHeard
+	for c := range p.conns {
+		last = max(last, c.lastHeard.Load())
+	}
+	return last
+}
+
 type elector struct {
 	m       *Msc
+	self    rank
 	conns   map[*conn]*peer // every connection past its handshake; nil until it heard
 	peers   map[string]*peer
 	keys    map[string]struct{} // this node's keys
 	ki      *keyIndex           // index of keys, rebuilt when they change
 	selfH   uint64              // nodeHash of this node
-	keyVer  uint64
+	keyVer  uint64              // version of the key set and key claims
+	term    uint64              // highest global term known
+	keyTerm []uint64            // highest term known per key, over ki
 	ready   bool
-	pending map[string]bool // servers not yet heard from or failed, at start
+	pending map[string]bool // servers not yet heard from or failed, since Start or a pause
+	readyAt time.Time       // when to stop waiting for pending servers
 	leaving bool
 	snap    *snapshot
 	order   []*peer       // scratch: live peers in order
 	drained chan struct{} // Stop: closed when the last connection is down
+	wakeAt  time.Time     // Quorum: when the next lease deadline passes
 }
 
 // snapshot is the published, immutable result of an election. Readers load
@@ -80,6 +127,7 @@ type snapshot struct {
 	ready     bool
 	master    bool
 	masterUID string
+	term      uint64
 	ki        *keyIndex  // this node's keys
 	keys      []keyState // by position in ki
 }
@@ -96,62 +144,84 @@ func (s *snapshot) key(k string) (keyState, bool) {
 type keyState struct {
 	master bool
 	uid    string
-}
-
-// less orders nodes: earlier start time first, then the smaller UID.
-func less(startA int64, uidA string, startB int64, uidB string) bool {
-	if startA != startB {
-		return startA < startB
-	}
-	return uidA < uidB
+	term   uint64
 }
 
 func newElector(m *Msc, keys map[string]struct{}, servers []string) *elector {
 	e := &elector{
 		m:       m,
+		self:    rank{prio: int64(m.cfg.Priority), start: m.start, uid: m.cfg.UID},
 		conns:   make(map[*conn]*peer),
 		peers:   make(map[string]*peer),
 		keys:    keys,
-		pending: make(map[string]bool, len(servers)),
 		snap:    &snapshot{ki: noKeys},
 		selfH:   nodeHash(m.cfg.UID),
+		keyVer:  1,
+		readyAt: time.Now().Add(m.cfg.WaitTimeout),
 	}
 	e.ki = newKeyIndex(e.keys)
+	e.keyTerm = make([]uint64, len(e.ki.list))
+	e.await(servers)
+	return e
+}
+
+// await makes the node wait, before it claims anything, until it has heard
+// from or failed to reach each of servers, or WaitTimeout has passed.
+func (e *elector) await(servers []string) {
+	e.pending = make(map[string]bool, len(servers))
 	for _, s := range servers {
 		e.pending[s] = true
 	}
 	e.ready = len(e.pending) == 0
-	e.keyVer = 1
-	return e
+	e.readyAt = time.Now().Add(e.m.cfg.WaitTimeout)
 }
 
 // run is the elector goroutine, started by Start and waited for by Stop.
 func (e *elector) run() {
 	defer e.m.wg.Done()
 	m := e.m
-	e.publishBeat()
-	e.elect()
 	tick := time.NewTicker(m.cfg.Interval)
 	defer tick.Stop()
-	var readyC <-chan time.Time
-	if !e.ready {
-		t := time.NewTimer(m.cfg.WaitTimeout)
-		defer t.Stop()
-		readyC = t.C
-	}
+	wake := time.NewTimer(time.Hour)
+	defer wake.Stop()
+	lastTick := time.Now()
+	m.lastTick.Store(lastTick.UnixNano())
 	for {
+		// One timer for the next deadline: readiness, or a Quorum lease.
+		next := e.wakeAt
+		if !e.ready && (next.IsZero() || e.readyAt.Before(next)) {
+			next = e.readyAt
+		}
+		if !next.IsZero() {
+			wake.Reset(time.Until(next))
+		} else {
+			wake.Stop()
+		}
 		select {
 		case <-m.ctx.Done():
 			return
-		case <-tick.C:
-			e.kickAll()
-		case <-readyC:
-			readyC = nil
-			if !e.ready {
-				e.ready = true
-				e.m.cfg.Logger.Debug("msc: ready after WaitTimeout", "pending", len(e.pending))
+		case now := <-tick.C:
+			if gap := now.Sub(lastTick); gap > m.cfg.WaitTimeout && !e.leaving {
+				// This process was paused (SIGSTOP, a VM freeze) or
+				// starved: its view of the peers is stale. Claim nothing
+				// until it has heard from them again.
+				m.cfg.Logger.Warn("msc: paused, re-joining", "gap", gap)
+				e.await(m.serverIDs())
 				e.elect()
 			}
+			lastTick = now
+			m.lastTick.Store(now.UnixNano())
+			if m.cfg.Quorum > 0 && e.snap.ready {
+				e.elect()
+			}
+			e.kickAll()
+		case <-wake.C:
+			e.wakeAt = time.Time{}
+			if !e.ready && !time.Now().Before(e.readyAt) {
+				e.ready = true
+				m.cfg.Logger.Debug("msc: ready after WaitTimeout", "pending", len(e.pending))
+			}
+			e.elect()
 		case ev := <-m.events:
 			e.handle(ev)
 			if ev.done != nil {
@@ -169,6 +239,7 @@ func (e *elector) handle(ev event) {
 		p := e.conns[ev.c]
 		delete(e.conns, ev.c)
 		if p != nil {
+			p.lastHeard = max(p.lastHeard, ev.c.lastHeard.Load())
 			delete(p.conns, ev.c)
 			if len(p.conns) == 0 {
 				e.m.cfg.Logger.Debug("msc: peer down", "peer", p.uid)
@@ -224,7 +295,8 @@ func (e *elector) beat(c *conn, b beatInfo) {
 				e.conns[oc] = nil
 			}
 		}
-		p = &peer{uid: b.uid, inc: b.inc, hash: nodeHash(b.uid), conns: make(map[*conn]struct{}), servers: make(map[string]bool)}
+		p = &peer{inc: b.inc, hash: nodeHash(b.uid), conns: make(map[*conn]struct{}), servers: make(map[string]bool)}
+		p.uid = b.uid
 		e.peers[b.uid] = p
 		changed = true
 	}
@@ -241,8 +313,8 @@ func (e *elector) beat(c *conn, b beatInfo) {
 	if c.server != "" {
 		p.servers[c.server] = true
 	}
-	if p.start != b.start {
-		p.start = b.start
+	if p.start != b.start || p.prio != b.prio || p.claim != b.claim || p.term != b.term {
+		p.start, p.prio, p.claim, p.term = b.start, b.prio, b.claim, b.term
 		changed = true
 	}
 	if b.leaving && !p.leaving {
@@ -250,15 +322,17 @@ func (e *elector) beat(c *conn, b beatInfo) {
 		changed = true
 	}
 	if b.hasKeys && b.keyVersion >= p.keyVersion {
-		if p.keyVersion != b.keyVersion || !sameKeys(p.keys, b.keys) {
-			changed = true
-		}
 		p.keyVersion = b.keyVersion
 		p.keys = make(map[string]struct{}, len(b.keys))
-		for _, k := range b.keys {
+		p.claims = make(map[string]uint64)
+		for i, k := range b.keys {
 			p.keys[k] = struct{}{}
+			if i < len(b.keyTerms) && b.keyTerms[i] != 0 {
+				p.claims[k] = b.keyTerms[i]
+			}
 		}
 		p.ki = nil
+		changed = true
 	}
 	e.resolve(c.server)
 	if changed {
@@ -266,71 +340,182 @@ func (e *elector) beat(c *conn, b beatInfo) {
 	}
 }
 
-func sameKeys(have map[string]struct{}, keys []string) bool {
-	if len(have) != len(keys) {
-		return false
-	}
-	for _, k := range keys {
-		if _, ok := have[k]; !ok {
-			return false
-		}
-	}
-	return true
-}
-
-// elect recomputes the masters, publishes the snapshot and reports the
-// changes.
+// elect recomputes the masters, publishes the snapshot and the heartbeat
+// if they changed, and reports the changes.
 func (e *elector) elect() {
 	m := e.m
+	now := time.Now()
+	old := e.snap
 	s := &snapshot{running: !e.leaving, ready: e.ready && !e.leaving, ki: e.ki, keys: make([]keyState, len(e.ki.list))}
+	e.wakeAt = time.Time{}
 	if s.running {
-		selfStart, selfUID := m.start, m.cfg.UID
-		// e.order: the live peers, oldest first; older: how many of them
-		// are older than this node.
-		e.order = e.order[:0]
-		for _, p := range e.peers {
-			if p.live() {
-				if p.ki != e.ki {
-					p.has, p.ki = e.ki.bits(p.keys), e.ki
-				}
-				e.order = append(e.order, p)
+		e.collect()
+		quorum := e.quorum(now)
+		// Global mastership.
+		winner := e.self
+		if len(e.order) > 0 && e.order[0].before(winner) {
+			winner = e.order[0].rank
+		}
+		if m.cfg.Sticky {
+			// A live master keeps mastership; among several, the first.
+			if c, ok := e.firstClaimant(old.master, func(p *peer) bool { return p.claim }); ok {
+				winner = c
 			}
 		}
-		sort.Slice(e.order, func(i, j int) bool {
-			return less(e.order[i].start, e.order[i].uid, e.order[j].start, e.order[j].uid)
-		})
-		older := sort.Search(len(e.order), func(i int) bool {
-			return !less(e.order[i].start, e.order[i].uid, selfStart, selfUID)
-		})
-		s.masterUID = selfUID
-		if older > 0 {
-			s.masterUID = e.order[0].uid
+		s.masterUID = winner.uid
+		if winner.uid == e.self.uid {
+			s.master = s.ready && quorum && e.free(now, old.master, func(p *peer) bool { return p.claim })
+			if !s.master {
+				s.masterUID = e.claimant(func(p *peer) bool { return p.claim })
+			}
 		}
-		s.master = s.ready && s.masterUID == selfUID
+		for _, p := range e.peers {
+			e.term = max(e.term, p.term)
+		}
+		if s.master && !old.master {
+			e.term++ // mastership passes to this node: a new term
+		}
+		s.term = e.term
 		if !s.ready {
 			s.masterUID = ""
 		}
+		// Per-key mastership.
 		if s.ready {
 			if m.cfg.Balance {
 				e.electBalanced(s.keys)
 			} else {
-				e.electOldest(s.keys, e.order[:older])
+				e.electOldest(s.keys)
 			}
+			e.settleKeys(now, old, s, quorum)
 		}
 	}
-	old := e.snap
 	e.snap = s
 	m.snap.Store(s)
+	if old.master != s.master || old.term != s.term || !sameClaims(old, s) || old.running != s.running {
+		if !sameClaims(old, s) {
+			e.keyVer++ // the key claims travel with the key set
+		}
+		e.publishBeat()
+		e.kickAll()
+	}
 	m.notifyChanges(old, s)
 }
 
-// electOldest: the master of a key is the oldest live node holding it.
-// Only the peers older than this node can beat it.
-func (e *elector) electOldest(out []keyState, older []*peer) {
-	self := e.m.cfg.UID
+// collect fills e.order with the live peers in election order, and brings
+// their key bitsets up to date.
+func (e *elector) collect() {
+	e.order = e.order[:0]
+	for _, p := range e.peers {
+		if p.live() {
+			if p.ki != e.ki {
+				p.has, p.claimed, p.ki = e.ki.bits(p.keys), e.ki.bits(claimSet(p.claims)), e.ki
+			}
+			e.order = append(e.order, p)
+		}
+	}
+	sort.Slice(e.order, func(i, j int) bool { return e.order[i].before(e.order[j].rank) })
+}
+
+func claimSet(c map[string]uint64) map[string]struct{} {
+	s := make(map[string]struct{}, len(c))
+	for k := range c {
+		s[k] = struct{}{}
+	}
+	return s
+}
+
+// quorum reports whether this node sees Quorum nodes, itself included,
+// heard from within WaitTimeout minus the lease margin; it sets e.wakeAt
+// to when that may change.
+func (e *elector) quorum(now time.Time) bool {
+	q := e.m.cfg.Quorum
+	if q <= 1 {
+		return true
+	}
+	fresh := now.Add(-(e.m.cfg.WaitTimeout - e.margin())).UnixNano()
+	n := 1
+	for _, p := range e.order {
+		if h := p.heard(); h > fresh {
+			n++
+			e.wake(time.Unix(0, h).Add(e.m.cfg.WaitTimeout - e.margin()))
+		}
+	}
+	return n >= q
+}
+
+// margin is the lease margin of Quorum: a node without quorum steps down
+// WaitTimeout-margin after it last heard from its peers; a node steps up
+// no earlier than WaitTimeout+margin after a vanished master was last
+// heard.
+func (e *elector) margin() time.Duration { return e.m.cfg.Interval }
+
+func (e *elector) wake(t time.Time) {
+	if e.wakeAt.IsZero() || t.Before(e.wakeAt) {
+		e.wakeAt = t
+	}
+}
+
+// firstClaimant returns the first in order among the live peers that
+// claim a mastership, and this node if it holds it now.
+func (e *elector) firstClaimant(self bool, claims func(*peer) bool) (rank, bool) {
+	var best rank
+	found := false
+	if self {
+		best, found = e.self, true
+	}
+	for _, p := range e.order {
+		if claims(p) && (!found || p.before(best)) {
+			best, found = p.rank, true
+		}
+	}
+	return best, found
+}
+
+// claimant returns the first live peer that claims a mastership, or "".
+func (e *elector) claimant(claims func(*peer) bool) string {
+	for _, p := range e.order {
+		if claims(p) {
+			return p.uid
+		}
+	}
+	return ""
+}
+
+// free reports whether this node may take a mastership now. Without
+// Quorum it always may. With Quorum, a node that does not hold it yet
+// waits until no live peer claims it, and until a peer that claimed it and
+// vanished without leaving was last heard WaitTimeout+margin ago: its
+// lease has run out, so it has stepped down.
+func (e *elector) free(now time.Time, holds bool, claims func(*peer) bool) bool {
+	if e.m.cfg.Quorum <= 1 || holds {
+		return true
+	}
+	ok := true
+	for _, p := range e.peers {
+		if !claims(p) || p.leaving {
+			continue
+		}
+		if p.live() {
+			ok = false
+			continue
+		}
+		if end := time.Unix(0, p.heard()).Add(e.m.cfg.WaitTimeout + e.margin()); end.After(now) {
+			e.wake(end)
+			ok = false
+		}
+	}
+	return ok
+}
+
+// electOldest: the master of a key is the first in order among the live
+// nodes holding it.
+func (e *elector) electOldest(out []keyState) {
 	for i := range out {
-		out[i] = keyState{master: true, uid: self}
-		for _, p := range older {
+		out[i] = keyState{master: true, uid: e.self.uid}
+		for _, p := range e.order {
+			if !p.before(e.self) {
+				break // only the peers before this node can beat it
+			}
 			if p.has.has(i) {
 				out[i] = keyState{uid: p.uid}
 				break
@@ -342,18 +527,83 @@ func (e *elector) electOldest(out []keyState, older []*peer) {
 // electBalanced: the master of a key is the live node holding it with the
 // highest rendezvous weight.
 func (e *elector) electBalanced(out []keyState) {
-	self := e.m.cfg.UID
+	type cand struct {
+		has  bitset
+		hash uint64
+		uid  string
+	}
+	cands := make([]cand, len(e.order))
+	for j, p := range e.order {
+		cands[j] = cand{p.has, p.hash, p.uid}
+	}
+	self := e.self.uid
 	for i, kh := range e.ki.hash {
 		best, bestW := self, weight(kh, e.selfH)
-		for _, p := range e.order {
-			if p.has.has(i) {
-				if w := weight(kh, p.hash); w > bestW || w == bestW && p.uid < best {
-					best, bestW = p.uid, w
+		word, bit := i/64, uint64(1)<<(i%64)
+		for j := range cands {
+			c := &cands[j]
+			if c.has[word]&bit != 0 {
+				if w := weight(kh, c.hash); w > bestW || w == bestW && c.uid < best {
+					best, bestW = c.uid, w
 				}
 			}
 		}
 		out[i] = keyState{master: best == self, uid: best}
 	}
+}
+
+// settleKeys applies Sticky, Quorum and terms to the per-key winners.
+func (e *elector) settleKeys(now time.Time, old, s *snapshot, quorum bool) {
+	sticky, strict := e.m.cfg.Sticky, e.m.cfg.Quorum > 1
+	var claimers []*peer // the live peers that master a key
+	for _, p := range e.order {
+		if len(p.claims) > 0 {
+			claimers = append(claimers, p)
+		}
+	}
+	for i := range s.keys {
+		ks := &s.keys[i]
+		k := e.ki.list[i]
+		var held bool
+		if old.ki == s.ki {
+			held = old.keys[i].master
+		} else if o, ok := old.key(k); ok {
+			held = o.master
+		}
+		if sticky || strict {
+			claims := func(p *peer) bool { return p.has.has(i) && p.claimed.has(i) }
+			if sticky {
+				if c, ok := e.firstClaimant(held, claims); ok {
+					*ks = keyState{master: c.uid == e.self.uid, uid: c.uid}
+				}
+			}
+			if ks.master && (!quorum || !e.free(now, held, claims)) {
+				*ks = keyState{uid: e.claimant(claims)}
+			}
+		}
+		for _, p := range claimers {
+			if p.claimed.has(i) {
+				e.keyTerm[i] = max(e.keyTerm[i], p.claims[k])
+			}
+		}
+		if ks.master && !held {
+			e.keyTerm[i]++
+		}
+		ks.term = e.keyTerm[i]
+	}
+}
+
+// sameClaims reports whether two snapshots claim the same keys.
+func sameClaims(a, b *snapshot) bool {
+	if a.ki != b.ki {
+		return false
+	}
+	for i := range a.keys {
+		if a.keys[i].master != b.keys[i].master || a.keys[i].master && a.keys[i].term != b.keys[i].term {
+			return false
+		}
+	}
+	return true
 }
 
 // kickAll asks every connection to send the current heartbeat now.
@@ -369,8 +619,17 @@ func (e *elector) kickAll() {
 // publishBeat encodes the heartbeat for the writers.
 func (e *elector) publishBeat() {
 	m := e.m
-	b := &beat{uid: m.cfg.UID, start: m.start, inc: m.inc, leaving: e.leaving, keyVersion: e.keyVer}
-	b.keys = e.ki.list
+	s := e.snap
+	b := &beat{uid: e.self.uid, start: e.self.start, prio: e.self.prio, inc: m.inc, leaving: e.leaving,
+		keyVersion: e.keyVer, keys: e.ki.list, claim: s.master, term: e.term}
+	if s.ki == e.ki {
+		b.keyTerms = make([]uint64, len(s.keys))
+		for i, ks := range s.keys {
+			if ks.master {
+				b.keyTerms[i] = ks.term
+			}
+		}
+	}
 	full, err := encodeBeat(b, true)
 	if err != nil {
 		m.report(err)
@@ -412,11 +671,17 @@ func (e *elector) setKeys(add, remove []string) {
 	if !changed {
 		return
 	}
+	old := e.ki
 	e.ki = newKeyIndex(e.keys)
+	terms := make([]uint64, len(e.ki.list))
+	for i, k := range e.ki.list {
+		if j, ok := old.idx[k]; ok {
+			terms[i] = e.keyTerm[j]
+		}
+	}
+	e.keyTerm = terms
 	e.keyVer++
-	e.publishBeat()
-	e.elect()
-	e.kickAll()
+	e.elect() // publishes the new key set: the index changed
 }
 
 // status builds a Status; it runs on the elector.
@@ -426,22 +691,26 @@ func (e *elector) status() Status {
 	st := Status{
 		UID:       m.cfg.UID,
 		StartTime: time.Unix(0, m.start),
+		Priority:  m.cfg.Priority,
 		Running:   s.running,
 		Ready:     s.ready,
 		IsMaster:  s.master,
 		Master:    s.masterUID,
+		Term:      s.term,
 	}
 	if a := m.Addr(); a != nil {
 		st.Addr = a.String()
 	}
+	peers := make([]*peer, 0, len(e.peers))
 	for _, p := range e.peers {
-		ps := PeerStatus{UID: p.uid, StartTime: time.Unix(0, p.start), Live: p.live(), Leaving: p.leaving, Conns: len(p.conns)}
-		var last int64
-		for c := range p.conns {
-			last = max(last, c.lastHeard.Load())
-		}
-		if last > 0 {
-			ps.LastHeard = time.Unix(0, last)
+		peers = append(peers, p)
+	}
+	sort.Slice(peers, func(i, j int) bool { return peers[i].before(peers[j].rank) })
+	for _, p := range peers {
+		ps := PeerStatus{UID: p.uid, StartTime: time.Unix(0, p.start), Priority: int(p.prio),
+			Live: p.live(), Leaving: p.leaving, Conns: len(p.conns), Master: p.claim}
+		if h := p.heard(); h > 0 {
+			ps.LastHeard = time.Unix(0, h)
 		}
 		for k := range p.keys {
 			ps.Keys = append(ps.Keys, k)
@@ -453,14 +722,8 @@ func (e *elector) status() Status {
 		slices.Sort(ps.Servers)
 		st.Peers = append(st.Peers, ps)
 	}
-	slices.SortFunc(st.Peers, func(a, b PeerStatus) int {
-		if c := a.StartTime.Compare(b.StartTime); c != 0 {
-			return c
-		}
-		return strings.Compare(a.UID, b.UID)
-	})
 	for i, ks := range s.keys {
-		st.Keys = append(st.Keys, KeyStatus{Key: s.ki.list[i], IsMaster: ks.master, Master: ks.uid})
+		st.Keys = append(st.Keys, KeyStatus{Key: s.ki.list[i], IsMaster: ks.master, Master: ks.uid, Term: ks.term})
 	}
 	return st
 }

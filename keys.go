@@ -205,6 +205,8 @@ func (m *Msc) RemoveServer(id string) error {
 type Status struct {
 	UID       string
 	StartTime time.Time
+	Priority  int
+	Term      uint64 // the global fencing term
 	Addr      string // listening address, "" before Start
 	Running   bool   // started and not stopped
 	Ready     bool   // heard from or failed to reach every server since Start
@@ -219,6 +221,8 @@ type Status struct {
 type PeerStatus struct {
 	UID       string
 	StartTime time.Time
+	Priority  int
+	Master    bool // it says it is the global master
 	Live      bool
 	Leaving   bool
 	LastHeard time.Time
@@ -232,6 +236,7 @@ type KeyStatus struct {
 	Key      string
 	IsMaster bool
 	Master   string // UID, "" if unknown
+	Term     uint64
 }
 
 // Status returns a snapshot of this node's view.

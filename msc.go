@@ -26,6 +26,11 @@ type Msc struct {
 	beat   atomic.Pointer[outBeat]
 	silent atomic.Bool // test hook: stop sending heartbeats
 
+	// lastTick is when the elector last ticked (Unix ns). Writers send
+	// nothing while it is older than WaitTimeout: the process was paused
+	// and its heartbeat is stale until the elector has run.
+	lastTick atomic.Int64
+
 	leaving atomic.Bool // Stop has begun
 	ctx     context.Context
 	cancel  context.CancelFunc
@@ -113,6 +118,7 @@ func (m *Msc) Start() error {
 	for id := range m.clients {
 		servers = append(servers, id)
 	}
+	m.lastTick.Store(time.Now().UnixNano())
 	e := newElector(m, m.keys, servers)
 	m.keys = nil
 	e.publishBeat()
@@ -153,9 +159,7 @@ func (m *Msc) Stop() error {
 	drained := make(chan struct{})
 	m.call(func(e *elector) {
 		e.leaving = true
-		e.publishBeat()
-		e.elect()
-		e.kickAll()
+		e.elect() // publishes and sends the leaving heartbeat
 		if len(e.conns) == 0 {
 			close(drained)
 			return
@@ -380,6 +384,17 @@ func (m *Msc) notifyChanges(old, s *snapshot) {
 			}
 		}
 	})
+}
+
+// serverIDs returns the ids of the configured servers.
+func (m *Msc) serverIDs() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ids := make([]string, 0, len(m.clients))
+	for id := range m.clients {
+		ids = append(ids, id)
+	}
+	return ids
 }
 
 // wakeClients makes every client in backoff retry now.

@@ -66,6 +66,27 @@ type Options struct {
 	// the keys it takes or held. The global master is still the oldest.
 	// Every node of a cluster must use the same setting.
 	Balance bool
+	// Priority comes before StartTime in the election order: a node with
+	// a higher priority is master before an older one. Default 0.
+	Priority int
+	// Sticky keeps mastership where it is: a live master (global or of a
+	// key) stays master when a node earlier in the order appears, back
+	// from a pause or a partition. Among several masters (a healed
+	// partition) the first in order keeps it. Every node of a cluster
+	// must use the same setting.
+	Sticky bool
+	// Quorum, if above 1, is the number of nodes (this one included) a
+	// node must see live to be master, globally or of a key. With a
+	// majority (n/2+1 of n nodes), at most one side of a partition has a
+	// master, and a master steps down before another steps up: a node
+	// without quorum steps down WaitTimeout-Interval after it last heard
+	// from its peers; a node takes over from a master that vanished
+	// without leaving no earlier than WaitTimeout+Interval after it last
+	// heard from it, and from a live master only once it has stepped
+	// down. This assumes the nodes' clocks run at the same rate to within
+	// Interval/WaitTimeout. A crash is then noticed after WaitTimeout
+	// rather than at once. Default 0: off.
+	Quorum int
 }
 
 // LogValue implements [slog.LogValuer]; the key is never logged.
@@ -135,6 +156,9 @@ func newConfig(o Options) (*config, error) {
 	}
 	if c.WaitTimeout < c.Interval {
 		return nil, fmt.Errorf("%w: WaitTimeout %v shorter than Interval %v", ErrInvalidOption, c.WaitTimeout, c.Interval)
+	}
+	if c.Quorum < 0 {
+		return nil, fmt.Errorf("%w: negative Quorum %d", ErrInvalidOption, c.Quorum)
 	}
 	if c.UID == "" {
 		var b [8]byte

@@ -39,7 +39,12 @@ const (
 
 	// Heartbeat flags.
 	beatLeaving byte = 1 // the sender is stopping: count it dead now
-	beatKeys    byte = 2 // the full key set follows
+	beatKeys    byte = 2 // the full key set follows, then the key claims
+
+	// Heartbeat extensions: (type uint8, length uint16, value). A receiver
+	// skips types it does not know. ONLY APPEND TO THIS LIST.
+	extPriority byte = 1 // int64: Options.Priority, sent when not 0
+	extClaim    byte = 2 // uint8 flags (1: claims global mastership), uint64 term
 )
 
 // frame is a parsed frame; its slices alias the read buffer.
@@ -129,17 +134,26 @@ type beat struct {
 	leaving    bool
 	keyVersion uint64
 	keys       []string // sorted; sent only with beatKeys
+	prio       int64
+	claim      bool     // the sender is global master
+	term       uint64   // its global term
+	keyTerms   []uint64 // per key: the term of the sender's mastership, 0 if not master
 }
 
 // encodeBeat returns the heartbeat payload, UID first. With withKeys the
 // full key set is included. The UID prefix is uidPrefixLen(b.uid) bytes
 // long; a sender whose header carries the UID sends the payload without it.
 func encodeBeat(b *beat, withKeys bool) ([]byte, error) {
-	size := 1 + len(b.uid) + 8 + 8 + 1 + 8 + 1
+	size := 1 + len(b.uid) + 8 + 8 + 1 + 8 + 1 + 11 + 12
 	if withKeys {
-		size += 4
+		size += 4 + 4
 		for _, k := range b.keys {
 			size += 2 + len(k)
+		}
+		for _, t := range b.keyTerms {
+			if t != 0 {
+				size += 12
+			}
 		}
 	}
 	if size+headerSize+64 > MaxFrameSize {
@@ -159,12 +173,36 @@ func encodeBeat(b *beat, withKeys bool) ([]byte, error) {
 	}
 	p = append(p, fl)
 	p = binary.BigEndian.AppendUint64(p, b.keyVersion)
-	p = append(p, 0) // extension count: later versions append (type, len, value) fields
+	if b.prio != 0 {
+		p = append(p, 2, extPriority, 0, 8)
+		p = binary.BigEndian.AppendUint64(p, uint64(b.prio))
+	} else {
+		p = append(p, 1)
+	}
+	var cf byte
+	if b.claim {
+		cf = 1
+	}
+	p = append(p, extClaim, 0, 9, cf)
+	p = binary.BigEndian.AppendUint64(p, b.term)
 	if withKeys {
 		p = binary.BigEndian.AppendUint32(p, uint32(len(b.keys)))
 		for _, k := range b.keys {
 			p = binary.BigEndian.AppendUint16(p, uint16(len(k)))
 			p = append(p, k...)
+		}
+		n := 0
+		for _, t := range b.keyTerms {
+			if t != 0 {
+				n++
+			}
+		}
+		p = binary.BigEndian.AppendUint32(p, uint32(n))
+		for i, t := range b.keyTerms {
+			if t != 0 {
+				p = binary.BigEndian.AppendUint32(p, uint32(i))
+				p = binary.BigEndian.AppendUint64(p, t)
+			}
 		}
 	}
 	return p, nil
@@ -180,7 +218,11 @@ type beatView struct {
 	inc        uint64
 	flags      byte
 	keyVersion uint64
+	prio       int64
+	claim      bool
+	term       uint64
 	keys       []string // with beatKeys only; allocated only then
+	keyTerms   []uint64 // with beatKeys only, parallel to keys
 }
 
 // decodeBeat decodes a payload; uid, if not nil, is the sender UID from
@@ -206,22 +248,36 @@ func decodeBeat(p []byte, uid []byte) (beatView, error) {
 	v.keyVersion = binary.BigEndian.Uint64(p[17:])
 	ext := int(p[25])
 	p = p[26:]
-	for range ext { // skip extensions this version does not know
+	for range ext {
 		if len(p) < 3 {
 			return v, fmt.Errorf("%w: truncated extension", ErrBadFrame)
 		}
-		l := int(binary.BigEndian.Uint16(p[1:]))
+		typ, l := p[0], int(binary.BigEndian.Uint16(p[1:]))
 		if len(p) < 3+l {
 			return v, fmt.Errorf("%w: truncated extension", ErrBadFrame)
 		}
+		val := p[3 : 3+l]
+		switch {
+		case typ == extPriority && l == 8:
+			v.prio = int64(binary.BigEndian.Uint64(val))
+		case typ == extClaim && l == 9:
+			v.claim = val[0]&1 != 0
+			v.term = binary.BigEndian.Uint64(val[1:])
+		case typ == extPriority || typ == extClaim:
+			return v, fmt.Errorf("%w: extension %d of %d bytes", ErrBadFrame, typ, l)
+		}
+		// Other types: from a later version; skipped.
 		p = p[3+l:]
 	}
 	if v.flags&beatKeys != 0 {
-		keys, err := decodeKeys(p)
+		keys, rest, err := readKeys(p)
 		if err != nil {
 			return v, err
 		}
 		v.keys = keys
+		if v.keyTerms, err = decodeKeyTerms(rest, len(keys)); err != nil {
+			return v, err
+		}
 	} else if len(p) != 0 {
 		return v, fmt.Errorf("%w: %d trailing bytes", ErrBadFrame, len(p))
 	}
@@ -230,30 +286,59 @@ func decodeBeat(p []byte, uid []byte) (beatView, error) {
 
 // decodeKeys decodes a key list: a count, then length-prefixed keys.
 func decodeKeys(p []byte) ([]string, error) {
+	keys, rest, err := readKeys(p)
+	if err == nil && len(rest) != 0 {
+		return nil, fmt.Errorf("%w: %d trailing bytes", ErrBadFrame, len(rest))
+	}
+	return keys, err
+}
+
+// decodeKeyTerms decodes the key claims that follow the key list: a
+// count, then (key position uint32, term uint64) pairs.
+func decodeKeyTerms(p []byte, nkeys int) ([]uint64, error) {
 	if len(p) < 4 {
-		return nil, fmt.Errorf("%w: truncated key count", ErrBadFrame)
+		return nil, fmt.Errorf("%w: truncated claim count", ErrBadFrame)
+	}
+	n := binary.BigEndian.Uint32(p)
+	p = p[4:]
+	if uint64(n)*12 != uint64(len(p)) {
+		return nil, fmt.Errorf("%w: %d claims in %d bytes", ErrBadFrame, n, len(p))
+	}
+	terms := make([]uint64, nkeys)
+	for range n {
+		i := binary.BigEndian.Uint32(p)
+		if int64(i) >= int64(nkeys) {
+			return nil, fmt.Errorf("%w: claim of key %d of %d", ErrBadFrame, i, nkeys)
+		}
+		terms[i] = binary.BigEndian.Uint64(p[4:])
+		p = p[12:]
+	}
+	return terms, nil
+}
+
+// readKeys reads a key list and returns what follows it.
+func readKeys(p []byte) ([]string, []byte, error) {
+	if len(p) < 4 {
+		return nil, nil, fmt.Errorf("%w: truncated key count", ErrBadFrame)
 	}
 	n := binary.BigEndian.Uint32(p)
 	p = p[4:]
 	if uint64(n)*2 > uint64(len(p)) || n > math.MaxInt32 {
-		return nil, fmt.Errorf("%w: %d keys cannot fit in %d bytes", ErrBadFrame, n, len(p))
+		return nil, nil, fmt.Errorf("%w: %d keys cannot fit in %d bytes", ErrBadFrame, n, len(p))
 	}
 	keys := make([]string, 0, n)
 	for range n {
 		if len(p) < 2 {
-			return nil, fmt.Errorf("%w: truncated key", ErrBadFrame)
+			return nil, nil, fmt.Errorf("%w: truncated key", ErrBadFrame)
 		}
 		l := int(binary.BigEndian.Uint16(p))
 		if len(p) < 2+l || l == 0 {
-			return nil, fmt.Errorf("%w: bad key length %d", ErrBadFrame, l)
+			return nil, nil, fmt.Errorf("%w: bad key length %d", ErrBadFrame, l)
 		}
 		keys = append(keys, string(p[2:2+l]))
 		p = p[2+l:]
 	}
-	if len(p) != 0 {
-		return nil, fmt.Errorf("%w: %d trailing bytes", ErrBadFrame, len(p))
-	}
-	return keys, nil
+	return keys, p, nil
 }
 
 // appendHello appends a hello frame.
