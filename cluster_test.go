@@ -357,7 +357,12 @@ func TestOnChange(t *testing.T) {
 		defer mu.Unlock()
 		n := 0
 		for _, ch := range got {
+			term := ch.Term
+			ch.Term = 0
 			if slices.Contains(want, ch) {
+				if term == 0 {
+					t.Errorf("change without a term: %+v", ch)
+				}
 				n++
 			}
 		}

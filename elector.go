@@ -22,6 +22,7 @@ const (
 )
 
 type event struct {
+	at     int64 // when it happened, Unix ns
 	kind   int
 	c      *conn
 	server string
@@ -109,15 +110,20 @@ type elector struct {
 	selfH   uint64              // nodeHash of this node
 	keyVer  uint64              // version of the key set and key claims
 	term    uint64              // highest global term known
+	myTerm  uint64              // the term of this node's mastership, while master
 	keyTerm []uint64            // highest term known per key, over ki
 	ready   bool
 	pending map[string]bool // servers not yet heard from or failed, since Start or a pause
 	readyAt time.Time       // when to stop waiting for pending servers
-	leaving bool
-	snap    *snapshot
-	order   []*peer       // scratch: live peers in order
-	drained chan struct{} // Stop: closed when the last connection is down
-	wakeAt  time.Time     // Quorum: when the next lease deadline passes
+	since   int64           // Unix ns: when the wait for pending servers began
+	leaving bool            // Stop: the leave message is out
+	// resigning: Stop has begun; master of nothing, but still a live
+	// member, so that no peer takes over before this node's work ended.
+	resigning bool
+	snap      *snapshot
+	order     []*peer       // scratch: live peers in order
+	drained   chan struct{} // Stop: closed when the last connection is down
+	wakeAt    time.Time     // Quorum: when the next lease deadline passes
 }
 
 // snapshot is the published, immutable result of an election. Readers load
@@ -173,7 +179,9 @@ func (e *elector) await(servers []string) {
 		e.pending[s] = true
 	}
 	e.ready = len(e.pending) == 0
-	e.readyAt = time.Now().Add(e.m.cfg.WaitTimeout)
+	now := time.Now()
+	e.since = now.UnixNano()
+	e.readyAt = now.Add(e.m.cfg.WaitTimeout)
 }
 
 // run is the elector goroutine, started by Start and waited for by Stop.
@@ -197,32 +205,45 @@ func (e *elector) run() {
 		} else {
 			wake.Stop()
 		}
+		var ev event
+		var ticked, woke, got bool
 		select {
 		case <-m.ctx.Done():
 			return
-		case now := <-tick.C:
-			if gap := now.Sub(lastTick); gap > m.cfg.WaitTimeout && !e.leaving {
-				// This process was paused (SIGSTOP, a VM freeze) or
-				// starved: its view of the peers is stale. Claim nothing
-				// until it has heard from them again.
-				m.cfg.Logger.Warn("msc: paused, re-joining", "gap", gap)
-				e.await(m.serverIDs())
-				e.elect()
-			}
+		case <-tick.C:
+			ticked = true
+		case <-wake.C:
+			woke = true
+		case ev = <-m.events:
+			got = true
+		}
+		now := time.Now()
+		if gap := now.Sub(lastTick); gap > m.cfg.WaitTimeout && !e.leaving {
+			// This process was paused (SIGSTOP, a VM freeze) or starved:
+			// its view of the peers is stale. Claim nothing until it has
+			// heard from them again; before anything else is handled.
+			m.cfg.Logger.Warn("msc: paused, re-joining", "gap", gap)
+			lastTick = now
+			m.lastTick.Store(now.UnixNano())
+			e.await(m.serverIDs())
+			e.elect()
+		}
+		switch {
+		case ticked:
 			lastTick = now
 			m.lastTick.Store(now.UnixNano())
 			if m.cfg.Quorum > 0 && e.snap.ready {
 				e.elect()
 			}
 			e.kickAll()
-		case <-wake.C:
+		case woke:
 			e.wakeAt = time.Time{}
 			if !e.ready && !time.Now().Before(e.readyAt) {
 				e.ready = true
 				m.cfg.Logger.Debug("msc: ready after WaitTimeout", "pending", len(e.pending))
 			}
 			e.elect()
-		case ev := <-m.events:
+		case got:
 			e.handle(ev)
 			if ev.done != nil {
 				close(ev.done)
@@ -251,17 +272,18 @@ func (e *elector) handle(ev event) {
 			e.drained = nil
 		}
 	case evUnreachable:
-		e.resolve(ev.server)
+		e.resolve(ev.server, ev.at)
 	case evBeat:
-		e.beat(ev.c, ev.beat)
+		e.beat(ev.c, ev.beat, ev.at)
 	case evFunc:
 		ev.fn(e)
 	}
 }
 
-// resolve marks a configured server as heard from or failed to reach.
-func (e *elector) resolve(server string) {
-	if server == "" || !e.pending[server] {
+// resolve marks a configured server as heard from or failed to reach at
+// time at; what happened before the node began waiting does not count.
+func (e *elector) resolve(server string, at int64) {
+	if server == "" || !e.pending[server] || at < e.since {
 		return
 	}
 	delete(e.pending, server)
@@ -271,7 +293,7 @@ func (e *elector) resolve(server string) {
 	}
 }
 
-func (e *elector) beat(c *conn, b beatInfo) {
+func (e *elector) beat(c *conn, b beatInfo, at int64) {
 	m := e.m
 	if _, ok := e.conns[c]; !ok {
 		return // already down
@@ -280,7 +302,7 @@ func (e *elector) beat(c *conn, b beatInfo) {
 		if b.inc == m.inc {
 			// Connected to itself: a server list that names this node.
 			m.cfg.Logger.Debug("msc: connection to self", "peer", c.server)
-			e.resolve(c.server)
+			e.resolve(c.server, at)
 		} else {
 			m.report(&PeerError{Peer: c.name, Err: ErrDuplicateUID})
 		}
@@ -334,7 +356,7 @@ func (e *elector) beat(c *conn, b beatInfo) {
 		p.ki = nil
 		changed = true
 	}
-	e.resolve(c.server)
+	e.resolve(c.server, at)
 	if changed {
 		e.elect()
 	}
@@ -346,7 +368,7 @@ func (e *elector) elect() {
 	m := e.m
 	now := time.Now()
 	old := e.snap
-	s := &snapshot{running: !e.leaving, ready: e.ready && !e.leaving, ki: e.ki, keys: make([]keyState, len(e.ki.list))}
+	s := &snapshot{running: !e.leaving, ready: e.ready && !e.leaving && !e.resigning, ki: e.ki, keys: make([]keyState, len(e.ki.list)), term: e.term}
 	e.wakeAt = time.Time{}
 	if s.running {
 		e.collect()
@@ -374,8 +396,12 @@ func (e *elector) elect() {
 		}
 		if s.master && !old.master {
 			e.term++ // mastership passes to this node: a new term
+			e.myTerm = e.term
 		}
 		s.term = e.term
+		if s.master {
+			s.term = e.myTerm
+		}
 		if !s.ready {
 			s.masterUID = ""
 		}

@@ -196,7 +196,7 @@ func (m *Msc) RemoveServer(id string) error {
 	m.mu.Unlock()
 	if running {
 		cl.cancel()
-		m.call(func(e *elector) { e.resolve(id) })
+		m.call(func(e *elector) { e.resolve(id, time.Now().UnixNano()) })
 	}
 	return nil
 }

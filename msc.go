@@ -31,6 +31,7 @@ type Msc struct {
 	// and its heartbeat is stale until the elector has run.
 	lastTick atomic.Int64
 
+	started atomic.Bool // Start has run: the elector exists
 	leaving atomic.Bool // Stop has begun
 	ctx     context.Context
 	cancel  context.CancelFunc
@@ -51,7 +52,9 @@ type Msc struct {
 	cbMu     sync.Mutex
 	onError  []func(error)
 	onChange []func(Change)
-	errSeen  map[string]time.Time // rate limit of OnError, per peer and cause
+	watchers map[*watcher]struct{}  // nil once stopped
+	runs     map[chan struct{}]bool // done channels of the RunAsMaster fns running
+	errSeen  map[string]time.Time   // rate limit of OnError, per peer and cause
 
 	queues queues // DoIfMaster queues
 }
@@ -73,13 +76,14 @@ func New(opts Options) (*Msc, error) {
 	var b [8]byte
 	rand.Read(b[:])
 	m := &Msc{
-		cfg:     cfg,
-		start:   cfg.StartTime.UnixNano(),
-		inc:     binary.BigEndian.Uint64(b[:]),
-		clients: make(map[string]*client),
-		errSeen: make(map[string]time.Time),
-		keys:    make(map[string]struct{}, len(cfg.Keys)),
-		events:  make(chan event, 256),
+		cfg:      cfg,
+		start:    cfg.StartTime.UnixNano(),
+		inc:      binary.BigEndian.Uint64(b[:]),
+		clients:  make(map[string]*client),
+		errSeen:  make(map[string]time.Time),
+		keys:     make(map[string]struct{}, len(cfg.Keys)),
+		watchers: make(map[*watcher]struct{}),
+		events:   make(chan event, 256),
 	}
 	m.ctx, m.cancel = context.WithCancel(context.Background())
 	for _, k := range cfg.Keys {
@@ -123,6 +127,7 @@ func (m *Msc) Start() error {
 	m.keys = nil
 	e.publishBeat()
 	e.elect() // publish the first snapshot before Start returns
+	m.started.Store(true)
 	m.wg.Add(3)
 	go m.disp.run(&m.wg)
 	go e.run()
@@ -134,11 +139,13 @@ func (m *Msc) Start() error {
 	return nil
 }
 
-// Stop leaves the cluster: it stops claiming mastership, tells the peers
-// it is leaving (so they re-elect at once), closes every connection and the
-// listener, and waits for all of its goroutines, including a callback that
-// is running. It is safe to call more than once; a stopped node cannot be
-// started again.
+// Stop leaves the cluster. First it resigns every mastership while staying
+// a member, so that no peer takes over yet, cancels the contexts of
+// RunAsMaster functions and waits (at most WaitTimeout) for them to
+// return; then it tells the peers it is leaving, so they re-elect at once;
+// then it closes every connection and the listener, and waits for all of
+// its goroutines, including a callback that is running. It is safe to call
+// more than once; a stopped node cannot be started again.
 func (m *Msc) Stop() error {
 	m.mu.Lock()
 	if m.state != stateRunning {
@@ -146,6 +153,7 @@ func (m *Msc) Stop() error {
 		m.mu.Unlock()
 		m.cancel()
 		m.queues.stop()
+		m.closeWatchers()
 		return nil
 	}
 	m.state = stateStopped
@@ -154,8 +162,16 @@ func (m *Msc) Stop() error {
 
 	m.leaving.Store(true)
 	ln.Close()
-	// Announce: the elector publishes a snapshot without mastership and a
-	// leaving heartbeat, then sends it on every connection.
+	// Resign: give up every mastership (the peers hear it at once) but stay
+	// a member, so that nobody takes over while the work this node runs as
+	// master (RunAsMaster) winds down.
+	m.call(func(e *elector) {
+		e.resigning = true
+		e.elect()
+	})
+	m.waitRuns(m.cfg.WaitTimeout)
+	// Leave: the elector publishes a leaving heartbeat and sends it on
+	// every connection; peers re-elect at once.
 	drained := make(chan struct{})
 	m.call(func(e *elector) {
 		e.leaving = true
@@ -176,6 +192,7 @@ func (m *Msc) Stop() error {
 	m.cancel()
 	m.disp.stop()
 	m.wg.Wait()
+	m.closeWatchers()
 	m.cfg.Logger.Info("msc: stopped", "uid", m.cfg.UID)
 	return nil
 }
@@ -197,11 +214,15 @@ func (m *Msc) abort() {
 	m.cancel()
 	m.disp.stop()
 	m.wg.Wait()
+	m.closeWatchers()
 }
 
 // call runs fn on the elector and waits for it. It returns false if the
 // node is not running.
 func (m *Msc) call(fn func(*elector)) bool {
+	if !m.started.Load() {
+		return false // no elector yet
+	}
 	done := make(chan struct{})
 	select {
 	case m.events <- event{kind: evFunc, fn: fn, done: done}:
@@ -218,6 +239,7 @@ func (m *Msc) call(fn func(*elector)) bool {
 
 // elect sends an event to the elector.
 func (m *Msc) elect(ev event) {
+	ev.at = time.Now().UnixNano()
 	select {
 	case m.events <- ev:
 	case <-m.ctx.Done():
@@ -345,14 +367,14 @@ func isProtocolError(err error) bool {
 // notifyChanges queues the changes between two snapshots for OnChange.
 func (m *Msc) notifyChanges(old, s *snapshot) {
 	m.cbMu.Lock()
+	defer m.cbMu.Unlock()
 	cbs := m.onChange
-	m.cbMu.Unlock()
-	if len(cbs) == 0 {
+	if len(cbs) == 0 && len(m.watchers) == 0 {
 		return
 	}
 	var changes []Change
-	if old.master != s.master || old.masterUID != s.masterUID {
-		changes = append(changes, Change{IsMaster: s.master, Master: s.masterUID})
+	if old.master != s.master || old.masterUID != s.masterUID || old.term != s.term {
+		changes = append(changes, Change{IsMaster: s.master, Master: s.masterUID, Term: s.term})
 	}
 	for i, ks := range s.keys {
 		var o keyState
@@ -362,7 +384,7 @@ func (m *Msc) notifyChanges(old, s *snapshot) {
 			o, _ = old.key(s.ki.list[i])
 		}
 		if o != ks {
-			changes = append(changes, Change{Key: s.ki.list[i], IsMaster: ks.master, Master: ks.uid})
+			changes = append(changes, Change{Key: s.ki.list[i], IsMaster: ks.master, Master: ks.uid, Term: ks.term})
 		}
 	}
 	if old.ki != s.ki {
@@ -375,6 +397,16 @@ func (m *Msc) notifyChanges(old, s *snapshot) {
 		}
 	}
 	if len(changes) == 0 {
+		return
+	}
+	for w := range m.watchers {
+		for _, ch := range changes {
+			if ch.Key == w.key {
+				w.send(ch)
+			}
+		}
+	}
+	if len(cbs) == 0 {
 		return
 	}
 	m.disp.push(func() {
