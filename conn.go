@@ -101,7 +101,7 @@ func (c *conn) handshake() error {
 	if _, err := c.nc.Write(out); err != nil {
 		return fmt.Errorf("handshake: %w", err)
 	}
-	f, _, err := readFrame(c.nc, make([]byte, 0, headerSize+helloSize))
+	f, _, err := readFrameLimit(c.nc, make([]byte, 0, headerSize+helloSize), headerSize-lenSize+helloSize)
 	if err != nil {
 		return fmt.Errorf("handshake: %w", err)
 	}

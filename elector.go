@@ -3,6 +3,7 @@ package msc
 import (
 	"slices"
 	"sort"
+	"strconv"
 	"time"
 )
 
@@ -90,6 +91,23 @@ type peer struct {
 }
 
 func (p *peer) live() bool { return len(p.conns) > 0 && !p.leaving }
+
+func peerKey(uid string, inc uint64) string {
+	return uid + "/" + strconv.FormatUint(inc, 16)
+}
+
+// forget drops the peers that have been dead for a while (restarted
+// processes), once nothing can depend on them: a Quorum lease ends
+// WaitTimeout+margin after a peer was last heard, and terms are kept
+// apart.
+func (e *elector) forget(now time.Time) {
+	limit := now.Add(-10 * e.m.cfg.WaitTimeout).UnixNano()
+	for k, p := range e.peers {
+		if len(p.conns) == 0 && p.heard() < limit {
+			delete(e.peers, k)
+		}
+	}
+}
 
 // heard returns when a valid frame from p last arrived.
 func (p *peer) heard() int64 {
@@ -232,6 +250,7 @@ func (e *elector) run() {
 		case ticked:
 			lastTick = now
 			m.lastTick.Store(now.UnixNano())
+			e.forget(now)
 			if m.cfg.Quorum > 0 && e.snap.ready {
 				e.elect()
 			}
@@ -310,16 +329,15 @@ func (e *elector) beat(c *conn, b beatInfo, at int64) {
 		return
 	}
 	changed := false
-	p := e.peers[b.uid]
-	if p == nil || p.inc != b.inc {
-		if p != nil {
-			for oc := range p.conns {
-				e.conns[oc] = nil
-			}
-		}
+	// A peer is one process: its UID and incarnation. A restarted process
+	// is a new peer; so is a second process given the same UID, and each
+	// keeps its own connections.
+	key := peerKey(b.uid, b.inc)
+	p := e.peers[key]
+	if p == nil {
 		p = &peer{inc: b.inc, hash: nodeHash(b.uid), conns: make(map[*conn]struct{}), servers: make(map[string]bool)}
 		p.uid = b.uid
-		e.peers[b.uid] = p
+		e.peers[key] = p
 		changed = true
 	}
 	if old := e.conns[c]; old != nil && old != p {

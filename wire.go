@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 )
 
 // The wire format. Every constant here is pinned by TestWireConstants; the
@@ -67,36 +68,47 @@ func appendHeader(dst []byte, typ, flags byte, seq uint64, uid string, bodyLen i
 	return append(dst, uid...)
 }
 
-// readFrame reads one frame into buf (grown if needed) and parses its
-// header. It checks the declared length before allocating, and the
-// version before anything else.
+// readFrame reads one frame of at most MaxFrameSize bytes into buf and
+// parses its header.
 func readFrame(r io.Reader, buf []byte) (frame, []byte, error) {
+	return readFrameLimit(r, buf, MaxFrameSize)
+}
+
+// readFrameLimit reads one frame of at most limit bytes (after the length
+// prefix) into buf and parses its header, version first. It checks the
+// declared length before reading on, and grows buf with the bytes that
+// arrive, not with the length a peer declares: a peer that declares a
+// large frame and stalls holds no more memory than it sent.
+func readFrameLimit(r io.Reader, buf []byte, limit int) (frame, []byte, error) {
 	var f frame
 	if cap(buf) < headerSize {
 		buf = make([]byte, 0, 512)
 	}
-	lb := buf[:lenSize]
-	if _, err := io.ReadFull(r, lb); err != nil {
+	buf = buf[:lenSize]
+	if _, err := io.ReadFull(r, buf); err != nil {
 		return f, buf, err
 	}
-	n := int(binary.BigEndian.Uint32(lb))
-	if n > MaxFrameSize {
-		return f, buf, fmt.Errorf("%w: %d bytes declared, limit %d", ErrFrameTooLarge, n, MaxFrameSize)
+	n := int(binary.BigEndian.Uint32(buf))
+	if n > limit {
+		return f, buf, fmt.Errorf("%w: %d bytes declared, limit %d", ErrFrameTooLarge, n, limit)
 	}
 	if n < headerSize-lenSize {
 		return f, buf, fmt.Errorf("%w: length %d shorter than a header", ErrBadFrame, n)
 	}
-	if cap(buf) < lenSize+n {
-		nb := make([]byte, lenSize+n)
-		copy(nb, lb)
-		buf = nb
-	}
-	buf = buf[:lenSize+n]
-	if _, err := io.ReadFull(r, buf[lenSize:]); err != nil {
-		if err == io.EOF {
-			err = io.ErrUnexpectedEOF
+	for have := 0; have < n; {
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, min(lenSize+n, 2*cap(buf))-len(buf))
 		}
-		return f, buf, err
+		chunk := min(n-have, cap(buf)-len(buf))
+		m, err := io.ReadFull(r, buf[len(buf):len(buf)+chunk])
+		buf = buf[:len(buf)+m]
+		have += m
+		if err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return f, buf, err
+		}
 	}
 	f, err := parseFrame(buf)
 	return f, buf, err
