@@ -36,7 +36,7 @@ type conn struct {
 	closed    chan struct{} // closed when the read loop ends
 	closeOnce sync.Once
 
-	lastHeard atomic.Int64 // Unix nanoseconds of the last valid frame
+	lastHeard atomic.Int64 // mono() of the last valid frame
 
 	// Read loop only.
 	peerUID    string
@@ -161,7 +161,7 @@ func (c *conn) readLoop() error {
 		if err != nil {
 			return err
 		}
-		c.lastHeard.Store(time.Now().UnixNano())
+		c.lastHeard.Store(mono())
 		c.beats++
 		if c.beats > 1 && v.flags == 0 && v.start == c.peerStart && v.inc == c.peerInc &&
 			v.prio == c.peerPrio && v.claim == c.peerClaim && v.term == c.peerTerm &&
@@ -183,7 +183,7 @@ func (c *conn) readLoop() error {
 		c.m.elect(event{kind: evBeat, c: c, beat: beatInfo{
 			uid: c.peerUID, start: v.start, inc: v.inc, prio: v.prio, claim: v.claim, term: v.term,
 			leaving: v.flags&beatLeaving != 0, hasKeys: v.flags&beatKeys != 0,
-			keyVersion: v.keyVersion, keys: v.keys, keyTerms: v.keyTerms,
+			keyVersion: v.keyVersion, keys: v.keys, keyTerms: v.keyTerms, view: v.view,
 		}})
 		if v.flags&beatLeaving != 0 {
 			return io.EOF
@@ -210,7 +210,7 @@ func (c *conn) writeLoop() {
 		if c.m.silent.Load() { // test hook: a node whose traffic stops
 			continue
 		}
-		if time.Since(time.Unix(0, c.m.lastTick.Load())) > wait && !hb.leaving {
+		if time.Duration(mono()-c.m.lastTick.Load()) > wait && !hb.leaving {
 			continue // paused: this heartbeat may be stale; the elector will kick again
 		}
 		payload := hb.short

@@ -23,7 +23,7 @@ const (
 )
 
 type event struct {
-	at     int64 // when it happened, Unix ns
+	at     int64 // when it happened, mono()
 	kind   int
 	c      *conn
 	server string
@@ -44,6 +44,7 @@ type beatInfo struct {
 	keyVersion uint64
 	keys       []string
 	keyTerms   []uint64
+	view       []string
 }
 
 // rank is a node's place in the election order.
@@ -80,6 +81,7 @@ type peer struct {
 	term       uint64 // its global term
 	keys       map[string]struct{}
 	claims     map[string]uint64 // keys it says it masters, with their terms
+	view       []string          // the UIDs of the peers it counts live
 	keyVersion uint64
 	has        bitset             // keys ∩ this node's keys, over ki
 	claimed    bitset             // claims ∩ this node's keys, over ki
@@ -87,7 +89,7 @@ type peer struct {
 	hash       uint64             // nodeHash(uid), for Balance
 	conns      map[*conn]struct{} // connections that carried its heartbeats and are up
 	servers    map[string]bool    // configured server ids it answered on
-	lastHeard  int64              // Unix ns, as of its last connection going down
+	lastHeard  int64              // mono(), as of its last connection going down
 }
 
 func (p *peer) live() bool { return len(p.conns) > 0 && !p.leaving }
@@ -100,8 +102,8 @@ func peerKey(uid string, inc uint64) string {
 // processes), once nothing can depend on them: a Quorum lease ends
 // WaitTimeout+margin after a peer was last heard, and terms are kept
 // apart.
-func (e *elector) forget(now time.Time) {
-	limit := now.Add(-10 * e.m.cfg.WaitTimeout).UnixNano()
+func (e *elector) forget(now int64) {
+	limit := now - int64(10*e.m.cfg.WaitTimeout)
 	for k, p := range e.peers {
 		if len(p.conns) == 0 && p.heard() < limit {
 			delete(e.peers, k)
@@ -132,16 +134,17 @@ type elector struct {
 	keyTerm []uint64            // highest term known per key, over ki
 	ready   bool
 	pending map[string]bool // servers not yet heard from or failed, since Start or a pause
-	readyAt time.Time       // when to stop waiting for pending servers
-	since   int64           // Unix ns: when the wait for pending servers began
+	readyAt int64           // mono(): when to stop waiting for pending servers
+	since   int64           // mono(): when the wait for pending servers began
 	leaving bool            // Stop: the leave message is out
 	// resigning: Stop has begun; master of nothing, but still a live
 	// member, so that no peer takes over before this node's work ended.
 	resigning bool
+	view      []string // Quorum: the live peers' UIDs, sorted, as last sent
 	snap      *snapshot
 	order     []*peer       // scratch: live peers in order
 	drained   chan struct{} // Stop: closed when the last connection is down
-	wakeAt    time.Time     // Quorum: when the next lease deadline passes
+	wakeAt    int64         // mono(): when the next Quorum lease deadline passes; 0: none
 }
 
 // snapshot is the published, immutable result of an election. Readers load
@@ -152,9 +155,17 @@ type snapshot struct {
 	master    bool
 	masterUID string
 	term      uint64
-	ki        *keyIndex  // this node's keys
-	keys      []keyState // by position in ki
+	// lease, with Quorum, is when (mono) this node's quorum runs out
+	// unless it hears from its peers again: past it, IsMaster is false
+	// even if the elector could not run (a starved or paused process).
+	lease int64
+	ki    *keyIndex  // this node's keys
+	keys  []keyState // by position in ki
 }
+
+// valid reports whether the snapshot's masterships still hold: always
+// without Quorum; with it, until the lease runs out.
+func (s *snapshot) valid() bool { return s.lease == 0 || mono() < s.lease }
 
 // key returns the state of key, and false for a key this node lacks.
 func (s *snapshot) key(k string) (keyState, bool) {
@@ -173,15 +184,14 @@ type keyState struct {
 
 func newElector(m *Msc, keys map[string]struct{}, servers []string) *elector {
 	e := &elector{
-		m:       m,
-		self:    rank{prio: int64(m.cfg.Priority), start: m.start, uid: m.cfg.UID},
-		conns:   make(map[*conn]*peer),
-		peers:   make(map[string]*peer),
-		keys:    keys,
-		snap:    &snapshot{ki: noKeys},
-		selfH:   nodeHash(m.cfg.UID),
-		keyVer:  1,
-		readyAt: time.Now().Add(m.cfg.WaitTimeout),
+		m:      m,
+		self:   rank{prio: int64(m.cfg.Priority), start: m.start, uid: m.cfg.UID},
+		conns:  make(map[*conn]*peer),
+		peers:  make(map[string]*peer),
+		keys:   keys,
+		snap:   &snapshot{ki: noKeys},
+		selfH:  nodeHash(m.cfg.UID),
+		keyVer: 1,
 	}
 	e.ki = newKeyIndex(e.keys)
 	e.keyTerm = make([]uint64, len(e.ki.list))
@@ -197,9 +207,8 @@ func (e *elector) await(servers []string) {
 		e.pending[s] = true
 	}
 	e.ready = len(e.pending) == 0
-	now := time.Now()
-	e.since = now.UnixNano()
-	e.readyAt = now.Add(e.m.cfg.WaitTimeout)
+	e.since = mono()
+	e.readyAt = e.since + int64(e.m.cfg.WaitTimeout)
 }
 
 // run is the elector goroutine, started by Start and waited for by Stop.
@@ -210,16 +219,16 @@ func (e *elector) run() {
 	defer tick.Stop()
 	wake := time.NewTimer(time.Hour)
 	defer wake.Stop()
-	lastTick := time.Now()
-	m.lastTick.Store(lastTick.UnixNano())
+	lastTick := mono()
+	m.lastTick.Store(lastTick)
 	for {
 		// One timer for the next deadline: readiness, or a Quorum lease.
 		next := e.wakeAt
-		if !e.ready && (next.IsZero() || e.readyAt.Before(next)) {
+		if !e.ready && (next == 0 || e.readyAt < next) {
 			next = e.readyAt
 		}
-		if !next.IsZero() {
-			wake.Reset(time.Until(next))
+		if next != 0 {
+			wake.Reset(time.Duration(next - mono()))
 		} else {
 			wake.Stop()
 		}
@@ -235,29 +244,29 @@ func (e *elector) run() {
 		case ev = <-m.events:
 			got = true
 		}
-		now := time.Now()
-		if gap := now.Sub(lastTick); gap > m.cfg.WaitTimeout && !e.leaving {
+		now := mono()
+		if gap := time.Duration(now - lastTick); gap > m.cfg.WaitTimeout && !e.leaving {
 			// This process was paused (SIGSTOP, a VM freeze) or starved:
 			// its view of the peers is stale. Claim nothing until it has
 			// heard from them again; before anything else is handled.
 			m.cfg.Logger.Warn("msc: paused, re-joining", "gap", gap)
 			lastTick = now
-			m.lastTick.Store(now.UnixNano())
+			m.lastTick.Store(now)
 			e.await(m.serverIDs())
 			e.elect()
 		}
 		switch {
 		case ticked:
 			lastTick = now
-			m.lastTick.Store(now.UnixNano())
+			m.lastTick.Store(now)
 			e.forget(now)
 			if m.cfg.Quorum > 0 && e.snap.ready {
 				e.elect()
 			}
 			e.kickAll()
 		case woke:
-			e.wakeAt = time.Time{}
-			if !e.ready && !time.Now().Before(e.readyAt) {
+			e.wakeAt = 0
+			if !e.ready && mono() >= e.readyAt {
 				e.ready = true
 				m.cfg.Logger.Debug("msc: ready after WaitTimeout", "pending", len(e.pending))
 			}
@@ -371,6 +380,7 @@ func (e *elector) beat(c *conn, b beatInfo, at int64) {
 				p.claims[k] = b.keyTerms[i]
 			}
 		}
+		p.view = b.view
 		p.ki = nil
 		changed = true
 	}
@@ -384,13 +394,14 @@ func (e *elector) beat(c *conn, b beatInfo, at int64) {
 // if they changed, and reports the changes.
 func (e *elector) elect() {
 	m := e.m
-	now := time.Now()
+	now := mono()
 	old := e.snap
 	s := &snapshot{running: !e.leaving, ready: e.ready && !e.leaving && !e.resigning, ki: e.ki, keys: make([]keyState, len(e.ki.list)), term: e.term}
-	e.wakeAt = time.Time{}
+	e.wakeAt = 0
 	if s.running {
 		e.collect()
-		quorum := e.quorum(now)
+		quorum, lease := e.quorum(now)
+		s.lease = lease
 		// Global mastership.
 		winner := e.self
 		if len(e.order) > 0 && e.order[0].before(winner) {
@@ -435,14 +446,36 @@ func (e *elector) elect() {
 	}
 	e.snap = s
 	m.snap.Store(s)
-	if old.master != s.master || old.term != s.term || !sameClaims(old, s) || old.running != s.running {
-		if !sameClaims(old, s) {
-			e.keyVer++ // the key claims travel with the key set
+	viewChanged := e.updateView()
+	if old.master != s.master || old.term != s.term || !sameClaims(old, s) || old.running != s.running || viewChanged {
+		if !sameClaims(old, s) || viewChanged {
+			e.keyVer++ // the key claims and the view travel with the key set
 		}
 		e.publishBeat()
 		e.kickAll()
 	}
 	m.notifyChanges(old, s)
+}
+
+// updateView recomputes, with Quorum, the view this node sends: the
+// UIDs of the peers it counts live. It reports whether it changed.
+func (e *elector) updateView() bool {
+	if e.m.cfg.Quorum <= 1 {
+		return false
+	}
+	view := make([]string, 0, len(e.order))
+	if !e.leaving {
+		for _, p := range e.order {
+			view = append(view, p.uid)
+		}
+	}
+	slices.Sort(view)
+	view = slices.Compact(view)
+	if slices.Equal(view, e.view) {
+		return false
+	}
+	e.view = view
+	return true
 }
 
 // collect fills e.order with the live peers in election order, and brings
@@ -469,22 +502,26 @@ func claimSet(c map[string]uint64) map[string]struct{} {
 }
 
 // quorum reports whether this node sees Quorum nodes, itself included,
-// heard from within WaitTimeout minus the lease margin; it sets e.wakeAt
-// to when that may change.
-func (e *elector) quorum(now time.Time) bool {
+// heard from within WaitTimeout minus the lease margin, and until when
+// (mono; 0 without Quorum); it sets e.wakeAt to when that may change.
+func (e *elector) quorum(now int64) (bool, int64) {
 	q := e.m.cfg.Quorum
 	if q <= 1 {
-		return true
+		return true, 0
 	}
-	fresh := now.Add(-(e.m.cfg.WaitTimeout - e.margin())).UnixNano()
-	n := 1
+	ttl := int64(e.m.cfg.WaitTimeout - e.margin())
+	var ends []int64
 	for _, p := range e.order {
-		if h := p.heard(); h > fresh {
-			n++
-			e.wake(time.Unix(0, h).Add(e.m.cfg.WaitTimeout - e.margin()))
+		if h := p.heard(); h+ttl > now {
+			ends = append(ends, h+ttl)
+			e.wake(h + ttl)
 		}
 	}
-	return n >= q
+	if len(ends) < q-1 {
+		return false, 0
+	}
+	slices.Sort(ends)
+	return true, ends[len(ends)-(q-1)] // the (q-1)th freshest peer
 }
 
 // margin is the lease margin of Quorum: a node without quorum steps down
@@ -493,8 +530,8 @@ func (e *elector) quorum(now time.Time) bool {
 // heard.
 func (e *elector) margin() time.Duration { return e.m.cfg.Interval }
 
-func (e *elector) wake(t time.Time) {
-	if e.wakeAt.IsZero() || t.Before(e.wakeAt) {
+func (e *elector) wake(t int64) {
+	if e.wakeAt == 0 || t < e.wakeAt {
 		e.wakeAt = t
 	}
 }
@@ -530,9 +567,19 @@ func (e *elector) claimant(claims func(*peer) bool) string {
 // waits until no live peer claims it, and until a peer that claimed it and
 // vanished without leaving was last heard WaitTimeout+margin ago: its
 // lease has run out, so it has stepped down.
-func (e *elector) free(now time.Time, holds bool, claims func(*peer) bool) bool {
+func (e *elector) free(now int64, holds bool, claims func(*peer) bool) bool {
 	if e.m.cfg.Quorum <= 1 || holds {
 		return true
+	}
+	// Hold while a live peer counts live a node this one has not heard
+	// from: it may be a master on the far side of a healed partition,
+	// whose claims this node cannot see yet.
+	for _, p := range e.order {
+		for _, u := range p.view {
+			if u != e.self.uid && !e.isLive(u) {
+				return false
+			}
+		}
 	}
 	ok := true
 	for _, p := range e.peers {
@@ -543,12 +590,22 @@ func (e *elector) free(now time.Time, holds bool, claims func(*peer) bool) bool 
 			ok = false
 			continue
 		}
-		if end := time.Unix(0, p.heard()).Add(e.m.cfg.WaitTimeout + e.margin()); end.After(now) {
+		if end := p.heard() + int64(e.m.cfg.WaitTimeout+e.margin()); end > now {
 			e.wake(end)
 			ok = false
 		}
 	}
 	return ok
+}
+
+// isLive reports whether a live peer has this UID.
+func (e *elector) isLive(uid string) bool {
+	for _, p := range e.order {
+		if p.uid == uid {
+			return true
+		}
+	}
+	return false
 }
 
 // electOldest: the master of a key is the first in order among the live
@@ -597,7 +654,7 @@ func (e *elector) electBalanced(out []keyState) {
 }
 
 // settleKeys applies Sticky, Quorum and terms to the per-key winners.
-func (e *elector) settleKeys(now time.Time, old, s *snapshot, quorum bool) {
+func (e *elector) settleKeys(now int64, old, s *snapshot, quorum bool) {
 	sticky, strict := e.m.cfg.Sticky, e.m.cfg.Quorum > 1
 	var claimers []*peer // the live peers that master a key
 	for _, p := range e.order {
@@ -665,7 +722,7 @@ func (e *elector) publishBeat() {
 	m := e.m
 	s := e.snap
 	b := &beat{uid: e.self.uid, start: e.self.start, prio: e.self.prio, inc: m.inc, leaving: e.leaving,
-		keyVersion: e.keyVer, keys: e.ki.list, claim: s.master, term: e.term}
+		keyVersion: e.keyVer, keys: e.ki.list, claim: s.master, term: e.term, view: e.view}
 	if s.ki == e.ki {
 		b.keyTerms = make([]uint64, len(s.keys))
 		for i, ks := range s.keys {
@@ -754,7 +811,7 @@ func (e *elector) status() Status {
 		ps := PeerStatus{UID: p.uid, StartTime: time.Unix(0, p.start), Priority: int(p.prio),
 			Live: p.live(), Leaving: p.leaving, Conns: len(p.conns), Master: p.claim}
 		if h := p.heard(); h > 0 {
-			ps.LastHeard = time.Unix(0, h)
+			ps.LastHeard = monoTime(h)
 		}
 		for k := range p.keys {
 			ps.Keys = append(ps.Keys, k)

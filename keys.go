@@ -10,14 +10,18 @@ import (
 // IsMaster reports whether this node is the global master: the oldest of
 // itself and its live peers. It is a lock-free read that does not
 // allocate. A node that is not running is not master.
-func (m *Msc) IsMaster() bool { return m.snap.Load().master }
+func (m *Msc) IsMaster() bool {
+	s := m.snap.Load()
+	return s.master && s.valid()
+}
 
 // IsMasterByKey reports whether this node is master for key: the oldest of
 // itself and the live peers that hold key. It is false for a key this node
 // has not added. It is a lock-free read that does not allocate.
 func (m *Msc) IsMasterByKey(key string) bool {
-	ks, _ := m.snap.Load().key(key)
-	return ks.master
+	s := m.snap.Load()
+	ks, _ := s.key(key)
+	return ks.master && s.valid()
 }
 
 // Master returns the UID of the node this node thinks is the global
@@ -196,7 +200,7 @@ func (m *Msc) RemoveServer(id string) error {
 	m.mu.Unlock()
 	if running {
 		cl.cancel()
-		m.call(func(e *elector) { e.resolve(id, time.Now().UnixNano()) })
+		m.call(func(e *elector) { e.resolve(id, mono()) })
 	}
 	return nil
 }

@@ -26,7 +26,7 @@ type Msc struct {
 	beat   atomic.Pointer[outBeat]
 	silent atomic.Bool // test hook: stop sending heartbeats
 
-	// lastTick is when the elector last ticked (Unix ns). Writers send
+	// lastTick is when the elector last ticked (mono). Writers send
 	// nothing while it is older than WaitTimeout: the process was paused
 	// and its heartbeat is stale until the elector has run.
 	lastTick atomic.Int64
@@ -122,7 +122,7 @@ func (m *Msc) Start() error {
 	for id := range m.clients {
 		servers = append(servers, id)
 	}
-	m.lastTick.Store(time.Now().UnixNano())
+	m.lastTick.Store(mono())
 	e := newElector(m, m.keys, servers)
 	m.keys = nil
 	e.publishBeat()
@@ -239,7 +239,7 @@ func (m *Msc) call(fn func(*elector)) bool {
 
 // elect sends an event to the elector.
 func (m *Msc) elect(ev event) {
-	ev.at = time.Now().UnixNano()
+	ev.at = mono()
 	select {
 	case m.events <- ev:
 	case <-m.ctx.Done():

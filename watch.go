@@ -193,13 +193,13 @@ func (m *Msc) running() bool {
 // it for a readiness probe.
 func (m *Msc) Healthy() error {
 	var err error
-	if !m.call(func(e *elector) { err = e.healthy(time.Now()) }) {
+	if !m.call(func(e *elector) { err = e.healthy(mono()) }) {
 		return fmt.Errorf("%w: %w", ErrUnhealthy, ErrStopped)
 	}
 	return err
 }
 
-func (e *elector) healthy(now time.Time) error {
+func (e *elector) healthy(now int64) error {
 	if e.leaving {
 		return fmt.Errorf("%w: %w", ErrUnhealthy, ErrStopped)
 	}
@@ -214,11 +214,11 @@ func (e *elector) healthy(now time.Time) error {
 	fresh := 1
 	var stale []string
 	for _, p := range e.peers {
-		h := time.Unix(0, p.heard())
-		if now.Sub(h) <= wait {
+		ago := time.Duration(now - p.heard())
+		if ago <= wait {
 			fresh++
 		} else if p.live() {
-			stale = append(stale, fmt.Sprintf("%s (last heard %v ago)", p.uid, now.Sub(h).Round(time.Millisecond)))
+			stale = append(stale, fmt.Sprintf("%s (last heard %v ago)", p.uid, ago.Round(time.Millisecond)))
 		}
 	}
 	if q := e.m.cfg.Quorum; q > 1 && fresh < q {

@@ -150,6 +150,7 @@ type beat struct {
 	claim      bool     // the sender is global master
 	term       uint64   // its global term
 	keyTerms   []uint64 // per key: the term of the sender's mastership, 0 if not master
+	view       []string // the UIDs of the peers the sender counts live
 }
 
 // encodeBeat returns the heartbeat payload, UID first. With withKeys the
@@ -166,6 +167,10 @@ func encodeBeat(b *beat, withKeys bool) ([]byte, error) {
 			if t != 0 {
 				size += 12
 			}
+		}
+		size += 2
+		for _, u := range b.view {
+			size += 1 + len(u)
 		}
 	}
 	if size+headerSize+64 > MaxFrameSize {
@@ -216,6 +221,11 @@ func encodeBeat(b *beat, withKeys bool) ([]byte, error) {
 				p = binary.BigEndian.AppendUint64(p, t)
 			}
 		}
+		p = binary.BigEndian.AppendUint16(p, uint16(len(b.view)))
+		for _, u := range b.view {
+			p = append(p, byte(len(u)))
+			p = append(p, u...)
+		}
 	}
 	return p, nil
 }
@@ -235,6 +245,7 @@ type beatView struct {
 	term       uint64
 	keys       []string // with beatKeys only; allocated only then
 	keyTerms   []uint64 // with beatKeys only, parallel to keys
+	view       []string // with beatKeys only
 }
 
 // decodeBeat decodes a payload; uid, if not nil, is the sender UID from
@@ -287,7 +298,10 @@ func decodeBeat(p []byte, uid []byte) (beatView, error) {
 			return v, err
 		}
 		v.keys = keys
-		if v.keyTerms, err = decodeKeyTerms(rest, len(keys)); err != nil {
+		if v.keyTerms, rest, err = decodeKeyTerms(rest, len(keys)); err != nil {
+			return v, err
+		}
+		if v.view, err = decodeView(rest); err != nil {
 			return v, err
 		}
 	} else if len(p) != 0 {
@@ -306,26 +320,52 @@ func decodeKeys(p []byte) ([]string, error) {
 }
 
 // decodeKeyTerms decodes the key claims that follow the key list: a
-// count, then (key position uint32, term uint64) pairs.
-func decodeKeyTerms(p []byte, nkeys int) ([]uint64, error) {
+// count, then (key position uint32, term uint64) pairs. It returns what
+// follows them.
+func decodeKeyTerms(p []byte, nkeys int) ([]uint64, []byte, error) {
 	if len(p) < 4 {
-		return nil, fmt.Errorf("%w: truncated claim count", ErrBadFrame)
+		return nil, nil, fmt.Errorf("%w: truncated claim count", ErrBadFrame)
 	}
 	n := binary.BigEndian.Uint32(p)
 	p = p[4:]
-	if uint64(n)*12 != uint64(len(p)) {
-		return nil, fmt.Errorf("%w: %d claims in %d bytes", ErrBadFrame, n, len(p))
+	if uint64(n)*12 > uint64(len(p)) {
+		return nil, nil, fmt.Errorf("%w: %d claims in %d bytes", ErrBadFrame, n, len(p))
 	}
 	terms := make([]uint64, nkeys)
 	for range n {
 		i := binary.BigEndian.Uint32(p)
 		if int64(i) >= int64(nkeys) {
-			return nil, fmt.Errorf("%w: claim of key %d of %d", ErrBadFrame, i, nkeys)
+			return nil, nil, fmt.Errorf("%w: claim of key %d of %d", ErrBadFrame, i, nkeys)
 		}
 		terms[i] = binary.BigEndian.Uint64(p[4:])
 		p = p[12:]
 	}
-	return terms, nil
+	return terms, p, nil
+}
+
+// decodeView decodes the view that ends a full heartbeat: a count
+// (uint16), then length-prefixed (uint8) UIDs.
+func decodeView(p []byte) ([]string, error) {
+	if len(p) < 2 {
+		return nil, fmt.Errorf("%w: truncated view", ErrBadFrame)
+	}
+	n := int(binary.BigEndian.Uint16(p))
+	p = p[2:]
+	if n > len(p)/2 {
+		return nil, fmt.Errorf("%w: %d UIDs cannot fit in %d bytes", ErrBadFrame, n, len(p))
+	}
+	view := make([]string, 0, n)
+	for range n {
+		if len(p) < 1 || len(p) < 1+int(p[0]) || p[0] == 0 {
+			return nil, fmt.Errorf("%w: truncated view", ErrBadFrame)
+		}
+		view = append(view, string(p[1:1+int(p[0])]))
+		p = p[1+int(p[0]):]
+	}
+	if len(p) != 0 {
+		return nil, fmt.Errorf("%w: %d trailing bytes", ErrBadFrame, len(p))
+	}
+	return view, nil
 }
 
 // readKeys reads a key list and returns what follows it.
