@@ -15,7 +15,7 @@ import (
 type client struct {
 	id     string
 	cfg    ServerConfig
-	suite  *suite
+	suite  *suite // nil: the node's own (Msc.suite)
 	ctx    context.Context
 	cancel context.CancelFunc
 	wake   chan struct{} // cap 1: retry now instead of waiting out the backoff
@@ -36,7 +36,11 @@ func (m *Msc) runClient(cl *client) {
 		nc, err := d.DialContext(cl.ctx, "tcp", cl.cfg.addr())
 		if err == nil {
 			began := time.Now()
-			c := newConn(m, nc, cl.ctx, cl.id, cl.suite)
+			s := cl.suite
+			if s == nil {
+				s = m.suite.Load()
+			}
+			c := newConn(m, nc, cl.ctx, cl.id, s)
 			var heard bool
 			heard, err = c.serve()
 			if heard {

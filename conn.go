@@ -123,6 +123,9 @@ func (c *conn) handshake() error {
 		return err
 	}
 	c.send, c.recv = newSealer(aead, sendDir), newSealer(aead, recvDir)
+	if c.recv.alts, err = c.suite.acceptAEADs(dialer, listener); err != nil {
+		return err
+	}
 	return nil
 }
 

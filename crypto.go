@@ -31,9 +31,41 @@ var algIDs = map[string]byte{"no": 0, "aes128": 1, "aes192": 2, "aes256": 3}
 
 // suite is an algorithm with its long-term key, derived once.
 type suite struct {
-	alg string
-	id  byte
-	key []byte // nil for "no"
+	alg    string
+	id     byte
+	key    []byte   // nil for "no"; seals, and opens
+	accept [][]byte // more keys that open (Options.AcceptKeys): key rotation
+}
+
+// withAccept returns a copy of s that also opens frames sealed with the
+// keys derived from passphrases.
+func (s *suite) withAccept(passphrases []string) (*suite, error) {
+	c := *s
+	c.accept = nil
+	if s.key == nil {
+		return &c, nil
+	}
+	for _, p := range passphrases {
+		a, err := newSuite(s.alg, p)
+		if err != nil {
+			return nil, err
+		}
+		c.accept = append(c.accept, a.key)
+	}
+	return &c, nil
+}
+
+// acceptAEADs returns the session AEADs of the accepted keys.
+func (s *suite) acceptAEADs(dialerNonce, listenerNonce []byte) ([]cipher.AEAD, error) {
+	var out []cipher.AEAD
+	for _, k := range s.accept {
+		a, err := (&suite{key: k}).sessionAEAD(dialerNonce, listenerNonce)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, a)
+	}
+	return out, nil
 }
 
 func newSuite(alg, passphrase string) (*suite, error) {
@@ -85,7 +117,8 @@ const (
 // Its nonce is (direction, sequence number); the sequence number is also
 // in the authenticated header, so frames cannot be reordered or replayed.
 type sealer struct {
-	aead  cipher.AEAD // nil: no encryption
+	aead  cipher.AEAD   // nil: no encryption
+	alts  []cipher.AEAD // receive only: other keys to try on the first frame
 	nonce [12]byte
 }
 
@@ -111,6 +144,17 @@ func (s *sealer) open(dst, hdr, ciphertext []byte, seq uint64) ([]byte, error) {
 	}
 	binary.BigEndian.PutUint64(s.nonce[4:], seq)
 	out, err := s.aead.Open(dst, s.nonce[:], ciphertext, hdr)
+	if err != nil && len(s.alts) > 0 {
+		// The first frame decides which accepted key the peer seals
+		// with; the connection keeps it.
+		for _, a := range s.alts {
+			if out, err = a.Open(dst, s.nonce[:], ciphertext, hdr); err == nil {
+				s.aead = a
+				break
+			}
+		}
+	}
+	s.alts = nil
 	if err != nil {
 		return nil, ErrAuth
 	}

@@ -147,12 +147,13 @@ func (m *Msc) Update(keys ...string) {
 // may be called before or after Start. It returns ErrServerExists for an id
 // already added, ErrStopped after Stop, and an error for a bad config.
 func (m *Msc) AddServer(id string, c ServerConfig) error {
+	inherit := c.Key == "" && (c.Algorithm == "" || c.Algorithm == m.cfg.Algorithm)
 	c, err := c.fill(m.cfg)
 	if err != nil {
 		return err
 	}
-	s := m.cfg.suite
-	if c.Algorithm != m.cfg.Algorithm || c.Key != m.cfg.Key {
+	var s *suite // nil: the node's own, which SetKey may change
+	if !inherit {
 		if s, err = newSuite(c.Algorithm, c.Key); err != nil {
 			return err
 		}

@@ -23,6 +23,7 @@ type Msc struct {
 	inc   uint64 // incarnation: random per Msc, tells a restart with the same UID
 
 	snap   atomic.Pointer[snapshot] // the hot read path
+	suite  atomic.Pointer[suite]    // this node's algorithm and keys; SetKey swaps it
 	beat   atomic.Pointer[outBeat]
 	silent atomic.Bool // test hook: stop sending heartbeats
 
@@ -90,6 +91,7 @@ func New(opts Options) (*Msc, error) {
 		m.keys[k] = struct{}{}
 	}
 	m.snap.Store(&snapshot{ki: noKeys})
+	m.suite.Store(cfg.suite)
 	m.disp.init()
 	m.queues.init(m)
 	return m, nil
@@ -244,6 +246,27 @@ func (m *Msc) elect(ev event) {
 	case m.events <- ev:
 	case <-m.ctx.Done():
 	}
+}
+
+// SetKey changes, at run time, the passphrase this node seals with, and
+// the passphrases it accepts besides (Options.AcceptKeys), for the
+// listener and for the servers added without a Key of their own. New
+// connections use them; established ones keep their session. With
+// AcceptKeys, a cluster rotates its key without downtime: first every node
+// accepts the new key, then each seals with it, then the old is dropped.
+func (m *Msc) SetKey(key string, accept ...string) error {
+	if err := checkAlgorithm(m.cfg.Algorithm, key); err != nil {
+		return err
+	}
+	s, err := newSuite(m.cfg.Algorithm, key)
+	if err != nil {
+		return err
+	}
+	if s, err = s.withAccept(accept); err != nil {
+		return err
+	}
+	m.suite.Store(s)
+	return nil
 }
 
 // Addr returns the address the node listens on, or nil before Start.

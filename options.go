@@ -66,6 +66,11 @@ type Options struct {
 	// the keys it takes or held. The global master is still the oldest.
 	// Every node of a cluster must use the same setting.
 	Balance bool
+	// AcceptKeys are more passphrases accepted on incoming connections,
+	// while Key seals what this node sends: rotate a cluster's key without
+	// downtime by adding the new key to AcceptKeys everywhere, then
+	// switching each node's Key to it (Msc.SetKey), then dropping the old.
+	AcceptKeys []string
 	// Priority comes before StartTime in the election order: a node with
 	// a higher priority is master before an older one. Default 0.
 	Priority int
@@ -94,6 +99,7 @@ func (o Options) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("algorithm", o.Algorithm),
 		slog.Bool("key_set", o.Key != ""),
+		slog.Int("accept_keys", len(o.AcceptKeys)),
 		slog.String("uid", o.UID),
 		slog.Duration("interval", o.Interval),
 		slog.Duration("wait_timeout", o.WaitTimeout),
@@ -180,11 +186,14 @@ func newConfig(o Options) (*config, error) {
 			return nil, err
 		}
 	}
+	c.AcceptKeys = slices.Clone(o.AcceptKeys)
 	s, err := newSuite(c.Algorithm, c.Key)
 	if err != nil {
 		return nil, err
 	}
-	c.suite = s
+	if c.suite, err = s.withAccept(c.AcceptKeys); err != nil {
+		return nil, err
+	}
 	return c, nil
 }
 

@@ -46,7 +46,7 @@ func (m *Msc) acceptLoop(ln net.Listener) {
 		go func() {
 			defer m.wg.Done()
 			defer func() { <-slots }()
-			c := newConn(m, nc, m.ctx, "", m.cfg.suite)
+			c := newConn(m, nc, m.ctx, "", m.suite.Load())
 			_, err := c.serve()
 			m.connError(c, err)
 		}()

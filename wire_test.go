@@ -1,0 +1,615 @@
+package msc
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// TestWireConstants pins every constant of the wire format. Changing one
+// of them breaks every deployed peer: if this test fails, bump wireVersion
+// and update the README's wire section, do not just update the numbers.
+func TestWireConstants(t *testing.T) {
+	for _, c := range []struct {
+		name      string
+		got, want int
+	}{
+		{"wireVersion", int(wireVersion), 1},
+		{"frameHello", int(frameHello), 1},
+		{"frameHeartbeat", int(frameHeartbeat), 2},
+		{"flagUIDInPayload", int(flagUIDInPayload), 1},
+		{"lenSize", lenSize, 4},
+		{"headerSize", headerSize, 16},
+		{"MaxFrameSize", MaxFrameSize, 1 << 20},
+		{"nonceSize", nonceSize, 16},
+		{"helloSize", helloSize, 17},
+		{"beatLeaving", int(beatLeaving), 1},
+		{"beatKeys", int(beatKeys), 2},
+		{"MaxUIDLen", MaxUIDLen, 255},
+		{"MaxKeyLen", MaxKeyLen, 1024},
+		{"dirFromDialer", int(dirFromDialer), 0},
+		{"dirFromListener", int(dirFromListener), 1},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s = %d, want %d", c.name, c.got, c.want)
+		}
+	}
+	if headerSize != lenSize+1+1+1+8+1 {
+		t.Errorf("headerSize %d is not length+version+type+flags+seq+uidlen", headerSize)
+	}
+	// The UID length is one byte, so a UID longer than that cannot be framed.
+	if MaxUIDLen > 255 {
+		t.Errorf("MaxUIDLen %d does not fit the one-byte UID length", MaxUIDLen)
+	}
+	// A key length is a uint16 on the wire.
+	if MaxKeyLen > 1<<16-1 {
+		t.Errorf("MaxKeyLen %d does not fit the two-byte key length", MaxKeyLen)
+	}
+}
+
+// TestWireGolden pins the exact bytes of a header, a hello and a heartbeat
+// payload.
+func TestWireGolden(t *testing.T) {
+	hdr := appendHeader(nil, frameHeartbeat, flagUIDInPayload, 0x0102030405060708, "ab", 3)
+	wantHdr := "00000011" + "01" + "02" + "01" + "0102030405060708" + "02" + "6162"
+	if got := hex.EncodeToString(hdr); got != wantHdr {
+		t.Errorf("header\n got %s\nwant %s", got, wantHdr)
+	}
+
+	nonce := make([]byte, nonceSize)
+	for i := range nonce {
+		nonce[i] = byte(0xa0 + i)
+	}
+	hello := appendHello(nil, 3, nonce)
+	wantHello := "0000001d" + "01" + "01" + "00" + "0000000000000000" + "00" + "03" + hex.EncodeToString(nonce)
+	if got := hex.EncodeToString(hello); got != wantHello {
+		t.Errorf("hello\n got %s\nwant %s", got, wantHello)
+	}
+
+	b := &beat{uid: "n1", start: 0x0102030405060708, inc: 7, leaving: true, keyVersion: 3,
+		keys: []string{"a", "bc"}, claim: true, term: 5, keyTerms: []uint64{0, 9}}
+	full, err := encodeBeat(b, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fixed := "02" + "6e31" + "0102030405060708" + "0000000000000007" // uid, start, incarnation
+	claimExt := "02" + "0009" + "01" + "0000000000000005"            // claim extension: flags, term
+	wantFull := fixed + "03" + "0000000000000003" + "01" + claimExt +
+		"00000002" + "0001" + "61" + "0002" + "6263" + // keys
+		"00000001" + "00000001" + "0000000000000009" + // key claims: key 1, term 9
+		"0000" // view: no UIDs
+	if got := hex.EncodeToString(full); got != wantFull {
+		t.Errorf("full heartbeat\n got %s\nwant %s", got, wantFull)
+	}
+	short, err := encodeBeat(b, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantShort := fixed + "01" + "0000000000000003" + "01" + claimExt
+	if got := hex.EncodeToString(short); got != wantShort {
+		t.Errorf("short heartbeat\n got %s\nwant %s", got, wantShort)
+	}
+	b.prio, b.claim, b.leaving = -2, false, false
+	short, _ = encodeBeat(b, false)
+	wantShort = fixed + "00" + "0000000000000003" + "02" + "01" + "0008" + "fffffffffffffffe" +
+		"02" + "0009" + "00" + "0000000000000005"
+	if got := hex.EncodeToString(short); got != wantShort {
+		t.Errorf("short heartbeat with a priority\n got %s\nwant %s", got, wantShort)
+	}
+	b.view = []string{"node1", "node22"}
+	full, _ = encodeBeat(b, true)
+	want := "0002" + "05" + hex.EncodeToString([]byte("node1")) + "06" + hex.EncodeToString([]byte("node22"))
+	if got := hex.EncodeToString(full); !strings.HasSuffix(got, want) {
+		t.Errorf("full heartbeat with a view\n got %s\nwant it to end with %s", got, want)
+	}
+}
+
+// testKeys returns n keys like "key-0042".
+func testKeys(n int) []string {
+	keys := make([]string, n)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("key-%04d", i)
+	}
+	return keys
+}
+
+// testBeat returns the heartbeat of "node0" with n keys; with claimed, it
+// masters every other key.
+func testBeat(n int) *beat {
+	b := &beat{uid: "node0", start: base.UnixNano(), inc: 0xdeadbeef, keyVersion: 42, keys: testKeys(n), term: 3}
+	b.keyTerms = make([]uint64, n)
+	for i := 0; i < n; i += 2 {
+		b.keyTerms[i] = uint64(100 + i)
+	}
+	return b
+}
+
+func checkView(t *testing.T, v beatView, b *beat, withKeys bool) {
+	t.Helper()
+	if string(v.uid) != b.uid || v.start != b.start || v.inc != b.inc || v.keyVersion != b.keyVersion {
+		t.Fatalf("decoded %q %d %d %d, want %q %d %d %d", v.uid, v.start, v.inc, v.keyVersion, b.uid, b.start, b.inc, b.keyVersion)
+	}
+	if v.prio != b.prio || v.claim != b.claim || v.term != b.term {
+		t.Fatalf("decoded prio %d claim %v term %d, want %d %v %d", v.prio, v.claim, v.term, b.prio, b.claim, b.term)
+	}
+	if got := v.flags&beatLeaving != 0; got != b.leaving {
+		t.Fatalf("leaving = %v, want %v", got, b.leaving)
+	}
+	if got := v.flags&beatKeys != 0; got != withKeys {
+		t.Fatalf("keys flag = %v, want %v", got, withKeys)
+	}
+	if !withKeys {
+		if v.keys != nil || v.keyTerms != nil {
+			t.Fatalf("short form decoded keys %v", v.keys)
+		}
+		return
+	}
+	if !slices.Equal(v.keys, b.keys) || v.keys == nil {
+		t.Fatalf("keys: got %d, want %d", len(v.keys), len(b.keys))
+	}
+	if !slices.Equal(v.keyTerms, b.keyTerms) {
+		t.Fatalf("key terms: got %v, want %v", v.keyTerms, b.keyTerms)
+	}
+	if !slices.Equal(v.view, b.view) {
+		t.Fatalf("view: got %q, want %q", v.view, b.view)
+	}
+}
+
+func TestBeatRoundTrip(t *testing.T) {
+	for _, n := range []int{0, 10, 1000} {
+		for _, leaving := range []bool{false, true} {
+			t.Run(fmt.Sprintf("keys=%d/leaving=%v", n, leaving), func(t *testing.T) {
+				b := testBeat(n)
+				b.leaving = leaving
+				if leaving {
+					b.prio, b.claim, b.term = -7, true, 1<<40
+					b.view = []string{"node1", "n", strings.Repeat("u", MaxUIDLen)}
+				}
+				for _, withKeys := range []bool{true, false} {
+					p, err := encodeBeat(b, withKeys)
+					if err != nil {
+						t.Fatal(err)
+					}
+					// UID in the payload (HeaderEncrypted).
+					v, err := decodeBeat(p, nil)
+					if err != nil {
+						t.Fatal(err)
+					}
+					checkView(t, v, b, withKeys)
+					// UID in the header: the payload without its UID prefix.
+					v, err = decodeBeat(p[uidPrefixLen(b.uid):], []byte(b.uid))
+					if err != nil {
+						t.Fatal(err)
+					}
+					checkView(t, v, b, withKeys)
+				}
+			})
+		}
+	}
+}
+
+// TestBeatFrameRoundTrip sends heartbeats through the whole codec: header,
+// seal, readFrame, open, decodeBeat, both with the UID in the header and
+// with it sealed in the payload.
+func TestBeatFrameRoundTrip(t *testing.T) {
+	d, l := testSession(t, "aes128", "test passphrase")
+	for _, n := range []int{0, 10, 1000} {
+		for _, hidden := range []bool{false, true} {
+			t.Run(fmt.Sprintf("keys=%d/headerEncrypted=%v", n, hidden), func(t *testing.T) {
+				b := testBeat(n)
+				var stream bytes.Buffer
+				for seq, withKeys := range []bool{true, false, false} {
+					p, _ := encodeBeat(b, withKeys)
+					stream.Write(sealBeat(d.send, p, b.uid, uint64(seq+1), hidden))
+				}
+				if hidden && bytes.Contains(stream.Bytes(), []byte(b.uid)) {
+					t.Fatal("UID readable on the wire with the header encrypted")
+				}
+				if !hidden && !bytes.Contains(stream.Bytes(), []byte(b.uid)) {
+					t.Fatal("UID not in the clear header")
+				}
+				var buf, plain []byte
+				for seq, withKeys := range []bool{true, false, false} {
+					f, nb, err := readFrame(&stream, buf)
+					buf = nb
+					if err != nil {
+						t.Fatal(err)
+					}
+					if f.typ != frameHeartbeat || f.seq != uint64(seq+1) {
+						t.Fatalf("type %d seq %d", f.typ, f.seq)
+					}
+					var uid []byte
+					if f.flags&flagUIDInPayload == 0 {
+						uid = f.uid
+					}
+					if hidden != (uid == nil) {
+						t.Fatalf("flags %#x, uid %q", f.flags, f.uid)
+					}
+					plain, err = l.recv.open(plain[:0], f.hdr, f.body, f.seq)
+					if err != nil {
+						t.Fatal(err)
+					}
+					v, err := decodeBeat(plain, uid)
+					if err != nil {
+						t.Fatal(err)
+					}
+					checkView(t, v, b, withKeys)
+				}
+				if _, _, err := readFrame(&stream, buf); err != io.EOF {
+					t.Fatalf("after the last frame: %v, want io.EOF", err)
+				}
+			})
+		}
+	}
+}
+
+// sealBeat builds a heartbeat frame from a payload (UID first) the way the
+// write loop does.
+func sealBeat(s *sealer, payload []byte, uid string, seq uint64, hideUID bool) []byte {
+	var flags byte
+	if hideUID && s.aead != nil {
+		flags = flagUIDInPayload
+		uid = ""
+	} else {
+		payload = payload[uidPrefixLen(uid):]
+	}
+	buf := appendHeader(nil, frameHeartbeat, flags, seq, uid, len(payload)+s.overhead())
+	return s.seal(buf, buf, payload, seq)
+}
+
+// TestHeartbeatFrameSizes measures the bytes a heartbeat takes on the
+// wire (header, then sealed payload; aes128, UID "node0", keys like
+// "key-0042") and pins them.
+func TestHeartbeatFrameSizes(t *testing.T) {
+	d, _ := testSession(t, "aes128", "test passphrase")
+	for _, n := range []int{0, 10, 1000} {
+		for _, claimed := range []bool{false, true} {
+			b := testBeat(n)
+			for i := range b.keyTerms {
+				b.keyTerms[i] = 0
+				if claimed {
+					b.keyTerms[i] = 1
+				}
+			}
+			full, _ := encodeBeat(b, true)
+			short, _ := encodeBeat(b, false)
+			fullFrame := sealBeat(d.send, full, b.uid, 1, false)
+			shortFrame := sealBeat(d.send, short, b.uid, 2, false)
+			fullHidden := sealBeat(d.send, full, b.uid, 3, true)
+			shortHidden := sealBeat(d.send, short, b.uid, 4, true)
+			what := "master of no key "
+			if claimed {
+				what = "master of each key"
+			}
+			t.Logf("%4d keys, %s: full %5d bytes, short %2d bytes (HeaderEncrypted: full %5d, short %2d)",
+				n, what, len(fullFrame), len(shortFrame), len(fullHidden), len(shortHidden))
+			// header 16 + UID 5 + (start 8, incarnation 8, flags 1, key
+			// version 8, extension count 1, claim extension 3+9) + GCM
+			// tag 16. The full form adds a key count (4), 2+8 bytes a key,
+			// a claim count (4), 4+8 bytes a claimed key and a view count
+			// (2; the view is empty without Quorum).
+			wantShort := 16 + 5 + 38 + 16
+			wantFull := wantShort + 4 + 10*n + 4 + 2
+			if claimed {
+				wantFull += 12 * n
+			}
+			if len(shortFrame) != wantShort || len(fullFrame) != wantFull {
+				t.Errorf("%d keys: full %d short %d, want %d and %d", n, len(fullFrame), len(shortFrame), wantFull, wantShort)
+			}
+			// With the header encrypted the UID moves into the payload and
+			// gains its length byte.
+			if len(shortHidden) != wantShort+1 || len(fullHidden) != wantFull+1 {
+				t.Errorf("%d keys, HeaderEncrypted: full %d short %d", n, len(fullHidden), len(shortHidden))
+			}
+		}
+	}
+}
+
+// TestDecodeBeatTruncated decodes every proper prefix of valid payloads:
+// each must fail with ErrBadFrame, none may panic. So must a payload with
+// a trailing byte.
+func TestDecodeBeatTruncated(t *testing.T) {
+	for _, n := range []int{0, 10, 1000} {
+		b := testBeat(n)
+		b.leaving = true
+		for _, withKeys := range []bool{true, false} {
+			p, _ := encodeBeat(b, withKeys)
+			for _, inHeader := range []bool{false, true} {
+				payload, uid := p, []byte(nil)
+				if inHeader {
+					payload, uid = p[uidPrefixLen(b.uid):], []byte(b.uid)
+				}
+				for i := range len(payload) {
+					if n >= 1000 && i > 64 && i < len(payload)-64 && i%13 != 0 {
+						continue // long: every 13th prefix (13 is prime to the 10- and 12-byte records)
+					}
+					if _, err := decodeBeat(payload[:i:i], uid); !errors.Is(err, ErrBadFrame) {
+						t.Fatalf("keys=%d withKeys=%v uidInHeader=%v: prefix %d/%d: err %v, want ErrBadFrame",
+							n, withKeys, inHeader, i, len(payload), err)
+					}
+				}
+				long := append(slices.Clip(payload), 0)
+				if _, err := decodeBeat(long, uid); !errors.Is(err, ErrBadFrame) {
+					t.Fatalf("keys=%d withKeys=%v: trailing byte accepted: %v", n, withKeys, err)
+				}
+			}
+		}
+	}
+}
+
+func TestDecodeBeatMalformed(t *testing.T) {
+	tb := testBeat(2)
+	good, _ := encodeBeat(tb, true)
+	shortPayload, _ := encodeBeat(tb, false)
+	body := good[uidPrefixLen("node0"):]
+	kc := len(shortPayload) - uidPrefixLen("node0") // offset of the key count
+	ec := 8 + 8 + 1 + 8                             // offset of the extension count
+	ext1 := ec + 1                                  // offset of the first extension
+	uid := []byte("node0")
+	mod := func(f func(p []byte) []byte) []byte { return f(slices.Clone(body)) }
+	for _, c := range []struct {
+		name    string
+		payload []byte
+		uid     []byte
+	}{
+		{"empty UID in header", body, []byte{}},
+		{"empty UID in payload", append([]byte{0}, body...), nil},
+		{"UID longer than the payload", []byte{200, 'a'}, nil},
+		{"zero-length key", mod(func(p []byte) []byte {
+			binary.BigEndian.PutUint16(p[kc+4:], 0)
+			return p
+		}), uid},
+		{"key count too large", mod(func(p []byte) []byte {
+			binary.BigEndian.PutUint32(p[kc:], 1<<31)
+			return p
+		}), uid},
+		{"key count one too many", mod(func(p []byte) []byte {
+			binary.BigEndian.PutUint32(p[kc:], 3)
+			return p
+		}), uid},
+		{"key count one too few", mod(func(p []byte) []byte {
+			binary.BigEndian.PutUint32(p[kc:], 1)
+			return p
+		}), uid},
+		// The payload ends with one claim (12 bytes), then an empty view
+		// (a 2-byte count).
+		{"claim of a key past the list", mod(func(p []byte) []byte {
+			binary.BigEndian.PutUint32(p[len(p)-14:], 2)
+			return p
+		}), uid},
+		{"claim count too large", mod(func(p []byte) []byte {
+			binary.BigEndian.PutUint32(p[len(p)-18:], 2)
+			return p
+		}), uid},
+		{"view count too large", mod(func(p []byte) []byte {
+			binary.BigEndian.PutUint16(p[len(p)-2:], 1)
+			return p
+		}), uid},
+		{"extension past the end", mod(func(p []byte) []byte {
+			p[ec]++
+			p[16] = 0 // no key set: the extension is last
+			return append(p[:kc], 7, 0xff, 0xff)
+		}), uid},
+		{"claim extension of the wrong size", mod(func(p []byte) []byte {
+			p[ec]++
+			return slices.Concat(p[:ext1], []byte{extClaim, 0, 1, 1}, p[ext1:])
+		}), uid},
+		{"priority extension of the wrong size", mod(func(p []byte) []byte {
+			p[ec]++
+			return slices.Concat(p[:ext1], []byte{extPriority, 0, 4, 1, 2, 3, 4}, p[ext1:])
+		}), uid},
+	} {
+		if _, err := decodeBeat(c.payload, c.uid); !errors.Is(err, ErrBadFrame) {
+			t.Errorf("%s: err %v, want ErrBadFrame", c.name, err)
+		}
+	}
+	// An extension this version does not know is skipped.
+	ext := mod(func(p []byte) []byte {
+		p[ec]++
+		return slices.Concat(p[:ext1], []byte{0xee, 0, 3, 'x', 'y', 'z'}, p[ext1:])
+	})
+	v, err := decodeBeat(ext, uid)
+	if err != nil {
+		t.Fatalf("unknown extension: %v", err)
+	}
+	checkView(t, v, tb, true)
+}
+
+// frameBytes returns a frame with a raw header: declared length (after
+// the prefix), version, then the rest.
+func frameBytes(length uint32, version byte, rest ...byte) []byte {
+	b := binary.BigEndian.AppendUint32(nil, length)
+	b = append(b, version)
+	return append(b, rest...)
+}
+
+func TestReadFrame(t *testing.T) {
+	valid := appendHeader(nil, frameHeartbeat, 0, 9, "node0", 3)
+	valid = append(valid, 1, 2, 3)
+	badVersion := slices.Clone(valid)
+	badVersion[4] = wireVersion + 1
+	uidPast := slices.Clone(valid)
+	uidPast[15] = 200
+
+	for _, c := range []struct {
+		name string
+		in   []byte
+		want error
+	}{
+		{"empty", nil, io.EOF},
+		{"half a length", []byte{0, 0}, io.ErrUnexpectedEOF},
+		{"oversized", frameBytes(MaxFrameSize+1, wireVersion), ErrFrameTooLarge},
+		{"oversized 4 GiB", frameBytes(0xffffffff, wireVersion), ErrFrameTooLarge},
+		{"bad version", badVersion, ErrVersion},
+		{"version 0", frameBytes(12, 0, make([]byte, 11)...), ErrVersion},
+		{"length 0", frameBytes(0, wireVersion), ErrBadFrame},
+		{"length 11", frameBytes(11, wireVersion, make([]byte, 10)...), ErrBadFrame},
+		{"UID past the end", uidPast, ErrBadFrame},
+		{"truncated body", valid[:len(valid)-1], io.ErrUnexpectedEOF},
+		{"truncated header", valid[:10], io.ErrUnexpectedEOF},
+	} {
+		_, _, err := readFrame(bytes.NewReader(c.in), nil)
+		if !errors.Is(err, c.want) {
+			t.Errorf("%s: err %v, want %v", c.name, err, c.want)
+		}
+	}
+	for n := range headerSize - lenSize {
+		in := frameBytes(uint32(n), wireVersion, make([]byte, max(n-1, 0))...)
+		if _, _, err := readFrame(bytes.NewReader(in), nil); !errors.Is(err, ErrBadFrame) {
+			t.Errorf("declared length %d: %v, want ErrBadFrame", n, err)
+		}
+	}
+
+	f, buf, err := readFrame(bytes.NewReader(valid), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.typ != frameHeartbeat || f.flags != 0 || f.seq != 9 || string(f.uid) != "node0" ||
+		!bytes.Equal(f.body, []byte{1, 2, 3}) || !bytes.Equal(f.hdr, valid[:headerSize+5]) || !bytes.Equal(buf, valid) {
+		t.Fatalf("parsed %+v", f)
+	}
+
+	// parseFrame checks that the prefix matches the slice it is given.
+	if _, err := parseFrame(valid[:len(valid)-1]); !errors.Is(err, ErrBadFrame) {
+		t.Fatalf("parseFrame with a short slice: %v", err)
+	}
+	if _, err := parseFrame(append(slices.Clone(valid), 0)); !errors.Is(err, ErrBadFrame) {
+		t.Fatalf("parseFrame with a long slice: %v", err)
+	}
+}
+
+// TestReadFrameMaxSize: a frame of exactly MaxFrameSize is read; one byte
+// more is refused.
+func TestReadFrameMaxSize(t *testing.T) {
+	body := MaxFrameSize - (headerSize - lenSize)
+	in := appendHeader(nil, frameHeartbeat, 0, 1, "", body)
+	in = append(in, make([]byte, body)...)
+	f, _, err := readFrame(bytes.NewReader(in), nil)
+	if err != nil {
+		t.Fatalf("frame of MaxFrameSize: %v", err)
+	}
+	if len(f.body) != body {
+		t.Fatalf("body %d bytes, want %d", len(f.body), body)
+	}
+	in = appendHeader(nil, frameHeartbeat, 0, 1, "", body+1)
+	if _, _, err := readFrame(bytes.NewReader(in), nil); !errors.Is(err, ErrFrameTooLarge) {
+		t.Fatalf("frame of MaxFrameSize+1: %v", err)
+	}
+}
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n int
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += n
+	return n, err
+}
+
+// TestReadFrameOversizedNoAlloc: an oversized declared length is refused
+// before anything is allocated or read past the length.
+func TestReadFrameOversizedNoAlloc(t *testing.T) {
+	for _, n := range []uint32{MaxFrameSize + 1, 1 << 30, 0xffffffff} {
+		in := append(frameBytes(n, wireVersion), make([]byte, 64)...)
+		cr := &countingReader{r: bytes.NewReader(in)}
+		_, buf, err := readFrame(cr, nil)
+		if !errors.Is(err, ErrFrameTooLarge) {
+			t.Fatalf("length %d: %v", n, err)
+		}
+		if cap(buf) > 4096 {
+			t.Fatalf("length %d: buffer grown to %d bytes", n, cap(buf))
+		}
+		if cr.n != lenSize {
+			t.Fatalf("length %d: read %d bytes, want only the length", n, cr.n)
+		}
+	}
+	// Measure: 50 refused frames of 1 GiB must not allocate more than a
+	// few small objects each (the error).
+	in := frameBytes(1<<30, wireVersion)
+	buf := make([]byte, 0, 512)
+	r := bytes.NewReader(in)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for range 50 {
+		r.Reset(in)
+		readFrame(r, buf)
+	}
+	runtime.ReadMemStats(&after)
+	if d := after.TotalAlloc - before.TotalAlloc; d > 50*1024 {
+		t.Fatalf("50 oversized frames allocated %d bytes", d)
+	}
+	allocs := testing.AllocsPerRun(100, func() {
+		r.Reset(in)
+		readFrame(r, buf)
+	})
+	t.Logf("oversized frame: %.0f allocations (the error)", allocs)
+	if allocs > 8 {
+		t.Fatalf("oversized frame: %.0f allocations", allocs)
+	}
+}
+
+// TestReadFrameReusesBuffer: in steady state a frame is read into the
+// caller's buffer without allocating.
+func TestReadFrameReusesBuffer(t *testing.T) {
+	d, _ := testSession(t, "aes128", "test passphrase")
+	p, _ := encodeBeat(testBeat(0), false)
+	frame := sealBeat(d.send, p, "node0", 1, false)
+	r := bytes.NewReader(frame)
+	buf := make([]byte, 0, 512)
+	allocs := testing.AllocsPerRun(100, func() {
+		r.Reset(frame)
+		f, b, err := readFrame(r, buf)
+		if err != nil || f.seq != 1 || &b[0] != &buf[:1][0] {
+			panic(fmt.Sprint("readFrame: ", err))
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("readFrame into a large enough buffer: %.0f allocations", allocs)
+	}
+}
+
+// TestEncodeBeatTooLarge: a key set that cannot fit in one frame is
+// refused with ErrKeySetTooLarge instead of producing a frame the peers
+// would refuse.
+func TestEncodeBeatTooLarge(t *testing.T) {
+	big := strings.Repeat("k", MaxKeyLen)
+	var keys []string
+	for i := 0; len(keys)*(MaxKeyLen+2) < MaxFrameSize; i++ {
+		keys = append(keys, fmt.Sprintf("%06d%s", i, big[6:]))
+	}
+	b := &beat{uid: "node0", keys: keys}
+	if _, err := encodeBeat(b, true); !errors.Is(err, ErrKeySetTooLarge) {
+		t.Fatalf("%d keys of %d bytes: %v", len(keys), MaxKeyLen, err)
+	}
+	if _, err := encodeBeat(b, false); err != nil {
+		t.Fatalf("short form of a large key set: %v", err)
+	}
+	// The largest set that encodeBeat accepts must make a frame that
+	// readFrame accepts, even sealed and with the longest UID.
+	b.uid = strings.Repeat("u", MaxUIDLen)
+	for len(b.keys) > 0 {
+		if _, err := encodeBeat(b, true); err == nil {
+			break
+		}
+		b.keys = b.keys[:len(b.keys)-1]
+	}
+	d, _ := testSession(t, "aes256", "test passphrase")
+	p, _ := encodeBeat(b, true)
+	for _, hidden := range []bool{false, true} {
+		frame := sealBeat(d.send, p, b.uid, 1, hidden)
+		if _, _, err := readFrame(bytes.NewReader(frame), nil); err != nil {
+			t.Fatalf("largest accepted key set (%d keys, headerEncrypted=%v): frame of %d bytes refused: %v",
+				len(b.keys), hidden, len(frame), err)
+		}
+	}
+}
