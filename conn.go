@@ -145,6 +145,8 @@ func (c *conn) readLoop() error {
 			}
 			return err
 		}
+		c.m.framesIn.Add(1)
+		c.m.bytesIn.Add(uint64(len(b)))
 		if f.typ != frameHeartbeat {
 			return fmt.Errorf("%w: unexpected frame type %d", ErrBadFrame, f.typ)
 		}
@@ -236,6 +238,8 @@ func (c *conn) writeLoop() {
 			c.close()
 			return
 		}
+		c.m.framesOut.Add(1)
+		c.m.bytesOut.Add(uint64(len(buf)))
 		sentVersion = hb.keyVersion
 		if hb.leaving {
 			if tc, ok := c.nc.(*net.TCPConn); ok {

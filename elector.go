@@ -253,6 +253,7 @@ func (e *elector) run() {
 			lastTick = now
 			m.lastTick.Store(now)
 			e.await(m.serverIDs())
+			m.wakeClients() // reconnect now, not after a backoff
 			e.elect()
 		}
 		switch {
@@ -332,7 +333,8 @@ func (e *elector) beat(c *conn, b beatInfo, at int64) {
 			m.cfg.Logger.Debug("msc: connection to self", "peer", c.server)
 			e.resolve(c.server, at)
 		} else {
-			m.report(&PeerError{Peer: c.name, Err: ErrDuplicateUID})
+			// Named by the UID it claims (c.name belongs to the read loop).
+			m.report(&PeerError{Peer: b.uid, Err: ErrDuplicateUID})
 		}
 		c.close()
 		return
@@ -385,6 +387,9 @@ func (e *elector) beat(c *conn, b beatInfo, at int64) {
 		changed = true
 	}
 	e.resolve(c.server, at)
+	for id := range p.servers { // heard from this server, on any connection
+		e.resolve(id, at)
+	}
 	if changed {
 		e.elect()
 	}

@@ -16,7 +16,7 @@ import (
 const (
 	testInterval = 20 * time.Millisecond
 	testWait     = 300 * time.Millisecond
-	settle       = 10 * time.Second // deadline for polls
+	settle       = 20 * time.Second // deadline for polls
 )
 
 func TestMain(m *testing.M) {

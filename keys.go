@@ -220,6 +220,9 @@ type Status struct {
 	Peers     []PeerStatus // in election order, oldest first
 	Keys      []KeyStatus  // this node's keys, sorted
 	Servers   []string     // configured server ids, sorted
+
+	// Traffic since New: heartbeat frames and their bytes, both ways.
+	FramesSent, FramesReceived, BytesSent, BytesReceived uint64
 }
 
 // PeerStatus is what a node knows of one peer.
@@ -259,6 +262,8 @@ func (m *Msc) Status() Status {
 		st.Servers = append(st.Servers, id)
 	}
 	m.mu.Unlock()
+	st.FramesSent, st.FramesReceived = m.framesOut.Load(), m.framesIn.Load()
+	st.BytesSent, st.BytesReceived = m.bytesOut.Load(), m.bytesIn.Load()
 	slices.Sort(st.Servers)
 	return st
 }

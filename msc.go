@@ -27,6 +27,9 @@ type Msc struct {
 	beat   atomic.Pointer[outBeat]
 	silent atomic.Bool // test hook: stop sending heartbeats
 
+	// Traffic counters, for Status.
+	framesIn, framesOut, bytesIn, bytesOut atomic.Uint64
+
 	// lastTick is when the elector last ticked (mono). Writers send
 	// nothing while it is older than WaitTimeout: the process was paused
 	// and its heartbeat is stale until the elector has run.
@@ -56,6 +59,7 @@ type Msc struct {
 	watchers map[*watcher]struct{}  // nil once stopped
 	runs     map[chan struct{}]bool // done channels of the RunAsMaster fns running
 	errSeen  map[string]time.Time   // rate limit of OnError, per peer and cause
+	errBurst map[string]*burst      // per cause, all peers: the cap on a flood
 
 	queues queues // DoIfMaster queues
 }
@@ -321,8 +325,13 @@ type Change struct {
 }
 
 // errRateWindow is how often the same error from the same peer reaches
-// OnError.
-const errRateWindow = time.Second
+// OnError; errRateMax is how many errors of one cause, all peers
+// together, reach it in a window, however many addresses a flood comes
+// from.
+const (
+	errRateWindow = time.Second
+	errRateMax    = 10
+)
 
 // report hands an error to the OnError callbacks, rate-limited.
 func (m *Msc) report(err error) {
@@ -345,10 +354,35 @@ func (m *Msc) report(err error) {
 		m.cbMu.Unlock()
 		return
 	}
+	b := m.errBurst[cause.Error()]
+	if b == nil {
+		if m.errBurst == nil || len(m.errBurst) > 64 {
+			m.errBurst = make(map[string]*burst)
+		}
+		b = &burst{}
+		m.errBurst[cause.Error()] = b
+	}
+	if now.Sub(b.since) >= errRateWindow {
+		b.since, b.n = now, 0
+	}
+	if b.n >= errRateMax {
+		b.dropped++
+		m.cbMu.Unlock()
+		return
+	}
+	b.n++
 	if len(m.errSeen) > 1024 {
-		clear(m.errSeen)
+		for k, t := range m.errSeen { // only what no longer limits anything
+			if now.Sub(t) >= errRateWindow {
+				delete(m.errSeen, k)
+			}
+		}
 	}
 	m.errSeen[k] = now
+	if b.dropped > 0 {
+		err = fmt.Errorf("%w (and %d more like it not reported)", err, b.dropped)
+		b.dropped = 0
+	}
 	cbs := m.onError
 	m.cbMu.Unlock()
 	m.cfg.Logger.Warn("msc: error", "peer", peerName, "err", err)
@@ -360,6 +394,13 @@ func (m *Msc) report(err error) {
 			cb(err)
 		}
 	})
+}
+
+// burst counts the reports of one cause in the current errRateWindow.
+type burst struct {
+	since   time.Time
+	n       int
+	dropped int // not reported since the last report
 }
 
 // connError reports why a connection ended, unless it ended normally.
@@ -374,6 +415,9 @@ func (m *Msc) connError(c *conn, err error) {
 	}
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		err = fmt.Errorf("%w: %v", ErrPeerSilent, err)
+	}
+	if errors.Is(err, ErrPeerSilent) && time.Duration(mono()-m.lastTick.Load()) > m.cfg.WaitTimeout/2 {
+		return // this process was paused, not the peer
 	}
 	m.report(&PeerError{Peer: c.name, Err: err})
 }

@@ -1,0 +1,241 @@
+//go:build unix
+
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/msc-go/msc"
+)
+
+// workerEnv, set to "1", makes the binary run as a worker.
+const workerEnv = "MSC_CHECK_WORKER"
+
+// demoKey is the passphrase the workers share.
+const demoKey = "msc check demo key"
+
+// allKeys are the keys the workers compete for.
+var allKeys = []string{"1", "2", "3"}
+
+// workerKeys returns the keys worker i holds: each key is held by two
+// workers out of three, in a pattern that makes per-key masters differ
+// from the global one (worker 1 is master of key "3" while worker 0 lives).
+func workerKeys(i int) []string {
+	var keys []string
+	for k := 1; k <= len(allKeys); k++ {
+		if (i+k)%3 != 0 {
+			keys = append(keys, strconv.Itoa(k))
+		}
+	}
+	return keys
+}
+
+// report is one line a worker writes on its standard output.
+type report struct {
+	// Type is "hello" (started), "status" (periodic), "change" (from
+	// OnChange), "error" (from OnError) or "bye" (stopped).
+	Type   string `json:"type"`
+	Worker int    `json:"worker"`
+	PID    int    `json:"pid"`
+	UID    string `json:"uid"`
+	// Start is the node's StartTime, Unix nanoseconds.
+	Start int64 `json:"start"`
+	// TS is when the line was written, Unix nanoseconds, worker's clock.
+	TS        int64                `json:"ts"`
+	Ready     bool                 `json:"ready"`
+	Master    bool                 `json:"master"`
+	MasterUID string               `json:"master_uid,omitempty"`
+	Keys      map[string]keyReport `json:"keys,omitempty"`
+	Peers     int                  `json:"peers"`
+	Change    *changeReport        `json:"change,omitempty"`
+	Err       string               `json:"err,omitempty"`
+}
+
+type keyReport struct {
+	Master bool   `json:"master"`
+	UID    string `json:"uid,omitempty"`
+}
+
+type changeReport struct {
+	Key      string `json:"key"`
+	IsMaster bool   `json:"is_master"`
+	Master   string `json:"master,omitempty"`
+}
+
+// reporter writes reports one at a time. The state and the timestamp are
+// read under the lock, so that a worker's lines are in time order and each
+// line's state is no older than the lines before it.
+type reporter struct {
+	mu    sync.Mutex
+	enc   *json.Encoder
+	m     *msc.Msc
+	idx   int
+	pid   int
+	start int64
+}
+
+func (r *reporter) write(typ string, ch *msc.Change, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	st := r.m.Status()
+	rep := report{
+		Type: typ, Worker: r.idx, PID: r.pid, UID: st.UID, Start: r.start,
+		Ready: st.Ready, Master: st.IsMaster, MasterUID: st.Master,
+	}
+	for _, p := range st.Peers {
+		if p.Live {
+			rep.Peers++
+		}
+	}
+	if len(st.Keys) > 0 {
+		rep.Keys = make(map[string]keyReport, len(st.Keys))
+		for _, k := range st.Keys {
+			rep.Keys[k.Key] = keyReport{Master: k.IsMaster, UID: k.Master}
+		}
+	}
+	if ch != nil {
+		rep.Change = &changeReport{Key: ch.Key, IsMaster: ch.IsMaster, Master: ch.Master}
+	}
+	if err != nil {
+		rep.Err = err.Error()
+	}
+	rep.TS = time.Now().UnixNano()
+	r.enc.Encode(rep) // a parent that went away is noticed on stdin
+}
+
+// workerMain runs one node until SIGTERM, SIGINT or the end of its
+// standard input (the parent went away), then stops it and returns 0.
+func workerMain(args []string) int {
+	started := time.Now()
+	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
+	idx := fs.Int("index", 0, "this worker's index")
+	portList := fs.String("ports", "", "comma-separated ports of all workers")
+	interval := fs.Duration("interval", msc.DefaultInterval, "heartbeat interval")
+	wait := fs.Duration("wait", 0, "WaitTimeout (0: 3*interval)")
+	every := fs.Duration("report", 100*time.Millisecond, "status report period")
+	debug := fs.Bool("debug", false, "log the library's debug messages on stderr")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	var ports []int
+	for _, s := range strings.Split(*portList, ",") {
+		p, err := strconv.Atoi(s)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "worker: bad -ports %q\n", *portList)
+			return 2
+		}
+		ports = append(ports, p)
+	}
+	if *idx < 0 || *idx >= len(ports) {
+		fmt.Fprintf(os.Stderr, "worker: index %d out of range\n", *idx)
+		return 2
+	}
+
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
+
+	ln, err := listenRetry(net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[*idx])), 3*time.Second)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "worker:", err)
+		return 1
+	}
+	pid := os.Getpid()
+	m, err := msc.New(msc.Options{
+		Key:         demoKey,
+		Algorithm:   "aes128",
+		Listener:    ln,
+		StartTime:   started,
+		Interval:    *interval,
+		WaitTimeout: *wait,
+		UID:         fmt.Sprintf("w%d-%d", *idx, pid),
+		Keys:        workerKeys(*idx),
+		Logger:      logger(*debug),
+	})
+	if err != nil {
+		ln.Close()
+		fmt.Fprintln(os.Stderr, "worker:", err)
+		return 1
+	}
+	for j, p := range ports {
+		if j == *idx {
+			continue
+		}
+		if err := m.AddServer(strconv.Itoa(j), msc.ServerConfig{Host: "127.0.0.1", Port: p}); err != nil {
+			fmt.Fprintln(os.Stderr, "worker:", err)
+			return 1
+		}
+	}
+	r := &reporter{enc: json.NewEncoder(os.Stdout), m: m, idx: *idx, pid: pid, start: started.UnixNano()}
+	m.OnChange(func(ch msc.Change) { r.write("change", &ch, nil) })
+	m.OnError(func(err error) { r.write("error", nil, err) })
+	if err := m.Start(); err != nil {
+		fmt.Fprintln(os.Stderr, "worker:", err)
+		return 1
+	}
+	r.write("hello", nil, nil)
+
+	eof := make(chan struct{})
+	go func() {
+		io.Copy(io.Discard, os.Stdin)
+		close(eof)
+	}()
+	tick := time.NewTicker(*every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-tick.C:
+			r.write("status", nil, nil)
+			continue
+		case <-sigs:
+		case <-eof:
+		}
+		break
+	}
+	m.Stop()
+	r.write("bye", nil, nil)
+	return 0
+}
+
+// logger returns the library's logger: debug messages on stderr, each
+// with a Unix-nanosecond timestamp check can merge with the reports, or
+// nothing.
+func logger(debug bool) *slog.Logger {
+	if !debug {
+		return nil
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{
+		Level: slog.LevelDebug,
+		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
+			if a.Key == slog.TimeKey && len(groups) == 0 {
+				return slog.Int64("ts", a.Value.Time().UnixNano())
+			}
+			return a
+		},
+	}))
+}
+
+// listenRetry listens on addr, retrying for a while: a worker started
+// again may find its port still held by the connection of a peer.
+func listenRetry(addr string, d time.Duration) (net.Listener, error) {
+	deadline := time.Now().Add(d)
+	for {
+		ln, err := net.Listen("tcp", addr)
+		if err == nil || time.Now().After(deadline) {
+			return ln, err
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

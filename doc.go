@@ -1,0 +1,118 @@
+// Package msc decides which replica of a service is the master, so that a
+// background task (a cron job, a queue consumer, a cleanup) runs on exactly
+// one replica, without etcd, ZooKeeper, Consul or Redis.
+//
+// Every node runs a small TCP listener, dials the other nodes it is
+// configured with, and exchanges encrypted heartbeats carrying its UID and
+// start time. The oldest live node is master, globally and for each named
+// key. It is a port of the Node.js package msc (MIT, 2015, by Konstantine
+// Petryaev), and uses the standard library only.
+//
+// # Usage
+//
+// Create a node with [New], list the other nodes with [Msc.AddServer] (every
+// node lists all the others: a full mesh), then call [Msc.Start]:
+//
+//	m, err := msc.New(msc.Options{Key: "a shared passphrase", Port: 8778})
+//	if err != nil {
+//		log.Fatal(err)
+//	}
+//	m.AddServer("b", msc.ServerConfig{Host: "10.0.0.2", Port: 8778})
+//	m.AddServer("c", msc.ServerConfig{Host: "10.0.0.3", Port: 8778})
+//	if err := m.Start(); err != nil {
+//		log.Fatal(err)
+//	}
+//	defer m.Stop()
+//
+// Then ask [Msc.IsMaster] before doing the work only one replica should do,
+// or hand the work to [Msc.DoIfMaster]. [Msc.IsMaster] and
+// [Msc.IsMasterByKey] are lock-free reads that do not allocate: call them
+// as often as needed. [Msc.OnChange] reports each change of mastership
+// seen by the node, and [Msc.Status] returns a snapshot of its view of the
+// cluster, for display and debugging.
+//
+// # The election
+//
+// Nodes are ordered by ([Options].StartTime, [Options].UID): the earlier
+// start time first, then the smaller UID. Each node advertises its own
+// values, and every node compares the same advertised values, so all nodes
+// that see the same live peers agree on the master, whatever the clock
+// skew between machines.
+//
+//   - A peer is live while a valid, authenticated heartbeat arrived from it
+//     within [Options].WaitTimeout, on the connection either side dialed.
+//   - The global master is the first, in that order, of the node and its
+//     live peers.
+//   - The master of key K is the first of the node and the live peers that
+//     hold K; a node competes for K after [Msc.AddKey] (or [Options].Keys).
+//     [Msc.IsMasterByKey] is false for a key the node does not hold. Nodes
+//     can thus share the work by keys: give each key to some of the nodes.
+//   - After [Msc.Start], a node claims nothing until it has heard from, or
+//     failed to reach, every configured server, or WaitTimeout has passed,
+//     so that a starting replica never runs the master's tasks by mistake.
+//     A node with no servers is master as soon as Start returns.
+//   - A process that dies has its connections reset by its operating
+//     system, and its peers count it dead at once. [Msc.Stop] tells the
+//     peers the node is leaving, so they re-elect at once. A node that is
+//     paused, or cut off without its connections closing, is dead after
+//     WaitTimeout.
+//
+// A node started again is younger than every node that kept running, so
+// mastership does not move back to it.
+//
+// # The wire
+//
+// Nodes talk over TCP, one connection per direction per pair. Every frame
+// is length-prefixed: a big-endian uint32 length (at most [MaxFrameSize]),
+// a version byte checked before anything else, a type byte, flags, a
+// sequence number and the sender's UID, then the body. A frame that is too
+// long, malformed or of another version closes the connection.
+//
+// Each connection opens with a handshake: both sides send a hello with
+// their algorithm and a random nonce. The long-term key is derived from
+// the passphrase [Options].Key with PBKDF2-HMAC-SHA256 and a fixed salt;
+// each connection's session key is derived from it and both nonces with
+// HKDF-SHA256. Heartbeats are sealed with AES-GCM (128, 192 or 256-bit
+// keys, by [Options].Algorithm) under the session key, with the direction
+// and the sequence number as the nonce and the frame header as additional
+// data: a frame recorded on one connection does not open on another, and
+// a frame replayed or reordered fails. Any failure closes the connection
+// and is reported, rate-limited, to [Msc.OnError] as a [*PeerError].
+// The header, with the sender's UID, travels in clear but authenticated,
+// unless [Options].HeaderEncrypted is set. Algorithm "no" turns all of
+// this off (no encryption, no authentication): for tests only.
+//
+// A heartbeat carries the UID, the start time, a leaving flag and the
+// node's keys: the whole key set on a new connection and after a change,
+// only its version otherwise. The repository's README describes every
+// field.
+//
+// # Choosing Interval and WaitTimeout
+//
+// [Options].Interval is the heartbeat period (default 100ms) and
+// [Options].WaitTimeout the silence after which a peer is dead (default
+// 3*Interval). Crashes and graceful stops are noticed at once whatever
+// their values; WaitTimeout only bounds how long a paused, hung or
+// partitioned master keeps its role in the others' eyes, and so how long
+// the cluster may have no master.
+//
+//   - A shorter WaitTimeout fails over sooner after a hang, but a peer that
+//     is merely slow (a long GC pause, an overloaded machine, a congested
+//     network) for longer than WaitTimeout is counted dead, and mastership
+//     moves while it still works: keep WaitTimeout well above the longest
+//     stall you expect, and at least 3*Interval so that one lost heartbeat
+//     does not count.
+//   - A shorter Interval costs one small frame per peer per Interval on
+//     each connection; 100ms is cheap for clusters of a few dozen nodes.
+//   - A master that is paused believes it is still master when it resumes,
+//     until it hears from its peers. Work that must never run twice should
+//     use short steps and check [Msc.IsMaster] before each one.
+//
+// # Callbacks and goroutines
+//
+// Callbacks given to [Msc.OnChange], [Msc.OnError] and queued
+// [Msc.DoIfMaster] callbacks run one at a time, in order, on a goroutine of
+// the node, and never after [Msc.Stop] returns. Stop waits for every
+// goroutine the node started. Several nodes can run in one process (tests
+// do, on listeners on 127.0.0.1:0 passed as [Options].Listener).
+package msc

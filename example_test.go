@@ -1,0 +1,220 @@
+package msc_test
+
+import (
+	"fmt"
+	"log"
+	"net"
+	"slices"
+	"time"
+
+	"github.com/msc-go/msc"
+)
+
+// listen returns a listener on a free loopback port, so that examples
+// never clash on ports.
+func listen() net.Listener {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		log.Fatal(err)
+	}
+	return ln
+}
+
+func port(ln net.Listener) int { return ln.Addr().(*net.TCPAddr).Port }
+
+// waitUntil polls cond for up to ten seconds.
+func waitUntil(cond func() bool) bool {
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return true
+}
+
+// A node with no servers is a cluster of one: it is master as soon as
+// Start returns.
+func ExampleNew() {
+	m, err := msc.New(msc.Options{
+		Key:      "a shared passphrase",
+		Listener: listen(), // or Host and Port
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := m.Start(); err != nil {
+		log.Fatal(err)
+	}
+	defer m.Stop()
+	fmt.Println("master:", m.IsMaster())
+	// Output: master: true
+}
+
+// New checks the options: a cluster with encryption needs a key.
+func ExampleNew_options() {
+	_, err := msc.New(msc.Options{Algorithm: "aes256"})
+	fmt.Println(err)
+	_, err = msc.New(msc.Options{Key: "k", Interval: time.Second, WaitTimeout: time.Millisecond})
+	fmt.Println(err != nil)
+	// Output:
+	// msc: empty key: an encryption algorithm needs a Key
+	// true
+}
+
+func ExampleMsc_IsMaster() {
+	m, err := msc.New(msc.Options{Key: "a shared passphrase", Listener: listen()})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("before Start:", m.IsMaster())
+	m.Start()
+	fmt.Println("running alone:", m.IsMaster())
+	m.Stop()
+	fmt.Println("after Stop:", m.IsMaster())
+	// Output:
+	// before Start: false
+	// running alone: true
+	// after Stop: false
+}
+
+// DoIfMaster runs the callback at once on the master. On another node it
+// queues it: the callback runs 2*WaitTimeout later if the node is master
+// by then, and is dropped otherwise.
+func ExampleMsc_DoIfMaster() {
+	m, err := msc.New(msc.Options{Key: "a shared passphrase", Listener: listen()})
+	if err != nil {
+		log.Fatal(err)
+	}
+	m.Start()
+	defer m.Stop()
+	m.DoIfMaster(func() { fmt.Println("cleanup runs on the master only") })
+	// Output: cleanup runs on the master only
+}
+
+// Keys share the work: the master of a key is the oldest live node that
+// holds it. Here node a, the oldest, is the global master and the master
+// of "reports"; node b is the master of "billing", which only it holds.
+func ExampleMsc_AddKey() {
+	start := time.Now()
+	lna, lnb := listen(), listen()
+	a, _ := msc.New(msc.Options{Key: "k", Listener: lna, UID: "a", StartTime: start, Interval: 20 * time.Millisecond})
+	b, _ := msc.New(msc.Options{Key: "k", Listener: lnb, UID: "b", StartTime: start.Add(time.Second), Interval: 20 * time.Millisecond})
+	a.AddServer("b", msc.ServerConfig{Port: port(lnb)})
+	b.AddServer("a", msc.ServerConfig{Port: port(lna)})
+	a.Start()
+	defer a.Stop()
+	b.Start()
+	defer b.Stop()
+
+	a.AddKey("reports")
+	b.AddKey("reports")
+	b.AddKey("billing")
+	waitUntil(func() bool { // until both have heard from each other
+		uid, _ := b.MasterByKey("reports")
+		return uid == "a" && a.IsMaster() && b.IsMasterByKey("billing")
+	})
+	for _, m := range []*msc.Msc{a, b} {
+		fmt.Printf("%s: master %v, reports %v, billing %v\n",
+			m.UID(), m.IsMaster(), m.IsMasterByKey("reports"), m.IsMasterByKey("billing"))
+	}
+	// Output:
+	// a: master true, reports true, billing false
+	// b: master false, reports false, billing true
+}
+
+// OnChange reports each change of mastership this node sees, global (Key
+// "") and per key, on a goroutine of the node.
+func ExampleMsc_OnChange() {
+	m, err := msc.New(msc.Options{Key: "k", Listener: listen(), UID: "a", Keys: []string{"jobs"}})
+	if err != nil {
+		log.Fatal(err)
+	}
+	changes := make(chan msc.Change, 16)
+	m.OnChange(func(c msc.Change) { changes <- c })
+	m.Start()
+	defer m.Stop()
+	var got []string
+	for len(got) < 2 {
+		c := <-changes
+		got = append(got, fmt.Sprintf("key %q: master %v (%s)", c.Key, c.IsMaster, c.Master))
+	}
+	slices.Sort(got)
+	for _, s := range got {
+		fmt.Println(s)
+	}
+	// Output:
+	// key "": master true (a)
+	// key "jobs": master true (a)
+}
+
+// Status is a snapshot of what a node knows, for display and debugging.
+func ExampleMsc_Status() {
+	m, err := msc.New(msc.Options{Key: "k", Listener: listen(), UID: "a", Keys: []string{"jobs"}})
+	if err != nil {
+		log.Fatal(err)
+	}
+	m.Start()
+	defer m.Stop()
+	st := m.Status()
+	fmt.Println(st.UID, st.Running, st.IsMaster, st.Master, len(st.Peers))
+	for _, k := range st.Keys {
+		fmt.Println(k.Key, k.IsMaster, k.Master)
+	}
+	// Output:
+	// a true true a 0
+	// jobs true a
+}
+
+// When the master stops, it tells its peers, and the next oldest node takes
+// over at once.
+func Example_failover() {
+	start := time.Now()
+	var nodes []*msc.Msc
+	var lns []net.Listener
+	for i := range 3 {
+		lns = append(lns, listen())
+		m, err := msc.New(msc.Options{
+			Key:       "k",
+			Listener:  lns[i],
+			UID:       fmt.Sprint("node", i),
+			StartTime: start.Add(time.Duration(i) * time.Second), // node0 is the oldest
+			Interval:  20 * time.Millisecond,
+		})
+		if err != nil {
+			log.Fatal(err)
+		}
+		nodes = append(nodes, m)
+	}
+	for i, m := range nodes {
+		for j := range nodes {
+			if j != i {
+				m.AddServer(fmt.Sprint(j), msc.ServerConfig{Port: port(lns[j])})
+			}
+		}
+	}
+	for _, m := range nodes {
+		m.Start()
+		defer m.Stop()
+	}
+	// agree waits until the running nodes from first on all name want.
+	agree := func(first int, want string) bool {
+		return waitUntil(func() bool {
+			for _, m := range nodes[first:] {
+				if uid, ok := m.Master(); !ok || uid != want || m.IsMaster() != (m.UID() == want) {
+					return false
+				}
+			}
+			return true
+		})
+	}
+	agree(0, "node0")
+	fmt.Println("master:", nodes[0].IsMaster(), nodes[1].IsMaster(), nodes[2].IsMaster())
+	nodes[0].Stop()
+	agree(1, "node1")
+	fmt.Println("master:", nodes[0].IsMaster(), nodes[1].IsMaster(), nodes[2].IsMaster())
+	// Output:
+	// master: true false false
+	// master: false true false
+}

@@ -1,0 +1,163 @@
+// Command keys spreads work over a cluster by keys: each node competes for
+// some of the keys, and the master of a key is the oldest live node that
+// holds it. Three nodes run in one process; the program shows who works on
+// which key, then changes the cluster: a node gives up a key (RemoveKey),
+// takes another (AddKey), and the oldest node stops.
+//
+//	go run ./examples/keys
+//	go run ./examples/keys -balance   # spread keys by rendezvous hashing
+package main
+
+import (
+	"flag"
+	"fmt"
+	"log"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/msc-go/msc"
+)
+
+// The work, by key.
+var keys = []string{"billing", "cleanup", "emails", "reports", "search", "thumbnails"}
+
+func main() {
+	balance := flag.Bool("balance", false, "Options.Balance: spread the keys over the nodes instead of giving each to the oldest holder")
+	flag.Parse()
+
+	nodes := cluster(3, *balance)
+	// Which node may work on which key: node0 and node1 can send emails
+	// and reports, node1 and node2 can do billing and cleanup, and all of
+	// them can index and make thumbnails.
+	holds := [][]string{
+		{"emails", "reports", "search", "thumbnails"},
+		{"billing", "cleanup", "emails", "reports", "search", "thumbnails"},
+		{"billing", "cleanup", "search", "thumbnails"},
+	}
+	for i, m := range nodes {
+		for _, k := range holds[i] {
+			m.AddKey(k)
+		}
+		if err := m.Start(); err != nil {
+			log.Fatal(err)
+		}
+	}
+	defer func() {
+		for _, m := range nodes {
+			m.Stop()
+		}
+	}()
+
+	show("all three nodes up", nodes)
+
+	nodes[1].RemoveKey("billing") // peers are told at once
+	show("node1 gives up billing", nodes)
+
+	nodes[2].AddKey("emails")
+	show("node2 takes emails too", nodes)
+
+	nodes[0].Stop()
+	show("node0 stops", nodes)
+}
+
+// show waits until the running nodes agree on the master of every key,
+// then prints, per key, the node that works on it.
+func show(title string, nodes []*msc.Msc) {
+	var running []*msc.Msc
+	for _, m := range nodes {
+		if m.Status().Running {
+			running = append(running, m)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !agreed(running) && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	fmt.Printf("%s:\n", title)
+	for _, k := range keys {
+		var workers, holders []string
+		for _, m := range running {
+			if !has(m, k) {
+				continue
+			}
+			holders = append(holders, m.UID())
+			// In a real program: if m.IsMasterByKey(k) { doWork(k) }, or
+			// m.DoIfMasterByKey(k, func() { doWork(k) }).
+			if m.IsMasterByKey(k) {
+				workers = append(workers, m.UID())
+			}
+		}
+		fmt.Printf("  %-10s worked on by %-6s (held by %s)\n", k, strings.Join(workers, ","), strings.Join(holders, ", "))
+	}
+}
+
+// agreed reports whether, for every key, exactly one running node is its
+// master and every holder names it.
+func agreed(running []*msc.Msc) bool {
+	for _, k := range keys {
+		masters := 0
+		uid := ""
+		for _, m := range running {
+			if !has(m, k) {
+				continue
+			}
+			u, ok := m.MasterByKey(k)
+			if !ok || (uid != "" && u != uid) {
+				return false
+			}
+			uid = u
+			if m.IsMasterByKey(k) {
+				masters++
+			}
+		}
+		if uid != "" && masters != 1 {
+			return false
+		}
+	}
+	return true
+}
+
+func has(m *msc.Msc, key string) bool {
+	for _, k := range m.Keys() {
+		if k == key {
+			return true
+		}
+	}
+	return false
+}
+
+// cluster builds n nodes on loopback, each listing all the others, node0
+// the oldest.
+func cluster(n int, balance bool) []*msc.Msc {
+	start := time.Now()
+	var lns []net.Listener
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			log.Fatal(err)
+		}
+		lns = append(lns, ln)
+	}
+	var nodes []*msc.Msc
+	for i := range n {
+		m, err := msc.New(msc.Options{
+			Key:       "keys example passphrase",
+			Listener:  lns[i],
+			UID:       fmt.Sprint("node", i),
+			StartTime: start.Add(time.Duration(i) * time.Millisecond),
+			Interval:  50 * time.Millisecond,
+			Balance:   balance,
+		})
+		if err != nil {
+			log.Fatal(err)
+		}
+		for j, ln := range lns {
+			if j != i {
+				m.AddServer(fmt.Sprint("node", j), msc.ServerConfig{Port: ln.Addr().(*net.TCPAddr).Port})
+			}
+		}
+		nodes = append(nodes, m)
+	}
+	return nodes
+}

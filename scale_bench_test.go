@@ -1,0 +1,83 @@
+package msc
+
+import (
+	"fmt"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// BenchmarkScale runs n nodes in one process on loopback, full mesh, at
+// the default Interval (100ms), and reports the time to converge and, over
+// a steady window, CPU and traffic. Run:
+//
+//	go test -run '^$' -bench Scale -benchtime 1x
+func BenchmarkScale(b *testing.B) {
+	for _, n := range []int{5, 32, 48, 64} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			for b.Loop() {
+				scaleRun(b, n, 10*time.Second)
+			}
+		})
+	}
+}
+
+func scaleRun(b *testing.B, n int, window time.Duration) {
+	c := newCluster(b, n, func(i int, o *Options) {
+		o.Interval, o.WaitTimeout = DefaultInterval, 3*DefaultInterval
+	})
+	t0 := time.Now()
+	c.start()
+	waitFor(b, "convergence", func() bool {
+		if !c.agreed(c.nodes[0]) {
+			return false
+		}
+		for _, m := range c.nodes {
+			live := 0
+			for _, p := range m.Status().Peers {
+				if p.Live {
+					live++
+				}
+			}
+			if live != n-1 {
+				return false
+			}
+		}
+		return true
+	})
+	conv := time.Since(t0)
+	var frames0, bytes0 uint64
+	for _, m := range c.nodes {
+		st := m.Status()
+		frames0 += st.FramesSent
+		bytes0 += st.BytesSent
+	}
+	cpu0 := cpuTime()
+	start := time.Now()
+	time.Sleep(window) // a measurement window, not a synchronisation
+	elapsed := time.Since(start)
+	cpu := cpuTime() - cpu0
+	var frames, bytes uint64
+	for _, m := range c.nodes {
+		st := m.Status()
+		frames += st.FramesSent
+		bytes += st.BytesSent
+	}
+	if !c.agreed(c.nodes[0]) {
+		b.Fatalf("mastership moved during the steady window:\n%s", c.describe())
+	}
+	c.stopAll()
+	perNodeMin := cpu.Seconds() / float64(n) / elapsed.Minutes()
+	b.ReportMetric(float64(conv)/float64(time.Millisecond), "converge-ms")
+	b.ReportMetric(perNodeMin, "cpu-s/node/min")
+	b.ReportMetric(100*cpu.Seconds()/elapsed.Seconds()/float64(n), "cpu%/node")
+	b.ReportMetric(float64(frames-frames0)/elapsed.Seconds(), "frames/s")
+	b.ReportMetric(float64(bytes-bytes0)/elapsed.Seconds(), "bytes/s")
+}
+
+// cpuTime is the CPU time (user and system) this process has used.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
