@@ -38,6 +38,16 @@ type conn struct {
 
 	lastHeard atomic.Int64 // mono() of the last valid frame
 
+	// Each node sends its heartbeats to a peer on one connection (the one
+	// it dialed, if up), not on both: the elector sets quiet on the other.
+	// A quiet connection still carries the first heartbeat, the leaving
+	// one, and everything the peer sends on it.
+	quiet atomic.Bool
+	// heard is the peer's shared last-heard clock, set by the elector once
+	// the connection is known to lead to that peer: a connection on which
+	// the peer is quiet stays open while the peer is heard on another.
+	heard atomic.Pointer[atomic.Int64]
+
 	// Read loop only.
 	peerUID    string
 	peerStart  int64
@@ -136,7 +146,22 @@ func (c *conn) readLoop() error {
 	br := bufio.NewReaderSize(c.nc, 4096)
 	var buf, plain []byte
 	for {
-		c.nc.SetReadDeadline(time.Now().Add(wait))
+		// The peer is silent once nothing came from it, on any connection,
+		// for WaitTimeout.
+		d := wait
+		if h := c.heard.Load(); h != nil {
+			d = min(wait, max(wait-time.Duration(mono()-h.Load()), time.Millisecond))
+		}
+		c.nc.SetReadDeadline(time.Now().Add(d))
+		if _, err := br.Peek(1); err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) && c.peerHeardWithin(wait) {
+				continue // quiet here, heard on its other connection
+			}
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				return ErrPeerSilent
+			}
+			return err
+		}
 		f, b, err := readFrame(br, buf)
 		buf = b
 		if err != nil {
@@ -166,7 +191,11 @@ func (c *conn) readLoop() error {
 		if err != nil {
 			return err
 		}
-		c.lastHeard.Store(mono())
+		now := mono()
+		c.lastHeard.Store(now)
+		if h := c.heard.Load(); h != nil {
+			h.Store(now)
+		}
 		c.beats++
 		if c.beats > 1 && v.flags == 0 && v.start == c.peerStart && v.inc == c.peerInc &&
 			v.prio == c.peerPrio && v.claim == c.peerClaim && v.term == c.peerTerm &&
@@ -196,6 +225,13 @@ func (c *conn) readLoop() error {
 	}
 }
 
+// peerHeardWithin reports whether the peer was heard, on any connection,
+// within d.
+func (c *conn) peerHeardWithin(d time.Duration) bool {
+	h := c.heard.Load()
+	return h != nil && time.Duration(mono()-h.Load()) < d
+}
+
 // writeLoop sends the current heartbeat each time it is kicked.
 func (c *conn) writeLoop() {
 	wait := c.m.cfg.WaitTimeout
@@ -217,6 +253,9 @@ func (c *conn) writeLoop() {
 		}
 		if time.Duration(mono()-c.m.lastTick.Load()) > wait && !hb.leaving {
 			continue // paused: this heartbeat may be stale; the elector will kick again
+		}
+		if c.quiet.Load() && sentVersion != ^uint64(0) && !hb.leaving {
+			continue // the peer hears this node on another connection
 		}
 		payload := hb.short
 		if hb.keyVersion != sentVersion {

@@ -4,6 +4,7 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"sync/atomic"
 	"time"
 )
 
@@ -90,6 +91,7 @@ type peer struct {
 	conns      map[*conn]struct{} // connections that carried its heartbeats and are up
 	servers    map[string]bool    // configured server ids it answered on
 	lastHeard  int64              // mono(), as of its last connection going down
+	shared     atomic.Int64       // mono() of its last frame on any connection (conn.heard)
 }
 
 func (p *peer) live() bool { return len(p.conns) > 0 && !p.leaving }
@@ -113,7 +115,7 @@ func (e *elector) forget(now int64) {
 
 // heard returns when a valid frame from p last arrived.
 func (p *peer) heard() int64 {
-	last := p.lastHeard
+	last := max(p.lastHeard, p.shared.Load())
 	for c := range p.conns {
 		last = max(last, c.lastHeard.Load())
 	}
@@ -291,6 +293,7 @@ func (e *elector) handle(ev event) {
 		if p != nil {
 			p.lastHeard = max(p.lastHeard, ev.c.lastHeard.Load())
 			delete(p.conns, ev.c)
+			e.designate(p)
 			if len(p.conns) == 0 {
 				e.m.cfg.Logger.Debug("msc: peer down", "peer", p.uid)
 				e.elect()
@@ -306,6 +309,28 @@ func (e *elector) handle(ev event) {
 		e.beat(ev.c, ev.beat, ev.at)
 	case evFunc:
 		ev.fn(e)
+	}
+}
+
+// designate picks the one connection this node sends its heartbeats to p
+// on: one it dialed, if any is up, else one p dialed; the others go quiet.
+// So each connection of a pair carries heartbeats one way (as in the Node
+// package), or both ways when only one connection is up.
+func (e *elector) designate(p *peer) {
+	var best *conn
+	for c := range p.conns {
+		if best == nil || c.server != "" && best.server == "" {
+			best = c
+		}
+	}
+	for c := range p.conns {
+		quiet := c != best
+		if c.quiet.Swap(quiet) && !quiet {
+			select { // it speaks again: send now
+			case c.kick <- struct{}{}:
+			default:
+			}
+		}
 	}
 }
 
@@ -353,6 +378,7 @@ func (e *elector) beat(c *conn, b beatInfo, at int64) {
 	}
 	if old := e.conns[c]; old != nil && old != p {
 		delete(old.conns, c)
+		e.designate(old)
 		changed = true
 	}
 	e.conns[c] = p
@@ -360,7 +386,12 @@ func (e *elector) beat(c *conn, b beatInfo, at int64) {
 		changed = true
 		e.m.wakeClients() // a peer is back: retry dialing it now
 	}
-	p.conns[c] = struct{}{}
+	if _, ok := p.conns[c]; !ok {
+		p.conns[c] = struct{}{}
+		p.shared.Store(max(p.shared.Load(), c.lastHeard.Load()))
+		c.heard.Store(&p.shared)
+		e.designate(p)
+	}
 	if c.server != "" {
 		p.servers[c.server] = true
 	}
@@ -532,8 +563,14 @@ func (e *elector) quorum(now int64) (bool, int64) {
 // margin is the lease margin of Quorum: a node without quorum steps down
 // WaitTimeout-margin after it last heard from its peers; a node steps up
 // no earlier than WaitTimeout+margin after a vanished master was last
-// heard.
-func (e *elector) margin() time.Duration { return e.m.cfg.Interval }
+// heard. The two last-heard instants can be up to one Interval apart (the
+// heartbeats of the two nodes are not in phase), so the gap between the
+// step-down and the step-up is at least 2*margin-Interval: with margin
+// max(Interval, WaitTimeout/4), at least Interval, which absorbs
+// scheduling delays and clock-rate differences.
+func (e *elector) margin() time.Duration {
+	return max(e.m.cfg.Interval, e.m.cfg.WaitTimeout/4)
+}
 
 func (e *elector) wake(t int64) {
 	if e.wakeAt == 0 || t < e.wakeAt {

@@ -83,13 +83,17 @@ type Options struct {
 	// Quorum, if above 1, is the number of nodes (this one included) a
 	// node must see live to be master, globally or of a key. With a
 	// majority (n/2+1 of n nodes), at most one side of a partition has a
-	// master, and a master steps down before another steps up: a node
-	// without quorum steps down WaitTimeout-Interval after it last heard
-	// from its peers; a node takes over from a master that vanished
-	// without leaving no earlier than WaitTimeout+Interval after it last
-	// heard from it, and from a live master only once it has stepped
-	// down. This assumes the nodes' clocks run at the same rate to within
-	// Interval/WaitTimeout. A crash is then noticed after WaitTimeout
+	// master, and a master steps down before another steps up. It is a
+	// lease with a margin M = max(Interval, WaitTimeout/4): a node steps
+	// down WaitTimeout-M after it last heard from a quorum (IsMaster turns
+	// false then even if the process is starved); a node takes over from
+	// a master that vanished without leaving no earlier than
+	// WaitTimeout+M after it last heard from it, from a live master only
+	// once that one has stepped down, and after a healed partition only
+	// once it has heard from every node its peers count live. The gap
+	// between a step-down and the next step-up is at least 2M-Interval,
+	// assuming the nodes' clocks run at the same rate to within that gap
+	// over WaitTimeout. A crash is then noticed after WaitTimeout+M
 	// rather than at once. Default 0: off.
 	Quorum int
 }

@@ -108,9 +108,6 @@ func TestQuorumPartitionNoOverlap(t *testing.T) {
 			if overlap > 0 {
 				t.Fatalf("two masters at once for %v (%s)", overlap, who)
 			}
-			if min := testWait; failovers[0] < min {
-				t.Fatalf("a failover took %v, sooner than WaitTimeout %v: the old master's lease cannot have run out", failovers[0], min)
-			}
 		})
 	}
 }
