@@ -3,6 +3,7 @@ package msc
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"time"
 )
@@ -21,10 +22,12 @@ type client struct {
 	wake   chan struct{} // cap 1: retry now instead of waiting out the backoff
 }
 
-// Backoff bounds for reconnecting.
+// Backoff bounds for reconnecting: the cap is max(WaitTimeout, maxBackoff).
+// A peer that comes back is dialed at once anyway: it dials this node, and
+// a peer heard from wakes every client (Msc.wakeClients).
 const (
 	minBackoff = 10 * time.Millisecond
-	maxBackoff = time.Second
+	maxBackoff = 2 * time.Second
 )
 
 func (m *Msc) runClient(cl *client) {
@@ -66,7 +69,9 @@ func (m *Msc) runClient(cl *client) {
 			}
 			failing = true
 		}
-		t := time.NewTimer(backoff)
+		// Half to full backoff, at random: clients that failed together
+		// do not retry together.
+		t := time.NewTimer(backoff/2 + rand.N(backoff/2+1))
 		select {
 		case <-t.C:
 		case <-cl.wake:
@@ -75,6 +80,6 @@ func (m *Msc) runClient(cl *client) {
 			t.Stop()
 			return
 		}
-		backoff = min(2*backoff, maxBackoff, max(m.cfg.WaitTimeout, minBackoff))
+		backoff = min(2*backoff, max(m.cfg.WaitTimeout, maxBackoff))
 	}
 }

@@ -145,6 +145,7 @@ func (c *conn) readLoop() error {
 	wait := c.m.cfg.WaitTimeout
 	br := bufio.NewReaderSize(c.nc, 4096)
 	var buf, plain []byte
+	graced := false // silent everywhere, waiting an Interval for the peer to switch here
 	for {
 		// The peer is silent once nothing came from it, on any connection,
 		// for WaitTimeout.
@@ -152,16 +153,28 @@ func (c *conn) readLoop() error {
 		if h := c.heard.Load(); h != nil {
 			d = min(wait, max(wait-time.Duration(mono()-h.Load()), time.Millisecond))
 		}
+		if graced {
+			d = c.m.cfg.Interval
+		}
 		c.nc.SetReadDeadline(time.Now().Add(d))
 		if _, err := br.Peek(1); err != nil {
-			if errors.Is(err, os.ErrDeadlineExceeded) && c.peerHeardWithin(wait) {
+			if !errors.Is(err, os.ErrDeadlineExceeded) {
+				return err
+			}
+			if c.peerHeardWithin(wait) {
 				continue // quiet here, heard on its other connection
 			}
-			if errors.Is(err, os.ErrDeadlineExceeded) {
-				return ErrPeerSilent
+			if h := c.heard.Load(); h != nil && c.lastHeard.Load() < h.Load() && !graced {
+				// The peer was last heard on another connection, which
+				// has just gone silent too. It may be that one flow that
+				// broke: once that connection closes, the peer switches
+				// to this one. Give it an Interval to.
+				graced = true
+				continue
 			}
-			return err
+			return ErrPeerSilent
 		}
+		graced = false
 		f, b, err := readFrame(br, buf)
 		buf = b
 		if err != nil {
@@ -251,8 +264,12 @@ func (c *conn) writeLoop() {
 		if c.m.silent.Load() { // test hook: a node whose traffic stops
 			continue
 		}
-		if time.Duration(mono()-c.m.lastTick.Load()) > wait && !hb.leaving {
-			continue // paused: this heartbeat may be stale; the elector will kick again
+		if hb.claims && time.Duration(mono()-c.m.lastTick.Load()) > wait {
+			// Paused (or starved): a claim of mastership made before may
+			// be stale; the elector will kick again once it has run.
+			// Heartbeats that claim nothing still go out, so that an
+			// overloaded node does not look dead on top of it.
+			continue
 		}
 		if c.quiet.Load() && sentVersion != ^uint64(0) && !hb.leaving {
 			continue // the peer hears this node on another connection

@@ -765,11 +765,13 @@ func (e *elector) publishBeat() {
 	s := e.snap
 	b := &beat{uid: e.self.uid, start: e.self.start, prio: e.self.prio, inc: m.inc, leaving: e.leaving,
 		keyVersion: e.keyVer, keys: e.ki.list, claim: s.master, term: e.term, view: e.view}
+	claims := b.claim
 	if s.ki == e.ki {
 		b.keyTerms = make([]uint64, len(s.keys))
 		for i, ks := range s.keys {
 			if ks.master {
 				b.keyTerms[i] = ks.term
+				claims = true
 			}
 		}
 	}
@@ -785,7 +787,7 @@ func (e *elector) publishBeat() {
 	if full == nil {
 		full = short
 	}
-	m.beat.Store(&outBeat{uid: b.uid, keyVersion: b.keyVersion, leaving: b.leaving, full: full, short: short})
+	m.beat.Store(&outBeat{uid: b.uid, keyVersion: b.keyVersion, leaving: b.leaving, claims: claims, full: full, short: short})
 }
 
 // outBeat is the heartbeat the writers send, encoded once per change.
@@ -793,6 +795,7 @@ type outBeat struct {
 	uid         string
 	keyVersion  uint64
 	leaving     bool
+	claims      bool   // it claims a mastership, global or of a key
 	full, short []byte // payloads, UID first, with and without the key set
 }
 

@@ -1,0 +1,294 @@
+package msc
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"testing"
+	"time"
+)
+
+// loneNode starts a node without peers, master at once, with keys.
+func loneNode(tb testing.TB, keys []string) *Msc {
+	tb.Helper()
+	o := testOptions(0)
+	o.Listener = listen(tb)
+	o.Keys = keys
+	m, err := New(o)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := m.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { m.Stop() })
+	return m
+}
+
+// TestHotPathsDoNotAllocate: IsMaster and IsMasterByKey are lock-free
+// reads without allocation (DESIGN §2), and so is reading, opening and
+// decoding a steady-state heartbeat (wire.go: beatView).
+func TestHotPathsDoNotAllocate(t *testing.T) {
+	m := loneNode(t, testKeys(1000))
+	if !m.IsMaster() || !m.IsMasterByKey("key-0500") || m.IsMasterByKey("nope") {
+		t.Fatal("lone node is not master of its keys")
+	}
+	for name, f := range map[string]func(){
+		"IsMaster":                  func() { m.IsMaster() },
+		"IsMasterByKey":             func() { m.IsMasterByKey("key-0500") },
+		"IsMasterByKey missing key": func() { m.IsMasterByKey("nope") },
+	} {
+		if a := testing.AllocsPerRun(1000, f); a != 0 {
+			t.Errorf("%s: %.1f allocations", name, a)
+		}
+	}
+
+	d, l := testSession(t, "aes128", "test passphrase")
+	p, _ := encodeBeat(testBeat(1000), false)
+	payload := p[uidPrefixLen("node0"):]
+	var frame, buf, plain []byte
+	frame = make([]byte, 0, 512)
+	r := bytes.NewReader(nil)
+	seq := uint64(0)
+	a := testing.AllocsPerRun(1000, func() {
+		seq++
+		frame = appendHeader(frame[:0], frameHeartbeat, 0, seq, "node0", len(payload)+d.send.overhead())
+		frame = d.send.seal(frame, frame, payload, seq)
+		r.Reset(frame)
+		f, nb, err := readFrame(r, buf)
+		buf = nb
+		if err != nil {
+			panic(err)
+		}
+		plain, err = l.recv.open(plain[:0], f.hdr, f.body, f.seq)
+		if err != nil {
+			panic(err)
+		}
+		if _, err := decodeBeat(plain, f.uid); err != nil {
+			panic(err)
+		}
+	})
+	if a != 0 {
+		t.Errorf("steady-state heartbeat (seal, read, open, decode): %.1f allocations", a)
+	}
+}
+
+func BenchmarkIsMaster(b *testing.B) {
+	m := loneNode(b, nil)
+	b.ReportAllocs()
+	n := 0
+	for b.Loop() {
+		if m.IsMaster() {
+			n++
+		}
+	}
+	if n == 0 {
+		b.Fatal("lone node not master")
+	}
+}
+
+func BenchmarkIsMasterByKey(b *testing.B) {
+	m := loneNode(b, testKeys(1000))
+	b.ReportAllocs()
+	n := 0
+	for b.Loop() {
+		if m.IsMasterByKey("key-0500") {
+			n++
+		}
+	}
+	if n == 0 {
+		b.Fatal("lone node not master of its key")
+	}
+}
+
+// BenchmarkSealBeat: the write loop's work for a steady-state heartbeat,
+// header and sealing (aes128), into a reused buffer.
+func BenchmarkSealBeat(b *testing.B) {
+	d, _ := testSession(b, "aes128", "test passphrase")
+	p, _ := encodeBeat(testBeat(0), false)
+	payload := p[uidPrefixLen("node0"):]
+	buf := make([]byte, 0, 512)
+	seq := uint64(0)
+	b.ReportAllocs()
+	for b.Loop() {
+		seq++
+		buf = appendHeader(buf[:0], frameHeartbeat, 0, seq, "node0", len(payload)+d.send.overhead())
+		buf = d.send.seal(buf, buf, payload, seq)
+	}
+	b.SetBytes(int64(len(buf)))
+}
+
+// BenchmarkOpenBeat: the read loop's work after readFrame: open and
+// decode, for the short form and the full form with 0, 10, 1000 keys.
+func BenchmarkOpenBeat(b *testing.B) {
+	d, l := testSession(b, "aes128", "test passphrase")
+	for _, c := range []struct {
+		name     string
+		keys     int
+		withKeys bool
+	}{{"short", 1000, false}, {"full/keys=0", 0, true}, {"full/keys=10", 10, true}, {"full/keys=1000", 1000, true}} {
+		b.Run(c.name, func(b *testing.B) {
+			p, _ := encodeBeat(testBeat(c.keys), c.withKeys)
+			frame := sealBeat(d.send, p, "node0", 7, false)
+			f, err := parseFrame(frame)
+			if err != nil {
+				b.Fatal(err)
+			}
+			var plain []byte
+			b.ReportAllocs()
+			b.SetBytes(int64(len(frame)))
+			for b.Loop() {
+				plain, err = l.recv.open(plain[:0], f.hdr, f.body, f.seq)
+				if err != nil {
+					b.Fatal(err)
+				}
+				v, err := decodeBeat(plain, f.uid)
+				if err != nil || len(v.keys) != c.keys && c.withKeys {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// newElectBench builds an elector for "self" with keys, and peers live
+// over fake connections holding the same keys; half of them are older.
+func newElectBench(tb testing.TB, peers int, keys []string, balance bool) *elector {
+	m, err := New(Options{Key: "k", UID: "self", Keys: keys, Balance: balance, StartTime: base.Add(time.Minute)})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	set := make(map[string]struct{}, len(keys))
+	for _, k := range keys {
+		set[k] = struct{}{}
+	}
+	e := newElector(m, set, nil)
+	for i := range peers {
+		start := base.Add(time.Duration(i) * 15 * time.Second) // 0-3 older, 4-8 younger
+		p := &peer{rank: rank{uid: fmt.Sprintf("peer%d", i), start: start.UnixNano()}, inc: uint64(i),
+			keys: set, conns: map[*conn]struct{}{{}: {}}, servers: map[string]bool{}}
+		p.hash = nodeHash(p.uid)
+		e.peers[p.uid] = p
+	}
+	e.elect()
+	return e
+}
+
+// BenchmarkElect: one full election with 9 live peers and 1,000 keys.
+func BenchmarkElect(b *testing.B) {
+	for _, balance := range []bool{false, true} {
+		b.Run(fmt.Sprintf("balance=%v", balance), func(b *testing.B) {
+			e := newElectBench(b, 9, testKeys(1000), balance)
+			if s := e.snap; s.master || s.masterUID != "peer0" || len(s.keys) != 1000 {
+				b.Fatalf("elected %q (self master %v) over %d keys", s.masterUID, s.master, len(s.keys))
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				e.elect()
+			}
+		})
+	}
+}
+
+// BenchmarkHeartbeatRoundTrip: one steady-state heartbeat from one node to
+// another: header, seal, write, read, open, decode. "loopback" runs over a
+// real TCP connection after a real handshake; "memory" without the
+// socket.
+func BenchmarkHeartbeatRoundTrip(b *testing.B) {
+	s, err := newSuite("aes128", "test passphrase")
+	if err != nil {
+		b.Fatal(err)
+	}
+	p, _ := encodeBeat(testBeat(0), false)
+	payload := p[uidPrefixLen("node0"):]
+
+	b.Run("loopback", func(b *testing.B) {
+		dialer, listener := handshakePair(b, s)
+		br := bufio.NewReaderSize(listener.nc, 4096)
+		out := make([]byte, 0, 512)
+		var buf, plain []byte
+		seq := uint64(0)
+		b.ReportAllocs()
+		for b.Loop() {
+			seq++
+			out = appendHeader(out[:0], frameHeartbeat, 0, seq, "node0", len(payload)+dialer.send.overhead())
+			out = dialer.send.seal(out, out, payload, seq)
+			if _, err := dialer.nc.Write(out); err != nil {
+				b.Fatal(err)
+			}
+			f, nb, err := readFrame(br, buf)
+			buf = nb
+			if err != nil || f.seq != seq {
+				b.Fatal(err)
+			}
+			if plain, err = listener.recv.open(plain[:0], f.hdr, f.body, f.seq); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := decodeBeat(plain, f.uid); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("memory", func(b *testing.B) {
+		d, l := testSession(b, "aes128", "test passphrase")
+		out := make([]byte, 0, 512)
+		var plain []byte
+		seq := uint64(0)
+		b.ReportAllocs()
+		for b.Loop() {
+			seq++
+			out = appendHeader(out[:0], frameHeartbeat, 0, seq, "node0", len(payload)+d.send.overhead())
+			out = d.send.seal(out, out, payload, seq)
+			f, err := parseFrame(out)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if plain, err = l.recv.open(plain[:0], f.hdr, f.body, f.seq); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := decodeBeat(plain, f.uid); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// handshakePair connects two conns over loopback TCP and runs the real
+// handshake on both ends.
+func handshakePair(tb testing.TB, s *suite) (dialer, listener *conn) {
+	tb.Helper()
+	ln := listen(tb)
+	defer ln.Close()
+	m := &Msc{cfg: &config{Options: Options{WaitTimeout: 5 * time.Second}, suite: s}}
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		nc, err := ln.Accept()
+		if err != nil {
+			close(accepted)
+			return
+		}
+		accepted <- nc
+	}()
+	dc, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	lc, ok := <-accepted
+	if !ok {
+		tb.Fatal("accept failed")
+	}
+	tb.Cleanup(func() { dc.Close(); lc.Close() })
+	dialer = newConn(m, dc, context.Background(), "peer", s)
+	listener = newConn(m, lc, context.Background(), "", s)
+	errs := make(chan error, 1)
+	go func() { errs <- listener.handshake() }()
+	if err := dialer.handshake(); err != nil {
+		tb.Fatal(err)
+	}
+	if err := <-errs; err != nil {
+		tb.Fatal(err)
+	}
+	return dialer, listener
+}

@@ -1,0 +1,244 @@
+package msc
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"slices"
+	"testing"
+	"time"
+)
+
+// Fuzz targets for everything a peer controls before and after
+// authentication. Seed corpora are in testdata/fuzz/<FuzzName>/: valid
+// frames, handshakes and payloads, and truncated ones.
+
+// fuzzSeedFrames returns valid frames: a hello, and heartbeats with 0, 3
+// and 40 keys, full and short, UID in the header or sealed.
+func fuzzSeedFrames(t testing.TB) [][]byte {
+	d, _ := testSession(t, "aes128", "fuzz passphrase")
+	out := [][]byte{appendHello(nil, algIDs["aes128"], bytes.Repeat([]byte{9}, nonceSize))}
+	seq := uint64(0)
+	for _, n := range []int{0, 3, 40} {
+		b := testBeat(n)
+		for _, withKeys := range []bool{true, false} {
+			p, _ := encodeBeat(b, withKeys)
+			for _, hidden := range []bool{false, true} {
+				seq++
+				out = append(out, sealBeat(d.send, p, b.uid, seq, hidden))
+			}
+		}
+	}
+	return out
+}
+
+// FuzzReadFrame reads frames from arbitrary bytes. A frame that reads
+// must be re-encoded exactly by appendHeader, and fit MaxFrameSize; a
+// buffer must never grow past what the input declares and the limit.
+func FuzzReadFrame(f *testing.F) {
+	for _, fr := range fuzzSeedFrames(f) {
+		f.Add(fr)
+		f.Add(fr[:len(fr)/2])
+	}
+	f.Add(frameBytes(0xffffffff, wireVersion))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		r := bytes.NewReader(in)
+		var buf []byte
+		consumed := 0
+		for {
+			fr, b, err := readFrame(r, buf)
+			buf = b
+			if cap(buf) > lenSize+MaxFrameSize {
+				t.Fatalf("buffer of %d bytes", cap(buf))
+			}
+			if err != nil {
+				if errors.Is(err, io.EOF) && consumed != len(in) {
+					t.Fatalf("io.EOF with %d bytes left", len(in)-consumed)
+				}
+				return
+			}
+			whole := buf
+			n := len(whole)
+			if n > lenSize+MaxFrameSize || len(fr.hdr) < headerSize || !bytes.Equal(whole, in[consumed:consumed+n]) {
+				t.Fatalf("frame of %d bytes does not match the input", n)
+			}
+			// Re-encode.
+			again := appendHeader(nil, fr.typ, fr.flags, fr.seq, string(fr.uid), len(fr.body))
+			again = append(again, fr.body...)
+			if !bytes.Equal(again, whole) {
+				t.Fatalf("re-encoded frame differs:\n% x\n% x", again, whole)
+			}
+			pf, err := parseFrame(whole)
+			if err != nil || pf.seq != fr.seq || !bytes.Equal(pf.body, fr.body) {
+				t.Fatalf("parseFrame disagrees with readFrame: %v", err)
+			}
+			consumed += n
+		}
+	})
+}
+
+// FuzzDecodeBeat decodes arbitrary payloads, UID in the header or not. A
+// payload that decodes must survive encodeBeat and decodeBeat unchanged
+// (extensions this version does not know are dropped).
+func FuzzDecodeBeat(f *testing.F) {
+	for _, n := range []int{0, 3, 40} {
+		b := testBeat(n)
+		b.prio, b.claim = 5, true
+		b.view = []string{"node1", "node2"}[:n%3]
+		for _, withKeys := range []bool{true, false} {
+			p, _ := encodeBeat(b, withKeys)
+			f.Add(p, false)
+			f.Add(p[uidPrefixLen(b.uid):], true)
+			f.Add(p[:len(p)-1], false)
+		}
+	}
+	f.Fuzz(func(t *testing.T, p []byte, uidInHeader bool) {
+		var uid []byte
+		if uidInHeader {
+			uid = []byte("node7")
+		}
+		v, err := decodeBeat(p, uid)
+		if err != nil {
+			if !errors.Is(err, ErrBadFrame) {
+				t.Fatalf("error %v does not wrap ErrBadFrame", err)
+			}
+			return
+		}
+		withKeys := v.flags&beatKeys != 0
+		b := &beat{uid: string(v.uid), start: v.start, inc: v.inc, leaving: v.flags&beatLeaving != 0,
+			keyVersion: v.keyVersion, keys: v.keys, prio: v.prio, claim: v.claim, term: v.term, keyTerms: v.keyTerms, view: v.view}
+		if withKeys && len(v.keyTerms) != len(v.keys) {
+			t.Fatalf("%d keys, %d key terms", len(v.keys), len(v.keyTerms))
+		}
+		q, err := encodeBeat(b, withKeys)
+		if err != nil {
+			return // too large to send back: fine
+		}
+		w, err := decodeBeat(q, nil)
+		if err != nil {
+			t.Fatalf("re-encoded heartbeat does not decode: %v", err)
+		}
+		if !bytes.Equal(w.uid, v.uid) || w.start != v.start || w.inc != v.inc || w.keyVersion != v.keyVersion ||
+			w.prio != v.prio || w.claim != v.claim || w.term != v.term ||
+			w.flags != v.flags&(beatLeaving|beatKeys) ||
+			!slices.Equal(w.keys, v.keys) || !slices.Equal(w.keyTerms, v.keyTerms) || !slices.Equal(w.view, v.view) {
+			t.Fatalf("round trip changed the heartbeat:\n%+v\n%+v", v, w)
+		}
+	})
+}
+
+// fuzzSession is a fixed session: the fuzzer's inputs meet the same key
+// and nonces every run.
+func fuzzSession(t testing.TB) (dialer, listener end) {
+	s, err := newSuite("aes128", "fuzz passphrase")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sessionEnds(t, s, bytes.Repeat([]byte{1}, nonceSize), bytes.Repeat([]byte{2}, nonceSize))
+}
+
+// FuzzOpen opens arbitrary headers and bodies. Nothing but a frame sealed
+// under the session key opens; what opens re-seals to the same body.
+func FuzzOpen(f *testing.F) {
+	d, _ := fuzzSession(f)
+	for i, n := range []int{0, 3, 40} {
+		p, _ := encodeBeat(testBeat(n), i%2 == 0)
+		hdr, body := testFrame(d.send, uint64(i+1), p)
+		f.Add(hdr, body, uint64(i+1))
+		f.Add(hdr, body[:len(body)-1], uint64(i+1))
+		f.Add(hdr, body, uint64(i+2))
+	}
+	aead := d.send.aead
+	f.Fuzz(func(t *testing.T, hdr, body []byte, seq uint64) {
+		d := end{newSealer(aead, dirFromDialer), newSealer(aead, dirFromListener)}
+		l := end{newSealer(aead, dirFromListener), newSealer(aead, dirFromDialer)}
+		pt, err := l.recv.open(nil, hdr, body, seq)
+		if err != nil {
+			if !errors.Is(err, ErrAuth) || pt != nil {
+				t.Fatalf("open: %q, %v", pt, err)
+			}
+			return
+		}
+		if again := d.send.seal(nil, hdr, pt, seq); !bytes.Equal(again, body) {
+			t.Fatal("a body that opens does not re-seal to itself")
+		}
+		// Another sequence number or direction must not open it.
+		if _, err := l.recv.open(nil, hdr, body, seq+1); err == nil {
+			t.Fatal("opened with another sequence number")
+		}
+		if _, err := d.recv.open(nil, hdr, body, seq); err == nil {
+			t.Fatal("opened in the other direction")
+		}
+	})
+}
+
+// FuzzHandshake plays the peer of a handshake over net.Pipe: it reads the
+// node's hello, then answers with arbitrary bytes. The handshake succeeds
+// exactly when those bytes start with a hello of the node's algorithm; the
+// session keys then agree with the peer's.
+func FuzzHandshake(f *testing.F) {
+	s, err := newSuite("aes128", "fuzz passphrase")
+	if err != nil {
+		f.Fatal(err)
+	}
+	hello := appendHello(nil, s.id, bytes.Repeat([]byte{5}, nonceSize))
+	f.Add(hello, false)
+	f.Add(hello, true)
+	f.Add(hello[:len(hello)-1], true)
+	f.Add(append(slices.Clone(hello), 0, 0, 0, 1), false)
+	f.Add(appendHello(nil, algIDs["aes256"], make([]byte, nonceSize)), false)
+	f.Add([]byte{}, true)
+	m := &Msc{cfg: &config{Options: Options{WaitTimeout: 5 * time.Second}, suite: s}}
+	f.Fuzz(func(t *testing.T, reply []byte, dialer bool) {
+		a, b := net.Pipe()
+		server := ""
+		if dialer {
+			server = "peer"
+		}
+		c := newConn(m, a, context.Background(), server, s)
+		nodeHello := make([]byte, headerSize+helloSize)
+		done := make(chan error, 1)
+		go func() {
+			_, err := io.ReadFull(b, nodeHello)
+			if err == nil {
+				b.Write(reply) // fails once the node has read what it wants and closed
+			}
+			b.Close()
+			done <- err
+		}()
+		err := c.handshake()
+		a.Close()
+		if perr := <-done; perr != nil {
+			t.Fatalf("reading the node's hello: %v", perr)
+		}
+		fr, _, ferr := readFrame(bytes.NewReader(reply), nil)
+		valid := ferr == nil && fr.typ == frameHello && fr.seq == 0 && len(fr.body) == helloSize && fr.body[0] == s.id
+		if valid != (err == nil) {
+			t.Fatalf("reply % x: handshake error %v, valid hello %v", reply, err, valid)
+		}
+		if err != nil {
+			return
+		}
+		// The peer derives the session from the two nonces; each side
+		// opens what the other seals.
+		dn, ln := nodeHello[headerSize+1:], fr.body[1:]
+		if !dialer {
+			dn, ln = ln, dn
+		}
+		pd, pl := sessionEnds(t, s, dn, ln)
+		peer := pl
+		if !dialer {
+			peer = pd
+		}
+		hdr, body := testFrame(c.send, 1, []byte("from the node"))
+		if pt, err := peer.recv.open(nil, hdr, body, 1); err != nil || string(pt) != "from the node" {
+			t.Fatalf("peer cannot open the node's frame: %v", err)
+		}
+		hdr, body = testFrame(peer.send, 1, []byte("from the peer"))
+		if pt, err := c.recv.open(nil, hdr, body, 1); err != nil || string(pt) != "from the peer" {
+			t.Fatalf("node cannot open the peer's frame: %v", err)
+		}
+	})
+}
