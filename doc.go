@@ -62,7 +62,10 @@
 //
 // # The wire
 //
-// Nodes talk over TCP, one connection per direction per pair. Every frame
+// Nodes talk over TCP: each node dials each peer, so a pair has two
+// connections. Each node sends its heartbeats on the connection it dialed
+// and keeps the other quiet (it sends on it only while it has no other),
+// so that each heartbeat crosses the network once. Every frame
 // is length-prefixed: a big-endian uint32 length (at most [MaxFrameSize]),
 // a version byte checked before anything else, a type byte, flags, a
 // sequence number and the sender's UID, then the body. A frame that is too
@@ -82,10 +85,11 @@
 // unless [Options].HeaderEncrypted is set. Algorithm "no" turns all of
 // this off (no encryption, no authentication): for tests only.
 //
-// A heartbeat carries the UID, the start time, a leaving flag and the
-// node's keys: the whole key set on a new connection and after a change,
-// only its version otherwise. The repository's README describes every
-// field.
+// A heartbeat carries the UID, the start time, a leaving flag, the
+// node's priority, whether it is master and its term, and the node's keys
+// with the keys it masters: the whole key set on a new connection and
+// after a change, only its version otherwise. The repository's README
+// describes every field.
 //
 // # Choosing Interval and WaitTimeout
 //
@@ -104,9 +108,36 @@
 //     does not count.
 //   - A shorter Interval costs one small frame per peer per Interval on
 //     each connection; 100ms is cheap for clusters of a few dozen nodes.
-//   - A master that is paused believes it is still master when it resumes,
-//     until it hears from its peers. Work that must never run twice should
-//     use short steps and check [Msc.IsMaster] before each one.
+//   - A process that was paused (SIGSTOP, a frozen VM) notices it when it
+//     resumes, gives up its mastership and claims nothing until it has
+//     heard from its peers again; in the millisecond before its elector
+//     runs, [Msc.IsMaster] may still answer true. Work that must never run
+//     twice should use [Options].Quorum and fencing terms (below).
+//
+// # Beyond the Node package
+//
+// These are opt-in where they change the Node package's rule:
+//
+//   - [Msc.RunAsMaster] runs a function each time the node becomes master,
+//     with a context cancelled the moment mastership is lost or the node
+//     stops; [Msc.Watch] returns a channel holding the current state, then
+//     the newest change.
+//   - [Msc.Term] is a fencing token: it strictly increases each time
+//     mastership passes to another node. Pass it with each write to a store
+//     that refuses writes with a lower term than one it has seen, and a
+//     deposed master's late writes are refused.
+//   - [Options].Quorum: a node is master only while it sees a quorum, so
+//     that with a majority quorum at most one side of a partition has a
+//     master, and a master steps down before the next steps up (a lease;
+//     see the field's documentation for its timing).
+//   - [Options].Priority puts preferred nodes first; [Options].Sticky keeps
+//     mastership with a live master when an older node comes back, so that
+//     it does not move twice.
+//   - [Options].Balance spreads the keys over the nodes by rendezvous
+//     hashing; [Msc.MasterKeys] lists the keys a node masters.
+//   - [Options].AcceptKeys and [Msc.SetKey] rotate the cluster's key
+//     without downtime.
+//   - [Msc.Healthy] is for a readiness probe.
 //
 // # Callbacks and goroutines
 //
