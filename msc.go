@@ -37,10 +37,12 @@ type Msc struct {
 
 	started atomic.Bool // Start has run: the elector exists
 	leaving atomic.Bool // Stop has begun
-	ctx     context.Context
-	cancel  context.CancelFunc
-	events  chan event
-	wg      sync.WaitGroup // elector, accept loop, clients, inbound handlers
+	// lastWake is when wakeClients last woke the clients (mono).
+	lastWake atomic.Int64
+	ctx      context.Context
+	cancel   context.CancelFunc
+	events   chan event
+	wg       sync.WaitGroup // elector, accept loop, clients, inbound handlers
 
 	disp dispatcher // runs OnChange and OnError callbacks and DoIfMaster queues
 
@@ -96,6 +98,7 @@ func New(opts Options) (*Msc, error) {
 	}
 	m.snap.Store(&snapshot{ki: noKeys})
 	m.suite.Store(cfg.suite)
+	m.lastWake.Store(mono() - int64(cfg.Interval))
 	m.disp.init()
 	m.queues.init(m)
 	return m, nil
@@ -497,7 +500,16 @@ func (m *Msc) serverIDs() []string {
 }
 
 // wakeClients makes every client in backoff retry now.
+//
+// At most once per Interval: when many peers come up at once (a cluster
+// starting), waking every client for each of them would make them all
+// retry together, again and again.
 func (m *Msc) wakeClients() {
+	now := mono()
+	last := m.lastWake.Load()
+	if now-last < int64(m.cfg.Interval) || !m.lastWake.CompareAndSwap(last, now) {
+		return
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, cl := range m.clients {

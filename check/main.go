@@ -38,6 +38,8 @@ type config struct {
 	steady   time.Duration
 	verbose  bool
 	debug    bool
+	balance  bool   // Options.Balance, every worker holding the same keys
+	keys     int    // balance: how many keys
 	exe      string // the binary the workers run
 }
 
@@ -61,6 +63,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.DurationVar(&cfg.steady, "steady", 5*time.Second, "bench: length of the run without faults")
 	fs.BoolVar(&cfg.verbose, "v", false, "log the errors workers report (unreachable peers...); bench: show the timeline of slow failovers")
 	fs.BoolVar(&cfg.debug, "debug", false, "workers log the library's debug messages (shown with -v in the bench's timelines)")
+	fs.BoolVar(&cfg.balance, "balance", false, "workers set Options.Balance and all hold the same -keys keys; the table shows how many each masters")
+	fs.IntVar(&cfg.keys, "keys", 100, "balance: how many keys (q-000, q-001…)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: go run ./check [flags]\n\nRuns msc worker processes on loopback; type h for commands.\n\nflags:")
 		fs.PrintDefaults()
@@ -101,6 +105,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 2
 	case cfg.reps < 1:
 		fmt.Fprintln(stderr, "check: -reps must be 1 or more")
+		return 2
+	case cfg.balance && (cfg.keys < 1 || cfg.keys > maxBalanceKeys):
+		fmt.Fprintf(stderr, "check: -keys must be 1 to %d\n", maxBalanceKeys)
 		return 2
 	}
 	exe, err := os.Executable()

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"log/slog"
 	"net"
@@ -42,6 +43,55 @@ func workerKeys(i int) []string {
 	return keys
 }
 
+// Balance mode (-balance): every worker holds the same keys, named by
+// balanceKeys, and the library spreads their masters over the workers
+// (Options.Balance). A worker's report then carries counts and sums of
+// hashes instead of a line per key, so that it stays small however many
+// keys there are; check adds them up over the running workers.
+
+// maxBalanceKeys is the most keys -keys accepts.
+const maxBalanceKeys = 10000
+
+// balanceKeys returns the n keys of balance mode: "q-000", "q-001"…
+func balanceKeys(n int) []string {
+	width := max(3, len(strconv.Itoa(n-1)))
+	keys := make([]string, n)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("q-%0*d", width, i)
+	}
+	return keys
+}
+
+// keyHash hashes s to 64 bits, the same in every process: FNV-1a, then a
+// finalizer that mixes every input bit into every output bit, so that
+// sums of hashes of different sets of keys almost never coincide.
+func keyHash(s string) uint64 {
+	h := fnv.New64a()
+	io.WriteString(h, s)
+	x := h.Sum64()
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	x ^= x >> 31
+	return x
+}
+
+// sumHashes returns the sum, modulo 2^64, of the hashes of keys: what the
+// MasteredSum of the running workers adds up to when every key has
+// exactly one master among them.
+func sumHashes(keys []string) uint64 {
+	var sum uint64
+	for _, k := range keys {
+		sum += keyHash(k)
+	}
+	return sum
+}
+
+// viewHash is one key's term in a worker's ViewSum: the key and the UID
+// of its master, as the worker sees it.
+func viewHash(key, master string) uint64 { return keyHash(key + "\x00" + master) }
+
 // report is one line a worker writes on its standard output.
 type report struct {
 	// Type is "hello" (started), "status" (periodic), "change" (from
@@ -61,6 +111,16 @@ type report struct {
 	Peers     int                  `json:"peers"`
 	Change    *changeReport        `json:"change,omitempty"`
 	Err       string               `json:"err,omitempty"`
+
+	// Balance mode only, in place of Keys. Held is how many keys the
+	// worker holds; Mastered how many it is master of (MasterKeys);
+	// MasteredSum the sum of their keyHash; ViewSum the sum of
+	// viewHash(key, master) over the keys it holds, equal on every worker
+	// that sees the same master for every key.
+	Held        int    `json:"held,omitempty"`
+	Mastered    int    `json:"mastered,omitempty"`
+	MasteredSum uint64 `json:"mastered_sum,omitempty"`
+	ViewSum     uint64 `json:"view_sum,omitempty"`
 }
 
 type keyReport struct {
@@ -78,12 +138,13 @@ type changeReport struct {
 // read under the lock, so that a worker's lines are in time order and each
 // line's state is no older than the lines before it.
 type reporter struct {
-	mu    sync.Mutex
-	enc   *json.Encoder
-	m     *msc.Msc
-	idx   int
-	pid   int
-	start int64
+	mu      sync.Mutex
+	enc     *json.Encoder
+	m       *msc.Msc
+	idx     int
+	pid     int
+	start   int64
+	balance bool
 }
 
 func (r *reporter) write(typ string, ch *msc.Change, err error) {
@@ -99,7 +160,19 @@ func (r *reporter) write(typ string, ch *msc.Change, err error) {
 			rep.Peers++
 		}
 	}
-	if len(st.Keys) > 0 {
+	switch {
+	case r.balance:
+		// The keys of st, not MasterKeys: the same snapshot as the rest
+		// of the report. Mastered is len(MasterKeys()) of that snapshot.
+		rep.Held = len(st.Keys)
+		for _, k := range st.Keys {
+			if k.IsMaster {
+				rep.Mastered++
+				rep.MasteredSum += keyHash(k.Key)
+			}
+			rep.ViewSum += viewHash(k.Key, k.Master)
+		}
+	case len(st.Keys) > 0:
 		rep.Keys = make(map[string]keyReport, len(st.Keys))
 		for _, k := range st.Keys {
 			rep.Keys[k.Key] = keyReport{Master: k.IsMaster, UID: k.Master}
@@ -126,8 +199,18 @@ func workerMain(args []string) int {
 	wait := fs.Duration("wait", 0, "WaitTimeout (0: 3*interval)")
 	every := fs.Duration("report", 100*time.Millisecond, "status report period")
 	debug := fs.Bool("debug", false, "log the library's debug messages on stderr")
+	balance := fs.Bool("balance", false, "Options.Balance, with the same -keys keys on every worker")
+	nkeys := fs.Int("keys", 100, "balance: how many keys")
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	keys := workerKeys(*idx)
+	if *balance {
+		if *nkeys < 1 || *nkeys > maxBalanceKeys {
+			fmt.Fprintf(os.Stderr, "worker: -keys must be 1 to %d\n", maxBalanceKeys)
+			return 2
+		}
+		keys = balanceKeys(*nkeys)
 	}
 	var ports []int
 	for _, s := range strings.Split(*portList, ",") {
@@ -161,7 +244,8 @@ func workerMain(args []string) int {
 		Interval:    *interval,
 		WaitTimeout: *wait,
 		UID:         fmt.Sprintf("w%d-%d", *idx, pid),
-		Keys:        workerKeys(*idx),
+		Keys:        keys,
+		Balance:     *balance,
 		Logger:      logger(*debug),
 	})
 	if err != nil {
@@ -178,8 +262,21 @@ func workerMain(args []string) int {
 			return 1
 		}
 	}
-	r := &reporter{enc: json.NewEncoder(os.Stdout), m: m, idx: *idx, pid: pid, start: started.UnixNano()}
-	m.OnChange(func(ch msc.Change) { r.write("change", &ch, nil) })
+	r := &reporter{enc: json.NewEncoder(os.Stdout), m: m, idx: *idx, pid: pid, start: started.UnixNano(), balance: *balance}
+	// keysMoved asks, in balance mode, for a status report soon: a worker
+	// joining or leaving moves many keys at once, and a line for each
+	// key's change would flood check.
+	keysMoved := make(chan struct{}, 1)
+	m.OnChange(func(ch msc.Change) {
+		if *balance && ch.Key != "" {
+			select {
+			case keysMoved <- struct{}{}:
+			default:
+			}
+			return
+		}
+		r.write("change", &ch, nil)
+	})
 	m.OnError(func(err error) { r.write("error", nil, err) })
 	if err := m.Start(); err != nil {
 		fmt.Fprintln(os.Stderr, "worker:", err)
@@ -197,6 +294,9 @@ func workerMain(args []string) int {
 	for {
 		select {
 		case <-tick.C:
+			r.write("status", nil, nil)
+			continue
+		case <-keysMoved:
 			r.write("status", nil, nil)
 			continue
 		case <-sigs:
