@@ -210,7 +210,7 @@ func (c *conn) readLoop() error {
 			h.Store(now)
 		}
 		c.beats++
-		if c.beats > 1 && v.flags == 0 && v.start == c.peerStart && v.inc == c.peerInc &&
+		if c.beats > 1 && !c.m.awaiting.Load() && v.flags == 0 && v.start == c.peerStart && v.inc == c.peerInc &&
 			v.prio == c.peerPrio && v.claim == c.peerClaim && v.term == c.peerTerm &&
 			v.keyVersion == c.keyVersion && string(v.uid) == c.peerUID {
 			continue // steady state: nothing new for the elector

@@ -208,9 +208,17 @@ func (e *elector) await(servers []string) {
 	for _, s := range servers {
 		e.pending[s] = true
 	}
-	e.ready = len(e.pending) == 0
+	e.setReady(len(e.pending) == 0)
 	e.since = mono()
 	e.readyAt = e.since + int64(e.m.cfg.WaitTimeout)
+}
+
+// setReady records whether the node has heard from its servers; while it
+// has not, the read loops pass every heartbeat on (m.awaiting), not only
+// those with news, so that a server already connected resolves at once.
+func (e *elector) setReady(ready bool) {
+	e.ready = ready
+	e.m.awaiting.Store(!ready)
 }
 
 // run is the elector goroutine, started by Start and waited for by Stop.
@@ -270,7 +278,7 @@ func (e *elector) run() {
 		case woke:
 			e.wakeAt = 0
 			if !e.ready && mono() >= e.readyAt {
-				e.ready = true
+				e.setReady(true)
 				m.cfg.Logger.Debug("msc: ready after WaitTimeout", "pending", len(e.pending))
 			}
 			e.elect()
@@ -342,7 +350,7 @@ func (e *elector) resolve(server string, at int64) {
 	}
 	delete(e.pending, server)
 	if !e.ready && len(e.pending) == 0 {
-		e.ready = true
+		e.setReady(true)
 		e.elect()
 	}
 }
@@ -456,11 +464,18 @@ func (e *elector) elect() {
 				s.masterUID = e.claimant(func(p *peer) bool { return p.claim })
 			}
 		}
+		var rival uint64 // the highest term a live peer claims mastership with
 		for _, p := range e.peers {
 			e.term = max(e.term, p.term)
+			if p.claim && p.live() {
+				rival = max(rival, p.term)
+			}
 		}
-		if s.master && !old.master {
-			e.term++ // mastership passes to this node: a new term
+		if s.master && (!old.master || rival >= e.myTerm) {
+			// Mastership passes to this node, or another master (a healed
+			// partition) has a term as high: a new, higher term, so that a
+			// store fencing on it refuses the other master's writes.
+			e.term++
 			e.myTerm = e.term
 		}
 		s.term = e.term
@@ -615,7 +630,10 @@ func (e *elector) free(now int64, holds bool, claims func(*peer) bool) bool {
 	}
 	// Hold while a live peer counts live a node this one has not heard
 	// from: it may be a master on the far side of a healed partition,
-	// whose claims this node cannot see yet.
+	// whose claims this node cannot see yet, or one elected a moment ago.
+	// (The price: a node that can never reach a peer that others reach —
+	// one broken link, not a partition — does not take a new mastership
+	// while that lasts. Safety first.)
 	for _, p := range e.order {
 		for _, u := range p.view {
 			if u != e.self.uid && !e.isLive(u) {
@@ -707,12 +725,13 @@ func (e *elector) settleKeys(now int64, old, s *snapshot, quorum bool) {
 	for i := range s.keys {
 		ks := &s.keys[i]
 		k := e.ki.list[i]
-		var held bool
+		var o keyState
 		if old.ki == s.ki {
-			held = old.keys[i].master
-		} else if o, ok := old.key(k); ok {
-			held = o.master
+			o = old.keys[i]
+		} else {
+			o, _ = old.key(k)
 		}
+		held := o.master
 		if sticky || strict {
 			claims := func(p *peer) bool { return p.has.has(i) && p.claimed.has(i) }
 			if sticky {
@@ -724,13 +743,15 @@ func (e *elector) settleKeys(now int64, old, s *snapshot, quorum bool) {
 				*ks = keyState{uid: e.claimant(claims)}
 			}
 		}
+		var rival uint64
 		for _, p := range claimers {
 			if p.claimed.has(i) {
-				e.keyTerm[i] = max(e.keyTerm[i], p.claims[k])
+				rival = max(rival, p.claims[k])
 			}
 		}
-		if ks.master && !held {
-			e.keyTerm[i]++
+		e.keyTerm[i] = max(e.keyTerm[i], rival)
+		if ks.master && (!held || rival >= o.term) {
+			e.keyTerm[i]++ // as for the global term
 		}
 		ks.term = e.keyTerm[i]
 	}

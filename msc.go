@@ -35,8 +35,10 @@ type Msc struct {
 	// and its heartbeat is stale until the elector has run.
 	lastTick atomic.Int64
 
-	started atomic.Bool // Start has run: the elector exists
-	leaving atomic.Bool // Stop has begun
+	started  atomic.Bool   // Start has run: the elector exists
+	leaving  atomic.Bool   // Stop has begun
+	awaiting atomic.Bool   // the elector waits to hear from its servers (elector.setReady)
+	stopDone chan struct{} // closed when the first Stop has finished
 	// lastWake is when wakeClients last woke the clients (mono).
 	lastWake atomic.Int64
 	ctx      context.Context
@@ -91,6 +93,7 @@ func New(opts Options) (*Msc, error) {
 		keys:     make(map[string]struct{}, len(cfg.Keys)),
 		watchers: make(map[*watcher]struct{}),
 		events:   make(chan event, 256),
+		stopDone: make(chan struct{}),
 	}
 	m.ctx, m.cancel = context.WithCancel(context.Background())
 	for _, k := range cfg.Keys {
@@ -154,20 +157,31 @@ func (m *Msc) Start() error {
 // return; then it tells the peers it is leaving, so they re-elect at once;
 // then it closes every connection and the listener, and waits for all of
 // its goroutines, including a callback that is running. It is safe to call
-// more than once; a stopped node cannot be started again.
+// more than once, also at once from several goroutines: every call returns
+// when the node has stopped. A stopped node cannot be started again. Do not
+// call Stop from a callback of this node (OnChange, OnError, DoIfMaster):
+// it would wait for that callback to return; call go m.Stop() there.
 func (m *Msc) Stop() error {
 	m.mu.Lock()
-	if m.state != stateRunning {
+	switch m.state {
+	case stateStopped:
+		// Stopped, or stopping on another goroutine: wait for it to end.
+		m.mu.Unlock()
+		<-m.stopDone
+		return nil
+	case stateNew:
 		m.state = stateStopped
 		m.mu.Unlock()
 		m.cancel()
 		m.queues.stop()
 		m.closeWatchers()
+		close(m.stopDone)
 		return nil
 	}
 	m.state = stateStopped
 	ln := m.ln
 	m.mu.Unlock()
+	defer close(m.stopDone)
 
 	m.leaving.Store(true)
 	ln.Close()
@@ -211,6 +225,12 @@ func (m *Msc) Stop() error {
 func (m *Msc) abort() {
 	m.mu.Lock()
 	running := m.state == stateRunning
+	if m.state == stateStopped {
+		m.mu.Unlock()
+		<-m.stopDone
+		return
+	}
+	defer close(m.stopDone)
 	m.state = stateStopped
 	ln := m.ln
 	m.mu.Unlock()

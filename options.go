@@ -50,7 +50,7 @@ type Options struct {
 	// Interval is the heartbeat period; default 100ms.
 	Interval time.Duration
 	// WaitTimeout is how long a peer may stay silent before it is counted
-	// dead; default 3*Interval. It must not be shorter than Interval.
+	// dead; default 3*Interval. It must be at least 2*Interval.
 	WaitTimeout time.Duration
 	// UID identifies the node; default: 16 random hex digits. At most
 	// MaxUIDLen bytes.
@@ -164,8 +164,10 @@ func newConfig(o Options) (*config, error) {
 	if c.WaitTimeout == 0 {
 		c.WaitTimeout = 3 * c.Interval
 	}
-	if c.WaitTimeout < c.Interval {
-		return nil, fmt.Errorf("%w: WaitTimeout %v shorter than Interval %v", ErrInvalidOption, c.WaitTimeout, c.Interval)
+	if c.WaitTimeout < 2*c.Interval {
+		// One heartbeat late would count a live peer dead: mastership
+		// would flap on ordinary jitter.
+		return nil, fmt.Errorf("%w: WaitTimeout %v shorter than 2*Interval (%v)", ErrInvalidOption, c.WaitTimeout, 2*c.Interval)
 	}
 	if c.Quorum < 0 {
 		return nil, fmt.Errorf("%w: negative Quorum %d", ErrInvalidOption, c.Quorum)

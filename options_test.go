@@ -21,6 +21,7 @@ func TestNewErrors(t *testing.T) {
 		{"negative interval", Options{Key: "k", Interval: -1}, ErrInvalidOption},
 		{"negative wait", Options{Key: "k", WaitTimeout: -1}, ErrInvalidOption},
 		{"wait shorter than interval", Options{Key: "k", Interval: time.Second, WaitTimeout: time.Millisecond}, ErrInvalidOption},
+		{"wait under 2*interval", Options{Key: "k", Interval: 100 * time.Millisecond, WaitTimeout: 150 * time.Millisecond}, ErrInvalidOption},
 		{"port out of range", Options{Key: "k", Port: 70000}, ErrInvalidOption},
 		{"uid too long", Options{Key: "k", UID: strings.Repeat("u", MaxUIDLen+1)}, ErrInvalidOption},
 		{"empty key name", Options{Key: "k", Keys: []string{""}}, ErrInvalidOption},

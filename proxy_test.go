@@ -193,7 +193,7 @@ type meshCluster struct {
 	links [][]*linkProxy // links[i][j]: node i dialing node j
 }
 
-func newMesh(t *testing.T, n int, mod func(i int, o *Options)) *meshCluster {
+func newMesh(t testing.TB, n int, mod func(i int, o *Options)) *meshCluster {
 	t.Helper()
 	mc := &meshCluster{testCluster: &testCluster{t: t}}
 	for i := range n {

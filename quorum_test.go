@@ -171,3 +171,38 @@ func TestQuorumLoneNodeNeverMaster(t *testing.T) {
 		t.Fatal("a node alone is master with Quorum 2")
 	}
 }
+
+// BenchmarkPartition cuts the master of a 3-node cluster off from the two
+// others, with Quorum 2 and without, at the default Interval (100ms), and
+// reports the time until the majority has a master and the time with two
+// masters, per partition. Without Quorum the cut-off master keeps its role:
+// both sides have one (split brain) until the partition heals. Run:
+//
+//	go test -run '^$' -bench Partition -benchtime 10x
+func BenchmarkPartition(b *testing.B) {
+	for _, q := range []int{0, 2} {
+		b.Run(fmt.Sprintf("quorum=%d", q), func(b *testing.B) {
+			mc := newMesh(b, 3, func(i int, o *Options) {
+				o.Quorum = q
+				o.Interval, o.WaitTimeout = DefaultInterval, 3*DefaultInterval
+			})
+			mc.start()
+			mc.waitSides(all3)
+			meter := meterOverlap(func() []*Msc { return mc.nodes })
+			var failovers []time.Duration
+			const hold = time.Second // how long each partition lasts
+			for b.Loop() {
+				t0 := time.Now()
+				mc.partition([]int{0}, []int{1, 2})
+				waitFor(b, "majority elects", func() bool { return mc.nodes[1].IsMaster() })
+				failovers = append(failovers, time.Since(t0))
+				time.Sleep(hold - time.Since(t0)) // hold the partition: a duration, not a wait for a state
+				mc.heal()
+				mc.waitSides(all3)
+			}
+			overlap, _ := meter.result()
+			report(b, "failover", failovers)
+			b.ReportMetric(float64(overlap)/float64(time.Millisecond)/float64(len(failovers)), "overlap-ms/partition")
+		})
+	}
+}

@@ -117,9 +117,10 @@ func (m *Msc) runAs(ctx context.Context, key string, fn func(context.Context, ui
 		}
 		return ErrStopped
 	}
+	var c Change // the newest state seen: kept across turns of the loop
 	for {
-		// Wait to become master.
-		var c Change
+		// Wait to become master (or start at once if the change that
+		// ended the last run made this node master again, in a new term).
 		for !c.IsMaster {
 			var ok bool
 			if c, ok = <-ch; !ok {
