@@ -175,7 +175,11 @@ func (c *conn) readLoop() error {
 			return ErrPeerSilent
 		}
 		graced = false
-		f, b, err := readFrame(br, buf)
+		limit := MaxFrameSize
+		if c.recvSeq == 0 {
+			limit = firstFrameMax // not authenticated yet: no large frame
+		}
+		f, b, err := readFrameLimit(br, buf, limit)
 		buf = b
 		if err != nil {
 			if errors.Is(err, os.ErrDeadlineExceeded) {
@@ -238,6 +242,21 @@ func (c *conn) readLoop() error {
 	}
 }
 
+// appendBeat appends one sealed heartbeat frame with payload (UID first).
+func (c *conn) appendBeat(buf []byte, hb *outBeat, payload []byte, seq uint64) []byte {
+	var flags byte
+	uid := hb.uid
+	if c.m.cfg.HeaderEncrypted && c.send.aead != nil {
+		flags = flagUIDInPayload
+		uid = ""
+	} else {
+		payload = payload[uidPrefixLen(hb.uid):]
+	}
+	start := len(buf)
+	buf = appendHeader(buf, frameHeartbeat, flags, seq, uid, len(payload)+c.send.overhead())
+	return c.send.seal(buf, buf[start:], payload, seq)
+}
+
 // peerHeardWithin reports whether the peer was heard, on any connection,
 // within d.
 func (c *conn) peerHeardWithin(d time.Duration) bool {
@@ -278,23 +297,24 @@ func (c *conn) writeLoop() {
 		if hb.keyVersion != sentVersion {
 			payload = hb.full
 		}
-		seq++
-		var flags byte
-		uid := hb.uid
-		if c.m.cfg.HeaderEncrypted && c.send.aead != nil {
-			flags = flagUIDInPayload
-			uid = ""
-		} else {
-			payload = payload[uidPrefixLen(hb.uid):]
+		buf, frames := buf[:0], uint64(1)
+		if sentVersion == ^uint64(0) {
+			// The first frame on a connection is the short form, which
+			// the peer reads with a small limit (firstFrameMax) until it
+			// has authenticated the connection; the full one follows in
+			// the same write.
+			seq++
+			buf = c.appendBeat(buf, hb, hb.short, seq)
+			frames++
 		}
-		buf = appendHeader(buf[:0], frameHeartbeat, flags, seq, uid, len(payload)+c.send.overhead())
-		buf = c.send.seal(buf, buf, payload, seq)
+		seq++
+		buf = c.appendBeat(buf, hb, payload, seq)
 		c.nc.SetWriteDeadline(time.Now().Add(wait))
 		if _, err := c.nc.Write(buf); err != nil {
 			c.close()
 			return
 		}
-		c.m.framesOut.Add(1)
+		c.m.framesOut.Add(frames)
 		c.m.bytesOut.Add(uint64(len(buf)))
 		sentVersion = hb.keyVersion
 		if hb.leaving {

@@ -94,7 +94,9 @@ type peer struct {
 	shared     atomic.Int64       // mono() of its last frame on any connection (conn.heard)
 }
 
-func (p *peer) live() bool { return len(p.conns) > 0 && !p.leaving }
+// live: connected, not leaving, and its key set known (the first frame on
+// a connection is short; the full one follows at once).
+func (p *peer) live() bool { return len(p.conns) > 0 && !p.leaving && p.keyVersion > 0 }
 
 func peerKey(uid string, inc uint64) string {
 	return uid + "/" + strconv.FormatUint(inc, 16)
@@ -425,9 +427,11 @@ func (e *elector) beat(c *conn, b beatInfo, at int64) {
 		p.ki = nil
 		changed = true
 	}
-	e.resolve(c.server, at)
-	for id := range p.servers { // heard from this server, on any connection
-		e.resolve(id, at)
+	if p.keyVersion > 0 { // heard all of it: resolve its servers
+		e.resolve(c.server, at)
+		for id := range p.servers {
+			e.resolve(id, at)
+		}
 	}
 	if changed {
 		e.elect()

@@ -1,6 +1,7 @@
 package msc_test
 
 import (
+	"context"
 	"fmt"
 	"log"
 	"net"
@@ -217,4 +218,82 @@ func Example_failover() {
 	// Output:
 	// master: true false false
 	// master: false true false
+}
+
+// RunAsMaster runs fn while the node is master, with the term of that
+// mastership, and cancels fn's context when mastership ends, the node
+// stops or ctx is done. A lone node is master at once, with term 1.
+func ExampleMsc_RunAsMaster() {
+	m, err := msc.New(msc.Options{Key: "k", Listener: listen(), UID: "a"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	m.Start()
+	defer m.Stop()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	err = m.RunAsMaster(ctx, func(ctx context.Context, term uint64) {
+		fmt.Println("master, term", term)
+		// The work goes on until ctx is done. Here the program decides
+		// to end it at once, as it would on shutdown.
+		cancel()
+		<-ctx.Done()
+		fmt.Println("work stops:", ctx.Err())
+	})
+	fmt.Println("RunAsMaster returned:", err)
+	// Output:
+	// master, term 1
+	// work stops: context canceled
+	// RunAsMaster returned: context canceled
+}
+
+// Watch returns a channel that holds the current state first, then the
+// newest change; it is closed when the node stops (or ctx is done).
+func ExampleMsc_Watch() {
+	m, err := msc.New(msc.Options{Key: "k", Listener: listen(), UID: "a"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	m.Start()
+
+	ch := m.Watch(context.Background(), "") // "": the global mastership
+	c := <-ch
+	fmt.Printf("now: master %v (%q), term %d\n", c.IsMaster, c.Master, c.Term)
+	m.Stop()
+	for c := range ch { // the state the node stopped in, then closed
+		fmt.Printf("after Stop: master %v (%q)\n", c.IsMaster, c.Master)
+	}
+	// Output:
+	// now: master true ("a"), term 1
+	// after Stop: master false ("")
+}
+
+// Term is a fencing token: it strictly increases each time mastership
+// passes to another node. Here a is master with term 1; when it stops, b
+// takes over with term 2. A store that refuses writes with a lower term
+// than one it has seen then refuses a's late writes.
+func ExampleMsc_Term() {
+	start := time.Now()
+	lna, lnb := listen(), listen()
+	a, _ := msc.New(msc.Options{Key: "k", Listener: lna, UID: "a", StartTime: start})
+	b, _ := msc.New(msc.Options{Key: "k", Listener: lnb, UID: "b", StartTime: start.Add(time.Second)})
+	a.AddServer("b", msc.ServerConfig{Port: port(lnb)})
+	b.AddServer("a", msc.ServerConfig{Port: port(lna)})
+	a.Start()
+	defer a.Stop()
+	b.Start()
+	defer b.Stop()
+
+	waitUntil(func() bool { // until b has heard from a, and of its term
+		uid, _ := b.Master()
+		return a.IsMaster() && uid == "a" && b.Term() == a.Term()
+	})
+	fmt.Printf("a: master %v, term %d\n", a.IsMaster(), a.Term())
+	a.Stop() // a tells b it leaves: b takes over at once
+	waitUntil(b.IsMaster)
+	fmt.Printf("b: master %v, term %d\n", b.IsMaster(), b.Term())
+	// Output:
+	// a: master true, term 1
+	// b: master true, term 2
 }

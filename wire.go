@@ -33,6 +33,12 @@ const (
 	// anything is allocated.
 	MaxFrameSize = 1 << 20
 
+	// firstFrameMax is the largest first frame after the handshake: a
+	// short heartbeat (no key set) always fits. Until that frame has
+	// authenticated the connection, a peer cannot make the node read a
+	// large one.
+	firstFrameMax = 1024
+
 	// nonceSize is the size of each side's handshake nonce.
 	nonceSize = 16
 	// helloSize is the size of a hello body: algorithm id, nonce.

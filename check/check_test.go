@@ -9,12 +9,15 @@ import (
 	"io"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/msc-go/msc"
 )
 
 // TestMain lets the test binary be a worker too: check starts workers by
@@ -224,5 +227,138 @@ func TestFitANSI(t *testing.T) {
 		if got := fitANSI(tc.in, tc.n); got != tc.want {
 			t.Errorf("fitANSI(%q, %d) = %q, want %q", tc.in, tc.n, got, tc.want)
 		}
+	}
+}
+
+// TestTourBalance runs the tour in balance mode: after every step, each
+// of the keys must have exactly one master among the running workers.
+func TestTourBalance(t *testing.T) {
+	const keys = 60
+	var out syncBuffer
+	// A longer WaitTimeout than fastFlags': each step, converge included
+	// (the workers' start), must settle within 10*wait+2s.
+	args := append([]string{"-scenario", "tour", "-n", "3", "-balance", "-keys", strconv.Itoa(keys)}, fastFlags...)
+	args = append(args, "-wait", "500ms")
+	code := run(args, strings.NewReader(""), &out, &out)
+	t.Logf("output:\n%s", out.String())
+	if code != 0 {
+		t.Fatalf("tour exited %d", code)
+	}
+	s := out.String()
+	if !regexp.MustCompile(`(?m)^tour: ok — 7 steps on 3 workers`).MatchString(s) {
+		t.Fatal("no summary line")
+	}
+	rx := regexp.MustCompile(`(?m)^\s+keys: (.*) = (\d+) of (\d+) keys mastered \(min (\d+), max (\d+)\), one master each, every worker agrees$`)
+	steps := rx.FindAllStringSubmatch(s, -1)
+	// Running workers after each step: converge, kill 0, pause 1,
+	// continue 1, stop 1, start 0, start 1.
+	running := []int{3, 2, 1, 2, 1, 2, 3}
+	if len(steps) != len(running) {
+		t.Fatalf("%d key lines, want one per step (%d)", len(steps), len(running))
+	}
+	for i, m := range steps {
+		total, _ := strconv.Atoi(m[2])
+		want, _ := strconv.Atoi(m[3])
+		if total != keys || want != keys {
+			t.Errorf("step %d: %s of %s keys mastered, want %d", i+1, m[2], m[3], keys)
+		}
+		counts := strings.Split(m[1], " · ")
+		if len(counts) != running[i] {
+			t.Errorf("step %d: counts %q for %d workers, want %d", i+1, m[1], len(counts), running[i])
+		}
+		sum := 0
+		for _, c := range counts {
+			var w, n int
+			if _, err := fmt.Sscanf(c, "w%d %d", &w, &n); err != nil {
+				t.Fatalf("step %d: bad count %q", i+1, c)
+			}
+			sum += n
+		}
+		if sum != keys {
+			t.Errorf("step %d: the counts %q add up to %d, want %d", i+1, m[1], sum, keys)
+		}
+	}
+}
+
+// TestInteractiveBalance kills a worker in balance mode: the event log
+// shows the keys settled again over the two workers left.
+func TestInteractiveBalance(t *testing.T) {
+	var out syncBuffer
+	in, cmds := io.Pipe()
+	done := make(chan int, 1)
+	go func() {
+		done <- run(append([]string{"-n", "3", "-balance", "-keys", "40"}, fastFlags...), in, &out, &out)
+	}()
+	defer cmds.Close()
+	out.waitFor(t, `keys ✓ after [0-9.]+ ms: w0 \d+ · w1 \d+ · w2 \d+ = 40 of 40 keys mastered`)
+	if _, err := io.WriteString(cmds, "k 1\n"); err != nil {
+		t.Fatal(err)
+	}
+	out.waitFor(t, `kill 1 → master still w0`)
+	out.waitFor(t, `keys ✓ after [0-9.]+ ms: w0 \d+ · w2 \d+ = 40 of 40 keys mastered \(min \d+, max \d+\), one master each`)
+	if _, err := io.WriteString(cmds, "q\n"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Fatalf("exit %d\n%s", code, out.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("q did not end check:\n%s", out.String())
+	}
+}
+
+func TestBalanceKeys(t *testing.T) {
+	if got := fmt.Sprint(balanceKeys(3)); got != "[q-000 q-001 q-002]" {
+		t.Fatalf("keys %s", got)
+	}
+	if got := balanceKeys(1001)[1000]; got != "q-1000" {
+		t.Fatalf("key 1000 is %q", got)
+	}
+}
+
+// TestSpread checks the sums workers report in balance mode: the total
+// alone misses a key mastered twice while another has no master.
+func TestSpread(t *testing.T) {
+	keys := balanceKeys(4)
+	c := &cluster{cfg: &config{balance: true, keys: len(keys)}, wantSum: sumHashes(keys)}
+	// mk returns a running worker that masters the keys at the indexes
+	// mine and sees the masters view (a UID per key).
+	mk := func(idx int, mine []int, view []string) *worker {
+		var st []msc.KeyStatus
+		for i, k := range keys {
+			st = append(st, msc.KeyStatus{Key: k, IsMaster: slices.Contains(mine, i), Master: view[i]})
+		}
+		r := report{TS: 10, Ready: true, Peers: 1}
+		r.addBalance(st)
+		return &worker{idx: idx, state: stRunning, proc: &proc{member: true, rep: r}}
+	}
+	view := []string{"a", "a", "b", "b"}
+	for _, tc := range []struct {
+		name string
+		run  []*worker
+		want string
+	}{
+		{"settled", []*worker{mk(0, []int{0, 1}, view), mk(1, []int{2, 3}, view)}, ""},
+		{"one without master", []*worker{mk(0, []int{0, 1}, view), mk(1, []int{2}, view)}, "3 keys mastered, want 4"},
+		{"two masters, one none", []*worker{mk(0, []int{0, 1}, view), mk(1, []int{1, 3}, view)}, "some key has two masters, another none"},
+		{"views differ", []*worker{mk(0, []int{0, 1}, view), mk(1, []int{2, 3}, []string{"a", "a", "b", "a"})}, "workers 0 and 1 see different masters"},
+	} {
+		s := c.spreadLocked(tc.run, 0)
+		if s.why != tc.want {
+			t.Errorf("%s: why %q, want %q", tc.name, s.why, tc.want)
+		}
+		if tc.name == "settled" && (s.total != 4 || s.min != 2 || s.max != 2 || s.countsText() != "w0 2 · w1 2") {
+			t.Errorf("settled: spread %+v", s)
+		}
+	}
+	w := mk(0, []int{0, 1, 2, 3}, []string{"a", "a", "a", "a"})
+	if s := c.spreadLocked([]*worker{w}, 10); s.why != "no report from worker 0 yet" {
+		t.Errorf("old report: why %q", s.why)
+	}
+	w.proc.rep.Peers = 2
+	if s := c.spreadLocked([]*worker{w}, 0); s.why != "worker 0 sees 2 peers, want 0" {
+		t.Errorf("peers: why %q", s.why)
 	}
 }

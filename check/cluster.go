@@ -54,6 +54,11 @@ type cluster struct {
 	logs       []logLine // not yet taken by the UI
 	closed     bool
 	changed    chan struct{} // cap 1: something to redraw
+
+	// Balance mode: the sum of the hashes of all the keys, and the watch
+	// that logs their spread.
+	wantSum uint64
+	kw      keyWatch
 }
 
 // worker is one slot of the cluster; proc is its current (or last)
@@ -125,7 +130,14 @@ func newCluster(cfg *config, ports []int) *cluster {
 		changed:    make(chan struct{}, 1),
 	}
 	for i, p := range ports {
-		c.workers = append(c.workers, &worker{idx: i, port: p, keys: workerKeys(i), state: stNone})
+		w := &worker{idx: i, port: p, keys: workerKeys(i), state: stNone}
+		if cfg.balance {
+			w.keys = nil // all of them: see spreadLocked
+		}
+		c.workers = append(c.workers, w)
+	}
+	if cfg.balance {
+		c.wantSum = sumHashes(balanceKeys(cfg.keys))
 	}
 	c.live = newLiveAnalyzer(&c.tl, time.Now().UnixNano(), cfg.wait)
 	go c.spawner()
@@ -203,14 +215,18 @@ func (c *cluster) start(i int, desc string) (int, int64, error) {
 	for j, p := range c.ports {
 		ports[j] = strconv.Itoa(p)
 	}
-	cmd := exec.Command(c.cfg.exe,
+	args := []string{
 		"-index", strconv.Itoa(i),
 		"-ports", strings.Join(ports, ","),
 		"-interval", c.cfg.interval.String(),
 		"-wait", c.cfg.wait.String(),
 		"-report", c.cfg.report.String(),
-		"-debug="+strconv.FormatBool(c.cfg.debug),
-	)
+		"-debug=" + strconv.FormatBool(c.cfg.debug),
+	}
+	if c.cfg.balance {
+		args = append(args, "-balance", "-keys", strconv.Itoa(c.cfg.keys))
+	}
+	cmd := exec.Command(c.cfg.exe, args...)
 	cmd.Env = append(os.Environ(), workerEnv+"=1")
 	cmd.SysProcAttr = sysProcAttr()
 	stdin, err := cmd.StdinPipe()
@@ -240,6 +256,7 @@ func (c *cluster) start(i int, desc string) (int, int64, error) {
 		id = c.fault(desc)
 	}
 	c.tl.add(tlEvent{ts: spawned.UnixNano(), kind: tlJoin, who: inc{i, p.gen}, fault: id})
+	c.keysFault(spawned.UnixNano())
 	go c.read(w, p, stdout, stderr)
 	c.poke()
 	return id, p.spawned.UnixNano(), nil
@@ -306,6 +323,7 @@ func (c *cluster) signal(i int, op string) (int, int64, error) {
 	if err != nil {
 		return 0, 0, fmt.Errorf("signalling worker %d: %w", i, err)
 	}
+	c.keysFault(now)
 	who := inc{i, p.gen}
 	if op == opCont && !p.member {
 		p.member = true
@@ -411,7 +429,9 @@ func (c *cluster) onExit(w *worker, p *proc, err error) {
 	if p.member {
 		p.member = false
 		id := c.fault(fmt.Sprintf("exit %d", w.idx))
-		c.tl.add(tlEvent{ts: time.Now().UnixNano(), kind: tlLeave, who: inc{w.idx, p.gen}, fault: id})
+		now := time.Now().UnixNano()
+		c.tl.add(tlEvent{ts: now, kind: tlLeave, who: inc{w.idx, p.gen}, fault: id})
+		c.keysFault(now)
 	}
 	c.advance()
 	c.poke()
@@ -441,6 +461,9 @@ func (c *cluster) watermark() int64 {
 func (c *cluster) advance() {
 	for _, f := range c.live.advance(c.watermark()) {
 		c.logFinding(f)
+	}
+	if c.cfg.balance {
+		c.watchKeys(time.Now().UnixNano())
 	}
 }
 
@@ -531,7 +554,9 @@ func older(a, b *proc) bool {
 // since: no worker starting or stopping; every running worker reported
 // after since; exactly one of them is master, the oldest, and all name it;
 // each sees all the others; and the same holds for every key among the
-// workers that hold it. If not, why says what is missing.
+// workers that hold it (in balance mode: every key has exactly one master
+// among the running workers, and they all see the same masters). If not,
+// why says what is missing.
 func (c *cluster) settled(since int64) (master int, why string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -577,6 +602,14 @@ func (c *cluster) settledLocked(since int64) (int, string) {
 		if r.Peers != len(run)-1 {
 			return -1, fmt.Sprintf("worker %d sees %d peers, want %d", w.idx, r.Peers, len(run)-1)
 		}
+	}
+	if c.cfg.balance {
+		// Every worker holds every key: each must have exactly one
+		// master among the running workers, seen alike by all.
+		if s := c.spreadLocked(run, since); s.why != "" {
+			return -1, "keys: " + s.why
+		}
+		return want.idx, ""
 	}
 	for _, k := range allKeys {
 		var holders []*worker

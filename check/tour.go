@@ -19,6 +19,9 @@ func tour(ctx context.Context, cfg *config, ports []int, out io.Writer) int {
 	bound := cfg.bound()
 	fmt.Fprintf(out, "tour: %d workers on 127.0.0.1:%d-%d, interval %v, wait %v; each step must settle within %v\n",
 		len(ports), ports[0], ports[len(ports)-1], cfg.interval, cfg.wait, bound)
+	if cfg.balance {
+		fmt.Fprintf(out, "tour: balance: every worker holds the same %d keys; each step must also settle with one master per key\n", cfg.keys)
+	}
 
 	t := &tourRun{c: c, out: out, ctx: ctx, bound: bound, master: -1}
 	if err := t.converge(); err != nil {
@@ -148,5 +151,8 @@ func (t *tourRun) settle(desc string, at int64, op string) error {
 	t.multi += w.Multi
 	fmt.Fprintf(t.out, "step %d  %-26s %-16s  one master after %9s  settled after %9s%s\n",
 		t.step, desc, what, ms(one), ms(took), overlapText(w.None, w.Multi))
+	if t.c.cfg.balance {
+		fmt.Fprintf(t.out, "        keys: %s\n", t.c.spread().text())
+	}
 	return nil
 }

@@ -232,8 +232,12 @@ func (u *ui) flush() {
 
 func (u *ui) title() string {
 	cfg := u.c.cfg
-	return fmt.Sprintf("msc check — %d workers on 127.0.0.1:%d-%d · aes128 · interval %v · wait %v",
+	t := fmt.Sprintf("msc check — %d workers on 127.0.0.1:%d-%d · aes128 · interval %v · wait %v",
 		len(u.c.workers), u.c.ports[0], u.c.ports[len(u.c.ports)-1], cfg.interval, cfg.wait)
+	if cfg.balance {
+		t += fmt.Sprintf(" · balance: %d keys", cfg.keys)
+	}
+	return t
 }
 
 // redraw draws the screen on a terminal; on a plain output it prints the
@@ -294,6 +298,9 @@ func (u *ui) screen() []string {
 	add("", "")
 	status, style := u.status()
 	add(status, style)
+	if u.c.cfg.balance {
+		add(u.keysStatus())
+	}
 	add("", "")
 	add("events", escBold)
 	n := max(u.rows-len(lines)-5, 3) // help, message, prompt, one spare
@@ -363,8 +370,15 @@ func (u *ui) table(color bool) []string {
 		}
 		return style + s + escReset
 	}
-	out := []string{paint(fmt.Sprintf("%3s  %-7s  %-9s  %-16s  %-6s  %-5s  %-5s  %-5s  %-8s  %-5s  %s",
-		"#", "pid", "state", "uid", "master", "key 1", "key 2", "key 3", "uptime", "peers", "errors"), escBold)}
+	head := fmt.Sprintf("%3s  %-7s  %-9s  %-16s  %-6s  %-5s  %-5s  %-5s  %-8s  %-5s  %s",
+		"#", "pid", "state", "uid", "master", "key 1", "key 2", "key 3", "uptime", "peers", "errors")
+	if c.cfg.balance {
+		// One column, as wide as the three it replaces: how many keys
+		// each worker masters.
+		head = fmt.Sprintf("%3s  %-7s  %-9s  %-16s  %-6s  %-19s  %-8s  %-5s  %s",
+			"#", "pid", "state", "uid", "master", "keys mastered", "uptime", "peers", "errors")
+	}
+	out := []string{paint(head, escBold)}
 	now := time.Now()
 	for _, w := range c.workers {
 		p := w.proc
@@ -415,9 +429,18 @@ func (u *ui) table(color bool) []string {
 			rep = p.rep
 		}
 		cells = append(cells, cell(true, rep.Master, 6))
-		for _, k := range allKeys {
-			_, have := rep.Keys[k]
-			cells = append(cells, "  "+cell(have, rep.Keys[k].Master, 5))
+		switch {
+		case c.cfg.balance:
+			n := ""
+			if p != nil && alive {
+				n = strconv.Itoa(rep.Mastered)
+			}
+			cells = append(cells, fmt.Sprintf("  %4s%-15s", n, ""))
+		default:
+			for _, k := range allKeys {
+				_, have := rep.Keys[k]
+				cells = append(cells, "  "+cell(have, rep.Keys[k].Master, 5))
+			}
 		}
 		cells = append(cells, fmt.Sprintf("  %-8s  %-5s  %s", uptime, peers, errs))
 		row := strings.Join(cells, "")
@@ -452,4 +475,15 @@ func (u *ui) status() (string, string) {
 	default:
 		return "⚠ " + strconv.Itoa(len(masters)) + " MASTERS: " + strings.Join(masters, ", "), escRed
 	}
+}
+
+// keysStatus is, in balance mode, the second line under the table: how
+// the keys are spread over the running workers, highlighted while some
+// key has no master or several.
+func (u *ui) keysStatus() (string, string) {
+	s := u.c.spread()
+	if s.why != "" {
+		return "keys: " + s.text(), escYellow
+	}
+	return "keys: ✓ " + s.text(), escGreen
 }

@@ -134,6 +134,20 @@ type changeReport struct {
 	Master   string `json:"master,omitempty"`
 }
 
+// addBalance fills in the balance mode fields from the node's keys: Held,
+// Mastered (what len(MasterKeys()) returns for the same snapshot),
+// MasteredSum and ViewSum.
+func (rep *report) addBalance(keys []msc.KeyStatus) {
+	rep.Held = len(keys)
+	for _, k := range keys {
+		if k.IsMaster {
+			rep.Mastered++
+			rep.MasteredSum += keyHash(k.Key)
+		}
+		rep.ViewSum += viewHash(k.Key, k.Master)
+	}
+}
+
 // reporter writes reports one at a time. The state and the timestamp are
 // read under the lock, so that a worker's lines are in time order and each
 // line's state is no older than the lines before it.
@@ -163,15 +177,8 @@ func (r *reporter) write(typ string, ch *msc.Change, err error) {
 	switch {
 	case r.balance:
 		// The keys of st, not MasterKeys: the same snapshot as the rest
-		// of the report. Mastered is len(MasterKeys()) of that snapshot.
-		rep.Held = len(st.Keys)
-		for _, k := range st.Keys {
-			if k.IsMaster {
-				rep.Mastered++
-				rep.MasteredSum += keyHash(k.Key)
-			}
-			rep.ViewSum += viewHash(k.Key, k.Master)
-		}
+		// of the report.
+		rep.addBalance(st.Keys)
 	case len(st.Keys) > 0:
 		rep.Keys = make(map[string]keyReport, len(st.Keys))
 		for _, k := range st.Keys {
