@@ -163,10 +163,20 @@ func BenchmarkElectBalanced(b *testing.B) {
 	for _, balance := range []bool{true, false} {
 		b.Run(fmt.Sprintf("balance=%v", balance), func(b *testing.B) {
 			e := benchElector(b, 9, manyKeys(10000), balance)
+			if n := len(e.order); n != 9 {
+				b.Fatalf("%d live peers, want 9", n)
+			}
+			mastered := 0
+			for _, ks := range e.snap.keys {
+				if ks.master {
+					mastered++
+				}
+			}
 			b.ReportAllocs()
 			for b.Loop() {
 				e.elect()
 			}
+			b.ReportMetric(float64(mastered), "keys-mastered-by-self")
 		})
 	}
 }
@@ -183,7 +193,7 @@ func benchElector(b testing.TB, peers int, keys []string, balance bool) *elector
 	}
 	e := newElector(m, set, nil)
 	for i := range peers {
-		p := &peer{rank: rank{uid: fmt.Sprintf("peer%d", i), start: base.UnixNano() + int64(i%2)}, keys: set,
+		p := &peer{rank: rank{uid: fmt.Sprintf("peer%d", i), start: base.UnixNano() + int64(i%2)}, keys: set, keyVersion: 1,
 			conns: map[*conn]struct{}{{}: {}}}
 		p.hash = nodeHash(p.uid)
 		e.peers[p.uid] = p

@@ -167,7 +167,7 @@ func newElectBench(tb testing.TB, peers int, keys []string, balance bool) *elect
 	e := newElector(m, set, nil)
 	for i := range peers {
 		start := base.Add(time.Duration(i) * 15 * time.Second) // 0-3 older, 4-8 younger
-		p := &peer{rank: rank{uid: fmt.Sprintf("peer%d", i), start: start.UnixNano()}, inc: uint64(i),
+		p := &peer{rank: rank{uid: fmt.Sprintf("peer%d", i), start: start.UnixNano()}, inc: uint64(i), keyVersion: 1,
 			keys: set, conns: map[*conn]struct{}{{}: {}}, servers: map[string]bool{}}
 		p.hash = nodeHash(p.uid)
 		e.peers[p.uid] = p
