@@ -167,10 +167,6 @@ type snapshot struct {
 	keys  []keyState // by position in ki
 }
 
-// valid reports whether the snapshot's masterships still hold: always
-// without Quorum; with it, until the lease runs out.
-func (s *snapshot) valid() bool { return s.lease == 0 || mono() < s.lease }
-
 // key returns the state of key, and false for a key this node lacks.
 func (s *snapshot) key(k string) (keyState, bool) {
 	i, ok := s.ki.idx[k]

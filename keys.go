@@ -7,12 +7,15 @@ import (
 	"time"
 )
 
-// IsMaster reports whether this node is the global master: the oldest of
-// itself and its live peers. It is a lock-free read that does not
-// allocate. A node that is not running is not master.
+// IsMaster reports whether this node is the global master: the first in
+// order of itself and its live peers. It is a lock-free read that does not
+// allocate (a few ns; about 30ns on a master with Quorum, which also checks
+// its lease). A node that is not running is not master. Without Quorum, a
+// process resumed after a pause (SIGSTOP) may answer true for the moment,
+// about a millisecond, before its elector notices the pause.
 func (m *Msc) IsMaster() bool {
 	s := m.snap.Load()
-	return s.master && s.valid()
+	return s.master && m.valid(s)
 }
 
 // IsMasterByKey reports whether this node is master for key: the oldest of
@@ -21,7 +24,20 @@ func (m *Msc) IsMaster() bool {
 func (m *Msc) IsMasterByKey(key string) bool {
 	s := m.snap.Load()
 	ks, _ := s.key(key)
-	return ks.master && s.valid()
+	return ks.master && m.valid(s)
+}
+
+// valid reports whether the masterships of snapshot s still hold. Without
+// Quorum: always (a few ns). With Quorum, only masters pay for reading the
+// clock (about 30ns): until the lease runs out, and while the elector has
+// run within WaitTimeout, so that a process resumed after a pause does not
+// act as master before its elector has looked around.
+func (m *Msc) valid(s *snapshot) bool {
+	if s.lease == 0 {
+		return true
+	}
+	now := mono()
+	return now < s.lease && time.Duration(now-m.lastTick.Load()) <= m.cfg.WaitTimeout
 }
 
 // Master returns the UID of the node this node thinks is the global
