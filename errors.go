@@ -26,7 +26,9 @@ var (
 	// ErrUnknownServer is returned by RemoveServer for an id never added.
 	ErrUnknownServer = errors.New("msc: unknown server")
 
-	// ErrStopped is returned by methods called after Stop.
+	// ErrStopped is returned by Start, AddServer and RemoveServer after
+	// Stop, and wrapped by Healthy's error; AddKey, RemoveKey and Update
+	// do nothing after Stop.
 	ErrStopped = errors.New("msc: stopped")
 
 	// ErrStarted is returned by Start on a node already started.

@@ -277,8 +277,8 @@ func (m *Msc) elect(ev event) {
 
 // SetKey changes, at run time, the passphrase this node seals with, and
 // the passphrases it accepts besides (Options.AcceptKeys), for the
-// listener and for the servers added without a Key of their own. New
-// connections use them; established ones keep their session. With
+// listener and for the servers added with neither a Key nor another
+// Algorithm of their own. New connections use them; established ones keep their session. With
 // AcceptKeys, a cluster rotates its key without downtime: first every node
 // accepts the new key, then each seals with it, then the old is dropped.
 func (m *Msc) SetKey(key string, accept ...string) error {
