@@ -456,7 +456,7 @@ func TestHostileSilent(t *testing.T) {
 // 3-node cluster, re-dialing each as soon as the node closes it, while the
 // cluster keeps its master and moves a key's mastership.
 func TestHostileIdleConnections(t *testing.T) {
-	const idle = 250
+	const idle = 1000
 	c := newCluster(t, 3, func(i int, o *Options) {
 		if i > 0 {
 			o.Keys = []string{"k"}
