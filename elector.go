@@ -136,11 +136,13 @@ type elector struct {
 	term    uint64              // highest global term known
 	myTerm  uint64              // the term of this node's mastership, while master
 	keyTerm []uint64            // highest term known per key, over ki
-	ready   bool
-	pending map[string]bool // servers not yet heard from or failed, since Start or a pause
-	readyAt int64           // mono(): when to stop waiting for pending servers
-	since   int64           // mono(): when the wait for pending servers began
-	leaving bool            // Stop: the leave message is out
+	// goneTerms keeps the terms of removed keys (at most maxGoneTerms).
+	goneTerms map[string]uint64
+	ready     bool
+	pending   map[string]bool // servers not yet heard from or failed, since Start or a pause
+	readyAt   int64           // mono(): when to stop waiting for pending servers
+	since     int64           // mono(): when the wait for pending servers began
+	leaving   bool            // Stop: the leave message is out
 	// resigning: Stop has begun; master of nothing, but still a live
 	// member, so that no peer takes over before this node's work ended.
 	resigning bool
@@ -820,6 +822,9 @@ type outBeat struct {
 	full, short []byte // payloads, UID first, with and without the key set
 }
 
+// maxGoneTerms bounds the memory of removed keys' terms.
+const maxGoneTerms = 100000
+
 // setKeys changes this node's key set, re-elects and tells the peers now.
 func (e *elector) setKeys(add, remove []string) {
 	changed := false
@@ -840,10 +845,23 @@ func (e *elector) setKeys(add, remove []string) {
 	}
 	old := e.ki
 	e.ki = newKeyIndex(e.keys)
+	// Remember the terms of removed keys, so that a key added again never
+	// gets a term it had before.
+	if e.goneTerms == nil || len(e.goneTerms) > maxGoneTerms {
+		e.goneTerms = make(map[string]uint64)
+	}
+	for j, k := range old.list {
+		if _, ok := e.ki.idx[k]; !ok && e.keyTerm[j] > 0 {
+			e.goneTerms[k] = e.keyTerm[j]
+		}
+	}
 	terms := make([]uint64, len(e.ki.list))
 	for i, k := range e.ki.list {
 		if j, ok := old.idx[k]; ok {
 			terms[i] = e.keyTerm[j]
+		} else if t, ok := e.goneTerms[k]; ok {
+			terms[i] = t
+			delete(e.goneTerms, k)
 		}
 	}
 	e.keyTerm = terms

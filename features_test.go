@@ -278,3 +278,21 @@ func TestHealthy(t *testing.T) {
 	waitFor(t, "no quorum", func() bool { return errors.Is(c.nodes[0].Healthy(), ErrUnhealthy) })
 	waitFor(t, "steps down without quorum", func() bool { return !c.nodes[0].IsMaster() })
 }
+
+func TestKeyTermSurvivesRemoveAdd(t *testing.T) {
+	o := testOptions(0)
+	o.Listener = listen(t)
+	m, _ := New(o)
+	m.Start()
+	defer m.Stop()
+	m.AddKey("k")
+	t1 := m.TermByKey("k")
+	if t1 == 0 || !m.IsMasterByKey("k") {
+		t.Fatalf("term %d master %v", t1, m.IsMasterByKey("k"))
+	}
+	m.RemoveKey("k")
+	m.AddKey("k")
+	if t2 := m.TermByKey("k"); t2 <= t1 {
+		t.Fatalf("key added again has term %d, not above its earlier %d", t2, t1)
+	}
+}
