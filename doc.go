@@ -55,7 +55,7 @@
 //     system, and its peers count it dead at once. [Msc.Stop] tells the
 //     peers the node is leaving, so they re-elect at once. A node that is
 //     paused, or cut off without its connections closing, is dead after
-//     WaitTimeout.
+//     WaitTimeout (plus at most one Interval of grace).
 //
 // A node started again is younger than every node that kept running, so
 // mastership does not move back to it.
