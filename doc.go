@@ -33,8 +33,9 @@
 //
 // # The election
 //
-// Nodes are ordered by ([Options].StartTime, [Options].UID): the earlier
-// start time first, then the smaller UID. Each node advertises its own
+// Nodes are ordered by [Options].Priority (higher first; 0 by default),
+// then [Options].StartTime (earlier first), then [Options].UID (smaller
+// first). Each node advertises its own
 // values, and every node compares the same advertised values, so all nodes
 // that see the same live peers agree on the master, whatever the clock
 // skew between machines.
