@@ -85,12 +85,19 @@ func (c *conn) serve() (heard bool, err error) {
 		return false, err
 	}
 	c.m.elect(event{kind: evUp, c: c})
+	// The first heartbeat goes out before this end reads anything: if the
+	// peer's first frame fails to open here, the peer still gets this
+	// end's frame and learns about the fault too (both ends report it).
+	w := &writer{sentVersion: ^uint64(0)}
+	<-c.kick // the kick newConn left
 	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		c.writeLoop()
-	}()
+	if c.sendBeat(w) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.writeLoop(w)
+		}()
+	}
 	err = c.readLoop()
 	close(c.closed)
 	c.close()
@@ -264,12 +271,15 @@ func (c *conn) peerHeardWithin(d time.Duration) bool {
 	return h != nil && time.Duration(mono()-h.Load()) < d
 }
 
+// writer is the state of a connection's sending side.
+type writer struct {
+	buf         []byte
+	seq         uint64
+	sentVersion uint64 // key-set version last sent; ^0: nothing sent yet
+}
+
 // writeLoop sends the current heartbeat each time it is kicked.
-func (c *conn) writeLoop() {
-	wait := c.m.cfg.WaitTimeout
-	var buf []byte
-	var seq uint64
-	sentVersion := ^uint64(0)
+func (c *conn) writeLoop(w *writer) {
 	for {
 		select {
 		case <-c.closed:
@@ -279,51 +289,63 @@ func (c *conn) writeLoop() {
 			return
 		case <-c.kick:
 		}
-		hb := c.m.beat.Load()
-		if c.m.silent.Load() { // test hook: a node whose traffic stops
-			continue
-		}
-		if hb.claims && time.Duration(mono()-c.m.lastTick.Load()) > wait {
-			// Paused (or starved): a claim of mastership made before may
-			// be stale; the elector will kick again once it has run.
-			// Heartbeats that claim nothing still go out, so that an
-			// overloaded node does not look dead on top of it.
-			continue
-		}
-		if c.quiet.Load() && sentVersion != ^uint64(0) && !hb.leaving {
-			continue // the peer hears this node on another connection
-		}
-		payload := hb.short
-		if hb.keyVersion != sentVersion {
-			payload = hb.full
-		}
-		buf, frames := buf[:0], uint64(1)
-		if sentVersion == ^uint64(0) {
-			// The first frame on a connection is the short form, which
-			// the peer reads with a small limit (firstFrameMax) until it
-			// has authenticated the connection; the full one follows in
-			// the same write.
-			seq++
-			buf = c.appendBeat(buf, hb, hb.short, seq)
-			frames++
-		}
-		seq++
-		buf = c.appendBeat(buf, hb, payload, seq)
-		c.nc.SetWriteDeadline(time.Now().Add(wait))
-		if _, err := c.nc.Write(buf); err != nil {
-			c.close()
-			return
-		}
-		c.m.framesOut.Add(frames)
-		c.m.bytesOut.Add(uint64(len(buf)))
-		sentVersion = hb.keyVersion
-		if hb.leaving {
-			if tc, ok := c.nc.(*net.TCPConn); ok {
-				tc.CloseWrite()
-			} else {
-				c.close()
-			}
+		if !c.sendBeat(w) {
 			return
 		}
 	}
+}
+
+// sendBeat sends the current heartbeat, unless there is a reason not to.
+// It returns false when the connection is done with: a write failed, or
+// the leaving heartbeat went out.
+func (c *conn) sendBeat(w *writer) bool {
+	wait := c.m.cfg.WaitTimeout
+	hb := c.m.beat.Load()
+	if c.m.silent.Load() { // test hook: a node whose traffic stops
+		return true
+	}
+	if hb.claims && time.Duration(mono()-c.m.lastTick.Load()) > wait {
+		// Paused (or starved): a claim of mastership made before may be
+		// stale; the elector will kick again once it has run. Heartbeats
+		// that claim nothing still go out, so that an overloaded node
+		// does not look dead on top of it.
+		return true
+	}
+	if c.quiet.Load() && w.sentVersion != ^uint64(0) && !hb.leaving {
+		return true // the peer hears this node on another connection
+	}
+	payload := hb.short
+	if hb.keyVersion != w.sentVersion {
+		payload = hb.full
+	}
+	buf, frames := w.buf[:0], uint64(1)
+	if w.sentVersion == ^uint64(0) {
+		// The first frame on a connection is the short form, which the
+		// peer reads with a small limit (firstFrameMax) until it has
+		// authenticated the connection; the full one follows in the same
+		// write.
+		w.seq++
+		buf = c.appendBeat(buf, hb, hb.short, w.seq)
+		frames++
+	}
+	w.seq++
+	buf = c.appendBeat(buf, hb, payload, w.seq)
+	w.buf = buf
+	c.nc.SetWriteDeadline(time.Now().Add(wait))
+	if _, err := c.nc.Write(buf); err != nil {
+		c.close()
+		return false
+	}
+	c.m.framesOut.Add(frames)
+	c.m.bytesOut.Add(uint64(len(buf)))
+	w.sentVersion = hb.keyVersion
+	if hb.leaving {
+		if tc, ok := c.nc.(*net.TCPConn); ok {
+			tc.CloseWrite()
+		} else {
+			c.close()
+		}
+		return false
+	}
+	return true
 }
