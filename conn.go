@@ -161,7 +161,7 @@ func (c *conn) readLoop() error {
 			d = min(wait, max(wait-time.Duration(mono()-h.Load()), time.Millisecond))
 		}
 		if graced {
-			d = c.m.cfg.Interval
+			d = max(c.m.cfg.Interval, wait/4)
 		}
 		c.nc.SetReadDeadline(time.Now().Add(d))
 		if _, err := br.Peek(1); err != nil {
@@ -171,11 +171,11 @@ func (c *conn) readLoop() error {
 			if c.peerHeardWithin(wait) {
 				continue // quiet here, heard on its other connection
 			}
-			if h := c.heard.Load(); h != nil && c.lastHeard.Load() < h.Load() && !graced {
+			if h := c.heard.Load(); oneWay && h != nil && c.lastHeard.Load() < h.Load() && !graced {
 				// The peer was last heard on another connection, which
 				// has just gone silent too. It may be that one flow that
 				// broke: once that connection closes, the peer switches
-				// to this one. Give it an Interval to.
+				// to this one. Give it max(Interval, WaitTimeout/4) to.
 				graced = true
 				continue
 			}

@@ -320,6 +320,12 @@ func (e *elector) handle(ev event) {
 	}
 }
 
+// oneWay turns on the one-way use of connections (designate). It is off:
+// with it, a single broken flow could make two nodes count each other dead
+// under load (the quiet connection's grace ran out before the peer
+// switched). Heartbeats go both ways on every connection.
+const oneWay = false
+
 // designate picks the one connection this node sends its heartbeats to p
 // on: one it dialed, if any is up, else one p dialed; the others go quiet.
 // So each connection of a pair carries heartbeats one way (as in the Node
@@ -332,7 +338,7 @@ func (e *elector) designate(p *peer) {
 		}
 	}
 	for c := range p.conns {
-		quiet := c != best
+		quiet := c != best && oneWay
 		if c.quiet.Swap(quiet) && !quiet {
 			select { // it speaks again: send now
 			case c.kick <- struct{}{}:

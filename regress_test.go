@@ -257,6 +257,16 @@ func TestRegressionOneBrokenFlowFailsOver(t *testing.T) {
 	}
 	mc.start()
 	mc.waitSides(all3)
+	// Every node has learnt the master's term (a change too): count from
+	// there.
+	waitFor(t, "terms agreed", func() bool {
+		for _, m := range mc.nodes {
+			if m.Term() != mc.nodes[0].Term() {
+				return false
+			}
+		}
+		return true
+	})
 	for _, m := range mc.nodes {
 		flushCallbacks(t, m)
 	}
