@@ -56,7 +56,7 @@
 //     system, and its peers count it dead at once. [Msc.Stop] tells the
 //     peers the node is leaving, so they re-elect at once. A node that is
 //     paused, or cut off without its connections closing, is dead after
-//     WaitTimeout (plus at most one Interval of grace).
+//     WaitTimeout.
 //
 // A node started again is younger than every node that kept running, so
 // mastership does not move back to it.
@@ -64,9 +64,8 @@
 // # The wire
 //
 // Nodes talk over TCP: each node dials each peer, so a pair has two
-// connections. Each node sends its heartbeats on the connection it dialed
-// and keeps the other quiet (it sends on it only while it has no other),
-// so that each heartbeat crosses the network once. Every frame
+// connections, and heartbeats go both ways on both: a pair stays
+// connected if one flow breaks. Every frame
 // is length-prefixed: a big-endian uint32 length (at most [MaxFrameSize]),
 // a version byte checked before anything else, a type byte, flags, a
 // sequence number and the sender's UID, then the body. A frame that is too

@@ -52,7 +52,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("check", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.IntVar(&cfg.n, "n", 5, "number of workers")
-	fs.IntVar(&cfg.basePort, "base-port", 47700, "worker i listens on 127.0.0.1:base-port+i (0: pick free ports)")
+	fs.IntVar(&cfg.basePort, "base-port", 17700, "worker i listens on 127.0.0.1:base-port+i, below the ephemeral port range (0: pick free ports)")
 	fs.DurationVar(&cfg.interval, "interval", 100*time.Millisecond, "heartbeat Interval")
 	fs.DurationVar(&cfg.wait, "wait", 0, "WaitTimeout (default 3*interval)")
 	fs.DurationVar(&cfg.report, "report", 100*time.Millisecond, "how often workers report their status")
