@@ -506,9 +506,10 @@ func (e *elector) elect() {
 	e.snap = s
 	m.snap.Store(s)
 	viewChanged := e.updateView()
-	if old.master != s.master || old.term != s.term || !sameClaims(old, s) || old.running != s.running || viewChanged {
-		if !sameClaims(old, s) || viewChanged {
-			e.keyVer++ // the key claims and the view travel with the key set
+	fullChanged := viewChanged || !sameClaims(old, s) // a new key index counts too
+	if old.master != s.master || old.term != s.term || old.running != s.running || fullChanged {
+		if fullChanged {
+			e.keyVer++ // the key set, the key claims and the view travel together
 		}
 		e.publishBeat()
 		e.kickAll()
@@ -871,8 +872,7 @@ func (e *elector) setKeys(add, remove []string) {
 		}
 	}
 	e.keyTerm = terms
-	e.keyVer++
-	e.elect() // publishes the new key set: the index changed
+	e.elect() // the index changed: elect bumps keyVer and publishes the new key set
 }
 
 // status builds a Status; it runs on the elector.
