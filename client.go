@@ -83,3 +83,98 @@ func (m *Msc) runClient(cl *client) {
 		backoff = min(2*backoff, max(m.cfg.WaitTimeout, maxBackoff))
 	}
 }
+
+// serverIDs returns the ids of the configured servers.
+func (m *Msc) serverIDs() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ids := make([]string, 0, len(m.clients))
+	for id := range m.clients {
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+// wakeClients makes every client in backoff retry now.
+//
+// At most once per Interval: when many peers come up at once (a cluster
+// starting), waking every client for each of them would make them all
+// retry together, again and again.
+func (m *Msc) wakeClients() {
+	now := mono()
+	last := m.lastWake.Load()
+	if now-last < int64(m.cfg.Interval) || !m.lastWake.CompareAndSwap(last, now) {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, cl := range m.clients {
+		select {
+		case cl.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// AddServer adds a peer to dial, under an id of the caller's choosing; it
+// may be called before or after Start. It returns ErrServerExists for an id
+// already added, ErrStopped after Stop, and an error for a bad config.
+func (m *Msc) AddServer(id string, c ServerConfig) error {
+	inherit := c.Key == "" && (c.Algorithm == "" || c.Algorithm == m.cfg.Algorithm)
+	c, err := c.fill(m.cfg)
+	if err != nil {
+		return err
+	}
+	var s *suite // nil: the node's own, which SetKey may change
+	if !inherit {
+		if s, err = newSuite(c.Algorithm, c.Key); err != nil {
+			return err
+		}
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.state == stateStopped {
+		return ErrStopped
+	}
+	if _, ok := m.clients[id]; ok {
+		return ErrServerExists
+	}
+	cl := &client{id: id, cfg: c, suite: s, wake: make(chan struct{}, 1)}
+	m.clients[id] = cl
+	if m.state == stateRunning {
+		m.startClient(cl)
+	}
+	return nil
+}
+
+// startClient starts a client's goroutine; m.mu is held.
+func (m *Msc) startClient(cl *client) {
+	cl.ctx, cl.cancel = context.WithCancel(m.ctx)
+	m.wg.Add(1)
+	go m.runClient(cl)
+}
+
+// RemoveServer stops dialing the server with this id and closes the
+// connection to it. The peer stays live if it keeps dialing this node:
+// remove a node from a cluster by removing it everywhere, or stopping it.
+// It returns ErrUnknownServer for an id never added.
+func (m *Msc) RemoveServer(id string) error {
+	m.mu.Lock()
+	cl, ok := m.clients[id]
+	if !ok {
+		st := m.state
+		m.mu.Unlock()
+		if st == stateStopped {
+			return ErrStopped
+		}
+		return ErrUnknownServer
+	}
+	delete(m.clients, id)
+	running := m.state == stateRunning
+	m.mu.Unlock()
+	if running {
+		cl.cancel()
+		m.call(func(e *elector) { e.resolve(id, mono()) })
+	}
+	return nil
+}

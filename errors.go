@@ -85,3 +85,6 @@ func (e *PeerError) Error() string { return fmt.Sprintf("msc: peer %s: %v", e.Pe
 
 // Unwrap returns the cause.
 func (e *PeerError) Unwrap() error { return e.Err }
+
+// ErrUnhealthy is wrapped by the errors of [Msc.Healthy].
+var ErrUnhealthy = errors.New("msc: unhealthy")

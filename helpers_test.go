@@ -3,7 +3,6 @@ package msc
 import (
 	"fmt"
 	"net"
-	"os"
 	"runtime"
 	"strings"
 	"sync"
@@ -18,17 +17,6 @@ const (
 	testWait     = 300 * time.Millisecond
 	settle       = 20 * time.Second // deadline for polls
 )
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if code == 0 {
-		if leaked := waitNoGoroutines(5 * time.Second); leaked != "" {
-			fmt.Fprintf(os.Stderr, "goroutines of msc left after all tests:\n%s\n", leaked)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
 
 // nodeGoroutines returns the stacks of goroutines running code of this
 // package (not tests).

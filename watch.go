@@ -2,14 +2,7 @@ package msc
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"strings"
-	"time"
 )
-
-// ErrUnhealthy is wrapped by the errors of [Msc.Healthy].
-var ErrUnhealthy = errors.New("msc: unhealthy")
 
 // watcher is a channel registered by Watch. Its value is replaced, never
 // queued: it always holds the newest state, and the node never blocks on it.
@@ -73,160 +66,68 @@ func (m *Msc) closeWatchers() {
 	m.watchers = nil
 }
 
-// Term returns the global fencing term: a number that strictly increases
-// each time global mastership passes to a node, agreed by the nodes that
-// saw both masters. Pass it with every write a master makes to a store
-// that refuses writes with a term lower than one it has seen, and a
-// deposed master's late writes are refused.
-func (m *Msc) Term() uint64 { return m.snap.Load().term }
-
-// TermByKey returns the fencing term of key's mastership (0 for a key this
-// node has not added).
-func (m *Msc) TermByKey(key string) uint64 {
-	ks, _ := m.snap.Load().key(key)
-	return ks.term
-}
-
-// RunAsMaster runs fn each time this node becomes the global master, with
-// a context that is cancelled the moment mastership is lost or the node
-// stops, and the term of that mastership. It waits for fn to return before
-// campaigning again, so fn never runs twice at once; if fn returns while
-// the node is still master, it is not run again until the next
-// mastership. RunAsMaster returns ctx.Err() when ctx is done and
-// ErrStopped when the node stops, after fn has returned. On a graceful
-// Stop, no peer takes over until fn has returned (or WaitTimeout passed).
-func (m *Msc) RunAsMaster(ctx context.Context, fn func(ctx context.Context, term uint64)) error {
-	return m.runAs(ctx, "", fn)
-}
-
-// RunAsMasterByKey is RunAsMaster for the mastership of key.
-func (m *Msc) RunAsMasterByKey(ctx context.Context, key string, fn func(ctx context.Context, term uint64)) error {
-	if key == "" {
-		return fmt.Errorf("%w: empty key name", ErrInvalidOption)
-	}
-	return m.runAs(ctx, key, fn)
-}
-
-func (m *Msc) runAs(ctx context.Context, key string, fn func(context.Context, uint64)) error {
-	wctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	ch := m.Watch(wctx, key)
-	ended := func() error {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		return ErrStopped
-	}
-	var c Change // the newest state seen: kept across turns of the loop
-	for {
-		// Wait to become master (or start at once if the change that
-		// ended the last run made this node master again, in a new term).
-		for !c.IsMaster {
-			var ok bool
-			if c, ok = <-ch; !ok {
-				return ended()
-			}
-		}
-		term := c.Term
-		fctx, fcancel := context.WithCancel(ctx)
-		done := make(chan struct{})
-		m.cbMu.Lock()
-		if m.runs == nil {
-			m.runs = make(map[chan struct{}]bool)
-		}
-		m.runs[done] = true
-		m.cbMu.Unlock()
-		go func() {
-			defer close(done)
-			fn(fctx, term)
-		}()
-		// Wait to lose it.
-		for c.IsMaster && c.Term == term {
-			var ok bool
-			if c, ok = <-ch; !ok {
-				break
-			}
-		}
-		fcancel()
-		<-done
-		m.cbMu.Lock()
-		delete(m.runs, done)
-		m.cbMu.Unlock()
-		if ctx.Err() != nil || !m.running() {
-			return ended()
-		}
-	}
-}
-
-// waitRuns waits, at most d, for the RunAsMaster functions that are
-// running to return.
-func (m *Msc) waitRuns(d time.Duration) {
-	m.cbMu.Lock()
-	var runs []chan struct{}
-	for done := range m.runs {
-		runs = append(runs, done)
-	}
-	m.cbMu.Unlock()
-	if len(runs) == 0 {
+// OnChange registers a callback for changes of mastership seen by this
+// node, global (Key "") and per key, in the order they happen. Callbacks
+// run one at a time on a goroutine of the node, never after Stop returns.
+func (m *Msc) OnChange(cb func(Change)) {
+	if cb == nil {
 		return
 	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	for _, done := range runs {
-		select {
-		case <-done:
-		case <-t.C:
-			return
-		}
-	}
+	m.cbMu.Lock()
+	m.onChange = append(m.onChange, cb)
+	m.cbMu.Unlock()
 }
 
-func (m *Msc) running() bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.state == stateRunning
-}
-
-// Healthy returns nil while this node's view of the cluster is fresh: it
-// is running, has heard from (or failed to reach) every server since Start,
-// and, with Quorum, has heard from a quorum within WaitTimeout. Otherwise
-// it returns an error wrapping ErrUnhealthy that says what is stale. Use
-// it for a readiness probe.
-func (m *Msc) Healthy() error {
-	var err error
-	if !m.call(func(e *elector) { err = e.healthy(mono()) }) {
-		return fmt.Errorf("%w: %w", ErrUnhealthy, ErrStopped)
+// notifyChanges queues the changes between two snapshots for OnChange.
+func (m *Msc) notifyChanges(old, s *snapshot) {
+	m.cbMu.Lock()
+	defer m.cbMu.Unlock()
+	cbs := m.onChange
+	if len(cbs) == 0 && len(m.watchers) == 0 {
+		return
 	}
-	return err
-}
-
-func (e *elector) healthy(now int64) error {
-	if e.leaving {
-		return fmt.Errorf("%w: %w", ErrUnhealthy, ErrStopped)
+	var changes []Change
+	if old.master != s.master || old.masterUID != s.masterUID || old.term != s.term {
+		changes = append(changes, Change{IsMaster: s.master, Master: s.masterUID, Term: s.term})
 	}
-	if !e.ready {
-		var ids []string
-		for id := range e.pending {
-			ids = append(ids, id)
+	for i, ks := range s.keys {
+		var o keyState
+		if old.ki == s.ki {
+			o = old.keys[i]
+		} else {
+			o, _ = old.key(s.ki.list[i])
 		}
-		return fmt.Errorf("%w: waiting to hear from servers %s", ErrUnhealthy, strings.Join(ids, ", "))
-	}
-	wait := e.m.cfg.WaitTimeout
-	fresh := 1
-	var stale []string
-	for _, p := range e.peers {
-		ago := time.Duration(now - p.heard())
-		if ago <= wait {
-			fresh++
-		} else if p.live() {
-			stale = append(stale, fmt.Sprintf("%s (last heard %v ago)", p.uid, ago.Round(time.Millisecond)))
+		if o != ks {
+			changes = append(changes, Change{Key: s.ki.list[i], IsMaster: ks.master, Master: ks.uid, Term: ks.term})
 		}
 	}
-	if q := e.m.cfg.Quorum; q > 1 && fresh < q {
-		return fmt.Errorf("%w: sees %d of the %d nodes of a quorum", ErrUnhealthy, fresh, q)
+	if old.ki != s.ki {
+		for i, k := range old.ki.list {
+			if o := old.keys[i]; o != (keyState{}) {
+				if _, ok := s.ki.idx[k]; !ok {
+					changes = append(changes, Change{Key: k})
+				}
+			}
+		}
 	}
-	if len(stale) > 0 {
-		return fmt.Errorf("%w: stale peers: %s", ErrUnhealthy, strings.Join(stale, ", "))
+	if len(changes) == 0 {
+		return
 	}
-	return nil
+	for w := range m.watchers {
+		for _, ch := range changes {
+			if ch.Key == w.key {
+				w.send(ch)
+			}
+		}
+	}
+	if len(cbs) == 0 {
+		return
+	}
+	m.disp.push(func() {
+		for _, ch := range changes {
+			for _, cb := range cbs {
+				cb(ch)
+			}
+		}
+	})
 }

@@ -1,0 +1,78 @@
+package msc
+
+import "time"
+
+// Term returns the global fencing term: a number that strictly increases
+// each time global mastership passes to a node, agreed by the nodes that
+// saw both masters. Pass it with every write a master makes to a store
+// that refuses writes with a term lower than one it has seen, and a
+// deposed master's late writes are refused.
+func (m *Msc) Term() uint64 { return m.snap.Load().term }
+
+// TermByKey returns the fencing term of key's mastership (0 for a key this
+// node has not added).
+func (m *Msc) TermByKey(key string) uint64 {
+	ks, _ := m.snap.Load().key(key)
+	return ks.term
+}
+
+// IsMaster reports whether this node is the global master: the first in
+// order of itself and its live peers. It is a lock-free read that does not
+// allocate (a few ns; about 30ns on a master with Quorum, which also checks
+// its lease). A node that is not running is not master. Without Quorum, a
+// process resumed after a pause (SIGSTOP) may answer true for the moment,
+// about a millisecond, before its elector notices the pause.
+func (m *Msc) IsMaster() bool {
+	s := m.snap.Load()
+	return s.master && m.valid(s)
+}
+
+// IsMasterByKey reports whether this node is master for key: the oldest of
+// itself and the live peers that hold key. It is false for a key this node
+// has not added. It is a lock-free read that does not allocate.
+func (m *Msc) IsMasterByKey(key string) bool {
+	s := m.snap.Load()
+	ks, _ := s.key(key)
+	return ks.master && m.valid(s)
+}
+
+// valid reports whether the masterships of snapshot s still hold. Without
+// Quorum: always (a few ns). With Quorum, only masters pay for reading the
+// clock (about 30ns): until the lease runs out, and while the elector has
+// run within WaitTimeout, so that a process resumed after a pause does not
+// act as master before its elector has looked around.
+func (m *Msc) valid(s *snapshot) bool {
+	if s.lease == 0 {
+		return true
+	}
+	now := mono()
+	return now < s.lease && time.Duration(now-m.lastTick.Load()) <= m.cfg.WaitTimeout
+}
+
+// Master returns the UID of the node this node thinks is the global
+// master. ok is false while the node is not running or has not yet heard
+// from its peers after Start.
+func (m *Msc) Master() (uid string, ok bool) {
+	s := m.snap.Load()
+	return s.masterUID, s.masterUID != ""
+}
+
+// MasterByKey returns the UID of the master for key among the nodes that
+// hold it. ok is false for a key this node has not added, and when Master
+// would return false.
+func (m *Msc) MasterByKey(key string) (uid string, ok bool) {
+	ks, _ := m.snap.Load().key(key)
+	return ks.uid, ks.uid != ""
+}
+
+// MasterKeys returns the keys this node is master of, sorted.
+func (m *Msc) MasterKeys() []string {
+	s := m.snap.Load()
+	var out []string
+	for i, ks := range s.keys {
+		if ks.master {
+			out = append(out, s.ki.list[i])
+		}
+	}
+	return out
+}

@@ -1,0 +1,113 @@
+package msc
+
+import (
+	"slices"
+	"sort"
+	"time"
+)
+
+// Status is a snapshot of what a node knows, for display and debugging.
+type Status struct {
+	UID       string
+	StartTime time.Time
+	Priority  int
+	Term      uint64 // the global fencing term
+	Addr      string // listening address, "" before Start
+	Running   bool   // started and not stopped
+	Ready     bool   // heard from or failed to reach every server since Start
+	IsMaster  bool
+	Master    string       // global master's UID, "" if unknown
+	Peers     []PeerStatus // in election order, oldest first
+	Keys      []KeyStatus  // this node's keys, sorted
+	Servers   []string     // configured server ids, sorted
+
+	// Traffic since New: heartbeat frames and their bytes, both ways.
+	FramesSent, FramesReceived, BytesSent, BytesReceived uint64
+}
+
+// PeerStatus is what a node knows of one peer.
+type PeerStatus struct {
+	UID       string
+	StartTime time.Time
+	Priority  int
+	Master    bool // it says it is the global master
+	Live      bool
+	Leaving   bool
+	LastHeard time.Time
+	Conns     int      // connections up that carried its heartbeats
+	Keys      []string // the keys it advertises, sorted
+	Servers   []string // the configured server ids it answered on
+}
+
+// KeyStatus is the mastership of one key.
+type KeyStatus struct {
+	Key      string
+	IsMaster bool
+	Master   string // UID, "" if unknown
+	Term     uint64
+}
+
+// Status returns a snapshot of this node's view.
+func (m *Msc) Status() Status {
+	var st Status
+	if !m.call(func(e *elector) { st = e.status() }) {
+		st = Status{UID: m.cfg.UID, StartTime: time.Unix(0, m.start)}
+		st.Keys = nil
+		for _, k := range m.Keys() {
+			st.Keys = append(st.Keys, KeyStatus{Key: k})
+		}
+	}
+	m.mu.Lock()
+	for id := range m.clients {
+		st.Servers = append(st.Servers, id)
+	}
+	m.mu.Unlock()
+	st.FramesSent, st.FramesReceived = m.framesOut.Load(), m.framesIn.Load()
+	st.BytesSent, st.BytesReceived = m.bytesOut.Load(), m.bytesIn.Load()
+	slices.Sort(st.Servers)
+	return st
+}
+
+// status builds a Status; it runs on the elector.
+func (e *elector) status() Status {
+	m := e.m
+	s := e.snap
+	st := Status{
+		UID:       m.cfg.UID,
+		StartTime: time.Unix(0, m.start),
+		Priority:  m.cfg.Priority,
+		Running:   s.running,
+		Ready:     s.ready,
+		IsMaster:  s.master,
+		Master:    s.masterUID,
+		Term:      s.term,
+	}
+	if a := m.Addr(); a != nil {
+		st.Addr = a.String()
+	}
+	peers := make([]*peer, 0, len(e.peers))
+	for _, p := range e.peers {
+		peers = append(peers, p)
+	}
+	sort.Slice(peers, func(i, j int) bool { return peers[i].before(peers[j].rank) })
+	for _, p := range peers {
+		ps := PeerStatus{UID: p.uid, StartTime: time.Unix(0, p.start), Priority: int(p.prio),
+			Live: p.live(), Leaving: p.leaving, Conns: len(p.conns), Master: p.claim}
+		if h := p.heard(); h > 0 {
+			ps.LastHeard = monoTime(h)
+		}
+		for k := range p.keys {
+			ps.Keys = append(ps.Keys, k)
+		}
+		slices.Sort(ps.Keys)
+		for id := range p.servers {
+			ps.Servers = append(ps.Servers, id)
+		}
+		slices.Sort(ps.Servers)
+		st.Peers = append(st.Peers, ps)
+	}
+	for i, ks := range s.keys {
+		st.Keys = append(st.Keys, KeyStatus{Key: s.ki.list[i], IsMaster: ks.master, Master: ks.uid, Term: ks.term})
+	}
+	return st
+}
