@@ -162,42 +162,21 @@ func TestBalanceRespectsKeyHolders(t *testing.T) {
 func BenchmarkElectBalanced(b *testing.B) {
 	for _, balance := range []bool{true, false} {
 		b.Run(fmt.Sprintf("balance=%v", balance), func(b *testing.B) {
-			e := benchElector(b, 9, manyKeys(10000), balance)
-			if n := len(e.order); n != 9 {
+			c, now := newCoreBench(b, 9, manyKeys(10000), balance, func(i int) int64 { return base.UnixNano() + int64(i%2) }, base.Add(1))
+			if n := len(c.order); n != 9 {
 				b.Fatalf("%d live peers, want 9", n)
 			}
 			mastered := 0
-			for _, ks := range e.snap.keys {
+			for _, ks := range c.snap.keys {
 				if ks.master {
 					mastered++
 				}
 			}
 			b.ReportAllocs()
 			for b.Loop() {
-				e.elect()
+				c.elect(now)
 			}
 			b.ReportMetric(float64(mastered), "keys-mastered-by-self")
 		})
 	}
-}
-
-// benchElector builds an elector with peers live over fake connections.
-func benchElector(b testing.TB, peers int, keys []string, balance bool) *elector {
-	m, err := New(Options{Key: "k", UID: "self", Keys: keys, Balance: balance, StartTime: base.Add(1)})
-	if err != nil {
-		b.Fatal(err)
-	}
-	set := make(map[string]struct{}, len(keys))
-	for _, k := range keys {
-		set[k] = struct{}{}
-	}
-	e := newElector(m, set, nil)
-	for i := range peers {
-		p := &peer{rank: rank{uid: fmt.Sprintf("peer%d", i), start: base.UnixNano() + int64(i%2)}, keys: set, keyVersion: 1,
-			conns: map[*conn]struct{}{{}: {}}}
-		p.hash = nodeHash(p.uid)
-		e.peers[p.uid] = p
-	}
-	e.elect()
-	return e
 }

@@ -153,40 +153,36 @@ func BenchmarkOpenBeat(b *testing.B) {
 	}
 }
 
-// newElectBench builds an elector for "self" with keys, and peers live
-// over fake connections holding the same keys; half of them are older.
-func newElectBench(tb testing.TB, peers int, keys []string, balance bool) *elector {
-	m, err := New(Options{Key: "k", UID: "self", Keys: keys, Balance: balance, StartTime: base.Add(time.Minute)})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	set := make(map[string]struct{}, len(keys))
-	for _, k := range keys {
-		set[k] = struct{}{}
-	}
-	e := newElector(m, set, nil)
+// newCoreBench builds a core for "self" (started at self) with keys, and
+// peers (started at start(i)) live over connections, holding the same
+// keys, fed in through recv as a real node would be. It returns the core
+// and the time of its last step.
+func newCoreBench(tb testing.TB, peers int, keys []string, balance bool, start func(i int) int64, self time.Time) (*core, int64) {
+	now := int64(time.Second)
+	cfg := coreConfig{uid: "self", start: self.UnixNano(), inc: 1, interval: 100 * time.Millisecond, wait: 300 * time.Millisecond, balance: balance}
+	c := newCore(cfg, keys, nil, now)
 	for i := range peers {
-		start := base.Add(time.Duration(i) * 15 * time.Second) // 0-3 older, 4-8 younger
-		p := &peer{rank: rank{uid: fmt.Sprintf("peer%d", i), start: start.UnixNano()}, inc: uint64(i), keyVersion: 1,
-			keys: set, conns: map[*conn]struct{}{{}: {}}, servers: map[string]bool{}}
-		p.hash = nodeHash(p.uid)
-		e.peers[p.uid] = p
+		id := connID(i + 1)
+		c.up(now, id, "")
+		c.recv(now, now, id, &beatMsg{uid: fmt.Sprintf("peer%d", i), start: start(i), inc: uint64(i + 2), sent: 1, version: 1, full: true, keys: keys})
 	}
-	e.elect()
-	return e
+	c.tick(now)
+	return c, now
 }
 
 // BenchmarkElect: one full election with 9 live peers and 1,000 keys.
 func BenchmarkElect(b *testing.B) {
 	for _, balance := range []bool{false, true} {
 		b.Run(fmt.Sprintf("balance=%v", balance), func(b *testing.B) {
-			e := newElectBench(b, 9, testKeys(1000), balance)
-			if s := e.snap; s.master || s.masterUID != "peer0" || len(s.keys) != 1000 {
+			c, now := newCoreBench(b, 9, testKeys(1000), balance,
+				func(i int) int64 { return base.Add(time.Duration(i) * 15 * time.Second).UnixNano() }, // 0-3 older, 4-8 younger
+				base.Add(time.Minute))
+			if s := c.snap; s.master || s.masterUID != "peer0" || len(s.keys) != 1000 {
 				b.Fatalf("elected %q (self master %v) over %d keys", s.masterUID, s.master, len(s.keys))
 			}
 			b.ReportAllocs()
 			for b.Loop() {
-				e.elect()
+				c.elect(now)
 			}
 		})
 	}

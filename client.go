@@ -132,17 +132,23 @@ func (m *Msc) AddServer(id string, c ServerConfig) error {
 		}
 	}
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	if m.state == stateStopped {
+		m.mu.Unlock()
 		return ErrStopped
 	}
 	if _, ok := m.clients[id]; ok {
+		m.mu.Unlock()
 		return ErrServerExists
 	}
 	cl := &client{id: id, cfg: c, suite: s, wake: make(chan struct{}, 1)}
 	m.clients[id] = cl
-	if m.state == stateRunning {
+	running := m.state == stateRunning
+	if running {
 		m.startClient(cl)
+	}
+	m.mu.Unlock()
+	if running {
+		m.call(func(e *elector) { e.core.addServer(mono(), id) })
 	}
 	return nil
 }
@@ -174,7 +180,10 @@ func (m *Msc) RemoveServer(id string) error {
 	m.mu.Unlock()
 	if running {
 		cl.cancel()
-		m.call(func(e *elector) { e.resolve(id, mono()) })
+		m.call(func(e *elector) {
+			e.core.removeServer(mono(), id)
+			e.apply()
+		})
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -23,6 +24,7 @@ import (
 // closes the socket when ctx is done; the read loop then ends.
 type conn struct {
 	m      *Msc
+	id     connID
 	nc     net.Conn
 	ctx    context.Context // done: close the connection (Stop, RemoveServer)
 	server string          // configured server id; "" for an inbound connection
@@ -36,32 +38,19 @@ type conn struct {
 	closed    chan struct{} // closed when the read loop ends
 	closeOnce sync.Once
 
-	lastHeard atomic.Int64 // mono() of the last valid frame
-
-	// Each node sends its heartbeats to a peer on one connection (the one
-	// it dialed, if up), not on both: the elector sets quiet on the other.
-	// A quiet connection still carries the first heartbeat, the leaving
-	// one, and everything the peer sends on it.
-	quiet atomic.Bool
-	// heard is the peer's shared last-heard clock, set by the elector once
-	// the connection is known to lead to that peer: a connection on which
-	// the peer is quiet stays open while the peer is heard on another.
-	heard atomic.Pointer[atomic.Int64]
+	// echo is what this end sends back to the peer in each frame: the
+	// send time of the peer's newest frame the core has processed. The
+	// elector sets it.
+	echo atomic.Int64
 
 	// Read loop only.
-	peerUID    string
-	peerStart  int64
-	peerInc    uint64
-	peerPrio   int64
-	peerClaim  bool
-	peerTerm   uint64
-	keyVersion uint64
-	beats      int
+	peerUID string
+	beats   int
 }
 
 func newConn(m *Msc, nc net.Conn, ctx context.Context, server string, s *suite) *conn {
 	c := &conn{
-		m: m, nc: nc, ctx: ctx, server: server, suite: s,
+		m: m, id: connID(m.connSeq.Add(1)), nc: nc, ctx: ctx, server: server, suite: s,
 		kick:   make(chan struct{}, 1),
 		closed: make(chan struct{}),
 	}
@@ -147,41 +136,13 @@ func (c *conn) handshake() error {
 }
 
 // readLoop reads heartbeats until the connection fails or stays silent
-// for WaitTimeout.
+// for WaitTimeout, and hands each to the elector.
 func (c *conn) readLoop() error {
 	wait := c.m.cfg.WaitTimeout
 	br := bufio.NewReaderSize(c.nc, 4096)
 	var buf, plain []byte
-	graced := false // silent everywhere, waiting an Interval for the peer to switch here
 	for {
-		// The peer is silent once nothing came from it, on any connection,
-		// for WaitTimeout.
-		d := wait
-		if h := c.heard.Load(); h != nil {
-			d = min(wait, max(wait-time.Duration(mono()-h.Load()), time.Millisecond))
-		}
-		if graced {
-			d = max(c.m.cfg.Interval, wait/4)
-		}
-		c.nc.SetReadDeadline(time.Now().Add(d))
-		if _, err := br.Peek(1); err != nil {
-			if !errors.Is(err, os.ErrDeadlineExceeded) {
-				return err
-			}
-			if c.peerHeardWithin(wait) {
-				continue // quiet here, heard on its other connection
-			}
-			if h := c.heard.Load(); oneWay && h != nil && c.lastHeard.Load() < h.Load() && !graced {
-				// The peer was last heard on another connection, which
-				// has just gone silent too. It may be that one flow that
-				// broke: once that connection closes, the peer switches
-				// to this one. Give it max(Interval, WaitTimeout/4) to.
-				graced = true
-				continue
-			}
-			return ErrPeerSilent
-		}
-		graced = false
+		c.nc.SetReadDeadline(time.Now().Add(wait))
 		limit := MaxFrameSize
 		if c.recvSeq == 0 {
 			limit = firstFrameMax // not authenticated yet: no large frame
@@ -215,33 +176,18 @@ func (c *conn) readLoop() error {
 		if err != nil {
 			return err
 		}
-		now := mono()
-		c.lastHeard.Store(now)
-		if h := c.heard.Load(); h != nil {
-			h.Store(now)
-		}
 		c.beats++
-		if c.beats > 1 && !c.m.awaiting.Load() && v.flags == 0 && v.start == c.peerStart && v.inc == c.peerInc &&
-			v.prio == c.peerPrio && v.claim == c.peerClaim && v.term == c.peerTerm &&
-			v.keyVersion == c.keyVersion && string(v.uid) == c.peerUID {
-			continue // steady state: nothing new for the elector
-		}
-		if c.beats == 1 || string(v.uid) != c.peerUID {
+		if string(v.uid) != c.peerUID { // no allocation when equal
 			c.peerUID = string(v.uid)
 			c.name = c.peerUID
 			if c.server != "" {
 				c.name = c.server + " (" + c.peerUID + ")"
 			}
 		}
-		c.peerStart, c.peerInc = v.start, v.inc
-		c.peerPrio, c.peerClaim, c.peerTerm = v.prio, v.claim, v.term
-		if v.keys != nil || v.flags&beatKeys != 0 {
-			c.keyVersion = v.keyVersion
-		}
-		c.m.elect(event{kind: evBeat, c: c, beat: beatInfo{
-			uid: c.peerUID, start: v.start, inc: v.inc, prio: v.prio, claim: v.claim, term: v.term,
-			leaving: v.flags&beatLeaving != 0, hasKeys: v.flags&beatKeys != 0,
-			keyVersion: v.keyVersion, keys: v.keys, keyTerms: v.keyTerms, view: v.view,
+		c.m.elect(event{kind: evBeat, c: c, beat: beatMsg{
+			uid: c.peerUID, start: v.start, inc: v.inc, prio: v.prio, sent: v.sent, echo: v.echo,
+			version: v.version, leaving: v.flags&beatLeaving != 0, full: v.flags&beatKeys != 0,
+			keys: v.keys, claims: v.claims, votes: v.votes,
 		}})
 		if v.flags&beatLeaving != 0 {
 			return io.EOF
@@ -249,31 +195,31 @@ func (c *conn) readLoop() error {
 	}
 }
 
-// appendBeat appends one sealed heartbeat frame with payload (UID first).
-func (c *conn) appendBeat(buf []byte, hb *outBeat, payload []byte, seq uint64) []byte {
+// appendBeat appends one sealed heartbeat frame with payload (UID first),
+// with its send time and echo filled in. w.scratch holds the copy.
+func (c *conn) appendBeat(buf []byte, w *writer, hb *outBeat, payload []byte, seq uint64) []byte {
+	w.scratch = append(w.scratch[:0], payload...)
+	payload = w.scratch
+	at := uidPrefixLen(hb.uid)
+	binary.BigEndian.PutUint64(payload[at+offSent:], uint64(mono()))
+	binary.BigEndian.PutUint64(payload[at+offEcho:], uint64(c.echo.Load()))
 	var flags byte
 	uid := hb.uid
 	if c.m.cfg.HeaderEncrypted && c.send.aead != nil {
 		flags = flagUIDInPayload
 		uid = ""
 	} else {
-		payload = payload[uidPrefixLen(hb.uid):]
+		payload = payload[at:]
 	}
 	start := len(buf)
 	buf = appendHeader(buf, frameHeartbeat, flags, seq, uid, len(payload)+c.send.overhead())
 	return c.send.seal(buf, buf[start:], payload, seq)
 }
 
-// peerHeardWithin reports whether the peer was heard, on any connection,
-// within d.
-func (c *conn) peerHeardWithin(d time.Duration) bool {
-	h := c.heard.Load()
-	return h != nil && time.Duration(mono()-h.Load()) < d
-}
-
 // writer is the state of a connection's sending side.
 type writer struct {
 	buf         []byte
+	scratch     []byte // the payload being sealed
 	seq         uint64
 	sentVersion uint64 // key-set version last sent; ^0: nothing sent yet
 }
@@ -311,11 +257,8 @@ func (c *conn) sendBeat(w *writer) bool {
 		// does not look dead on top of it.
 		return true
 	}
-	if c.quiet.Load() && w.sentVersion != ^uint64(0) && !hb.leaving {
-		return true // the peer hears this node on another connection
-	}
 	payload := hb.short
-	if hb.keyVersion != w.sentVersion {
+	if hb.version != w.sentVersion {
 		payload = hb.full
 	}
 	buf, frames := w.buf[:0], uint64(1)
@@ -325,11 +268,11 @@ func (c *conn) sendBeat(w *writer) bool {
 		// authenticated the connection; the full one follows in the same
 		// write.
 		w.seq++
-		buf = c.appendBeat(buf, hb, hb.short, w.seq)
+		buf = c.appendBeat(buf, w, hb, hb.short, w.seq)
 		frames++
 	}
 	w.seq++
-	buf = c.appendBeat(buf, hb, payload, w.seq)
+	buf = c.appendBeat(buf, w, hb, payload, w.seq)
 	w.buf = buf
 	c.nc.SetWriteDeadline(time.Now().Add(wait))
 	if _, err := c.nc.Write(buf); err != nil {
@@ -338,7 +281,7 @@ func (c *conn) sendBeat(w *writer) bool {
 	}
 	c.m.framesOut.Add(frames)
 	c.m.bytesOut.Add(uint64(len(buf)))
-	w.sentVersion = hb.keyVersion
+	w.sentVersion = hb.version
 	if hb.leaving {
 		if tc, ok := c.nc.(*net.TCPConn); ok {
 			tc.CloseWrite()

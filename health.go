@@ -2,6 +2,7 @@ package msc
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -20,31 +21,34 @@ func (m *Msc) Healthy() error {
 }
 
 func (e *elector) healthy(now int64) error {
-	if e.leaving {
+	c := e.core
+	if c.leaving {
 		return fmt.Errorf("%w: %w", ErrUnhealthy, ErrStopped)
 	}
-	if !e.ready {
+	if !c.ready {
 		var ids []string
-		for id := range e.pending {
+		for id := range c.pending {
 			ids = append(ids, id)
 		}
+		slices.Sort(ids)
 		return fmt.Errorf("%w: waiting to hear from servers %s", ErrUnhealthy, strings.Join(ids, ", "))
 	}
-	wait := e.m.cfg.WaitTimeout
+	wait := c.cfg.wait
 	fresh := 1
 	var stale []string
-	for _, p := range e.peers {
-		ago := time.Duration(now - p.heard())
-		if ago <= wait {
+	for _, p := range c.peers {
+		ago := time.Duration(now - p.heard)
+		if ago <= wait && !p.leaving {
 			fresh++
-		} else if p.live() {
+		} else if len(p.conns) > 0 && !p.leaving {
 			stale = append(stale, fmt.Sprintf("%s (last heard %v ago)", p.uid, ago.Round(time.Millisecond)))
 		}
 	}
-	if q := e.m.cfg.Quorum; q > 1 && fresh < q {
+	if q := c.cfg.quorum; q > 1 && fresh < q {
 		return fmt.Errorf("%w: sees %d of the %d nodes of a quorum", ErrUnhealthy, fresh, q)
 	}
 	if len(stale) > 0 {
+		slices.Sort(stale)
 		return fmt.Errorf("%w: stale peers: %s", ErrUnhealthy, strings.Join(stale, ", "))
 	}
 	return nil

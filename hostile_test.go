@@ -180,7 +180,7 @@ func (r *rawConn) handshake(s *suite) {
 // beatFrame returns a sealed heartbeat of uid with the next sequence
 // number, UID in the header.
 func (r *rawConn) beatFrame(uid string) []byte {
-	b := &beat{uid: uid, start: base.Add(time.Hour).UnixNano(), inc: 1, keyVersion: 1}
+	b := &beat{uid: uid, start: base.Add(time.Hour).UnixNano(), inc: 1, version: 1}
 	p, _ := encodeBeat(b, true)
 	r.seq++
 	return sealBeat(r.s.send, p, uid, r.seq, false)
@@ -286,7 +286,7 @@ func TestHostileGarbage(t *testing.T) {
 	nonce := bytes.Repeat([]byte{7}, nonceSize)
 	hello := appendHello(nil, right.id, nonce)
 	badVersion := appendHello(nil, right.id, nonce)
-	badVersion[4] = 2
+	badVersion[4] = wireVersion + 1
 	rnd := mrand.New(mrand.NewPCG(1, 2))
 	random := make([]byte, 512)
 	for i := range random {
@@ -302,7 +302,7 @@ func TestHostileGarbage(t *testing.T) {
 		{name: "random bytes", send: func(r *rawConn) { r.write(random) }, want: ErrFrameTooLarge},
 		{name: "length 4 GiB", send: func(r *rawConn) { r.write(frameBytes(0xffffffff, wireVersion)) }, want: ErrFrameTooLarge},
 		{name: "length MaxFrameSize+1", send: func(r *rawConn) { r.write(frameBytes(MaxFrameSize+1, wireVersion)) }, want: ErrFrameTooLarge},
-		{name: "hello of version 2", send: func(r *rawConn) { r.write(badVersion) }, want: ErrVersion},
+		{name: "hello of the next version", send: func(r *rawConn) { r.write(badVersion) }, want: ErrVersion},
 		{name: "length 3", send: func(r *rawConn) { r.write(frameBytes(3, wireVersion, 1, 0)) }, want: ErrBadFrame},
 		{name: "short hello", send: func(r *rawConn) { r.write(short) }, want: ErrBadFrame},
 		{name: "heartbeat for a hello", send: func(r *rawConn) {
@@ -339,9 +339,9 @@ func TestHostileGarbage(t *testing.T) {
 			p, _ := encodeBeat(testBeat(0), false)
 			r.write(r.sealRaw(1, "", p[uidPrefixLen("node0"):]))
 		}, want: ErrBadFrame},
-		{name: "heartbeat of version 2", handshake: true, send: func(r *rawConn) {
+		{name: "heartbeat of the next version", handshake: true, send: func(r *rawConn) {
 			f := valid(r)
-			f[4] = 2
+			f[4] = wireVersion + 1
 			r.write(f)
 		}, want: ErrVersion},
 		{name: "heartbeat of 4 GiB", handshake: true, send: func(r *rawConn) { r.write(frameBytes(0xffffffff, wireVersion)) }, want: ErrFrameTooLarge},

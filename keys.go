@@ -76,9 +76,7 @@ func (m *Msc) Keys() []string {
 	m.mu.Unlock()
 	var keys []string
 	m.call(func(e *elector) {
-		for k := range e.keys {
-			keys = append(keys, k)
-		}
+		keys = append(keys, e.core.ki.list...)
 	})
 	slices.Sort(keys)
 	return keys
@@ -90,7 +88,7 @@ func (m *Msc) Keys() []string {
 // election costs microseconds.
 func (m *Msc) Update(keys ...string) {
 	m.call(func(e *elector) {
-		e.elect()
-		e.kickAll()
+		e.core.tick(mono())
+		e.apply()
 	})
 }

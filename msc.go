@@ -19,10 +19,12 @@ type Msc struct {
 	start int64  // StartTime, Unix nanoseconds: the election order
 	inc   uint64 // incarnation: random per Msc, tells a restart with the same UID
 
-	snap   atomic.Pointer[snapshot] // the hot read path
-	suite  atomic.Pointer[suite]    // this node's algorithm and keys; SetKey swaps it
-	beat   atomic.Pointer[outBeat]
-	silent atomic.Bool // test hook: stop sending heartbeats
+	snap  atomic.Pointer[snapshot] // the hot read path
+	suite atomic.Pointer[suite]    // this node's algorithm and keys; SetKey swaps it
+	beat  atomic.Pointer[outBeat]
+	// connSeq numbers the connections (connID).
+	connSeq atomic.Uint64
+	silent  atomic.Bool // test hook: stop sending heartbeats
 
 	// Traffic counters, for Status.
 	framesIn, framesOut, bytesIn, bytesOut atomic.Uint64
@@ -131,11 +133,10 @@ func (m *Msc) Start() error {
 	for id := range m.clients {
 		servers = append(servers, id)
 	}
-	m.lastTick.Store(mono())
-	e := newElector(m, m.keys, servers)
+	now := mono()
+	m.lastTick.Store(now)
+	e := newElector(m, m.keys, servers, now) // publishes the first snapshot before Start returns
 	m.keys = nil
-	e.publishBeat()
-	e.elect() // publish the first snapshot before Start returns
 	m.started.Store(true)
 	m.wg.Add(3)
 	go m.disp.run(&m.wg)
@@ -186,16 +187,16 @@ func (m *Msc) Stop() error {
 	// a member, so that nobody takes over while the work this node runs as
 	// master (RunAsMaster) winds down.
 	m.call(func(e *elector) {
-		e.resigning = true
-		e.elect()
+		e.core.setResign(mono())
+		e.apply()
 	})
 	m.waitRuns(m.cfg.WaitTimeout)
 	// Leave: the elector publishes a leaving heartbeat and sends it on
 	// every connection; peers re-elect at once.
 	drained := make(chan struct{})
 	m.call(func(e *elector) {
-		e.leaving = true
-		e.elect() // publishes and sends the leaving heartbeat
+		e.core.setLeave(mono()) // the leaving heartbeat, sent on every connection
+		e.apply()
 		if len(e.conns) == 0 {
 			close(drained)
 			return

@@ -71,7 +71,9 @@ func (m *Msc) Status() Status {
 // status builds a Status; it runs on the elector.
 func (e *elector) status() Status {
 	m := e.m
-	s := e.snap
+	c := e.core
+	s := c.snap
+	now := mono()
 	st := Status{
 		UID:       m.cfg.UID,
 		StartTime: time.Unix(0, m.start),
@@ -85,16 +87,16 @@ func (e *elector) status() Status {
 	if a := m.Addr(); a != nil {
 		st.Addr = a.String()
 	}
-	peers := make([]*peer, 0, len(e.peers))
-	for _, p := range e.peers {
+	peers := make([]*cpeer, 0, len(c.peers))
+	for _, p := range c.peers {
 		peers = append(peers, p)
 	}
 	sort.Slice(peers, func(i, j int) bool { return peers[i].before(peers[j].rank) })
 	for _, p := range peers {
 		ps := PeerStatus{UID: p.uid, StartTime: time.Unix(0, p.start), Priority: int(p.prio),
-			Live: p.live(), Leaving: p.leaving, Conns: len(p.conns), Master: p.claim}
-		if h := p.heard(); h > 0 {
-			ps.LastHeard = monoTime(h)
+			Live: p.live(now, c.cfg.wait), Leaving: p.leaving, Conns: len(p.conns), Master: p.claims[""].acting}
+		if p.heard > 0 {
+			ps.LastHeard = monoTime(p.heard)
 		}
 		for k := range p.keys {
 			ps.Keys = append(ps.Keys, k)

@@ -13,7 +13,7 @@ import (
 const (
 	// wireVersion is the first byte after the length; a frame of another
 	// version closes the connection with ErrVersion.
-	wireVersion byte = 1
+	wireVersion byte = 2
 
 	// Frame types. ONLY APPEND TO THIS LIST.
 	frameHello     byte = 1 // handshake: algorithm id and a random nonce, in clear
@@ -48,10 +48,6 @@ const (
 	beatLeaving byte = 1 // the sender is stopping: count it dead now
 	beatKeys    byte = 2 // the full key set follows, then the key claims
 
-	// Heartbeat extensions: (type uint8, length uint16, value). A receiver
-	// skips types it does not know. ONLY APPEND TO THIS LIST.
-	extPriority byte = 1 // int64: Options.Priority, sent when not 0
-	extClaim    byte = 2 // uint8 flags (1: claims global mastership), uint64 term
 )
 
 // frame is a parsed frame; its slices alias the read buffer.
@@ -144,39 +140,46 @@ func parseFrame(b []byte) (frame, error) {
 	return f, nil
 }
 
-// beat is a heartbeat's content.
+// beat is a heartbeat's content, as the core publishes it. The send time
+// and the echo are written into each frame by the connection's writer.
 type beat struct {
-	uid        string
-	start      int64 // start time, Unix nanoseconds
-	inc        uint64
-	leaving    bool
-	keyVersion uint64
-	keys       []string // sorted; sent only with beatKeys
-	prio       int64
-	claim      bool     // the sender is global master
-	term       uint64   // its global term
-	keyTerms   []uint64 // per key: the term of the sender's mastership, 0 if not master
-	view       []string // the UIDs of the peers the sender counts live
+	uid     string
+	start   int64 // start time, Unix nanoseconds
+	inc     uint64
+	prio    int64
+	leaving bool
+	version uint64           // of the state below; the full form travels when it changes
+	keys    []string         // sorted; full form only
+	claims  map[string]claim // key ("" global) → the sender's claim; full form only
+	votes   map[string]vote  // key → the claim the sender acknowledges (Quorum); full form only
 }
 
-// encodeBeat returns the heartbeat payload, UID first. With withKeys the
-// full key set is included. The UID prefix is uidPrefixLen(b.uid) bytes
-// long; a sender whose header carries the UID sends the payload without it.
+// Offsets in a payload after the UID prefix: the send time and the echo,
+// which each frame fills in.
+const (
+	offSent = 0
+	offEcho = 8
+	// fixedBeat is the size of the fixed part after the UID prefix: sent,
+	// echo, start, incarnation, flags, version, priority.
+	fixedBeat = 8 + 8 + 8 + 8 + 1 + 8 + 8
+	// globalClaim is the key position of the global mastership's claim.
+	globalClaim = math.MaxUint32
+)
+
+// encodeBeat returns the heartbeat payload, UID first, with zero send
+// time and echo. With withKeys the full state (keys, claims, votes) is
+// included. The UID prefix is uidPrefixLen(b.uid) bytes long; a sender
+// whose header carries the UID sends the payload without it.
 func encodeBeat(b *beat, withKeys bool) ([]byte, error) {
-	size := 1 + len(b.uid) + 8 + 8 + 1 + 8 + 1 + 11 + 12
+	size := uidPrefixLen(b.uid) + fixedBeat
 	if withKeys {
-		size += 4 + 4
+		size += 4 + 4 + 4
 		for _, k := range b.keys {
 			size += 2 + len(k)
 		}
-		for _, t := range b.keyTerms {
-			if t != 0 {
-				size += 12
-			}
-		}
-		size += 2
-		for _, u := range b.view {
-			size += 1 + len(u)
+		size += len(b.claims) * (4 + 8 + 1)
+		for k, v := range b.votes {
+			size += 2 + len(k) + 1 + len(v.uid) + 8 + 8
 		}
 	}
 	if size+headerSize+64 > MaxFrameSize {
@@ -185,6 +188,7 @@ func encodeBeat(b *beat, withKeys bool) ([]byte, error) {
 	p := make([]byte, 0, size)
 	p = append(p, byte(len(b.uid)))
 	p = append(p, b.uid...)
+	p = append(p, make([]byte, 16)...) // sent, echo
 	p = binary.BigEndian.AppendUint64(p, uint64(b.start))
 	p = binary.BigEndian.AppendUint64(p, b.inc)
 	var fl byte
@@ -195,63 +199,79 @@ func encodeBeat(b *beat, withKeys bool) ([]byte, error) {
 		fl |= beatKeys
 	}
 	p = append(p, fl)
-	p = binary.BigEndian.AppendUint64(p, b.keyVersion)
-	if b.prio != 0 {
-		p = append(p, 2, extPriority, 0, 8)
-		p = binary.BigEndian.AppendUint64(p, uint64(b.prio))
-	} else {
-		p = append(p, 1)
+	p = binary.BigEndian.AppendUint64(p, b.version)
+	p = binary.BigEndian.AppendUint64(p, uint64(b.prio))
+	if !withKeys {
+		return p, nil
 	}
-	var cf byte
-	if b.claim {
-		cf = 1
+	p = binary.BigEndian.AppendUint32(p, uint32(len(b.keys)))
+	for _, k := range b.keys {
+		p = binary.BigEndian.AppendUint16(p, uint16(len(k)))
+		p = append(p, k...)
 	}
-	p = append(p, extClaim, 0, 9, cf)
-	p = binary.BigEndian.AppendUint64(p, b.term)
-	if withKeys {
-		p = binary.BigEndian.AppendUint32(p, uint32(len(b.keys)))
-		for _, k := range b.keys {
-			p = binary.BigEndian.AppendUint16(p, uint16(len(k)))
-			p = append(p, k...)
+	// Claims, by key position, in key order, the global one first.
+	p = binary.BigEndian.AppendUint32(p, uint32(len(b.claims)))
+	appendClaim := func(pos uint32, c claim) {
+		p = binary.BigEndian.AppendUint32(p, pos)
+		p = binary.BigEndian.AppendUint64(p, c.term)
+		if c.acting {
+			p = append(p, 1)
+		} else {
+			p = append(p, 0)
 		}
-		n := 0
-		for _, t := range b.keyTerms {
-			if t != 0 {
-				n++
-			}
+	}
+	n := 0
+	if c, ok := b.claims[""]; ok {
+		appendClaim(globalClaim, c)
+		n++
+	}
+	for i, k := range b.keys {
+		if n == len(b.claims) {
+			break
 		}
-		p = binary.BigEndian.AppendUint32(p, uint32(n))
-		for i, t := range b.keyTerms {
-			if t != 0 {
-				p = binary.BigEndian.AppendUint32(p, uint32(i))
-				p = binary.BigEndian.AppendUint64(p, t)
-			}
+		if c, ok := b.claims[k]; ok {
+			appendClaim(uint32(i), c)
+			n++
 		}
-		p = binary.BigEndian.AppendUint16(p, uint16(len(b.view)))
-		for _, u := range b.view {
-			p = append(p, byte(len(u)))
-			p = append(p, u...)
-		}
+	}
+	if n != len(b.claims) {
+		return nil, fmt.Errorf("%w: a claim of a key the node does not hold", ErrBadFrame)
+	}
+	// Votes, by key name, sorted.
+	vk := make([]string, 0, len(b.votes))
+	for k := range b.votes {
+		vk = append(vk, k)
+	}
+	slices.Sort(vk)
+	p = binary.BigEndian.AppendUint32(p, uint32(len(vk)))
+	for _, k := range vk {
+		v := b.votes[k]
+		p = binary.BigEndian.AppendUint16(p, uint16(len(k)))
+		p = append(p, k...)
+		p = append(p, byte(len(v.uid)))
+		p = append(p, v.uid...)
+		p = binary.BigEndian.AppendUint64(p, v.inc)
+		p = binary.BigEndian.AppendUint64(p, v.term)
 	}
 	return p, nil
 }
 
 func uidPrefixLen(uid string) int { return 1 + len(uid) }
 
-// beatView is a decoded heartbeat whose slices alias the payload, so that
+// beatView is a decoded heartbeat whose UID aliases the payload, so that
 // a steady-state heartbeat is read without allocating.
 type beatView struct {
-	uid        []byte
-	start      int64
-	inc        uint64
-	flags      byte
-	keyVersion uint64
-	prio       int64
-	claim      bool
-	term       uint64
-	keys       []string // with beatKeys only; allocated only then
-	keyTerms   []uint64 // with beatKeys only, parallel to keys
-	view       []string // with beatKeys only
+	uid     []byte
+	sent    int64
+	echo    int64
+	start   int64
+	inc     uint64
+	flags   byte
+	version uint64
+	prio    int64
+	keys    []string         // with beatKeys only; allocated only then
+	claims  map[string]claim // with beatKeys only
+	votes   map[string]vote  // with beatKeys only
 }
 
 // decodeBeat decodes a payload; uid, if not nil, is the sender UID from
@@ -268,52 +288,104 @@ func decodeBeat(p []byte, uid []byte) (beatView, error) {
 		return v, fmt.Errorf("%w: empty UID", ErrBadFrame)
 	}
 	v.uid = uid
-	if len(p) < 8+8+1+8+1 {
+	if len(p) < fixedBeat {
 		return v, fmt.Errorf("%w: truncated heartbeat", ErrBadFrame)
 	}
-	v.start = int64(binary.BigEndian.Uint64(p))
-	v.inc = binary.BigEndian.Uint64(p[8:])
-	v.flags = p[16]
-	v.keyVersion = binary.BigEndian.Uint64(p[17:])
-	ext := int(p[25])
-	p = p[26:]
-	for range ext {
-		if len(p) < 3 {
-			return v, fmt.Errorf("%w: truncated extension", ErrBadFrame)
+	v.sent = int64(binary.BigEndian.Uint64(p))
+	v.echo = int64(binary.BigEndian.Uint64(p[8:]))
+	v.start = int64(binary.BigEndian.Uint64(p[16:]))
+	v.inc = binary.BigEndian.Uint64(p[24:])
+	v.flags = p[32]
+	v.version = binary.BigEndian.Uint64(p[33:])
+	v.prio = int64(binary.BigEndian.Uint64(p[41:]))
+	p = p[fixedBeat:]
+	if v.flags&beatKeys == 0 {
+		if len(p) != 0 {
+			return v, fmt.Errorf("%w: %d trailing bytes", ErrBadFrame, len(p))
 		}
-		typ, l := p[0], int(binary.BigEndian.Uint16(p[1:]))
-		if len(p) < 3+l {
-			return v, fmt.Errorf("%w: truncated extension", ErrBadFrame)
-		}
-		val := p[3 : 3+l]
-		switch {
-		case typ == extPriority && l == 8:
-			v.prio = int64(binary.BigEndian.Uint64(val))
-		case typ == extClaim && l == 9:
-			v.claim = val[0]&1 != 0
-			v.term = binary.BigEndian.Uint64(val[1:])
-		case typ == extPriority || typ == extClaim:
-			return v, fmt.Errorf("%w: extension %d of %d bytes", ErrBadFrame, typ, l)
-		}
-		// Other types: from a later version; skipped.
-		p = p[3+l:]
+		return v, nil
 	}
-	if v.flags&beatKeys != 0 {
-		keys, rest, err := readKeys(p)
-		if err != nil {
-			return v, err
-		}
-		v.keys = keys
-		if v.keyTerms, rest, err = decodeKeyTerms(rest, len(keys)); err != nil {
-			return v, err
-		}
-		if v.view, err = decodeView(rest); err != nil {
-			return v, err
-		}
-	} else if len(p) != 0 {
-		return v, fmt.Errorf("%w: %d trailing bytes", ErrBadFrame, len(p))
+	keys, p, err := readKeys(p)
+	if err != nil {
+		return v, err
+	}
+	v.keys = keys
+	if v.claims, p, err = decodeClaims(p, keys); err != nil {
+		return v, err
+	}
+	if v.votes, err = decodeVotes(p); err != nil {
+		return v, err
 	}
 	return v, nil
+}
+
+// decodeClaims decodes the claims that follow the key list: a count, then
+// (key position uint32, term uint64, acting uint8). It returns what
+// follows them.
+func decodeClaims(p []byte, keys []string) (map[string]claim, []byte, error) {
+	if len(p) < 4 {
+		return nil, nil, fmt.Errorf("%w: truncated claim count", ErrBadFrame)
+	}
+	n := binary.BigEndian.Uint32(p)
+	p = p[4:]
+	if uint64(n)*13 > uint64(len(p)) {
+		return nil, nil, fmt.Errorf("%w: %d claims in %d bytes", ErrBadFrame, n, len(p))
+	}
+	claims := make(map[string]claim, n)
+	for range n {
+		i := binary.BigEndian.Uint32(p)
+		c := claim{term: binary.BigEndian.Uint64(p[4:]), acting: p[12] != 0}
+		p = p[13:]
+		k := ""
+		if i != globalClaim {
+			if int64(i) >= int64(len(keys)) {
+				return nil, nil, fmt.Errorf("%w: claim of key %d of %d", ErrBadFrame, i, len(keys))
+			}
+			k = keys[i]
+		}
+		if c.term == 0 {
+			return nil, nil, fmt.Errorf("%w: claim without a term", ErrBadFrame)
+		}
+		claims[k] = c
+	}
+	return claims, p, nil
+}
+
+// decodeVotes decodes the votes that end a full heartbeat: a count, then
+// (key length uint16, key, UID length uint8, UID, incarnation uint64,
+// term uint64).
+func decodeVotes(p []byte) (map[string]vote, error) {
+	if len(p) < 4 {
+		return nil, fmt.Errorf("%w: truncated vote count", ErrBadFrame)
+	}
+	n := binary.BigEndian.Uint32(p)
+	p = p[4:]
+	if uint64(n)*(2+1+1+16) > uint64(len(p)) {
+		return nil, fmt.Errorf("%w: %d votes cannot fit in %d bytes", ErrBadFrame, n, len(p))
+	}
+	votes := make(map[string]vote, n)
+	for range n {
+		if len(p) < 2 || len(p) < 2+int(binary.BigEndian.Uint16(p))+1 {
+			return nil, fmt.Errorf("%w: truncated vote", ErrBadFrame)
+		}
+		kl := int(binary.BigEndian.Uint16(p))
+		k := string(p[2 : 2+kl])
+		p = p[2+kl:]
+		ul := int(p[0])
+		if ul == 0 || len(p) < 1+ul+16 {
+			return nil, fmt.Errorf("%w: truncated vote", ErrBadFrame)
+		}
+		v := vote{uid: string(p[1 : 1+ul]), inc: binary.BigEndian.Uint64(p[1+ul:]), term: binary.BigEndian.Uint64(p[9+ul:])}
+		p = p[17+ul:]
+		if v.term == 0 {
+			return nil, fmt.Errorf("%w: vote without a term", ErrBadFrame)
+		}
+		votes[k] = v
+	}
+	if len(p) != 0 {
+		return nil, fmt.Errorf("%w: %d trailing bytes", ErrBadFrame, len(p))
+	}
+	return votes, nil
 }
 
 // decodeKeys decodes a key list: a count, then length-prefixed keys.
@@ -323,55 +395,6 @@ func decodeKeys(p []byte) ([]string, error) {
 		return nil, fmt.Errorf("%w: %d trailing bytes", ErrBadFrame, len(rest))
 	}
 	return keys, err
-}
-
-// decodeKeyTerms decodes the key claims that follow the key list: a
-// count, then (key position uint32, term uint64) pairs. It returns what
-// follows them.
-func decodeKeyTerms(p []byte, nkeys int) ([]uint64, []byte, error) {
-	if len(p) < 4 {
-		return nil, nil, fmt.Errorf("%w: truncated claim count", ErrBadFrame)
-	}
-	n := binary.BigEndian.Uint32(p)
-	p = p[4:]
-	if uint64(n)*12 > uint64(len(p)) {
-		return nil, nil, fmt.Errorf("%w: %d claims in %d bytes", ErrBadFrame, n, len(p))
-	}
-	terms := make([]uint64, nkeys)
-	for range n {
-		i := binary.BigEndian.Uint32(p)
-		if int64(i) >= int64(nkeys) {
-			return nil, nil, fmt.Errorf("%w: claim of key %d of %d", ErrBadFrame, i, nkeys)
-		}
-		terms[i] = binary.BigEndian.Uint64(p[4:])
-		p = p[12:]
-	}
-	return terms, p, nil
-}
-
-// decodeView decodes the view that ends a full heartbeat: a count
-// (uint16), then length-prefixed (uint8) UIDs.
-func decodeView(p []byte) ([]string, error) {
-	if len(p) < 2 {
-		return nil, fmt.Errorf("%w: truncated view", ErrBadFrame)
-	}
-	n := int(binary.BigEndian.Uint16(p))
-	p = p[2:]
-	if n > len(p)/2 {
-		return nil, fmt.Errorf("%w: %d UIDs cannot fit in %d bytes", ErrBadFrame, n, len(p))
-	}
-	view := make([]string, 0, n)
-	for range n {
-		if len(p) < 1 || len(p) < 1+int(p[0]) || p[0] == 0 {
-			return nil, fmt.Errorf("%w: truncated view", ErrBadFrame)
-		}
-		view = append(view, string(p[1:1+int(p[0])]))
-		p = p[1+int(p[0]):]
-	}
-	if len(p) != 0 {
-		return nil, fmt.Errorf("%w: %d trailing bytes", ErrBadFrame, len(p))
-	}
-	return view, nil
 }
 
 // readKeys reads a key list and returns what follows it.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"runtime"
 	"slices"
 	"strings"
@@ -21,7 +22,7 @@ func TestWireConstants(t *testing.T) {
 		name      string
 		got, want int
 	}{
-		{"wireVersion", int(wireVersion), 1},
+		{"wireVersion", int(wireVersion), 2},
 		{"frameHello", int(frameHello), 1},
 		{"frameHeartbeat", int(frameHeartbeat), 2},
 		{"flagUIDInPayload", int(flagUIDInPayload), 1},
@@ -58,7 +59,7 @@ func TestWireConstants(t *testing.T) {
 // payload.
 func TestWireGolden(t *testing.T) {
 	hdr := appendHeader(nil, frameHeartbeat, flagUIDInPayload, 0x0102030405060708, "ab", 3)
-	wantHdr := "00000011" + "01" + "02" + "01" + "0102030405060708" + "02" + "6162"
+	wantHdr := "00000011" + "02" + "02" + "01" + "0102030405060708" + "02" + "6162"
 	if got := hex.EncodeToString(hdr); got != wantHdr {
 		t.Errorf("header\n got %s\nwant %s", got, wantHdr)
 	}
@@ -68,23 +69,26 @@ func TestWireGolden(t *testing.T) {
 		nonce[i] = byte(0xa0 + i)
 	}
 	hello := appendHello(nil, 3, nonce)
-	wantHello := "0000001d" + "01" + "01" + "00" + "0000000000000000" + "00" + "03" + hex.EncodeToString(nonce)
+	wantHello := "0000001d" + "02" + "01" + "00" + "0000000000000000" + "00" + "03" + hex.EncodeToString(nonce)
 	if got := hex.EncodeToString(hello); got != wantHello {
 		t.Errorf("hello\n got %s\nwant %s", got, wantHello)
 	}
 
-	b := &beat{uid: "n1", start: 0x0102030405060708, inc: 7, leaving: true, keyVersion: 3,
-		keys: []string{"a", "bc"}, claim: true, term: 5, keyTerms: []uint64{0, 9}}
+	b := &beat{uid: "n1", start: 0x0102030405060708, inc: 7, leaving: true, version: 3, prio: -2,
+		keys: []string{"a", "bc"}, claims: map[string]claim{"": {term: 5, acting: true}, "bc": {term: 9}},
+		votes: map[string]vote{"a": {uid: "n2", inc: 4, term: 6}}}
 	full, err := encodeBeat(b, true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	fixed := "02" + "6e31" + "0102030405060708" + "0000000000000007" // uid, start, incarnation
-	claimExt := "02" + "0009" + "01" + "0000000000000005"            // claim extension: flags, term
-	wantFull := fixed + "03" + "0000000000000003" + "01" + claimExt +
+	fixed := "02" + "6e31" + "0000000000000000" + "0000000000000000" + // uid, sent, echo (filled in by each frame)
+		"0102030405060708" + "0000000000000007" // start, incarnation
+	tail := "0000000000000003" + "fffffffffffffffe" // version, priority
+	wantFull := fixed + "03" + tail +
 		"00000002" + "0001" + "61" + "0002" + "6263" + // keys
-		"00000001" + "00000001" + "0000000000000009" + // key claims: key 1, term 9
-		"0000" // view: no UIDs
+		"00000002" + "ffffffff" + "0000000000000005" + "01" + // claims: global, term 5, master
+		"00000001" + "0000000000000009" + "00" + // key 1, term 9, not yet master
+		"00000001" + "0001" + "61" + "02" + "6e32" + "0000000000000004" + "0000000000000006" // votes: a → n2/4, term 6
 	if got := hex.EncodeToString(full); got != wantFull {
 		t.Errorf("full heartbeat\n got %s\nwant %s", got, wantFull)
 	}
@@ -92,22 +96,12 @@ func TestWireGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantShort := fixed + "01" + "0000000000000003" + "01" + claimExt
+	wantShort := fixed + "01" + tail
 	if got := hex.EncodeToString(short); got != wantShort {
 		t.Errorf("short heartbeat\n got %s\nwant %s", got, wantShort)
 	}
-	b.prio, b.claim, b.leaving = -2, false, false
-	short, _ = encodeBeat(b, false)
-	wantShort = fixed + "00" + "0000000000000003" + "02" + "01" + "0008" + "fffffffffffffffe" +
-		"02" + "0009" + "00" + "0000000000000005"
-	if got := hex.EncodeToString(short); got != wantShort {
-		t.Errorf("short heartbeat with a priority\n got %s\nwant %s", got, wantShort)
-	}
-	b.view = []string{"node1", "node22"}
-	full, _ = encodeBeat(b, true)
-	want := "0002" + "05" + hex.EncodeToString([]byte("node1")) + "06" + hex.EncodeToString([]byte("node22"))
-	if got := hex.EncodeToString(full); !strings.HasSuffix(got, want) {
-		t.Errorf("full heartbeat with a view\n got %s\nwant it to end with %s", got, want)
+	if off := uidPrefixLen(b.uid); hex.EncodeToString(short[off+offSent:off+offEcho+8]) != strings.Repeat("0", 32) {
+		t.Errorf("sent and echo are not at offsets %d and %d", offSent, offEcho)
 	}
 }
 
@@ -120,24 +114,26 @@ func testKeys(n int) []string {
 	return keys
 }
 
-// testBeat returns the heartbeat of "node0" with n keys; with claimed, it
-// masters every other key.
+// testBeat returns the heartbeat of "node0" with n keys: it claims the
+// global mastership and every other key (every fourth as master), and
+// votes for one key's claim by node1.
 func testBeat(n int) *beat {
-	b := &beat{uid: "node0", start: base.UnixNano(), inc: 0xdeadbeef, keyVersion: 42, keys: testKeys(n), term: 3}
-	b.keyTerms = make([]uint64, n)
+	b := &beat{uid: "node0", start: base.UnixNano(), inc: 0xdeadbeef, version: 42, keys: testKeys(n),
+		claims: map[string]claim{"": {term: 3, acting: true}}, votes: map[string]vote{"": {uid: "node0", inc: 0xdeadbeef, term: 3}}}
 	for i := 0; i < n; i += 2 {
-		b.keyTerms[i] = uint64(100 + i)
+		b.claims[b.keys[i]] = claim{term: uint64(100 + i), acting: i%4 == 0}
+	}
+	if n > 1 {
+		b.votes[b.keys[1]] = vote{uid: "node1", inc: 7, term: 5}
 	}
 	return b
 }
 
 func checkView(t *testing.T, v beatView, b *beat, withKeys bool) {
 	t.Helper()
-	if string(v.uid) != b.uid || v.start != b.start || v.inc != b.inc || v.keyVersion != b.keyVersion {
-		t.Fatalf("decoded %q %d %d %d, want %q %d %d %d", v.uid, v.start, v.inc, v.keyVersion, b.uid, b.start, b.inc, b.keyVersion)
-	}
-	if v.prio != b.prio || v.claim != b.claim || v.term != b.term {
-		t.Fatalf("decoded prio %d claim %v term %d, want %d %v %d", v.prio, v.claim, v.term, b.prio, b.claim, b.term)
+	if string(v.uid) != b.uid || v.start != b.start || v.inc != b.inc || v.version != b.version || v.prio != b.prio {
+		t.Fatalf("decoded %q %d %d %d %d, want %q %d %d %d %d", v.uid, v.start, v.inc, v.version, v.prio,
+			b.uid, b.start, b.inc, b.version, b.prio)
 	}
 	if got := v.flags&beatLeaving != 0; got != b.leaving {
 		t.Fatalf("leaving = %v, want %v", got, b.leaving)
@@ -146,7 +142,7 @@ func checkView(t *testing.T, v beatView, b *beat, withKeys bool) {
 		t.Fatalf("keys flag = %v, want %v", got, withKeys)
 	}
 	if !withKeys {
-		if v.keys != nil || v.keyTerms != nil {
+		if v.keys != nil || v.claims != nil || v.votes != nil {
 			t.Fatalf("short form decoded keys %v", v.keys)
 		}
 		return
@@ -154,11 +150,11 @@ func checkView(t *testing.T, v beatView, b *beat, withKeys bool) {
 	if !slices.Equal(v.keys, b.keys) || v.keys == nil {
 		t.Fatalf("keys: got %d, want %d", len(v.keys), len(b.keys))
 	}
-	if !slices.Equal(v.keyTerms, b.keyTerms) {
-		t.Fatalf("key terms: got %v, want %v", v.keyTerms, b.keyTerms)
+	if !maps.Equal(v.claims, b.claims) && !(len(v.claims) == 0 && len(b.claims) == 0) {
+		t.Fatalf("claims: got %v, want %v", v.claims, b.claims)
 	}
-	if !slices.Equal(v.view, b.view) {
-		t.Fatalf("view: got %q, want %q", v.view, b.view)
+	if !maps.Equal(v.votes, b.votes) && !(len(v.votes) == 0 && len(b.votes) == 0) {
+		t.Fatalf("votes: got %v, want %v", v.votes, b.votes)
 	}
 }
 
@@ -169,8 +165,9 @@ func TestBeatRoundTrip(t *testing.T) {
 				b := testBeat(n)
 				b.leaving = leaving
 				if leaving {
-					b.prio, b.claim, b.term = -7, true, 1<<40
-					b.view = []string{"node1", "n", strings.Repeat("u", MaxUIDLen)}
+					b.prio = -7
+					b.claims[""] = claim{term: 1 << 40}
+					b.votes["k"] = vote{uid: strings.Repeat("u", MaxUIDLen), inc: 1, term: 1 << 50}
 				}
 				for _, withKeys := range []bool{true, false} {
 					p, err := encodeBeat(b, withKeys)
@@ -272,10 +269,11 @@ func TestHeartbeatFrameSizes(t *testing.T) {
 	for _, n := range []int{0, 10, 1000} {
 		for _, claimed := range []bool{false, true} {
 			b := testBeat(n)
-			for i := range b.keyTerms {
-				b.keyTerms[i] = 0
-				if claimed {
-					b.keyTerms[i] = 1
+			b.claims, b.votes = nil, nil
+			if claimed {
+				b.claims = map[string]claim{}
+				for _, k := range b.keys {
+					b.claims[k] = claim{term: 1, acting: true}
 				}
 			}
 			full, _ := encodeBeat(b, true)
@@ -290,15 +288,15 @@ func TestHeartbeatFrameSizes(t *testing.T) {
 			}
 			t.Logf("%4d keys, %s: full %5d bytes, short %2d bytes (HeaderEncrypted: full %5d, short %2d)",
 				n, what, len(fullFrame), len(shortFrame), len(fullHidden), len(shortHidden))
-			// header 16 + UID 5 + (start 8, incarnation 8, flags 1, key
-			// version 8, extension count 1, claim extension 3+9) + GCM
-			// tag 16. The full form adds a key count (4), 2+8 bytes a key,
-			// a claim count (4), 4+8 bytes a claimed key and a view count
-			// (2; the view is empty without Quorum).
-			wantShort := 16 + 5 + 38 + 16
-			wantFull := wantShort + 4 + 10*n + 4 + 2
+			// header 16 + UID 5 + (sent 8, echo 8, start 8, incarnation
+			// 8, flags 1, version 8, priority 8) + GCM tag 16. The full
+			// form adds a key count (4), 2+8 bytes a key, a claim count
+			// (4), 4+8+1 bytes a claim and a vote count (4; no votes
+			// without Quorum).
+			wantShort := 16 + 5 + 49 + 16
+			wantFull := wantShort + 4 + 10*n + 4 + 4
 			if claimed {
-				wantFull += 12 * n
+				wantFull += 13 * n
 			}
 			if len(shortFrame) != wantShort || len(fullFrame) != wantFull {
 				t.Errorf("%d keys: full %d short %d, want %d and %d", n, len(fullFrame), len(shortFrame), wantFull, wantShort)
@@ -345,13 +343,13 @@ func TestDecodeBeatTruncated(t *testing.T) {
 }
 
 func TestDecodeBeatMalformed(t *testing.T) {
-	tb := testBeat(2)
+	tb := testBeat(2) // claims: global and key 0; votes: global, key 1
 	good, _ := encodeBeat(tb, true)
 	shortPayload, _ := encodeBeat(tb, false)
 	body := good[uidPrefixLen("node0"):]
 	kc := len(shortPayload) - uidPrefixLen("node0") // offset of the key count
-	ec := 8 + 8 + 1 + 8                             // offset of the extension count
-	ext1 := ec + 1                                  // offset of the first extension
+	cc := kc + 4 + 2*(2+8)                          // offset of the claim count
+	vc := cc + 4 + 2*13                             // offset of the vote count
 	uid := []byte("node0")
 	mod := func(f func(p []byte) []byte) []byte { return f(slices.Clone(body)) }
 	for _, c := range []struct {
@@ -378,46 +376,39 @@ func TestDecodeBeatMalformed(t *testing.T) {
 			binary.BigEndian.PutUint32(p[kc:], 1)
 			return p
 		}), uid},
-		// The payload ends with one claim (12 bytes), then an empty view
-		// (a 2-byte count).
 		{"claim of a key past the list", mod(func(p []byte) []byte {
-			binary.BigEndian.PutUint32(p[len(p)-14:], 2)
+			binary.BigEndian.PutUint32(p[cc+4+13:], 2)
+			return p
+		}), uid},
+		{"claim without a term", mod(func(p []byte) []byte {
+			binary.BigEndian.PutUint64(p[cc+4+4:], 0)
 			return p
 		}), uid},
 		{"claim count too large", mod(func(p []byte) []byte {
-			binary.BigEndian.PutUint32(p[len(p)-18:], 2)
+			binary.BigEndian.PutUint32(p[cc:], 1000)
 			return p
 		}), uid},
-		{"view count too large", mod(func(p []byte) []byte {
-			binary.BigEndian.PutUint16(p[len(p)-2:], 1)
+		{"vote count too large", mod(func(p []byte) []byte {
+			binary.BigEndian.PutUint32(p[vc:], 3)
 			return p
 		}), uid},
-		{"extension past the end", mod(func(p []byte) []byte {
-			p[ec]++
-			p[16] = 0 // no key set: the extension is last
-			return append(p[:kc], 7, 0xff, 0xff)
+		{"vote with an empty UID", mod(func(p []byte) []byte {
+			p[vc+4+2] = 0 // the global vote: empty key, then the UID length
+			return p
 		}), uid},
-		{"claim extension of the wrong size", mod(func(p []byte) []byte {
-			p[ec]++
-			return slices.Concat(p[:ext1], []byte{extClaim, 0, 1, 1}, p[ext1:])
+		{"vote without a term", mod(func(p []byte) []byte {
+			binary.BigEndian.PutUint64(p[len(p)-8:], 0)
+			return p
 		}), uid},
-		{"priority extension of the wrong size", mod(func(p []byte) []byte {
-			p[ec]++
-			return slices.Concat(p[:ext1], []byte{extPriority, 0, 4, 1, 2, 3, 4}, p[ext1:])
-		}), uid},
+		{"short form with trailing bytes", append(slices.Clone(shortPayload[uidPrefixLen("node0"):]), 1), uid},
 	} {
 		if _, err := decodeBeat(c.payload, c.uid); !errors.Is(err, ErrBadFrame) {
 			t.Errorf("%s: err %v, want ErrBadFrame", c.name, err)
 		}
 	}
-	// An extension this version does not know is skipped.
-	ext := mod(func(p []byte) []byte {
-		p[ec]++
-		return slices.Concat(p[:ext1], []byte{0xee, 0, 3, 'x', 'y', 'z'}, p[ext1:])
-	})
-	v, err := decodeBeat(ext, uid)
+	v, err := decodeBeat(body, uid)
 	if err != nil {
-		t.Fatalf("unknown extension: %v", err)
+		t.Fatal(err)
 	}
 	checkView(t, v, tb, true)
 }

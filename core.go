@@ -1,0 +1,923 @@
+package msc
+
+import (
+	"slices"
+	"sort"
+	"strconv"
+	"time"
+)
+
+// The election core: all election state in one type, with no goroutine,
+// no clock read, no socket and no randomness inside. Its inputs are
+// events (a heartbeat received, a connection up or down, a tick, a local
+// change), each with the current monotonic time; after each one it
+// leaves in c.out what the drivers must do: the snapshot to publish, the
+// heartbeat to send, the connections to close, the echoes to send back,
+// the errors to report. The elector goroutine (elector.go) drives it
+// over real sockets; the simulator (sim_test.go) drives many of them over
+// a simulated network in virtual time.
+//
+// # The protocol
+//
+// Every mastership, global (key "") or of a key, is a claim with a term.
+// The node the rules name (the oldest, or with Balance the heaviest, among
+// the live nodes holding the key; with Sticky a live master first) claims
+// it with a term above every term it has heard of for that key.
+//
+// Without Quorum a claim is a mastership at once.
+//
+// With Quorum, a node also votes: for each key, it acknowledges at most
+// one claim at a time, never a term at or below one it acknowledged
+// before, and it keeps acknowledging a claim (a promise) until the
+// claimant withdraws, leaves, or has not been heard for WaitTimeout+M.
+// A claim is a mastership once Quorum nodes, the claimant included,
+// acknowledge it: two claims of one term cannot both gather a majority,
+// so terms are unique. Its lease runs until WaitTimeout after the send
+// time of the claimant's newest heartbeat that the Quorum-1'th freshest
+// acknowledging peer echoed back; that peer's promise runs until at least
+// WaitTimeout+M after it received that heartbeat, which is later. So a
+// master's lease ends at least M before anyone else can be acknowledged:
+// never two masters at one instant, with clock rates apart by up to
+// M/(WaitTimeout+M).
+
+// connID names a connection to the core.
+type connID uint64
+
+// coreConfig is what the core needs of the options.
+type coreConfig struct {
+	uid      string
+	start    int64 // StartTime, Unix ns
+	inc      uint64
+	prio     int64
+	interval time.Duration
+	wait     time.Duration
+	quorum   int
+	sticky   bool
+	balance  bool
+	// wallOffset is the wall clock minus the monotonic clock, in ns, at
+	// creation. With Quorum, new terms are at least the wall clock in
+	// microseconds, so that a term stays above those of masterships
+	// whose voters have all restarted since (and forgotten them).
+	wallOffset int64
+}
+
+// claim is a node's claim of a mastership.
+type claim struct {
+	term   uint64
+	acting bool // acknowledged by a quorum (or no Quorum): master
+}
+
+// vote is a node's acknowledgement of a claim.
+type vote struct {
+	uid  string
+	inc  uint64
+	term uint64
+}
+
+// slot is this node's claim of one mastership.
+type slot struct {
+	claim
+	lease int64 // with Quorum, while acting: master until then (mono)
+	since int64 // when the claim was made (mono)
+}
+
+// cpeer is what the core knows of another node (one process: UID and
+// incarnation).
+type cpeer struct {
+	rank
+	inc     uint64
+	hash    uint64 // nodeHash(uid), for Balance
+	conns   map[connID]struct{}
+	servers map[string]bool // configured server ids it answered on
+	heard   int64           // mono: its newest frame arrived
+	sent    int64           // its clock: send time of its newest frame processed
+	echo    int64           // this node's clock: send time of this node's newest frame it had processed
+	version uint64          // version of its state (keys, claims, votes) known; 0: none yet
+	leaving bool
+	keys    map[string]struct{}
+	claims  map[string]claim
+	votes   map[string]vote
+	// Bitsets over the core's key index, rebuilt when either changes.
+	ki      *keyIndex
+	has     bitset // holds the key
+	acting  bitset // claims the key and is master of it
+	claimed bitset // claims the key
+}
+
+// live: connected, heard within WaitTimeout, not leaving, state known.
+func (p *cpeer) live(now int64, wait time.Duration) bool {
+	return len(p.conns) > 0 && !p.leaving && p.version > 0 && time.Duration(now-p.heard) <= wait
+}
+
+func peerKey(uid string, inc uint64) string {
+	return uid + "/" + strconv.FormatUint(inc, 16)
+}
+
+// beatMsg is a decoded heartbeat, as the core takes it. Keys, claims and
+// votes are set only in the full form (full).
+type beatMsg struct {
+	uid     string
+	start   int64
+	inc     uint64
+	prio    int64
+	sent    int64 // the sender's clock at sending
+	echo    int64 // the receiver's clock: send time of its newest frame the sender had processed
+	version uint64
+	leaving bool
+	full    bool
+	reply   bool // sent at once in answer to a frame of this node
+	keys    []string
+	claims  map[string]claim
+	votes   map[string]vote
+}
+
+// coreOut is what the drivers must do after a step.
+type coreOut struct {
+	snap  *snapshot // the snapshot to publish; nil: unchanged
+	beat  *beat     // the heartbeat to send from now on; nil: unchanged
+	kick  bool      // send the heartbeat on every connection now
+	close []connID  // connections to close
+	reply []connID  // connections to send the heartbeat on now, as a reply
+	echo  []connEcho
+	errs  []error
+}
+
+// connEcho is the echo to send on a connection from now on.
+type connEcho struct {
+	id   connID
+	echo int64
+}
+
+type core struct {
+	cfg   coreConfig
+	self  rank
+	selfH uint64
+	conns map[connID]*connState
+	peers map[string]*cpeer
+	keys  map[string]struct{}
+	ki    *keyIndex
+	// slots[0] is the global mastership, slots[i+1] that of ki.list[i].
+	slots []slot
+	// used is the highest term this node claimed, per key; other the
+	// highest term heard of from the others (claims, and votes for
+	// anyone but this node), per key.
+	used, other map[string]uint64
+	// votes is this node's acknowledgement per key (Quorum); maxVote the
+	// claim of highest term it ever acknowledged per key.
+	votes   map[string]vote
+	maxVote map[string]vote
+	version uint64 // of this node's state as sent
+	dirty   bool   // the state to send changed outside elect (keys, leaving)
+
+	servers  map[string]bool // configured server ids
+	pending  map[string]bool // servers not yet heard from or failed, since since
+	ready    bool
+	readyAt  int64
+	since    int64
+	leaving  bool
+	resign   bool // Stop has begun: master of nothing, still a member
+	lastStep int64
+	born     int64 // mono: when the core was made
+	refresh  int64 // Quorum: when leases were last recomputed on an echo
+	yields   int   // masterships given up to another live node (Sticky: tests expect none)
+
+	snap  *snapshot
+	order []*cpeer // scratch: live peers in election order
+	wake  int64    // next wake-up wanted (mono); 0: none
+	out   coreOut
+}
+
+// connState is a connection the core knows of.
+type connState struct {
+	server string // configured server id; "" for inbound
+	peer   *cpeer // nil until its first heartbeat
+}
+
+func newCore(cfg coreConfig, keys []string, servers []string, now int64) *core {
+	c := &core{
+		cfg:     cfg,
+		self:    rank{prio: cfg.prio, start: cfg.start, uid: cfg.uid},
+		selfH:   nodeHash(cfg.uid),
+		conns:   make(map[connID]*connState),
+		peers:   make(map[string]*cpeer),
+		keys:    make(map[string]struct{}, len(keys)),
+		used:    make(map[string]uint64),
+		other:   make(map[string]uint64),
+		votes:   make(map[string]vote),
+		maxVote: make(map[string]vote),
+		servers: make(map[string]bool, len(servers)),
+		snap:    &snapshot{ki: noKeys},
+		version: 1,
+	}
+	for _, k := range keys {
+		c.keys[k] = struct{}{}
+	}
+	for _, s := range servers {
+		c.servers[s] = true
+	}
+	c.ki = newKeyIndex(c.keys)
+	c.slots = make([]slot, 1+len(c.ki.list))
+	c.lastStep, c.born = now, now
+	c.await(now)
+	c.dirty = true
+	c.elect(now)
+	return c
+}
+
+// margin is the lease margin M = max(Interval, WaitTimeout/4).
+func (c *core) margin() time.Duration { return max(c.cfg.interval, c.cfg.wait/4) }
+
+func (c *core) quorum() bool { return c.cfg.quorum > 1 }
+
+// await makes the node wait, before it claims anything, until it has heard
+// from or failed to reach each server, or WaitTimeout has passed.
+func (c *core) await(now int64) {
+	c.pending = make(map[string]bool, len(c.servers))
+	for s := range c.servers {
+		c.pending[s] = true
+	}
+	c.ready = len(c.pending) == 0
+	c.since = now
+	c.readyAt = now + int64(c.cfg.wait)
+}
+
+// begin starts a step: it clears the outputs and notices a pause.
+func (c *core) begin(now int64) {
+	c.out = coreOut{}
+	if gap := time.Duration(now - c.lastStep); gap > c.cfg.wait && !c.leaving {
+		// This process was paused or starved: its view is stale. Claim
+		// nothing until it has heard from its servers again.
+		c.await(now)
+	}
+	c.lastStep = now
+}
+
+// paused reports whether a step at now would notice a pause.
+func (c *core) paused(now int64) bool {
+	return time.Duration(now-c.lastStep) > c.cfg.wait && !c.leaving
+}
+
+// tick is called every Interval and at the wake-up time asked for.
+func (c *core) tick(now int64) {
+	c.begin(now)
+	if !c.ready && now >= c.readyAt {
+		c.ready = true
+	}
+	limit := now - int64(10*c.cfg.wait)
+	for k, p := range c.peers {
+		if len(p.conns) == 0 && p.heard < limit {
+			delete(c.peers, k)
+		}
+	}
+	c.elect(now)
+	c.out.kick = true
+}
+
+// up: a connection finished its handshake.
+func (c *core) up(now int64, id connID, server string) {
+	c.begin(now)
+	c.conns[id] = &connState{server: server}
+}
+
+// down: a connection ended.
+func (c *core) down(now int64, id connID) {
+	c.begin(now)
+	cs := c.conns[id]
+	if cs == nil {
+		return
+	}
+	delete(c.conns, id)
+	if p := cs.peer; p != nil {
+		delete(p.conns, id)
+		if len(p.conns) == 0 {
+			c.elect(now)
+		}
+	}
+}
+
+// unreachable: a configured server could not be reached, at time at.
+func (c *core) unreachable(now, at int64, server string) {
+	c.begin(now)
+	c.resolve(now, at, server)
+}
+
+// resolve marks a server as heard from or failed to reach at time at;
+// what happened before the node began waiting does not count.
+func (c *core) resolve(now, at int64, server string) {
+	if server == "" || !c.pending[server] || at < c.since {
+		return
+	}
+	delete(c.pending, server)
+	if !c.ready && len(c.pending) == 0 {
+		c.ready = true
+		c.elect(now)
+	}
+}
+
+// addServer and removeServer change the configured servers.
+func (c *core) addServer(now int64, id string) {
+	c.begin(now)
+	c.servers[id] = true
+}
+
+func (c *core) removeServer(now int64, id string) {
+	c.begin(now)
+	delete(c.servers, id)
+	c.resolve(now, now, id)
+}
+
+// recv: a heartbeat read from connection id at time at is handled at now.
+func (c *core) recv(now, at int64, id connID, b *beatMsg) {
+	c.begin(now)
+	cs := c.conns[id]
+	if cs == nil {
+		return // already down
+	}
+	if b.uid == c.cfg.uid {
+		if b.inc == c.cfg.inc {
+			// Connected to itself: a server list that names this node.
+			c.resolve(now, at, cs.server)
+		} else {
+			c.out.errs = append(c.out.errs, &PeerError{Peer: b.uid, Err: ErrDuplicateUID})
+		}
+		c.dropConn(id, cs)
+		return
+	}
+	changed := false
+	key := peerKey(b.uid, b.inc)
+	p := c.peers[key]
+	if p == nil {
+		p = &cpeer{inc: b.inc, hash: nodeHash(b.uid), conns: make(map[connID]struct{}), servers: make(map[string]bool)}
+		p.uid = b.uid
+		c.peers[key] = p
+	}
+	if cs.peer != p {
+		if cs.peer != nil {
+			delete(cs.peer.conns, id)
+		}
+		cs.peer = p
+		p.conns[id] = struct{}{}
+		changed = true
+	}
+	wasLive := p.live(now, c.cfg.wait)
+	p.heard = now
+	if cs.server != "" {
+		p.servers[cs.server] = true
+	}
+	if b.leaving && !p.leaving {
+		p.leaving = true
+		changed = true
+	}
+	if b.full && b.version > p.version {
+		// Newer state: applied even if it came on a slower connection
+		// than a short frame of the same version.
+		p.version = b.version
+		p.keys = make(map[string]struct{}, len(b.keys))
+		for _, k := range b.keys {
+			p.keys[k] = struct{}{}
+		}
+		p.claims, p.votes = b.claims, b.votes
+		for k, cl := range p.claims {
+			c.other[k] = max(c.other[k], cl.term)
+		}
+		for k, v := range p.votes {
+			if v.uid != c.cfg.uid || v.inc != c.cfg.inc {
+				c.other[k] = max(c.other[k], v.term)
+			}
+		}
+		p.ki = nil
+		changed = true
+	}
+	if b.sent > p.sent && b.version == p.version {
+		// The newest frame of the state known: its echo is current.
+		p.sent = b.sent
+		if b.echo > p.echo {
+			p.echo = b.echo
+			if c.quorum() && now-c.refresh >= int64(c.cfg.interval/4) {
+				changed = true // renew the leases
+			}
+		}
+		if p.start != b.start || p.prio != b.prio {
+			p.start, p.prio = b.start, b.prio
+			changed = true
+		}
+		for cid := range p.conns {
+			c.out.echo = append(c.out.echo, connEcho{cid, p.sent})
+		}
+		if c.quorum() && !b.reply && len(p.claims) > 0 {
+			// Echo it back at once: the claimant's lease is anchored at
+			// the send time of its frame this echo names, so a prompt
+			// echo keeps the lease fresh whatever the latency.
+			c.out.reply = append(c.out.reply, id)
+		}
+	}
+	if !wasLive && p.live(now, c.cfg.wait) {
+		changed = true
+	}
+	if p.version > 0 { // heard all of it: resolve its servers
+		c.resolve(now, at, cs.server)
+		for s := range p.servers {
+			c.resolve(now, at, s)
+		}
+	}
+	if changed {
+		c.elect(now)
+	}
+}
+
+func (c *core) dropConn(id connID, cs *connState) {
+	delete(c.conns, id)
+	if cs.peer != nil {
+		delete(cs.peer.conns, id)
+	}
+	c.out.close = append(c.out.close, id)
+}
+
+// setKeys changes this node's key set.
+func (c *core) setKeys(now int64, add, remove []string) {
+	c.begin(now)
+	changed := false
+	for _, k := range add {
+		if _, ok := c.keys[k]; !ok {
+			c.keys[k] = struct{}{}
+			changed = true
+		}
+	}
+	for _, k := range remove {
+		if _, ok := c.keys[k]; ok {
+			delete(c.keys, k)
+			changed = true
+		}
+	}
+	if !changed {
+		return
+	}
+	old, oldSlots := c.ki, c.slots
+	c.ki = newKeyIndex(c.keys)
+	c.slots = make([]slot, 1+len(c.ki.list))
+	c.slots[0] = oldSlots[0]
+	for i, k := range c.ki.list {
+		if j, ok := old.idx[k]; ok {
+			c.slots[i+1] = oldSlots[j+1]
+		}
+	}
+	c.dirty = true
+	c.elect(now)
+}
+
+// setResign and setLeave: Stop's two steps.
+func (c *core) setResign(now int64) {
+	c.begin(now)
+	c.resign = true
+	c.elect(now)
+}
+
+func (c *core) setLeave(now int64) {
+	c.begin(now)
+	c.resign, c.leaving = true, true
+	c.dirty = true
+	c.elect(now)
+	c.out.kick = true
+}
+
+// elect recomputes claims, votes and masterships; it sets c.out.snap and
+// c.out.beat when they change.
+func (c *core) elect(now int64) {
+	c.wake = 0
+	if !c.ready && !c.leaving {
+		c.wakeAt(c.readyAt)
+	}
+	c.collect(now)
+	changed := false
+	for i := range c.slots {
+		if c.claimSlot(now, i) {
+			changed = true
+		}
+	}
+	if c.quorum() {
+		if c.castVotes(now) {
+			changed = true
+		}
+		for i := range c.slots {
+			if c.settle(now, i) {
+				changed = true
+			}
+		}
+		c.refresh = now
+	}
+	if changed || c.dirty {
+		c.version++
+		c.dirty = false
+		c.publish()
+		c.out.kick = true
+	}
+	s := c.snapshot(now)
+	if !s.equal(c.snap) {
+		c.snap = s
+		c.out.snap = s
+	}
+}
+
+func (c *core) wakeAt(t int64) {
+	if c.wake == 0 || t < c.wake {
+		c.wake = t
+	}
+}
+
+// collect fills c.order with the live peers in election order and brings
+// their bitsets up to date.
+func (c *core) collect(now int64) {
+	c.order = c.order[:0]
+	for _, p := range c.peers {
+		if !p.live(now, c.cfg.wait) {
+			continue
+		}
+		if p.ki != c.ki {
+			p.ki = c.ki
+			n := (len(c.ki.list) + 63) / 64
+			p.has, p.acting, p.claimed = make(bitset, n), make(bitset, n), make(bitset, n)
+			for k := range p.keys {
+				if i, ok := c.ki.idx[k]; ok {
+					p.has.set(int(i))
+				}
+			}
+			for k, cl := range p.claims {
+				if i, ok := c.ki.idx[k]; ok && cl.term > 0 {
+					p.claimed.set(int(i))
+					if cl.acting {
+						p.acting.set(int(i))
+					}
+				}
+			}
+		}
+		c.order = append(c.order, p)
+	}
+	sort.Slice(c.order, func(i, j int) bool { return c.order[i].before(c.order[j].rank) })
+}
+
+// slotKey is the key of slot i ("" for the global mastership).
+func (c *core) slotKey(i int) string {
+	if i == 0 {
+		return ""
+	}
+	return c.ki.list[i-1]
+}
+
+// holds reports whether live peer p competes for slot i, and whether it
+// is master of it.
+func (c *core) holds(p *cpeer, i int) (holds, acting bool) {
+	if i == 0 {
+		cl := p.claims[""]
+		return true, cl.term > 0 && cl.acting
+	}
+	return p.has.has(i - 1), p.acting.has(i - 1)
+}
+
+// rightful returns the node the rules name for slot i: with Sticky a
+// live master first; else (and among several masters) the first in
+// order, or for a key with Balance the one of highest weight. self is
+// true when it is this node.
+func (c *core) rightful(i int) (uid string, self bool) {
+	if c.cfg.sticky {
+		// A live master keeps it; among several (a healed partition
+		// without Quorum), the first by the rules below. With Quorum
+		// there are never several: another node that looks like a
+		// master too is seen through stale frames.
+		if c.slots[i].acting && c.quorum() {
+			return c.cfg.uid, true
+		}
+		if uid, self, ok := c.first(i, true); ok {
+			return uid, self
+		}
+	}
+	uid, self, _ = c.first(i, false)
+	return uid, self
+}
+
+// first returns the first by the rules among this node and the live
+// peers that compete for slot i (only the masters of it, with masters).
+func (c *core) first(i int, masters bool) (uid string, self, ok bool) {
+	if !masters || c.slots[i].acting {
+		uid, self, ok = c.cfg.uid, true, true
+	}
+	if i > 0 && c.cfg.balance {
+		kh := c.ki.hash[i-1]
+		var bestW uint64
+		if ok {
+			bestW = weight(kh, c.selfH)
+		}
+		for _, p := range c.order {
+			if h, a := c.holds(p, i); !h || masters && !a {
+				continue
+			}
+			if w := weight(kh, p.hash); !ok || w > bestW || w == bestW && p.uid < uid {
+				uid, bestW, self, ok = p.uid, w, false, true
+			}
+		}
+		return uid, self, ok
+	}
+	for _, p := range c.order { // in order: the first that competes
+		if ok && self && !p.before(c.self) {
+			break
+		}
+		if h, a := c.holds(p, i); h && (!masters || a) {
+			return p.uid, false, true
+		}
+	}
+	return uid, self, ok
+}
+
+// claimSlot decides whether this node claims slot i, and with which term.
+// It reports whether its claim changed.
+func (c *core) claimSlot(now int64, i int) bool {
+	s := &c.slots[i]
+	old := s.claim
+	_, mine := c.rightful(i)
+	if !mine || !c.ready || c.resign || c.leaving {
+		if s.acting && !mine && c.ready && !c.resign && !c.leaving {
+			c.yields++
+		}
+		*s = slot{}
+		return old != s.claim
+	}
+	key := c.slotKey(i)
+	if s.term == 0 || !s.acting && (c.other[key] >= s.term || now-s.since > int64(c.cfg.wait+c.margin())) {
+		// A new claim, a candidate outbid, or one that gathered no
+		// quorum for WaitTimeout+M (its voters may have moved on): a
+		// term above every term heard of.
+		t := max(c.other[key], c.used[key], c.maxVote[key].term) + 1
+		if c.quorum() {
+			t = max(t, uint64((now+c.cfg.wallOffset)/1000))
+		}
+		*s = slot{claim: claim{term: t}, since: now}
+		c.used[key] = t
+	}
+	if !c.quorum() && !s.acting {
+		// A master at once, unless a live peer is still master of it: it
+		// steps down as soon as it hears this node, and this node takes
+		// over when it hears that (no overlap on a handoff).
+		s.acting = true
+		for _, p := range c.order {
+			if _, a := c.holds(p, i); a {
+				s.acting = false
+				break
+			}
+		}
+	}
+	return old != s.claim
+}
+
+// castVotes updates this node's votes. It reports whether they changed.
+func (c *core) castVotes(now int64) bool {
+	changed := false
+	// Every key someone claims: this node's slots and the peers' claims.
+	seen := make(map[string]bool)
+	consider := func(key string) {
+		if seen[key] {
+			return
+		}
+		seen[key] = true
+		if c.vote(now, key) {
+			changed = true
+		}
+	}
+	for i := range c.slots {
+		if c.slots[i].term > 0 {
+			consider(c.slotKey(i))
+		}
+	}
+	for _, p := range c.order {
+		for k := range p.claims {
+			consider(k)
+		}
+	}
+	for k := range c.votes {
+		consider(k)
+	}
+	return changed
+}
+
+// vote updates this node's vote for key; it reports whether it changed.
+func (c *core) vote(now int64, key string) bool {
+	if now < c.born+int64(c.cfg.wait+c.margin()) {
+		// A process that may have restarted does not know what its
+		// previous incarnation promised: it votes once every such
+		// promise has run out.
+		c.wakeAt(c.born + int64(c.cfg.wait+c.margin()))
+		return false
+	}
+	cur, has := c.votes[key]
+	if has && !c.released(now, key, cur) {
+		return false
+	}
+	// The best claim above every term voted for: a master first, then
+	// the first in order (or of highest weight, with Balance).
+	var best vote
+	var bestRank rank
+	bestActing, found := false, false
+	floor := c.maxVote[key]
+	kh := keyHash(key)
+	consider := func(uid string, inc uint64, r rank, h uint64, cl claim) {
+		// Never a term at or below one voted for before, but the same
+		// claim again (after its promise was released) is the same
+		// candidacy.
+		if cl.term < floor.term || cl.term == floor.term && (uid != floor.uid || inc != floor.inc) {
+			return
+		}
+		better := !found || cl.acting && !bestActing
+		if found && cl.acting == bestActing {
+			if key != "" && c.cfg.balance {
+				w, bw := weight(kh, h), weight(kh, nodeHash(best.uid))
+				better = w > bw || w == bw && uid < best.uid
+			} else {
+				better = r.before(bestRank)
+			}
+		}
+		if better {
+			best, bestRank, bestActing, found = vote{uid: uid, inc: inc, term: cl.term}, r, cl.acting, true
+		}
+	}
+	if i, ok := c.slotIndex(key); ok && c.slots[i].term > 0 {
+		consider(c.cfg.uid, c.cfg.inc, c.self, c.selfH, c.slots[i].claim)
+	}
+	for _, p := range c.order {
+		if cl, ok := p.claims[key]; ok && cl.term > 0 {
+			consider(p.uid, p.inc, p.rank, p.hash, cl)
+		}
+	}
+	if !found {
+		if has {
+			delete(c.votes, key)
+			return true
+		}
+		return false
+	}
+	c.votes[key] = best
+	c.maxVote[key] = best
+	return !has || cur != best
+}
+
+// slotIndex returns the slot of key, if this node competes for it.
+func (c *core) slotIndex(key string) (int, bool) {
+	if key == "" {
+		return 0, true
+	}
+	i, ok := c.ki.idx[key]
+	return int(i) + 1, ok
+}
+
+// released reports whether this node's promise to claim v of key is over:
+// the claimant withdrew it, left, or has not been heard from for
+// WaitTimeout+M.
+func (c *core) released(now int64, key string, v vote) bool {
+	if v.uid == c.cfg.uid && v.inc == c.cfg.inc {
+		i, ok := c.slotIndex(key)
+		return !ok || c.slots[i].term != v.term
+	}
+	p := c.peers[peerKey(v.uid, v.inc)]
+	if p == nil || p.leaving || p.claims[key].term != v.term {
+		return true
+	}
+	end := p.heard + int64(c.cfg.wait+c.margin())
+	if now >= end {
+		return true
+	}
+	c.wakeAt(end)
+	return false
+}
+
+// settle decides, with Quorum, whether this node's claim of slot i is a
+// mastership: acknowledged by Quorum nodes, itself included, with a lease
+// still running. A mastership that ends spends its term. It reports
+// whether the claim changed.
+func (c *core) settle(now int64, i int) bool {
+	s := &c.slots[i]
+	if s.term == 0 {
+		return false
+	}
+	key := c.slotKey(i)
+	me := vote{uid: c.cfg.uid, inc: c.cfg.inc, term: s.term}
+	var lease int64
+	if c.votes[key] == me {
+		var echoes []int64
+		for _, p := range c.peers {
+			if p.votes[key] == me && p.echo > 0 && !p.leaving {
+				echoes = append(echoes, p.echo)
+			}
+		}
+		if need := c.cfg.quorum - 1; len(echoes) >= need {
+			slices.Sort(echoes)
+			lease = echoes[len(echoes)-need] + int64(c.cfg.wait)
+		}
+	}
+	was := s.acting
+	if lease > now {
+		s.acting, s.lease = true, lease
+		c.wakeAt(lease)
+	} else if was {
+		// The lease ran out: this mastership is over, and its term
+		// spent. The next claim (at the next step) gets a new one.
+		*s = slot{}
+		return true
+	} else {
+		s.lease = 0
+	}
+	return was != s.acting
+}
+
+// snapshot builds the snapshot of the current state.
+func (c *core) snapshot(now int64) *snapshot {
+	s := &snapshot{running: !c.leaving, ready: c.ready && !c.leaving && !c.resign, ki: c.ki, keys: make([]keyState, len(c.ki.list))}
+	if !s.running {
+		return s
+	}
+	st := c.slotState(0)
+	s.master, s.masterUID, s.term, s.lease = st.master, st.uid, st.term, st.lease
+	for i := range s.keys {
+		s.keys[i] = c.slotState(i + 1)
+	}
+	return s
+}
+
+func (c *core) slotState(i int) keyState {
+	sl := c.slots[i]
+	key := c.slotKey(i)
+	term := max(c.used[key], c.other[key])
+	if sl.acting {
+		return keyState{master: true, uid: c.cfg.uid, term: sl.term, lease: sl.lease}
+	}
+	if !c.ready {
+		return keyState{term: term}
+	}
+	// Not master: the master this node knows of, else the one the rules
+	// name.
+	for _, p := range c.order {
+		if h, a := c.holds(p, i); h && a {
+			return keyState{uid: p.uid, term: term}
+		}
+	}
+	uid, self := c.rightful(i)
+	if self && c.resign {
+		uid = ""
+	}
+	return keyState{uid: uid, term: term}
+}
+
+// publish builds the heartbeat this node sends from now on.
+func (c *core) publish() {
+	b := &beat{uid: c.cfg.uid, start: c.cfg.start, inc: c.cfg.inc, prio: c.cfg.prio,
+		leaving: c.leaving, version: c.version, keys: c.ki.list}
+	for i := range c.slots {
+		if c.slots[i].term > 0 && !c.leaving {
+			if b.claims == nil {
+				b.claims = make(map[string]claim)
+			}
+			b.claims[c.slotKey(i)] = c.slots[i].claim
+		}
+	}
+	if len(c.votes) > 0 && !c.leaving {
+		b.votes = make(map[string]vote, len(c.votes))
+		for k, v := range c.votes {
+			b.votes[k] = v
+		}
+	}
+	c.out.beat = b
+}
+
+// snapshot is the published, immutable result of an election. Readers load
+// it atomically; it is never modified after publication.
+type snapshot struct {
+	running   bool
+	ready     bool
+	master    bool
+	masterUID string
+	term      uint64
+	// lease, with Quorum, is when (mono) this node's global mastership
+	// ends unless renewed: past it, IsMaster is false even if the elector
+	// could not run (a starved or paused process).
+	lease int64
+	ki    *keyIndex  // this node's keys
+	keys  []keyState // by position in ki
+}
+
+// key returns the state of key, and false for a key this node lacks.
+func (s *snapshot) key(k string) (keyState, bool) {
+	i, ok := s.ki.idx[k]
+	if !ok {
+		return keyState{}, false
+	}
+	return s.keys[i], true
+}
+
+func (s *snapshot) equal(o *snapshot) bool {
+	return s.running == o.running && s.ready == o.ready && s.master == o.master && s.masterUID == o.masterUID &&
+		s.term == o.term && s.lease == o.lease && s.ki == o.ki && slices.Equal(s.keys, o.keys)
+}
+
+// keyState is the mastership of one key.
+type keyState struct {
+	master bool
+	uid    string
+	term   uint64
+	lease  int64 // as snapshot.lease
+}

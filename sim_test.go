@@ -1,0 +1,1004 @@
+package msc
+
+import (
+	"container/heap"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// The deterministic simulator: N election cores (core.go) over a simulated
+// network in virtual time. One seed is one schedule: the same seed gives
+// the same run, event for event. It models what the drivers do (two TCP
+// connections per pair, one dialed by each end, heartbeats both ways on
+// both, a read deadline of WaitTimeout, redialing, the first frame short)
+// and what goes wrong: latency and jitter per link, partitions that hold
+// bytes back and deliver them late and in order or reset the connections,
+// symmetric, asymmetric and partial, flapping links, pauses, crashes and
+// restarts (a new incarnation), graceful stops, slow processes, clock
+// rates that drift apart, and keys added and removed during faults. The
+// invariants are checked after every step.
+
+var (
+	simSeeds = flag.Int("sim.seeds", 2000, "TestSimulate: how many seeds to run")
+	simFirst = flag.Uint64("sim.first", 1, "TestSimulate: the first seed")
+	simSeed  = flag.Uint64("sim.seed", 0, "TestSimulate: run only this seed")
+	simTrace = flag.Bool("sim.trace", false, "TestSimulate: print the trace of every step")
+)
+
+// simDrift is the largest clock rate difference the simulator gives a
+// node (±), within the bound the README states.
+const simDrift = 0.05
+
+// TestSimulate runs many seeds, then the regressions in testdata/sim.
+func TestSimulate(t *testing.T) {
+	if *simSeed != 0 {
+		if err := runSim(*simSeed, *simTrace, os.Stdout); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	seeds := []uint64{}
+	if b, err := os.ReadFile(filepath.Join("testdata", "sim", "regressions")); err == nil {
+		for _, l := range strings.Fields(string(b)) {
+			if s, err := strconv.ParseUint(l, 10, 64); err == nil {
+				seeds = append(seeds, s)
+			}
+		}
+	}
+	n := *simSeeds
+	if testing.Short() {
+		n = min(n, 200)
+	}
+	for i := range n {
+		seeds = append(seeds, *simFirst+uint64(i))
+	}
+	// Two workers: a seed's run is independent of every other.
+	var mu sync.Mutex
+	var failed []uint64
+	var wg sync.WaitGroup
+	next := atomic.Int64{}
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				mu.Lock()
+				stop := i >= len(seeds) || len(failed) >= 3
+				mu.Unlock()
+				if stop {
+					return
+				}
+				if runSim(seeds[i], false, nil) != nil {
+					mu.Lock()
+					failed = append(failed, seeds[i])
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	slices.Sort(failed)
+	for _, seed := range failed {
+		var trace strings.Builder
+		err := runSim(seed, true, &trace) // again, with the trace
+		lines := strings.Split(strings.TrimRight(trace.String(), "\n"), "\n")
+		t.Errorf("seed %d: %v\n(replay: go test -run TestSimulate -sim.seed=%d -sim.trace)\nlast steps:\n%s",
+			seed, err, seed, strings.Join(lines[max(0, len(lines)-40):], "\n"))
+	}
+	virtual := time.Duration(len(seeds)) * simLength
+	t.Logf("%d seeds, %v of virtual time", len(seeds), virtual)
+}
+
+// simLength is how long a schedule runs: faults until simFaultsEnd, then
+// quiet until the agreement check.
+const (
+	simFaultsEnd = 6 * time.Second
+	simLength    = 9 * time.Second
+)
+
+type simEvent struct {
+	at   int64 // virtual ns
+	seq  uint64
+	kind int
+	node int
+	inc  int // the node's incarnation the event is for
+	conn *simConn
+	dir  int // which end receives (0: the dialer, 1: the listener)
+	msg  *beatMsg
+	wake int64 // seWake: the wake-up time it was armed for
+	fn   func()
+}
+
+const (
+	seTick = iota
+	seWake
+	seDeliver // a frame reaches an end of conn
+	seDown    // conn ends at an end
+	seDial
+	seFn
+)
+
+type simQueue []*simEvent
+
+func (q simQueue) Len() int { return len(q) }
+func (q simQueue) Less(i, j int) bool {
+	if q[i].at != q[j].at {
+		return q[i].at < q[j].at
+	}
+	return q[i].seq < q[j].seq
+}
+func (q simQueue) Swap(i, j int) { q[i], q[j] = q[j], q[i] }
+func (q *simQueue) Push(x any)   { *q = append(*q, x.(*simEvent)) }
+func (q *simQueue) Pop() any {
+	old := *q
+	e := old[len(old)-1]
+	*q = old[:len(old)-1]
+	return e
+}
+
+// simConn is a TCP connection between two nodes: end 0 dialed, end 1
+// accepted.
+type simConn struct {
+	id      [2]connID
+	node    [2]int
+	inc     [2]int
+	up      [2]bool   // the end is open
+	sentVer [2]uint64 // version of the full form last sent by each end; 0: nothing yet
+	echo    [2]int64
+	lastIn  [2]int64       // virtual time each end last received a frame
+	arrive  [2]int64       // in-order delivery: the last arrival time scheduled, per receiving end
+	held    [2][]*simEvent // frames held back by a partition, per receiving end
+}
+
+type simNode struct {
+	i        int
+	inc      int
+	alive    bool
+	core     *core
+	cfg      coreConfig
+	rate     float64 // clock rate
+	off      int64   // clock offset
+	pausedTo int64   // virtual: paused until then
+	slow     int64   // virtual: each step of a slow process is delayed up to this
+	busy     int64   // virtual: a slow process is busy until then
+	lastTick int64   // local: the driver's last tick
+	keys     []string
+	nextTick int64
+	conns    map[connID]*simConn
+	beat     *beat // the heartbeat its core published last
+	stopping bool
+	pending  []*simEvent // events that arrived while paused
+	armed    int64       // the wake-up time a seWake event is pending for
+	prio     int64
+	start    int64
+	// fn: the RunAsMaster functions running (mastership seen in the last
+	// snapshot), per key ("" global), with their terms.
+	fn map[string]uint64
+}
+
+type sim struct {
+	rng    *rand.Rand
+	now    int64
+	q      simQueue
+	seq    uint64
+	nodes  []*simNode
+	n      int
+	cfg    coreConfig // shared options
+	lat    [][2]int64 // [i*n+j]: min, jitter of latency from i to j
+	cut    []int      // [i*n+j]: 0 up, 1 hold, 2 reset
+	nextID connID
+	out    func(string, ...any)
+	err    error
+	// terms of masterships started, per key: the highest.
+	terms     map[string]uint64
+	keysPool  []string
+	lastFault int64
+	wall      int64
+	steps     int
+	quiet     bool // faults have stopped
+}
+
+func (s *sim) push(e *simEvent) {
+	s.seq++
+	e.seq = s.seq
+	heap.Push(&s.q, e)
+}
+
+func (s *sim) local(n *simNode, t int64) int64 { return n.off + int64(float64(t)*n.rate) }
+
+func (s *sim) fail(format string, args ...any) {
+	if s.err == nil {
+		s.err = fmt.Errorf("t=%v: %s", time.Duration(s.now), fmt.Sprintf(format, args...))
+		s.out("VIOLATION %v", s.err)
+	}
+}
+
+// runSim runs one seed; trace receives every step when on.
+func runSim(seed uint64, trace bool, w interface{ Write([]byte) (int, error) }) error {
+	s := &sim{rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), terms: map[string]uint64{}}
+	s.out = func(f string, a ...any) {
+		if trace {
+			fmt.Fprintf(w, "%10.3fms "+f+"\n", append([]any{float64(s.now) / 1e6}, a...)...)
+		}
+	}
+	r := s.rng
+	s.n = []int{1, 2, 3, 3, 3, 4, 5, 5, 6, 7, 9}[r.IntN(11)]
+	interval := 100 * time.Millisecond
+	wait := []time.Duration{3 * interval, 3 * interval, 4 * interval, 5 * interval}[r.IntN(4)]
+	s.cfg = coreConfig{interval: interval, wait: wait, sticky: r.IntN(3) == 0, balance: r.IntN(3) == 0}
+	if r.IntN(2) == 0 && s.n > 1 {
+		s.cfg.quorum = s.n/2 + 1
+	}
+	s.keysPool = []string{"a", "b", "c", "d"}
+	s.out("seed %d: n=%d interval=%v wait=%v quorum=%d sticky=%v balance=%v", seed, s.n, interval, wait, s.cfg.quorum, s.cfg.sticky, s.cfg.balance)
+	s.lat = make([][2]int64, s.n*s.n)
+	s.cut = make([]int, s.n*s.n)
+	for i := range s.lat {
+		s.lat[i] = [2]int64{int64(r.IntN(30)) * int64(time.Millisecond), int64(r.IntN(20)+1) * int64(time.Millisecond)}
+	}
+	s.wall = 1_700_000_000 * int64(time.Second)
+	for i := range s.n {
+		n := &simNode{i: i}
+		s.nodes = append(s.nodes, n)
+		if r.IntN(4) == 0 {
+			n.prio = int64(r.IntN(3))
+		}
+		n.start = int64(r.IntN(3)) * int64(time.Second) // ties broken by UID
+		for _, k := range s.keysPool {
+			if r.IntN(2) == 0 {
+				n.keys = append(n.keys, k)
+			}
+		}
+		// A clean start: every node listens at once (each dials the
+		// others just after).
+		s.push(&simEvent{at: 0, kind: seFn, fn: func() { s.boot(n) }})
+	}
+	s.schedule()
+	for s.q.Len() > 0 && s.err == nil {
+		e := heap.Pop(&s.q).(*simEvent)
+		if e.at > int64(simLength) {
+			break
+		}
+		s.now = e.at
+		s.step(e)
+		s.steps++
+		if s.steps > 2_000_000 {
+			return fmt.Errorf("seed %d: runaway schedule", seed)
+		}
+	}
+	if s.err == nil {
+		s.now = int64(simLength)
+		s.checkAgreement()
+	}
+	return s.err
+}
+
+// boot starts node n (again: a new incarnation, younger).
+func (s *sim) boot(n *simNode) {
+	n.inc++
+	n.alive, n.stopping = true, false
+	n.rate = 1 + (s.rng.Float64()*2-1)*simDrift
+	n.off = int64(s.rng.IntN(1000)) * int64(time.Second)
+	if n.inc > 1 {
+		n.start = s.now + 10*int64(time.Second)
+	}
+	n.conns = map[connID]*simConn{}
+	n.beat = nil
+	n.fn = map[string]uint64{}
+	n.pausedTo, n.armed = 0, 0
+	cfg := s.cfg
+	cfg.uid = fmt.Sprintf("n%d", n.i)
+	cfg.inc = uint64(n.inc)
+	cfg.start = n.start
+	cfg.prio = n.prio
+	// The wall clock: within ±20ms of the true time.
+	cfg.wallOffset = s.wall + s.now - s.local(n, s.now) + int64(s.rng.IntN(40)-20)*int64(time.Millisecond)
+	n.cfg = cfg
+	servers := []string{}
+	for j := range s.n {
+		if j != n.i {
+			servers = append(servers, strconv.Itoa(j))
+		}
+	}
+	lt := s.local(n, s.now)
+	n.lastTick = lt
+	n.core = newCore(cfg, n.keys, servers, lt)
+	s.out("n%d boots (inc %d, start %d, prio %d, keys %v)", n.i, n.inc, n.start, n.prio, n.keys)
+	s.apply(n)
+	for j := range s.n {
+		if j != n.i {
+			s.dial(n, j, 1000)
+		}
+	}
+	s.push(&simEvent{at: s.now + int64(float64(s.cfg.interval)/n.rate), kind: seTick, node: n.i, inc: n.inc})
+}
+
+// dial connects n to node j after delay, if the link lets a handshake through.
+func (s *sim) dial(n *simNode, j int, delay int64) {
+	inc := n.inc
+	s.push(&simEvent{at: s.now + delay, kind: seFn, fn: func() {
+		if !n.alive || n.inc != inc || n.stopping {
+			return
+		}
+		m := s.nodes[j]
+		if !m.alive || m.stopping || s.cut[n.i*s.n+j] != 0 || s.cut[j*s.n+n.i] != 0 {
+			// Unreachable: report it, retry after an Interval.
+			s.nodeStep(n, func(lt int64) { n.core.unreachable(lt, lt, strconv.Itoa(j)) })
+			s.dial(n, j, int64(s.cfg.interval)+int64(s.rng.IntN(int(s.cfg.interval))))
+			return
+		}
+		c := &simConn{node: [2]int{n.i, j}, inc: [2]int{n.inc, m.inc}, up: [2]bool{true, true}}
+		s.nextID++
+		c.id[0] = s.nextID
+		s.nextID++
+		c.id[1] = s.nextID
+		rtt := s.latency(n.i, j) + s.latency(j, n.i)
+		// Both ends are up after the handshake; the dialer's end is the one
+		// that redials when it ends.
+		s.push(&simEvent{at: s.now + rtt, kind: seFn, fn: func() {
+			for end := range 2 {
+				x := s.nodes[c.node[end]]
+				if !x.alive || x.inc != c.inc[end] {
+					s.closeConn(c, end, false)
+					continue
+				}
+				x.conns[c.id[end]] = c
+				c.lastIn[end] = s.now
+				server := ""
+				if end == 0 {
+					server = strconv.Itoa(j)
+				}
+				s.nodeStep(x, func(lt int64) { x.core.up(lt, c.id[end], server) })
+				s.send(x, c, end, false)
+			}
+		}})
+	}})
+}
+
+func (s *sim) latency(i, j int) int64 {
+	l := s.lat[i*s.n+j]
+	return l[0] + s.rng.Int64N(l[1])
+}
+
+// send sends n's current heartbeat on its end of c.
+func (s *sim) send(n *simNode, c *simConn, end int, reply bool) {
+	if !c.up[end] || !n.alive || s.now < n.pausedTo {
+		return
+	}
+	b := n.beat
+	if b == nil {
+		return
+	}
+	mk := func(full bool) *beatMsg {
+		m := &beatMsg{uid: b.uid, start: b.start, inc: b.inc, prio: b.prio, sent: s.local(n, s.now), echo: c.echo[end],
+			version: b.version, leaving: b.leaving, full: full, reply: reply}
+		if full {
+			m.keys, m.claims, m.votes = b.keys, b.claims, b.votes
+		}
+		return m
+	}
+	if c.sentVer[end] == 0 {
+		s.transmit(c, end, mk(false))
+	}
+	full := c.sentVer[end] != b.version
+	c.sentVer[end] = b.version
+	s.transmit(c, end, mk(full))
+	if b.leaving {
+		s.closeConn(c, end, false)
+	}
+}
+
+// transmit puts a frame from end on the wire toward the other end.
+func (s *sim) transmit(c *simConn, end int, m *beatMsg) {
+	to := 1 - end
+	from, dst := c.node[end], c.node[to]
+	e := &simEvent{kind: seDeliver, node: dst, inc: c.inc[to], conn: c, dir: to, msg: m}
+	s.route(c, from, dst, to, e)
+}
+
+// route schedules e (a frame or the end of the stream) in order toward
+// end to of c, or holds it back while the link is cut.
+func (s *sim) route(c *simConn, from, dst, to int, e *simEvent) {
+	switch s.cut[from*s.n+dst] {
+	case 1:
+		c.held[to] = append(c.held[to], e)
+		return
+	case 2:
+		return // lost: the connection is being reset
+	}
+	e.at = max(s.now+s.latency(from, dst), c.arrive[to])
+	c.arrive[to] = e.at
+	s.push(e)
+}
+
+// closeConn closes end of c; the other end learns it after the frames in
+// flight, or at once with reset.
+func (s *sim) closeConn(c *simConn, end int, reset bool) {
+	if !c.up[end] {
+		return
+	}
+	c.up[end] = false
+	n := s.nodes[c.node[end]]
+	if n.alive && n.inc == c.inc[end] {
+		if _, ok := n.conns[c.id[end]]; ok {
+			delete(n.conns, c.id[end])
+			s.nodeStep(n, func(lt int64) { n.core.down(lt, c.id[end]) })
+			if end == 0 && !n.stopping {
+				s.dial(n, c.node[1], int64(s.rng.IntN(int(s.cfg.interval/2))))
+			}
+		}
+	}
+	to := 1 - end
+	e := &simEvent{kind: seDown, node: c.node[to], inc: c.inc[to], conn: c, dir: to}
+	if reset {
+		e.at = s.now + s.latency(c.node[end], c.node[to])
+		s.push(e)
+		return
+	}
+	s.route(c, c.node[end], c.node[to], to, e)
+}
+
+// nodeStep runs fn on n's core at its local time now and applies the
+// outputs.
+func (s *sim) nodeStep(n *simNode, fn func(lt int64)) {
+	lt := s.local(n, s.now)
+	fn(lt)
+	s.apply(n)
+}
+
+// apply carries out what n's core asked, like the elector, then checks
+// the invariants.
+func (s *sim) apply(n *simNode) {
+	o := n.core.out
+	n.core.out = coreOut{}
+	if o.beat != nil {
+		n.beat = o.beat
+	}
+	for _, ec := range o.echo {
+		if c := n.conns[ec.id]; c != nil {
+			end := 0
+			if c.id[1] == ec.id {
+				end = 1
+			}
+			c.echo[end] = ec.echo
+		}
+	}
+	for _, id := range o.close {
+		if c := n.conns[id]; c != nil {
+			end := 0
+			if c.id[1] == id {
+				end = 1
+			}
+			s.closeConn(c, end, false)
+		}
+	}
+	for _, id := range o.reply {
+		if c := n.conns[id]; c != nil {
+			end := 0
+			if c.id[1] == id {
+				end = 1
+			}
+			s.send(n, c, end, true)
+		}
+	}
+	if o.kick {
+		ids := make([]connID, 0, len(n.conns))
+		for id := range n.conns {
+			ids = append(ids, id)
+		}
+		slices.Sort(ids)
+		for _, id := range ids {
+			c := n.conns[id]
+			end := 0
+			if c.id[1] == id {
+				end = 1
+			}
+			s.send(n, c, end, false)
+		}
+	}
+	if o.snap != nil {
+		s.observe(n, o.snap)
+	}
+	if n.core.yields > 0 && s.cfg.sticky && s.cfg.quorum > 1 {
+		s.fail("sticky: n%d gave up a mastership to another live node", n.i)
+	}
+	s.check()
+}
+
+// observe follows n's masterships as RunAsMaster would: one starts when a
+// snapshot shows it, ends when one no longer does.
+func (s *sim) observe(n *simNode, snap *snapshot) {
+	seen := map[string]keyState{}
+	if snap.running {
+		seen[""] = keyState{master: snap.master, term: snap.term, uid: snap.masterUID}
+		for i, k := range snap.ki.list {
+			seen[k] = snap.keys[i]
+		}
+	}
+	for k, term := range n.fn {
+		if st := seen[k]; !st.master || st.term != term {
+			s.out("n%d ends mastership of %q term %d", n.i, k, term)
+			delete(n.fn, k)
+		}
+	}
+	for k, st := range seen {
+		if !st.master || n.fn[k] == st.term && n.fn[k] != 0 {
+			continue
+		}
+		if _, ok := n.fn[k]; ok {
+			continue
+		}
+		n.fn[k] = st.term
+		s.out("n%d starts mastership of %q term %d", n.i, k, st.term)
+		if s.cfg.quorum > 1 {
+			if st.term <= s.terms[k] {
+				s.fail("fencing: n%d is master of %q with term %d, not above %d used before", n.i, k, st.term, s.terms[k])
+			}
+			// No other node's RunAsMaster still runs.
+			for _, m := range s.nodes {
+				if m != n && m.alive && s.now >= m.pausedTo {
+					if t, ok := m.fn[k]; ok {
+						s.fail("quorum: n%d starts %q (term %d) while n%d still runs it (term %d)", n.i, k, st.term, m.i, t)
+					}
+				}
+			}
+		}
+		s.terms[k] = max(s.terms[k], st.term)
+	}
+}
+
+// isMaster is IsMaster(ByKey) of n at the current instant.
+func (s *sim) isMaster(n *simNode, k string) bool {
+	if !n.alive || s.now < n.pausedTo {
+		return false
+	}
+	snap := n.core.snap
+	var st keyState
+	if k == "" {
+		st = keyState{master: snap.master, lease: snap.lease}
+	} else {
+		st, _ = snap.key(k)
+	}
+	lt := s.local(n, s.now)
+	return st.master && (st.lease == 0 || lt < st.lease) && lt-n.lastTick <= int64(s.cfg.wait)
+}
+
+// check verifies that no two nodes are master of anything at this instant
+// (with Quorum; without it, until the first fault).
+func (s *sim) check() {
+	if s.cfg.quorum <= 1 && s.lastFault != 0 {
+		return
+	}
+	for _, k := range append([]string{""}, s.keysPool...) {
+		var who []int
+		for _, n := range s.nodes {
+			if s.isMaster(n, k) {
+				who = append(who, n.i)
+			}
+		}
+		if len(who) > 1 {
+			s.fail("two masters of %q: %v", k, who)
+		}
+	}
+}
+
+// checkAgreement: after the faults, every live node agrees on one master,
+// globally and per key, the one the rules name.
+func (s *sim) checkAgreement() {
+	var live []*simNode
+	for _, n := range s.nodes {
+		if n.alive && !n.stopping {
+			live = append(live, n)
+		}
+	}
+	if len(live) == 0 {
+		return
+	}
+	for _, k := range append([]string{""}, s.keysPool...) {
+		var holders []*simNode
+		for _, n := range live {
+			if k == "" || slices.Contains(n.keys, k) {
+				holders = append(holders, n)
+			}
+		}
+		if len(holders) == 0 {
+			continue
+		}
+		var masters []int
+		uids := map[string]bool{}
+		for _, n := range holders {
+			if s.isMaster(n, k) {
+				masters = append(masters, n.i)
+			}
+			var uid string
+			if k == "" {
+				uid = n.core.snap.masterUID
+			} else {
+				st, _ := n.core.snap.key(k)
+				uid = st.uid
+			}
+			uids[uid] = true
+		}
+		if len(masters) != 1 || len(uids) != 1 {
+			for _, n := range live {
+				i, ok := n.core.slotIndex(k)
+				var sl slot
+				if ok {
+					sl = n.core.slots[i]
+				}
+				s.out("n%d: ready %v slot %+v vote %+v maxVote %d other %d used %d live %d", n.i, n.core.ready, sl,
+					n.core.votes[k], n.core.maxVote[k].term, n.core.other[k], n.core.used[k], len(n.core.order))
+				for _, p := range n.core.peers {
+					s.out("   peer %s/%d live %v claims %+v votes %+v echo %d", p.uid, p.inc, p.live(s.local(n, s.now), s.cfg.wait), p.claims[k], p.votes[k], p.echo)
+				}
+			}
+			s.fail("no agreement on %q after the faults: masters %v, named %v", k, masters, uids)
+			return
+		}
+		if s.cfg.quorum > 1 && len(live) < s.cfg.quorum {
+			continue
+		}
+		if !s.cfg.sticky {
+			want := s.rightful(holders, k)
+			if masters[0] != want {
+				s.fail("%q: master n%d, the rules name n%d", k, masters[0], want)
+			}
+		}
+	}
+}
+
+// rightful is the node the README's rules name among holders.
+func (s *sim) rightful(holders []*simNode, k string) int {
+	best := holders[0]
+	for _, n := range holders[1:] {
+		if k != "" && s.cfg.balance {
+			kh := keyHash(k)
+			w, bw := weight(kh, nodeHash(n.cfg.uid)), weight(kh, nodeHash(best.cfg.uid))
+			if w > bw || w == bw && n.cfg.uid < best.cfg.uid {
+				best = n
+			}
+			continue
+		}
+		if (rank{n.prio, n.start, n.cfg.uid}).before(rank{best.prio, best.start, best.cfg.uid}) {
+			best = n
+		}
+	}
+	return best.i
+}
+
+// step handles one event.
+func (s *sim) step(e *simEvent) {
+	if e.kind == seFn {
+		e.fn()
+		return
+	}
+	n := s.nodes[e.node]
+	if !n.alive || n.inc != e.inc {
+		return
+	}
+	if s.now < n.pausedTo {
+		n.pending = append(n.pending, e) // handled at resume
+		return
+	}
+	if n.slow > 0 && e.kind != seWake {
+		if s.now < n.busy {
+			e.at = n.busy
+			s.push(e)
+			return
+		}
+		n.busy = s.now + s.rng.Int64N(n.slow)
+	}
+	switch e.kind {
+	case seTick:
+		lt := s.local(n, s.now)
+		n.lastTick = lt
+		s.nodeStep(n, func(lt int64) { n.core.tick(lt) })
+		// The read deadline: a connection silent for WaitTimeout ends.
+		for _, c := range sortedConns(n) {
+			end := 0
+			if c.id[1] != 0 && n.conns[c.id[1]] == c && c.node[1] == n.i {
+				end = 1
+			}
+			if s.now-c.lastIn[end] > int64(float64(s.cfg.wait)/n.rate) {
+				s.closeConn(c, end, false)
+			}
+		}
+		s.push(&simEvent{at: s.now + int64(float64(s.cfg.interval)/n.rate), kind: seTick, node: n.i, inc: n.inc})
+	case seWake:
+		if e.wake != n.armed {
+			return // superseded
+		}
+		n.armed = 0
+		lt := s.local(n, s.now)
+		if w := n.core.wake; w != 0 && w <= lt {
+			n.lastTick = lt
+			s.nodeStep(n, func(lt int64) { n.core.tick(lt) })
+		}
+	case seDeliver:
+		c := e.conn
+		if !c.up[e.dir] {
+			return
+		}
+		c.lastIn[e.dir] = s.now
+		m := e.msg
+		s.nodeStep(n, func(lt int64) { n.core.recv(lt, lt, c.id[e.dir], m) })
+		if m.leaving {
+			s.closeConn(c, e.dir, false)
+		}
+	case seDown:
+		s.closeConn(e.conn, e.dir, false)
+	}
+	s.arm(n)
+}
+
+// arm schedules the wake-up n's core asks for, like the elector's timer.
+func (s *sim) arm(n *simNode) {
+	w := n.core.wake
+	if w == 0 || w == n.armed || !n.alive {
+		return
+	}
+	n.armed = w
+	lt := s.local(n, s.now)
+	s.push(&simEvent{at: s.now + max(0, int64(float64(w-lt)/n.rate)) + 1, kind: seWake, node: n.i, inc: n.inc, wake: w})
+}
+
+func sortedConns(n *simNode) []*simConn {
+	ids := make([]connID, 0, len(n.conns))
+	for id := range n.conns {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	out := make([]*simConn, 0, len(ids))
+	for _, id := range ids {
+		out = append(out, n.conns[id])
+	}
+	return out
+}
+
+// schedule plans the faults of this seed, until simFaultsEnd.
+func (s *sim) schedule() {
+	r := s.rng
+	at := int64(time.Second) + r.Int64N(int64(time.Second))
+	for at < int64(simFaultsEnd) {
+		t := at
+		kind := r.IntN(10)
+		d := int64(r.IntN(1500)+50) * int64(time.Millisecond)
+		i, j := r.IntN(s.n), r.IntN(s.n)
+		s.push(&simEvent{at: t, kind: seFn, fn: func() { s.fault(kind, i, j, d) }})
+		at += int64(r.IntN(800)+100) * int64(time.Millisecond)
+	}
+	s.push(&simEvent{at: int64(simFaultsEnd), kind: seFn, fn: s.healAll})
+	// Restarts planned by the faults happen by simFaultsEnd+1.5s.
+}
+
+// fault injects one fault.
+func (s *sim) fault(kind, i, j int, d int64) {
+	if s.quiet {
+		return
+	}
+	s.lastFault = s.now
+	n := s.nodes[i]
+	switch kind {
+	case 0, 1: // partition i from the others: hold or reset, maybe one way
+		mode := 1 + s.rng.IntN(2)
+		oneWay := s.rng.IntN(3)
+		s.out("FAULT partition n%d mode %d oneway %d for %v", i, mode, oneWay, time.Duration(d))
+		for k := range s.n {
+			if k != i {
+				if oneWay != 1 {
+					s.setCut(i, k, mode)
+				}
+				if oneWay != 2 {
+					s.setCut(k, i, mode)
+				}
+			}
+		}
+		s.push(&simEvent{at: s.now + d, kind: seFn, fn: func() {
+			for k := range s.n {
+				s.setCut(i, k, 0)
+				s.setCut(k, i, 0)
+			}
+		}})
+	case 2: // cut one link (a partial partition), maybe one way
+		if i == j {
+			return
+		}
+		mode := 1 + s.rng.IntN(2)
+		s.out("FAULT cut n%d→n%d mode %d for %v", i, j, mode, time.Duration(d))
+		s.setCut(i, j, mode)
+		if s.rng.IntN(2) == 0 {
+			s.setCut(j, i, mode)
+		}
+		s.push(&simEvent{at: s.now + d, kind: seFn, fn: func() { s.setCut(i, j, 0); s.setCut(j, i, 0) }})
+	case 3: // flapping link
+		if i == j {
+			return
+		}
+		s.out("FAULT flap n%d–n%d", i, j)
+		for k := int64(0); k < 6; k++ {
+			on := k%2 == 0
+			s.push(&simEvent{at: s.now + k*d/6, kind: seFn, fn: func() {
+				m := 0
+				if on {
+					m = 1
+				}
+				s.setCut(i, j, m)
+				s.setCut(j, i, m)
+			}})
+		}
+	case 4: // pause
+		if !n.alive || s.now < n.pausedTo {
+			return
+		}
+		s.out("FAULT pause n%d for %v", i, time.Duration(d))
+		n.pausedTo = s.now + d
+		inc := n.inc
+		s.push(&simEvent{at: s.now + d, kind: seFn, fn: func() { s.resume(n, inc, d) }})
+	case 5: // crash, restart later
+		if !n.alive {
+			return
+		}
+		s.out("FAULT crash n%d, restart after %v", i, time.Duration(d))
+		s.crash(n)
+		inc := n.inc
+		s.push(&simEvent{at: s.now + d, kind: seFn, fn: func() { s.restart(n, inc) }})
+	case 6: // graceful stop, restart later
+		if !n.alive || n.stopping || s.now < n.pausedTo {
+			return
+		}
+		s.out("FAULT stop n%d, restart after %v", i, time.Duration(d))
+		s.stop(n)
+		inc := n.inc
+		s.push(&simEvent{at: s.now + max(d, int64(s.cfg.wait)), kind: seFn, fn: func() { s.restart(n, inc) }})
+	case 7: // slow process
+		s.out("FAULT slow n%d for %v", i, time.Duration(d))
+		n.slow = int64(s.rng.IntN(int(s.cfg.interval / 4)))
+		s.push(&simEvent{at: s.now + d, kind: seFn, fn: func() { n.slow = 0 }})
+	case 8: // keys added and removed
+		if !n.alive || s.now < n.pausedTo {
+			return
+		}
+		k := s.keysPool[s.rng.IntN(len(s.keysPool))]
+		if slices.Contains(n.keys, k) {
+			s.out("FAULT n%d removes key %q", i, k)
+			n.keys = slices.DeleteFunc(slices.Clone(n.keys), func(x string) bool { return x == k })
+			s.nodeStep(n, func(lt int64) { n.core.setKeys(lt, nil, []string{k}) })
+		} else {
+			s.out("FAULT n%d adds key %q", i, k)
+			n.keys = append(slices.Clone(n.keys), k)
+			s.nodeStep(n, func(lt int64) { n.core.setKeys(lt, []string{k}, nil) })
+		}
+	case 9: // latency change on a link
+		s.lat[i*s.n+j] = [2]int64{int64(s.rng.IntN(50)) * int64(time.Millisecond), int64(s.rng.IntN(20)+1) * int64(time.Millisecond)}
+	}
+}
+
+// setCut sets the link from i to j: 0 up (held frames go out in order), 1
+// hold, 2 reset (every connection between them ends).
+func (s *sim) setCut(i, j, mode int) {
+	if i == j {
+		return
+	}
+	was := s.cut[i*s.n+j]
+	s.cut[i*s.n+j] = mode
+	if mode == 2 {
+		for _, n := range []*simNode{s.nodes[i], s.nodes[j]} {
+			for _, c := range sortedConns(n) {
+				if c.node[0] == i && c.node[1] == j || c.node[0] == j && c.node[1] == i {
+					for end := range 2 {
+						c.held[end] = nil
+						s.closeConn(c, end, true)
+					}
+				}
+			}
+		}
+	}
+	if mode == 0 && was == 1 {
+		// Deliver what was held, in order, on every connection from i to j.
+		for _, n := range []*simNode{s.nodes[j]} {
+			for _, c := range sortedConns(n) {
+				for end := range 2 {
+					if c.node[end] == j && c.node[1-end] == i {
+						held := c.held[end]
+						c.held[end] = nil
+						for _, e := range held {
+							s.route(c, i, j, end, e)
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+func (s *sim) resume(n *simNode, inc int, d int64) {
+	if !n.alive || n.inc != inc {
+		return
+	}
+	n.pausedTo = 0
+	// Stale master: a process paused for longer than WaitTimeout answers
+	// false before its elector has run.
+	if d > int64(s.cfg.wait) {
+		for _, k := range append([]string{""}, n.keys...) {
+			if s.isMaster(n, k) {
+				s.fail("stale master: n%d answers IsMaster(%q) after a pause of %v", n.i, k, time.Duration(d))
+			}
+		}
+	}
+	s.out("n%d resumes", n.i)
+	pending := n.pending
+	n.pending = nil
+	// The timers fire first (the elector notices the pause), then the
+	// reads.
+	s.push(&simEvent{at: s.now, kind: seTick, node: n.i, inc: n.inc})
+	for _, e := range pending {
+		if e.kind != seTick {
+			e.at = s.now
+			s.push(e)
+		}
+	}
+}
+
+// restart starts incarnation inc of n again, unless that happened
+// already.
+func (s *sim) restart(n *simNode, inc int) {
+	if n.inc != inc {
+		return
+	}
+	if n.alive {
+		s.crash(n)
+	}
+	s.boot(n)
+}
+
+func (s *sim) crash(n *simNode) {
+	for _, c := range sortedConns(n) {
+		for end := range 2 {
+			if c.node[end] == n.i {
+				c.up[end] = false
+				e := &simEvent{kind: seDown, node: c.node[1-end], inc: c.inc[1-end], conn: c, dir: 1 - end}
+				e.at = s.now + s.latency(n.i, c.node[1-end])
+				s.push(e)
+			}
+		}
+	}
+	n.alive = false
+	n.conns = nil
+	n.fn = map[string]uint64{}
+	n.pending = nil
+}
+
+func (s *sim) stop(n *simNode) {
+	n.stopping = true
+	s.nodeStep(n, func(lt int64) { n.core.setResign(lt) })
+	s.nodeStep(n, func(lt int64) { n.core.setLeave(lt) })
+	inc := n.inc
+	s.push(&simEvent{at: s.now + int64(s.cfg.wait), kind: seFn, fn: func() {
+		if n.inc == inc && n.alive {
+			s.crash(n)
+		}
+	}})
+}
+
+func (s *sim) healAll() {
+	s.out("faults end: heal everything")
+	for i := range s.n {
+		for j := range s.n {
+			s.setCut(i, j, 0)
+		}
+		n := s.nodes[i]
+		n.slow = 0
+	}
+	s.quiet = true
+}
