@@ -93,6 +93,7 @@ type cpeer struct {
 	sent    int64           // its clock: send time of its newest frame processed
 	echo    int64           // this node's clock: send time of this node's newest frame it had processed
 	version uint64          // version of its state (keys, claims, votes) known; 0: none yet
+	newest  uint64          // the newest version its frames announced
 	leaving bool
 	keys    map[string]struct{}
 	claims  map[string]claim
@@ -108,6 +109,11 @@ type cpeer struct {
 func (p *cpeer) live(now int64, wait time.Duration) bool {
 	return len(p.conns) > 0 && !p.leaving && p.version > 0 && time.Duration(now-p.heard) <= wait
 }
+
+// current reports whether p's newest state is known: a frame announced no
+// newer one (its full form follows on that connection). Until then, that
+// p was master may be stale.
+func (p *cpeer) current() bool { return p.version >= p.newest }
 
 func peerKey(uid string, inc uint64) string {
 	return uid + "/" + strconv.FormatUint(inc, 16)
@@ -361,6 +367,7 @@ func (c *core) recv(now, at int64, id connID, b *beatMsg) {
 	}
 	wasLive := p.live(now, c.cfg.wait)
 	p.heard = now
+	p.newest = max(p.newest, b.version)
 	if cs.server != "" {
 		p.servers[cs.server] = true
 	}
@@ -564,7 +571,7 @@ func (c *core) slotKey(i int) string {
 }
 
 // holds reports whether live peer p competes for slot i, and whether it
-// is master of it.
+// is master of it as far as this node knows (see cpeer.current).
 func (c *core) holds(p *cpeer, i int) (holds, acting bool) {
 	if i == 0 {
 		cl := p.claims[""]
@@ -607,7 +614,7 @@ func (c *core) first(i int, masters bool) (uid string, self, ok bool) {
 			bestW = weight(kh, c.selfH)
 		}
 		for _, p := range c.order {
-			if h, a := c.holds(p, i); !h || masters && !a {
+			if h, a := c.holds(p, i); !h || masters && (!a || !p.current()) {
 				continue
 			}
 			if w := weight(kh, p.hash); !ok || w > bestW || w == bestW && p.uid < uid {
@@ -620,7 +627,7 @@ func (c *core) first(i int, masters bool) (uid string, self, ok bool) {
 		if ok && self && !p.before(c.self) {
 			break
 		}
-		if h, a := c.holds(p, i); h && (!masters || a) {
+		if h, a := c.holds(p, i); h && (!masters || a && p.current()) {
 			return p.uid, false, true
 		}
 	}
@@ -658,7 +665,7 @@ func (c *core) claimSlot(now int64, i int) bool {
 		// over when it hears that (no overlap on a handoff).
 		s.acting = true
 		for _, p := range c.order {
-			if _, a := c.holds(p, i); a {
+			if h, a := c.holds(p, i); h && (a || !p.current()) {
 				s.acting = false
 				break
 			}

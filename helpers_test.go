@@ -197,7 +197,7 @@ func (c *testCluster) agreed(want *Msc) bool {
 // waitMaster polls until every running node agrees that want is master.
 func (c *testCluster) waitMaster(want *Msc) {
 	c.t.Helper()
-	waitFor(c.t, "master "+want.UID(), func() bool { return c.agreed(want) })
+	waitFor(c.t, "master "+want.UID(), func() bool { return c.agreed(want) }, c.describe)
 }
 
 func (c *testCluster) describe() string {
@@ -209,13 +209,18 @@ func (c *testCluster) describe() string {
 	return b.String()
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, what string, cond func() bool) {
+// waitFor polls cond until it holds or the deadline passes; on failure
+// it prints what each of state says.
+func waitFor(t testing.TB, what string, cond func() bool, state ...func() string) {
 	t.Helper()
 	deadline := time.Now().Add(settle)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+			var b strings.Builder
+			for _, s := range state {
+				b.WriteString(s())
+			}
+			t.Fatalf("timed out waiting for %s\n%s", what, b.String())
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
