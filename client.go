@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"sync/atomic"
 	"time"
 )
 
@@ -20,6 +21,9 @@ type client struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wake   chan struct{} // cap 1: retry now instead of waiting out the backoff
+
+	discovered bool        // added by Options.Discover: stops once it finds this node
+	up         atomic.Bool // a connection is up (Options.Discover drops only servers not up)
 }
 
 // Backoff bounds for reconnecting: the cap is max(WaitTimeout, maxBackoff).
@@ -44,8 +48,14 @@ func (m *Msc) runClient(cl *client) {
 				s = m.suite.Load()
 			}
 			c := newConn(m, nc, cl.ctx, cl.id, s)
+			cl.up.Store(true)
 			var heard bool
 			heard, err = c.serve()
+			cl.up.Store(false)
+			if cl.discovered && c.peerUID == m.cfg.UID && c.peerInc == m.inc {
+				m.dialedSelf(cl) // a discovered address of this node: no need to dial it again
+				return
+			}
 			if heard {
 				failing = false
 				if time.Since(began) > m.cfg.WaitTimeout {
@@ -120,6 +130,11 @@ func (m *Msc) wakeClients() {
 // may be called before or after Start. It returns ErrServerExists for an id
 // already added, ErrStopped after Stop, and an error for a bad config.
 func (m *Msc) AddServer(id string, c ServerConfig) error {
+	return m.addServer(id, c, false)
+}
+
+// addServer adds a server; discovered: by Options.Discover.
+func (m *Msc) addServer(id string, c ServerConfig, discovered bool) error {
 	inherit := c.Key == "" && (c.Algorithm == "" || c.Algorithm == m.cfg.Algorithm)
 	c, err := c.fill(m.cfg)
 	if err != nil {
@@ -139,7 +154,7 @@ func (m *Msc) AddServer(id string, c ServerConfig) error {
 	if _, ok := m.clients[id]; ok {
 		return ErrServerExists
 	}
-	cl := &client{id: id, cfg: c, suite: s, wake: make(chan struct{}, 1)}
+	cl := &client{id: id, cfg: c, suite: s, wake: make(chan struct{}, 1), discovered: discovered}
 	m.clients[id] = cl
 	if m.state == stateRunning {
 		m.startClient(cl)

@@ -41,7 +41,9 @@ type Msc struct {
 	ctx      context.Context
 	cancel   context.CancelFunc
 	events   chan event
-	wg       sync.WaitGroup // elector, accept loop, clients, inbound handlers
+	wg       sync.WaitGroup // elector, accept loop, clients, inbound handlers, discovery
+
+	disc discovery // what Options.Discover found
 
 	disp dispatcher // runs OnChange and OnError callbacks and DoIfMaster queues
 
@@ -131,6 +133,9 @@ func (m *Msc) Start() error {
 	for id := range m.clients {
 		servers = append(servers, id)
 	}
+	if m.cfg.Discover != nil {
+		servers = append(servers, discoverWait) // no claim before its first answer
+	}
 	m.lastTick.Store(mono())
 	e := newElector(m, m.keys, servers)
 	m.keys = nil
@@ -143,6 +148,10 @@ func (m *Msc) Start() error {
 	go m.acceptLoop(ln)
 	for _, cl := range m.clients {
 		m.startClient(cl)
+	}
+	if m.cfg.Discover != nil {
+		m.wg.Add(1)
+		go m.runDiscover()
 	}
 	m.cfg.Logger.Info("msc: started", "uid", m.cfg.UID, "addr", ln.Addr().String(), "servers", len(servers))
 	return nil
