@@ -37,7 +37,7 @@ const (
 func (m *Msc) runClient(cl *client) {
 	defer m.wg.Done()
 	backoff := minBackoff
-	failing := false
+	failing, connected := false, false
 	for cl.ctx.Err() == nil && !m.leaving.Load() {
 		d := net.Dialer{Timeout: m.cfg.WaitTimeout}
 		nc, err := d.DialContext(cl.ctx, "tcp", cl.cfg.addr())
@@ -48,6 +48,10 @@ func (m *Msc) runClient(cl *client) {
 				s = m.suite.Load()
 			}
 			c := newConn(m, nc, cl.ctx, cl.id, s)
+			if connected {
+				m.met.reconnects.Add(1)
+			}
+			connected = true
 			cl.up.Store(true)
 			var heard bool
 			heard, err = c.serve()

@@ -77,6 +77,10 @@ var (
 	ErrDiscovery = errors.New("msc: peer discovery failed")
 )
 
+// ErrExpvarExists is returned by [Msc.PublishExpvar] for a name already
+// published with package expvar (whose Publish would panic).
+var ErrExpvarExists = errors.New("msc: expvar name already published")
+
 // PeerError is an error about one peer, delivered to [Msc.OnError].
 type PeerError struct {
 	// Peer names the peer: the server id given to AddServer, the peer's

@@ -43,6 +43,7 @@ type Msc struct {
 	events   chan event
 	wg       sync.WaitGroup // elector, accept loop, clients, inbound handlers, discovery
 
+	met  metrics   // counters for Handler and PublishExpvar
 	disc discovery // what Options.Discover found
 
 	disp dispatcher // runs OnChange and OnError callbacks and DoIfMaster queues
