@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"slices"
 	"sync/atomic"
@@ -445,4 +446,71 @@ func TestDiscoverEveryOption(t *testing.T) {
 	if m.cfg.DiscoverEvery != DefaultDiscoverEvery {
 		t.Fatalf("default %v", m.cfg.DiscoverEvery)
 	}
+}
+
+// BenchmarkDiscoverJoin measures the time from a new node's DNS record
+// appearing to the node being live on every other node, with
+// DiscoverEvery 1s, in two cases: the new node looks the name up itself
+// and dials the others at Start (as every replica of a Deployment does);
+// and it dials no one, so the others must find it at their next lookup
+// (the bound DiscoverEvery sets).
+//
+//	go test -run '^$' -bench DiscoverJoin -benchtime 10x
+func BenchmarkDiscoverJoin(b *testing.B) {
+	for _, tc := range []struct {
+		name  string
+		dials bool
+	}{{"new-node-dials", true}, {"found-by-others", false}} {
+		b.Run(tc.name, func(b *testing.B) {
+			var total, worst time.Duration
+			for range b.N {
+				took := discoverJoinOnce(b, tc.dials)
+				total += took
+				worst = max(worst, took)
+			}
+			b.ReportMetric(0, "ns/op")
+			b.ReportMetric(float64(total.Microseconds())/1000/float64(b.N), "ms/join")
+			b.ReportMetric(float64(worst.Microseconds())/1000, "max-ms")
+		})
+	}
+}
+
+func discoverJoinOnce(b *testing.B, dials bool) time.Duration {
+	b.StopTimer()
+	defer b.StartTimer()
+	d := newFakeDNS(b)
+	const name = "bench.msc.test."
+	lns, p := listenSame(b, "127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4")
+	d.setIPs(name, "127.0.0.1", "127.0.0.2", "127.0.0.3")
+	disc := DNSResolver(d.resolver(), name, p)
+	slow := func(o *Options) { o.DiscoverEvery = time.Second }
+	var nodes []*Msc
+	for i := range 3 {
+		m, _ := discoverNode(b, i, lns[i], disc, slow)
+		nodes = append(nodes, m)
+	}
+	c := &testCluster{t: b, nodes: nodes}
+	c.waitMaster(nodes[0])
+	newDisc := disc
+	if !dials {
+		newDisc = Static("")
+	}
+	// The record appears at a random moment of the others' lookup cycle.
+	time.Sleep(rand.N(time.Second))
+	began := time.Now()
+	d.setIPs(name, "127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4")
+	m3, _ := discoverNode(b, 3, lns[3], newDisc, slow)
+	waitFor(b, "the new node live everywhere", func() bool {
+		for _, m := range nodes {
+			if !slices.Contains(livePeers(m), m3.UID()) {
+				return false
+			}
+		}
+		return true
+	})
+	took := time.Since(began)
+	for _, m := range append(nodes, m3) {
+		m.Stop()
+	}
+	return took
 }
