@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"sync/atomic"
 	"time"
 )
 
@@ -20,6 +21,9 @@ type client struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wake   chan struct{} // cap 1: retry now instead of waiting out the backoff
+
+	discovered bool        // added by Options.Discover: stops once it finds this node
+	up         atomic.Bool // a connection is up (Options.Discover drops only servers not up)
 }
 
 // Backoff bounds for reconnecting: the cap is max(WaitTimeout, maxBackoff).
@@ -33,7 +37,7 @@ const (
 func (m *Msc) runClient(cl *client) {
 	defer m.wg.Done()
 	backoff := minBackoff
-	failing := false
+	failing, connected := false, false
 	for cl.ctx.Err() == nil && !m.leaving.Load() {
 		d := net.Dialer{Timeout: m.cfg.WaitTimeout}
 		nc, err := d.DialContext(cl.ctx, "tcp", cl.cfg.addr())
@@ -44,8 +48,18 @@ func (m *Msc) runClient(cl *client) {
 				s = m.suite.Load()
 			}
 			c := newConn(m, nc, cl.ctx, cl.id, s)
+			if connected {
+				m.met.reconnects.Add(1)
+			}
+			connected = true
+			cl.up.Store(true)
 			var heard bool
 			heard, err = c.serve()
+			cl.up.Store(false)
+			if cl.discovered && c.peerUID == m.cfg.UID && c.peerInc == m.inc {
+				m.dialedSelf(cl) // a discovered address of this node: no need to dial it again
+				return
+			}
 			if heard {
 				failing = false
 				if time.Since(began) > m.cfg.WaitTimeout {
@@ -120,6 +134,11 @@ func (m *Msc) wakeClients() {
 // may be called before or after Start. It returns ErrServerExists for an id
 // already added, ErrStopped after Stop, and an error for a bad config.
 func (m *Msc) AddServer(id string, c ServerConfig) error {
+	return m.addServer(id, c, false)
+}
+
+// addServer adds a server; discovered: by Options.Discover.
+func (m *Msc) addServer(id string, c ServerConfig, discovered bool) error {
 	inherit := c.Key == "" && (c.Algorithm == "" || c.Algorithm == m.cfg.Algorithm)
 	c, err := c.fill(m.cfg)
 	if err != nil {
@@ -140,7 +159,7 @@ func (m *Msc) AddServer(id string, c ServerConfig) error {
 		m.mu.Unlock()
 		return ErrServerExists
 	}
-	cl := &client{id: id, cfg: c, suite: s, wake: make(chan struct{}, 1)}
+	cl := &client{id: id, cfg: c, suite: s, wake: make(chan struct{}, 1), discovered: discovered}
 	m.clients[id] = cl
 	running := m.state == stateRunning
 	if running {

@@ -43,8 +43,9 @@ type conn struct {
 	// elector sets it.
 	echo atomic.Int64
 
-	// Read loop only.
+	// Read loop only (and the client, once the read loop has ended).
 	peerUID string
+	peerInc uint64
 	beats   int
 }
 
@@ -177,6 +178,7 @@ func (c *conn) readLoop() error {
 			return err
 		}
 		c.beats++
+		c.peerInc = v.inc
 		if string(v.uid) != c.peerUID { // no allocation when equal
 			c.peerUID = string(v.uid)
 			c.name = c.peerUID

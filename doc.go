@@ -138,6 +138,15 @@
 //   - [Options].AcceptKeys and [Msc.SetKey] rotate the cluster's key
 //     without downtime.
 //   - [Msc.Healthy] is for a readiness probe.
+//   - [Options].Discover finds the peers instead of [Msc.AddServer]: [DNS]
+//     (a Kubernetes headless Service, A/AAAA or SRV records), [Static] (a
+//     list from an environment variable), or a function of your own. A
+//     node recognises its own address in the answer by the handshake.
+//   - [Msc.Handler] serves /status, /healthz, /master and /metrics (the
+//     Prometheus text format); [Msc.PublishExpvar] publishes the same
+//     figures with package expvar.
+//   - Package github.com/msc-go/msc/msctest runs a cluster in a test, with
+//     partitions, kills, pauses and restarts.
 //
 // # Callbacks and goroutines
 //

@@ -232,3 +232,11 @@ func (e *elector) setKeys(add, remove []string) {
 	e.core.setKeys(mono(), add, remove)
 	e.apply()
 }
+
+// resolveNow counts a server as heard from or failed to reach now.
+func (e *elector) resolveNow(id string) {
+	now := mono()
+	e.core.begin(now)
+	e.core.resolve(now, now, id)
+	e.apply()
+}

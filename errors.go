@@ -69,7 +69,17 @@ var (
 	// ErrKeySetTooLarge means this node's key set does not fit in one
 	// frame; peers keep the last key set they received.
 	ErrKeySetTooLarge = errors.New("msc: key set too large for one frame")
+
+	// ErrDiscovery means Options.Discover failed (a DNS name that does
+	// not resolve yet) or answered an address that is not host:port. It
+	// is reported once per outage, not wrapped in a PeerError; the node
+	// keeps retrying.
+	ErrDiscovery = errors.New("msc: peer discovery failed")
 )
+
+// ErrExpvarExists is returned by [Msc.PublishExpvar] for a name already
+// published with package expvar (whose Publish would panic).
+var ErrExpvarExists = errors.New("msc: expvar name already published")
 
 // PeerError is an error about one peer, delivered to [Msc.OnError].
 type PeerError struct {

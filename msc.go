@@ -43,7 +43,10 @@ type Msc struct {
 	ctx      context.Context
 	cancel   context.CancelFunc
 	events   chan event
-	wg       sync.WaitGroup // elector, accept loop, clients, inbound handlers
+	wg       sync.WaitGroup // elector, accept loop, clients, inbound handlers, discovery
+
+	met  metrics   // counters for Handler and PublishExpvar
+	disc discovery // what Options.Discover found
 
 	disp dispatcher // runs OnChange and OnError callbacks and DoIfMaster queues
 
@@ -133,6 +136,9 @@ func (m *Msc) Start() error {
 	for id := range m.clients {
 		servers = append(servers, id)
 	}
+	if m.cfg.Discover != nil {
+		servers = append(servers, discoverWait) // no claim before its first answer
+	}
 	now := mono()
 	m.lastTick.Store(now)
 	e := newElector(m, m.keys, servers, now) // publishes the first snapshot before Start returns
@@ -144,6 +150,10 @@ func (m *Msc) Start() error {
 	go m.acceptLoop(ln)
 	for _, cl := range m.clients {
 		m.startClient(cl)
+	}
+	if m.cfg.Discover != nil {
+		m.wg.Add(1)
+		go m.runDiscover()
 	}
 	m.cfg.Logger.Info("msc: started", "uid", m.cfg.UID, "addr", ln.Addr().String(), "servers", len(servers))
 	return nil

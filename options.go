@@ -16,6 +16,8 @@ const (
 	DefaultPort      = 8778
 	DefaultInterval  = 100 * time.Millisecond
 	DefaultHost      = "127.0.0.1" // for ServerConfig.Host
+
+	DefaultDiscoverEvery = 5 * time.Second
 )
 
 // MaxUIDLen is the longest UID a node may have, in bytes.
@@ -96,6 +98,23 @@ type Options struct {
 	// over WaitTimeout. A crash is then noticed after WaitTimeout+M
 	// rather than at once. Default 0: off.
 	Quorum int
+	// Discover, if set, finds the peers: [DNS] (a Kubernetes headless
+	// Service), [Static] (a list from an environment variable) or a
+	// function of the caller's. It is called at Start, then every
+	// DiscoverEvery, and sooner after a failure. Each address it returns
+	// is dialed as a server (ids "discover:host:port"), beside those
+	// added with AddServer; the node's own address among them is
+	// recognised in the handshake and no longer dialed. An address is
+	// dropped once it is both absent from an answer and not connected.
+	// Until the first answer (or WaitTimeout after Start) the node claims
+	// nothing. Failures are retried and reported to OnError, once per
+	// outage, wrapping ErrDiscovery; they are never fatal. Discover must
+	// return when its context is done. Default nil: only AddServer.
+	Discover Discover
+	// DiscoverEvery is how often Discover is called; default 5s. After a
+	// failure it is retried sooner: after 100ms (or DiscoverEvery if
+	// shorter), doubling up to DiscoverEvery.
+	DiscoverEvery time.Duration
 }
 
 // LogValue implements [slog.LogValuer]; the key is never logged.
@@ -168,6 +187,12 @@ func newConfig(o Options) (*config, error) {
 		// One heartbeat late would count a live peer dead: mastership
 		// would flap on ordinary jitter.
 		return nil, fmt.Errorf("%w: WaitTimeout %v shorter than 2*Interval (%v)", ErrInvalidOption, c.WaitTimeout, 2*c.Interval)
+	}
+	if c.DiscoverEvery < 0 {
+		return nil, fmt.Errorf("%w: negative DiscoverEvery %v", ErrInvalidOption, c.DiscoverEvery)
+	}
+	if c.DiscoverEvery == 0 {
+		c.DiscoverEvery = DefaultDiscoverEvery
 	}
 	if c.Quorum < 0 {
 		return nil, fmt.Errorf("%w: negative Quorum %d", ErrInvalidOption, c.Quorum)

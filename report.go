@@ -34,6 +34,7 @@ const (
 
 // report hands an error to the OnError callbacks, rate-limited.
 func (m *Msc) report(err error) {
+	m.met.countError(err)
 	peerName := ""
 	var pe *PeerError
 	if errors.As(err, &pe) {

@@ -80,6 +80,7 @@ func (m *Msc) OnChange(cb func(Change)) {
 
 // notifyChanges queues the changes between two snapshots for OnChange.
 func (m *Msc) notifyChanges(old, s *snapshot) {
+	m.met.countChanges(old, s)
 	m.cbMu.Lock()
 	defer m.cbMu.Unlock()
 	cbs := m.onChange
