@@ -1,6 +1,7 @@
 package msc
 
 import (
+	"sync/atomic"
 	"time"
 )
 
@@ -27,6 +28,7 @@ type event struct {
 	beat   beatMsg
 	fn     func(*elector)
 	done   chan struct{}
+	taken  *atomic.Bool // evFunc: fn runs only if the elector takes it first
 }
 
 // rank is a node's place in the election order.
@@ -148,7 +150,9 @@ func (e *elector) handle(now int64, ev event) {
 			e.m.wakeClients() // a peer is back: retry dialing the others now
 		}
 	case evFunc:
-		ev.fn(e)
+		if ev.taken == nil || ev.taken.CompareAndSwap(false, true) {
+			ev.fn(e)
+		}
 		return // fn applies
 	}
 	e.apply()

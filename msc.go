@@ -261,8 +261,9 @@ func (m *Msc) call(fn func(*elector)) bool {
 		return false // no elector yet
 	}
 	done := make(chan struct{})
+	taken := new(atomic.Bool) // set by whichever of the elector and this call gets it first
 	select {
-	case m.events <- event{kind: evFunc, fn: fn, done: done}:
+	case m.events <- event{kind: evFunc, fn: fn, done: done, taken: taken}:
 	case <-m.ctx.Done():
 		return false
 	}
@@ -270,7 +271,11 @@ func (m *Msc) call(fn func(*elector)) bool {
 	case <-done:
 		return true
 	case <-m.ctx.Done():
-		return false
+		if taken.CompareAndSwap(false, true) {
+			return false // the elector will not run fn
+		}
+		<-done // it is running fn: let it finish, so that fn's writes are seen
+		return true
 	}
 }
 

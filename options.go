@@ -82,21 +82,19 @@ type Options struct {
 	// partition) the first in order keeps it. Every node of a cluster
 	// must use the same setting.
 	Sticky bool
-	// Quorum, if above 1, is the number of nodes (this one included) a
-	// node must see live to be master, globally or of a key. With a
-	// majority (n/2+1 of n nodes), at most one side of a partition has a
-	// master, and a master steps down before another steps up. It is a
-	// lease with a margin M = max(Interval, WaitTimeout/4): a node steps
-	// down WaitTimeout-M after it last heard from a quorum (IsMaster turns
-	// false then even if the process is starved); a node takes over from
-	// a master that vanished without leaving no earlier than
-	// WaitTimeout+M after it last heard from it, from a live master only
-	// once that one has stepped down, and after a healed partition only
-	// once it has heard from every node its peers count live. The gap
-	// between a step-down and the next step-up is at least 2M-Interval,
-	// assuming the nodes' clocks run at the same rate to within that gap
-	// over WaitTimeout. A crash is then noticed after WaitTimeout+M
-	// rather than at once. Default 0: off.
+	// Quorum, if above 1, is the number of nodes (this one included)
+	// that must acknowledge a claim before it is a mastership, globally
+	// or of a key; set n/2+1 of n nodes on every node. Then at most one
+	// node is master at any instant under any partition, and no fencing
+	// term is used twice. Each node acknowledges one claim per key at a
+	// time and keeps to it until the claimant withdraws, leaves or has not
+	// been heard for WaitTimeout+M, M = max(Interval, WaitTimeout/4); a
+	// master's lease ends WaitTimeout after the send time of its frame
+	// that a quorum echoed, at least M before anyone else can be
+	// acknowledged (clock rates may differ by up to M/(WaitTimeout+M)).
+	// IsMaster checks the lease. The price: a crash is noticed after
+	// WaitTimeout+M rather than at once, and a cold cluster has its first
+	// master after WaitTimeout+M. See README "Quorum". Default 0: off.
 	Quorum int
 	// Discover, if set, finds the peers: [DNS] (a Kubernetes headless
 	// Service), [Static] (a list from an environment variable) or a
