@@ -659,6 +659,13 @@ func (c *core) claimSlot(now int64, i int) bool {
 		*s = slot{claim: claim{term: t}, since: now}
 		c.used[key] = t
 	}
+	if !c.quorum() && s.acting && c.other[key] >= s.term {
+		// Another master has a term as high (a healed partition): a new
+		// term, above it, so that a store fencing on terms refuses the
+		// other master's writes.
+		s.term = max(c.other[key], c.used[key]) + 1
+		c.used[key] = s.term
+	}
 	if !c.quorum() && !s.acting {
 		// A master at once, unless a live peer is still master of it: it
 		// steps down as soon as it hears this node, and this node takes

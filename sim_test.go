@@ -541,6 +541,9 @@ func (s *sim) observe(n *simNode, snap *snapshot) {
 		}
 		n.fn[k] = st.term
 		s.out("n%d starts mastership of %q term %d", n.i, k, st.term)
+		if heard := n.core.other[k]; st.term <= heard {
+			s.fail("terms: n%d is master of %q with term %d, not above %d it heard of", n.i, k, st.term, heard)
+		}
 		if s.cfg.quorum > 1 {
 			if st.term <= s.terms[k] {
 				s.fail("fencing: n%d is master of %q with term %d, not above %d used before", n.i, k, st.term, s.terms[k])

@@ -288,8 +288,8 @@ func (c *Cluster) Pause(i int, d time.Duration) {
 }
 
 // WaitMaster waits until node i is master and every node that can reach
-// it (running, not paused, in its group) names it as the global master,
-// none of them master but i. It fails the test if that does not happen
+// it (running, not paused, in its group) names it as the global master
+// with its term, none of them master but i. It fails the test if that does not happen
 // within a generous bound: max(20s, 100*WaitTimeout).
 func (c *Cluster) WaitMaster(i int) {
 	c.helper()
@@ -328,6 +328,7 @@ func (c *Cluster) agreed(i int) (bool, string) {
 	}
 	c.mu.Unlock()
 	var why []string
+	term := want.Term()
 	for j := range len(c.nodes) {
 		m, ok := group[j]
 		if !ok {
@@ -337,8 +338,9 @@ func (c *Cluster) agreed(i int) (bool, string) {
 		if !st.Running && j != i {
 			continue // stopped
 		}
-		if !st.Running || st.IsMaster != (j == i) || st.Master != want.UID() {
-			why = append(why, fmt.Sprintf("node %d: running %v, master %v, names %q", j, st.Running, st.IsMaster, st.Master))
+		if !st.Running || st.IsMaster != (j == i) || st.Master != want.UID() || st.Term != term {
+			why = append(why, fmt.Sprintf("node %d: running %v, master %v, names %q, term %d (master's %d)",
+				j, st.Running, st.IsMaster, st.Master, st.Term, term))
 		}
 	}
 	return len(why) == 0, strings.Join(why, "; ")
