@@ -153,8 +153,50 @@ func keysAgreed(nodes []*Msc, want map[string]string) bool {
 	return true
 }
 
+// settleKeys waits until the nodes agree on want (see keysAgreed), then
+// until every node has heard every other one, with the key set it holds,
+// an Interval after that: the claims made on the way have arrived
+// everywhere. Without this wait the next step could race a claim still in
+// flight, and there two masters of a key are possible even with Quorum: a
+// node adding a key claims it at once when no peer it has heard claims
+// it (see the report of issue 9).
+func settleKeys(t *testing.T, nodes []*Msc, what string, want map[string]string) {
+	t.Helper()
+	waitFor(t, what, func() bool { return keysAgreed(nodes, want) })
+	since := time.Now().Add(testInterval)
+	waitFor(t, what+", heard everywhere", func() bool { return heardSince(nodes, since) })
+}
+
+// heardSince reports whether every node has heard every other one after
+// since, advertising the keys it holds.
+func heardSince(nodes []*Msc, since time.Time) bool {
+	keys := make(map[string][]string, len(nodes))
+	for _, m := range nodes {
+		keys[m.UID()] = m.Keys()
+	}
+	for _, m := range nodes {
+		heard := 0
+		for _, p := range m.Status().Peers {
+			want, ok := keys[p.UID]
+			if !ok {
+				continue
+			}
+			if !p.Live || !p.LastHeard.After(since) || !slices.Equal(p.Keys, want) && len(p.Keys)+len(want) > 0 {
+				return false
+			}
+			heard++
+		}
+		if heard != len(nodes)-1 {
+			return false
+		}
+	}
+	return true
+}
+
 // TestAddKeysRemoveKeys moves keys between nodes with AddKeys and
-// RemoveKeys, with and without Quorum, under the key meter.
+// RemoveKeys, with and without Quorum, under the key meter: never two
+// masters of a key, except, without Quorum, while an older node takes a
+// key over.
 func TestAddKeysRemoveKeys(t *testing.T) {
 	for _, q := range []int{0, 2} {
 		t.Run(fmt.Sprintf("Quorum=%d", q), func(t *testing.T) {
@@ -164,7 +206,7 @@ func TestAddKeysRemoveKeys(t *testing.T) {
 			meter := meterKeys(c.nodes, "a", "b", "c")
 			wait := func(what string, want map[string]string) {
 				t.Helper()
-				waitFor(t, what, func() bool { return keysAgreed(c.nodes, want) })
+				settleKeys(t, c.nodes, what, want)
 			}
 
 			// Node 2 alone holds the keys: master of each when AddKeys
@@ -181,13 +223,15 @@ func TestAddKeysRemoveKeys(t *testing.T) {
 			wait("node2 master of a, b, c", map[string]string{"a": "node2", "b": "node2", "c": "node2"})
 
 			// Node 1, older, adds two of them: it takes them, and only them.
+			// Without Quorum, a takeover gives two masters for a moment
+			// (TestAddKeyTakeover): the meter leaves it out.
+			if q == 0 {
+				meter.check(t)
+			}
 			n1.AddKeys("a", "b")
 			wait("node1 master of a and b", map[string]string{"a": "node1", "b": "node1", "c": "node2"})
-			for _, p := range c.nodes[0].Status().Peers {
-				if p.UID == "node1" && !slices.Equal(p.Keys, []string{"a", "b"}) ||
-					p.UID == "node2" && !slices.Equal(p.Keys, []string{"a", "b", "c"}) {
-					t.Fatalf("node0 sees %s holding %v", p.UID, p.Keys)
-				}
+			if q == 0 {
+				meter = meterKeys(c.nodes, "a", "b", "c")
 			}
 
 			// Node 1 removes them, and a key it never held: it masters
@@ -264,13 +308,21 @@ func TestAddKeyTakeover(t *testing.T) {
 			}).start()
 			c.waitMaster(c.nodes[0])
 			n0 := c.nodes[0]
-			waitFor(t, "node1 master of k", func() bool { return keysAgreed(c.nodes, map[string]string{"k": "node1"}) })
+			wait := func(what string, want map[string]string) {
+				t.Helper()
+				if q == 0 { // two masters for a moment anyway: no need to settle
+					waitFor(t, what, func() bool { return keysAgreed(c.nodes, want) })
+				} else {
+					settleKeys(t, c.nodes, what, want)
+				}
+			}
+			wait("node1 master of k", map[string]string{"k": "node1"})
 			meter := meterKeys(c.nodes, "k")
 			for range 5 {
 				n0.AddKeys("k")
-				waitFor(t, "node0 master of k", func() bool { return keysAgreed(c.nodes, map[string]string{"k": "node0"}) })
+				wait("node0 master of k", map[string]string{"k": "node0"})
 				n0.RemoveKeys("k")
-				waitFor(t, "node1 master of k", func() bool { return keysAgreed(c.nodes, map[string]string{"k": "node1"}) })
+				wait("node1 master of k", map[string]string{"k": "node1"})
 			}
 			if q > 0 {
 				meter.check(t)
