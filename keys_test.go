@@ -34,7 +34,15 @@ func meterKeys(nodes []*Msc, keys ...string) *keyMeter {
 	km := &keyMeter{nodes: slices.Clone(nodes), keys: keys, stop: make(chan struct{}), done: make(chan struct{}),
 		overlap: make(map[string]time.Duration), seen: make(map[string]string)}
 	go km.run()
-	return km
+	for { // started: it has taken a sample
+		km.mu.Lock()
+		n := km.samples
+		km.mu.Unlock()
+		if n > 0 {
+			return km
+		}
+		time.Sleep(50 * time.Microsecond)
+	}
 }
 
 func (km *keyMeter) run() {
