@@ -80,6 +80,7 @@ func TestDoIfMasterQueue(t *testing.T) {
 			c.start()
 			c.waitMaster(n0)
 			settleKeys(t, c.nodes, "node0 master of k", map[string]string{"k": "node0"})
+			meter := meterKeys(c.nodes, "k")
 			do, isMaster, makeMaster := n1.DoIfMaster, n1.IsMaster, func() { n0.Stop() }
 			if byKey {
 				do = func(cb func()) { n1.DoIfMasterByKey("k", cb) }
@@ -129,6 +130,7 @@ func TestDoIfMasterQueue(t *testing.T) {
 			}
 			waitFor(t, "queued callbacks run", func() bool { return len(got()) >= 3 })
 			barrier("probe2")
+			meter.check(t)
 			mu.Lock()
 			defer mu.Unlock()
 			if want := []string{"B0", "B1", "B2"}; !slices.Equal(ran, want) {
