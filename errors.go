@@ -33,6 +33,10 @@ var (
 
 	// ErrStarted is returned by Start on a node already started.
 	ErrStarted = errors.New("msc: already started")
+
+	// ErrUnknownKey is reported to OnError by Update, naming the keys it
+	// was given that this node does not hold.
+	ErrUnknownKey = errors.New("msc: key not held by this node")
 )
 
 // Errors reported through [Msc.OnError], wrapped in a [*PeerError] that

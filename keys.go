@@ -1,6 +1,7 @@
 package msc
 
 import (
+	"fmt"
 	"slices"
 )
 
@@ -83,12 +84,28 @@ func (m *Msc) Keys() []string {
 }
 
 // Update re-elects now and sends a heartbeat to every peer at once,
-// without waiting for the next Interval. With keys, it names the keys the
-// caller cares about; every key is re-elected either way, since an
-// election costs microseconds.
+// without waiting for the next Interval. It does nothing before Start or
+// after Stop.
+//
+// Every key is re-elected, whatever keys names: a key's master depends
+// only on what this node has heard, not on which other keys are elected
+// with it, so electing only the named keys would give them the same
+// masters and save only microseconds. keys names the keys the caller
+// expects this node to hold; those it does not hold are reported to
+// OnError, in one error wrapping ErrUnknownKey, so that a misspelt or
+// removed key does not go unnoticed.
 func (m *Msc) Update(keys ...string) {
+	var unknown []string
 	m.call(func(e *elector) {
+		for _, k := range keys {
+			if _, ok := e.core.keys[k]; !ok {
+				unknown = append(unknown, k)
+			}
+		}
 		e.core.tick(mono())
 		e.apply()
 	})
+	if len(unknown) > 0 {
+		m.report(fmt.Errorf("%w: Update(%q)", ErrUnknownKey, unknown))
+	}
 }

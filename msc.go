@@ -251,6 +251,9 @@ func (m *Msc) abort() {
 	m.cancel()
 	m.disp.stop()
 	m.wg.Wait()
+	// Again: the elector may have published a snapshot (still running,
+	// maybe master) before it saw the cancel.
+	m.snap.Store(&snapshot{ki: noKeys})
 	m.closeWatchers()
 }
 

@@ -1,0 +1,464 @@
+package msc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// keyMeter samples IsMasterByKey of its keys on its nodes every ~100µs
+// and adds up, per key, the time during which two or more nodes were
+// master of it at once. The nodes are read twice per sample, in the same
+// order, and a node counts as master only if both reads say so: a handoff
+// from a node read first to a node read later, between two reads of one
+// pass, is not an overlap; two nodes that each answered true twice, with
+// the other's reads in between, were masters at one instant.
+type keyMeter struct {
+	nodes []*Msc
+	keys  []string
+	stop  chan struct{}
+	done  chan struct{}
+
+	mu      sync.Mutex
+	overlap map[string]time.Duration
+	seen    map[string]string // key → the masters of an overlap
+	samples int
+}
+
+func meterKeys(nodes []*Msc, keys ...string) *keyMeter {
+	km := &keyMeter{nodes: slices.Clone(nodes), keys: keys, stop: make(chan struct{}), done: make(chan struct{}),
+		overlap: make(map[string]time.Duration), seen: make(map[string]string)}
+	go km.run()
+	for { // started: it has taken a sample
+		km.mu.Lock()
+		n := km.samples
+		km.mu.Unlock()
+		if n > 0 {
+			return km
+		}
+		time.Sleep(50 * time.Microsecond)
+	}
+}
+
+func (km *keyMeter) run() {
+	defer close(km.done)
+	n := len(km.nodes)
+	first := make([]bool, n)
+	last := time.Now()
+	for {
+		select {
+		case <-km.stop:
+			return
+		default:
+		}
+		now := time.Now()
+		for _, k := range km.keys {
+			for i, m := range km.nodes {
+				first[i] = m.IsMasterByKey(k)
+			}
+			var masters []string
+			for i, m := range km.nodes {
+				if m.IsMasterByKey(k) && first[i] {
+					masters = append(masters, m.UID())
+				}
+			}
+			if len(masters) > 1 {
+				km.mu.Lock()
+				km.overlap[k] += now.Sub(last)
+				km.seen[k] = strings.Join(masters, "+")
+				km.mu.Unlock()
+			}
+		}
+		km.mu.Lock()
+		km.samples++
+		km.mu.Unlock()
+		last = now
+		time.Sleep(100 * time.Microsecond)
+	}
+}
+
+// result stops the meter and returns the overlaps, "" if none.
+func (km *keyMeter) result() string {
+	select {
+	case <-km.stop:
+	default:
+		close(km.stop)
+	}
+	<-km.done
+	km.mu.Lock()
+	defer km.mu.Unlock()
+	var b strings.Builder
+	for _, k := range km.keys {
+		if d := km.overlap[k]; d > 0 {
+			fmt.Fprintf(&b, "key %q: two masters (%s) for %v; ", k, km.seen[k], d)
+		}
+	}
+	return b.String()
+}
+
+// check stops the meter and fails the test on any overlap.
+func (km *keyMeter) check(t *testing.T) {
+	t.Helper()
+	bad := km.result()
+	km.mu.Lock()
+	samples := km.samples
+	km.mu.Unlock()
+	if samples == 0 {
+		t.Fatal("the key meter took no sample")
+	}
+	if bad != "" {
+		t.Fatalf("never two masters of a key: %s(%d samples)", bad, samples)
+	}
+}
+
+// TestKeyMeterSeesTwoMasters: the meter itself can fail. Two nodes that
+// do not know each other are both master of "k".
+func TestKeyMeterSeesTwoMasters(t *testing.T) {
+	var nodes []*Msc
+	for i := range 2 {
+		o := testOptions(i)
+		o.Listener = listen(t)
+		o.Keys = []string{"k"}
+		m, err := New(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { m.Stop() })
+		nodes = append(nodes, m)
+	}
+	km := meterKeys(nodes, "k", "other")
+	waitFor(t, "a few samples", func() bool { km.mu.Lock(); defer km.mu.Unlock(); return km.samples > 3 })
+	bad := km.result()
+	if !strings.Contains(bad, `key "k": two masters (node0+node1)`) || strings.Contains(bad, "other") {
+		t.Fatalf("meter says %q", bad)
+	}
+}
+
+// keysAgreed reports whether, for each key, the nodes holding it name
+// want[key] (a UID, "" for none) as its master and exactly that node
+// answers IsMasterByKey; a node not holding it names nobody.
+func keysAgreed(nodes []*Msc, want map[string]string) bool {
+	for k, uid := range want {
+		for _, m := range nodes {
+			holds := slices.Contains(m.Keys(), k)
+			got, ok := m.MasterByKey(k)
+			if holds && (!ok || got != uid) || !holds && ok {
+				return false
+			}
+			if m.IsMasterByKey(k) != (holds && m.UID() == uid) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// settleKeys waits until the nodes agree on want (see keysAgreed), then
+// until every node has heard every other one, with the key set it holds,
+// an Interval after that: the claims made on the way have arrived
+// everywhere. Without this wait the next step could race a claim still in
+// flight, and there two masters of a key are possible even with Quorum: a
+// node adding a key claims it at once when no peer it has heard claims
+// it (see the report of issue 9).
+func settleKeys(t *testing.T, nodes []*Msc, what string, want map[string]string) {
+	t.Helper()
+	waitFor(t, what, func() bool { return keysAgreed(nodes, want) })
+	since := time.Now().Add(testInterval)
+	waitFor(t, what+", heard everywhere", func() bool { return heardSince(nodes, since) })
+}
+
+// heardSince reports whether every node has heard every other one after
+// since, advertising the keys it holds.
+func heardSince(nodes []*Msc, since time.Time) bool {
+	keys := make(map[string][]string, len(nodes))
+	for _, m := range nodes {
+		keys[m.UID()] = m.Keys()
+	}
+	for _, m := range nodes {
+		heard := 0
+		for _, p := range m.Status().Peers {
+			want, ok := keys[p.UID]
+			if !ok {
+				continue
+			}
+			if !p.Live || !p.LastHeard.After(since) || !slices.Equal(p.Keys, want) && len(p.Keys)+len(want) > 0 {
+				return false
+			}
+			heard++
+		}
+		if heard != len(nodes)-1 {
+			return false
+		}
+	}
+	return true
+}
+
+// TestAddKeysRemoveKeys moves keys between nodes with AddKeys and
+// RemoveKeys, with and without Quorum, under the key meter: never two
+// masters of a key, except, without Quorum, while an older node takes a
+// key over.
+func TestAddKeysRemoveKeys(t *testing.T) {
+	for _, q := range []int{0, 2} {
+		t.Run(fmt.Sprintf("Quorum=%d", q), func(t *testing.T) {
+			c := newCluster(t, 3, func(i int, o *Options) { o.Quorum = q }).start()
+			c.waitMaster(c.nodes[0])
+			n1, n2 := c.nodes[1], c.nodes[2]
+			meter := meterKeys(c.nodes, "a", "b", "c")
+			wait := func(what string, want map[string]string) {
+				t.Helper()
+				settleKeys(t, c.nodes, what, want)
+			}
+
+			// Node 2 alone holds the keys: master of each when AddKeys
+			// returns.
+			n2.AddKeys("a", "b", "c")
+			for _, k := range []string{"a", "b", "c"} {
+				if !n2.IsMasterByKey(k) {
+					t.Fatalf("node2 not master of %q when AddKeys returned", k)
+				}
+			}
+			if got := n2.Keys(); !slices.Equal(got, []string{"a", "b", "c"}) {
+				t.Fatalf("Keys() = %v", got)
+			}
+			wait("node2 master of a, b, c", map[string]string{"a": "node2", "b": "node2", "c": "node2"})
+
+			// Node 1, older, adds two of them: it takes them, and only them.
+			// Without Quorum, a takeover gives two masters for a moment
+			// (TestAddKeyTakeover): the meter leaves it out.
+			if q == 0 {
+				meter.check(t)
+			}
+			n1.AddKeys("a", "b")
+			wait("node1 master of a and b", map[string]string{"a": "node1", "b": "node1", "c": "node2"})
+			if q == 0 {
+				meter = meterKeys(c.nodes, "a", "b", "c")
+			}
+
+			// Node 1 removes them, and a key it never held: it masters
+			// none of them when RemoveKeys returns; node 2 takes them back.
+			n1.RemoveKeys("a", "b", "never")
+			if n1.IsMasterByKey("a") || n1.IsMasterByKey("b") {
+				t.Fatal("node1 still master of a removed key when RemoveKeys returned")
+			}
+			if got := n1.Keys(); len(got) != 0 {
+				t.Fatalf("node1 Keys() = %v after removing all", got)
+			}
+			wait("node2 master of a, b, c again", map[string]string{"a": "node2", "b": "node2", "c": "node2"})
+
+			// Node 2 removes all: nobody is master of them.
+			n2.RemoveKeys("a", "b", "c")
+			wait("no master of a, b, c", map[string]string{"a": "", "b": "", "c": ""})
+			meter.check(t)
+		})
+	}
+}
+
+// TestAddKeysInvalid: AddKeys skips and reports the invalid keys and adds
+// the others, also before Start.
+func TestAddKeysInvalid(t *testing.T) {
+	o := testOptions(0)
+	o.Listener = listen(t)
+	m, err := New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := watchErrors(m)
+	long := strings.Repeat("x", MaxKeyLen+1)
+	m.AddKeys("before", "")
+	if err := m.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer m.Stop()
+	m.AddKeys("x", long, "y")
+	if got := m.Keys(); !slices.Equal(got, []string{"before", "x", "y"}) {
+		t.Fatalf("Keys() = %v", got)
+	}
+	if !m.IsMasterByKey("before") || !m.IsMasterByKey("x") || !m.IsMasterByKey("y") || m.IsMasterByKey(long) {
+		t.Fatal("lone node not master of exactly its valid keys")
+	}
+	// Reported, rate-limited: the same cause at most once a second.
+	waitFor(t, "invalid keys reported", func() bool {
+		errs.mu.Lock()
+		defer errs.mu.Unlock()
+		return len(errs.errs) > 0 && errors.Is(errs.errs[0], ErrInvalidOption)
+	})
+}
+
+// TestAddKeyTakeover: an older node adding a key that a younger live
+// node masters takes it over, five times (and gives it back with
+// RemoveKeys). With Quorum, only once the younger has let it go: never two
+// masters. Without Quorum the older one takes it the moment it adds it,
+// and the younger lets go when it hears: two masters for the latency of
+// the key-set message, about a millisecond (the README's rule for an older
+// node; it is what Quorum is for). With an Interval of 200ms the test
+// checks that the change is sent at once: waiting for the next heartbeat
+// would make the overlap 100ms per takeover on average.
+func TestAddKeyTakeover(t *testing.T) {
+	for _, q := range []int{0, 2} {
+		t.Run(fmt.Sprintf("Quorum=%d", q), func(t *testing.T) {
+			const interval = 200 * time.Millisecond
+			c := newCluster(t, 3, func(i int, o *Options) {
+				o.Quorum = q
+				if q == 0 {
+					o.Interval, o.WaitTimeout = interval, 3*interval
+				}
+				if i > 0 {
+					o.Keys = []string{"k"}
+				}
+			}).start()
+			c.waitMaster(c.nodes[0])
+			n0 := c.nodes[0]
+			wait := func(what string, want map[string]string) {
+				t.Helper()
+				if q == 0 { // two masters for a moment anyway: no need to settle
+					waitFor(t, what, func() bool { return keysAgreed(c.nodes, want) })
+				} else {
+					settleKeys(t, c.nodes, what, want)
+				}
+			}
+			wait("node1 master of k", map[string]string{"k": "node1"})
+			meter := meterKeys(c.nodes, "k")
+			for range 5 {
+				n0.AddKeys("k")
+				wait("node0 master of k", map[string]string{"k": "node0"})
+				n0.RemoveKeys("k")
+				wait("node1 master of k", map[string]string{"k": "node1"})
+			}
+			if q > 0 {
+				meter.check(t)
+				return
+			}
+			meter.result()
+			meter.mu.Lock()
+			defer meter.mu.Unlock()
+			d := meter.overlap["k"]
+			t.Logf("without Quorum: two masters of k for %v in all over 5 takeovers", d)
+			if d > interval/2 {
+				t.Fatalf("two masters of k for %v over 5 takeovers: the younger let go late", d)
+			}
+		})
+	}
+}
+
+// span is one run of a RunAsMaster function.
+type span struct {
+	node      string
+	term      uint64
+	master    bool // IsMasterByKey when it began
+	begin     time.Time
+	cancelled time.Time // its context was done
+	end       time.Time // it returned
+}
+
+type spanLog struct {
+	windDown time.Duration // how long a function takes to return once cancelled
+
+	mu    sync.Mutex
+	spans []*span
+}
+
+func (l *spanLog) fn(m *Msc, key string) func(context.Context, uint64) {
+	return func(ctx context.Context, term uint64) {
+		s := &span{node: m.UID(), term: term, master: m.IsMasterByKey(key), begin: time.Now()}
+		l.mu.Lock()
+		l.spans = append(l.spans, s)
+		l.mu.Unlock()
+		<-ctx.Done()
+		cancelled := time.Now()
+		time.Sleep(l.windDown) // work winding down, such as a last write
+		l.mu.Lock()
+		s.cancelled, s.end = cancelled, time.Now()
+		l.mu.Unlock()
+	}
+}
+
+func (l *spanLog) count() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.spans)
+}
+
+// TestRunAsMasterByKey: the function runs on the key's master only (also
+// on a node that is not the global master), with the key's term, which
+// increases; its context is cancelled when the key moves away (RemoveKey,
+// Stop). On Stop, the next master's function begins only after the
+// stopping node's has returned, though it takes 20ms to wind down. All
+// under the key meter, without Quorum.
+//
+// After RemoveKey the next master's function may begin before the
+// previous one has returned: RemoveKey lets the key go at once, without
+// waiting for the function as Stop does. The test logs that gap and does
+// not assert it (see the report of issue 9).
+func TestRunAsMasterByKey(t *testing.T) {
+	c := newCluster(t, 3, func(i int, o *Options) { o.Keys = []string{"k", "other"} }).start()
+	c.waitMaster(c.nodes[0])
+	if err := c.nodes[0].RunAsMasterByKey(context.Background(), "", func(context.Context, uint64) {}); !errors.Is(err, ErrInvalidOption) {
+		t.Fatalf("RunAsMasterByKey with an empty key: %v", err)
+	}
+	// Node 2 alone holds "mine": its function runs there, though node 2
+	// is not the global master.
+	c.nodes[2].AddKey("mine")
+	meter := meterKeys(c.nodes, "k", "mine")
+	log, mine := spanLog{windDown: 20 * time.Millisecond}, spanLog{}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	errs := make([]chan error, len(c.nodes))
+	for i, m := range c.nodes {
+		errs[i] = make(chan error, 2)
+		go func() { errs[i] <- m.RunAsMasterByKey(ctx, "k", log.fn(m, "k")) }()
+		go func() { errs[i] <- m.RunAsMasterByKey(ctx, "mine", mine.fn(m, "mine")) }()
+	}
+	waitFor(t, "node0 runs k, node2 runs mine", func() bool { return log.count() == 1 && mine.count() == 1 })
+
+	c.nodes[0].RemoveKey("k") // k moves to node 1
+	waitFor(t, "node1 runs k", func() bool { return log.count() == 2 })
+	c.nodes[1].Stop() // k moves to node 2
+	for range 2 {
+		if err := <-errs[1]; !errors.Is(err, ErrStopped) {
+			t.Fatalf("RunAsMasterByKey on a stopped node: %v", err)
+		}
+	}
+	waitFor(t, "node2 runs k", func() bool { return log.count() == 3 })
+	cancel()
+	for _, i := range []int{0, 0, 2, 2} {
+		if err := <-errs[i]; !errors.Is(err, context.Canceled) {
+			t.Fatalf("node%d: RunAsMasterByKey after cancel: %v", i, err)
+		}
+	}
+	meter.check(t)
+
+	log.mu.Lock()
+	defer log.mu.Unlock()
+	if n := len(log.spans); n != 3 {
+		t.Fatalf("%d runs of k, want 3", n)
+	}
+	for i, s := range log.spans {
+		if want := fmt.Sprintf("node%d", i); s.node != want || !s.master || s.end.IsZero() {
+			t.Fatalf("run %d of k: %+v, want a run on %s as master, returned", i, s, want)
+		}
+	}
+	s0, s1, s2 := log.spans[0], log.spans[1], log.spans[2]
+	if s1.term <= s0.term || s2.term <= s1.term {
+		t.Fatalf("terms of k: %d, %d, %d: not increasing", s0.term, s1.term, s2.term)
+	}
+	t.Logf("RemoveKey: node0's function cancelled %v and returned %v before node1's began",
+		s1.begin.Sub(s0.cancelled), s1.begin.Sub(s0.end))
+	t.Logf("Stop: node1's function cancelled %v and returned %v before node2's began",
+		s2.begin.Sub(s1.cancelled), s2.begin.Sub(s1.end))
+	if !s1.end.Before(s2.begin) {
+		t.Errorf("node2's function of k began %v before node1's, stopping, returned", s1.end.Sub(s2.begin))
+	}
+	mine.mu.Lock()
+	defer mine.mu.Unlock()
+	if s := mine.spans[0]; len(mine.spans) != 1 || s.node != "node2" || !s.master {
+		t.Fatalf("runs of mine: %+v", mine.spans)
+	}
+}

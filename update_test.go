@@ -1,0 +1,83 @@
+package msc
+
+import (
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestUpdateSendsAtOnce: Update sends a heartbeat to the peers at once.
+// With an Interval of 1s, Update is called just after a periodic
+// heartbeat arrived; the next one arrives within Interval/2, where the
+// next periodic one is about an Interval away.
+func TestUpdateSendsAtOnce(t *testing.T) {
+	const interval = time.Second
+	c := newCluster(t, 2, func(i int, o *Options) {
+		o.Interval, o.WaitTimeout = interval, 3*interval
+		o.Keys = []string{"k"}
+	}).start()
+	c.waitMaster(c.nodes[0])
+	n0, n1 := c.nodes[0], c.nodes[1]
+	// All that node 0 sent has arrived: node 1 hears nobody else.
+	delivered := func() bool { return n1.Status().FramesReceived == n0.Status().FramesSent }
+	// A periodic heartbeat has just gone out and arrived.
+	sent := n0.Status().FramesSent
+	waitFor(t, "a periodic heartbeat", func() bool { return n0.Status().FramesSent > sent && delivered() })
+	got := n1.Status().FramesReceived
+	t0 := time.Now()
+	n0.Update("k")
+	waitFor(t, "the heartbeat of Update", func() bool { return n1.Status().FramesReceived > got })
+	d := time.Since(t0)
+	t.Logf("the heartbeat of Update arrived after %v", d)
+	if d > interval/2 {
+		t.Fatalf("the heartbeat of Update arrived after %v: not sent at once (Interval %v)", d, interval)
+	}
+	if !c.agreed(n0) || !n0.IsMasterByKey("k") || n1.IsMasterByKey("k") {
+		t.Fatalf("Update changed the election:\n%s", c.describe())
+	}
+}
+
+// TestUpdateReportsKeysNotHeld: Update re-elects every key whatever its
+// arguments; the named keys this node does not hold are reported to
+// OnError in one error wrapping ErrUnknownKey, the keys it holds are not.
+// Before Start and after Stop, Update does nothing.
+func TestUpdateReportsKeysNotHeld(t *testing.T) {
+	o := testOptions(0)
+	o.Listener = listen(t)
+	o.Keys = []string{"held"}
+	m, err := New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := watchErrors(m)
+	m.Update("before-start") // no elector yet: nothing
+	if err := m.Start(); err != nil {
+		t.Fatal(err)
+	}
+	m.Update()
+	m.Update("held")
+	m.Update("held", "typo", "gone")
+	waitFor(t, "the unknown keys reported", func() bool { return errs.String() != "" })
+	flushCallbacks(t, m)
+	errs.mu.Lock()
+	reported := errs.errs
+	errs.mu.Unlock()
+	if len(reported) != 1 {
+		t.Fatalf("reported %d errors, want 1:%s", len(reported), errs)
+	}
+	err = reported[0]
+	if !errors.Is(err, ErrUnknownKey) || !strings.Contains(err.Error(), `"typo" "gone"`) ||
+		strings.Contains(err.Error(), `"held"`) || strings.Contains(err.Error(), "before-start") {
+		t.Fatalf("reported %v, want ErrUnknownKey naming typo and gone only", err)
+	}
+	if !m.IsMasterByKey("held") || !slices.Equal(m.Keys(), []string{"held"}) {
+		t.Fatal("Update changed the keys")
+	}
+	m.Stop()
+	m.Update("after-stop")
+	if s := errs.String(); strings.Contains(s, "after-stop") {
+		t.Fatalf("reported after Stop:%s", s)
+	}
+}
