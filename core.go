@@ -182,6 +182,9 @@ type core struct {
 	since    int64
 	leaving  bool
 	resign   bool // Stop has begun: master of nothing, still a member
+	// resigned are keys about to be removed (RemoveKey): held, so that no
+	// peer takes over, but not claimed.
+	resigned map[string]bool
 	lastStep int64
 	born     int64 // mono: when the core was made
 	refresh  int64 // Quorum: when leases were last recomputed on an echo
@@ -451,10 +454,14 @@ func (c *core) setKeys(now int64, add, remove []string) {
 		}
 	}
 	for _, k := range remove {
+		delete(c.resigned, k)
 		if _, ok := c.keys[k]; ok {
 			delete(c.keys, k)
 			changed = true
 		}
+	}
+	for _, k := range add {
+		delete(c.resigned, k)
 	}
 	if !changed {
 		return
@@ -469,6 +476,21 @@ func (c *core) setKeys(now int64, add, remove []string) {
 		}
 	}
 	c.dirty = true
+	c.elect(now)
+}
+
+// resignKeys gives up the masterships of keys but keeps holding them,
+// until setKeys removes them.
+func (c *core) resignKeys(now int64, keys []string) {
+	c.begin(now)
+	if c.resigned == nil {
+		c.resigned = make(map[string]bool)
+	}
+	for _, k := range keys {
+		if _, ok := c.keys[k]; ok {
+			c.resigned[k] = true
+		}
+	}
 	c.elect(now)
 }
 
@@ -640,7 +662,7 @@ func (c *core) claimSlot(now int64, i int) bool {
 	s := &c.slots[i]
 	old := s.claim
 	_, mine := c.rightful(i)
-	if !mine || !c.ready || c.resign || c.leaving {
+	if !mine || !c.ready || c.resign || c.leaving || i > 0 && c.resigned[c.ki.list[i-1]] {
 		if s.acting && !mine && c.ready && !c.resign && !c.leaving {
 			c.yields++
 		}

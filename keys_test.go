@@ -218,12 +218,13 @@ func TestAddKeysRemoveKeys(t *testing.T) {
 			}
 
 			// Node 2 alone holds the keys: master of each when AddKeys
-			// returns.
+			// returns; with Quorum, once a peer acknowledged it.
 			n2.AddKeys("a", "b", "c")
 			for _, k := range []string{"a", "b", "c"} {
-				if !n2.IsMasterByKey(k) {
+				if q == 0 && !n2.IsMasterByKey(k) {
 					t.Fatalf("node2 not master of %q when AddKeys returned", k)
 				}
+				waitFor(t, "node2 master of "+k, func() bool { return n2.IsMasterByKey(k) })
 			}
 			if got := n2.Keys(); !slices.Equal(got, []string{"a", "b", "c"}) {
 				t.Fatalf("Keys() = %v", got)
@@ -455,6 +456,9 @@ func TestRunAsMasterByKey(t *testing.T) {
 		s2.begin.Sub(s1.cancelled), s2.begin.Sub(s1.end))
 	if !s1.end.Before(s2.begin) {
 		t.Errorf("node2's function of k began %v before node1's, stopping, returned", s1.end.Sub(s2.begin))
+	}
+	if !s0.end.Before(s1.begin) {
+		t.Errorf("node1's function of k began %v before node0's, removing the key, returned", s0.end.Sub(s1.begin))
 	}
 	mine.mu.Lock()
 	defer mine.mu.Unlock()

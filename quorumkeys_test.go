@@ -61,8 +61,8 @@ func TestQuorumKeyPartition(t *testing.T) {
 		meter.mu.Unlock()
 		t.Logf("k moved to the majority in %v; heal: %s", moved.Round(time.Millisecond), bad)
 	}
-	t.Logf("on %d heals, two masters of k for %v in all (above 0: the bug of issue 9)", reps, healed)
-	if healed > reps*testInterval {
+	t.Logf("on %d heals, two masters of k for %v in all", reps, healed)
+	if healed > 0 {
 		t.Fatalf("on %d heals, two masters of k for %v", reps, healed)
 	}
 }

@@ -3,6 +3,7 @@ package msc
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -51,9 +52,9 @@ func (m *Msc) runAs(ctx context.Context, key string, fn func(context.Context, ui
 		done := make(chan struct{})
 		m.cbMu.Lock()
 		if m.runs == nil {
-			m.runs = make(map[chan struct{}]bool)
+			m.runs = make(map[chan struct{}]string)
 		}
-		m.runs[done] = true
+		m.runs[done] = key
 		m.cbMu.Unlock()
 		go func() {
 			defer close(done)
@@ -78,12 +79,14 @@ func (m *Msc) runAs(ctx context.Context, key string, fn func(context.Context, ui
 }
 
 // waitRuns waits, at most d, for the RunAsMaster functions that are
-// running to return.
-func (m *Msc) waitRuns(d time.Duration) {
+// running to return: all of them, or those of the keys given.
+func (m *Msc) waitRuns(d time.Duration, keys ...string) {
 	m.cbMu.Lock()
 	var runs []chan struct{}
-	for done := range m.runs {
-		runs = append(runs, done)
+	for done, key := range m.runs {
+		if len(keys) == 0 || slices.Contains(keys, key) {
+			runs = append(runs, done)
+		}
 	}
 	m.cbMu.Unlock()
 	if len(runs) == 0 {
