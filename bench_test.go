@@ -160,7 +160,7 @@ func BenchmarkOpenBeat(b *testing.B) {
 func newCoreBench(tb testing.TB, peers int, keys []string, balance bool, start func(i int) int64, self time.Time) (*core, int64) {
 	now := int64(time.Second)
 	cfg := coreConfig{uid: "self", start: self.UnixNano(), inc: 1, interval: 100 * time.Millisecond, wait: 300 * time.Millisecond, balance: balance}
-	c := newCore(cfg, keys, nil, now)
+	c := newCore(cfg, keys, nil, now, nil)
 	for i := range peers {
 		id := connID(i + 1)
 		c.up(now, id, "")

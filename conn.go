@@ -42,6 +42,8 @@ type conn struct {
 	// send time of the peer's newest frame the core has processed. The
 	// elector sets it.
 	echo atomic.Int64
+	// reply: the next frame answers a claimant's frame (beatReply).
+	reply atomic.Bool
 
 	// Read loop only (and the client, once the read loop has ended).
 	peerUID string
@@ -186,11 +188,7 @@ func (c *conn) readLoop() error {
 				c.name = c.server + " (" + c.peerUID + ")"
 			}
 		}
-		c.m.elect(event{kind: evBeat, c: c, beat: beatMsg{
-			uid: c.peerUID, start: v.start, inc: v.inc, prio: v.prio, sent: v.sent, echo: v.echo,
-			version: v.version, leaving: v.flags&beatLeaving != 0, full: v.flags&beatKeys != 0,
-			keys: v.keys, claims: v.claims, votes: v.votes,
-		}})
+		c.m.elect(event{kind: evBeat, c: c, beat: v.msg(c.peerUID)})
 		if v.flags&beatLeaving != 0 {
 			return io.EOF
 		}
@@ -205,6 +203,9 @@ func (c *conn) appendBeat(buf []byte, w *writer, hb *outBeat, payload []byte, se
 	at := uidPrefixLen(hb.uid)
 	binary.BigEndian.PutUint64(payload[at+offSent:], uint64(mono()))
 	binary.BigEndian.PutUint64(payload[at+offEcho:], uint64(c.echo.Load()))
+	if c.reply.Swap(false) {
+		payload[at+offFlags] |= beatReply
+	}
 	var flags byte
 	uid := hb.uid
 	if c.m.cfg.HeaderEncrypted && c.send.aead != nil {

@@ -1,6 +1,7 @@
 package msc
 
 import (
+	"math"
 	"slices"
 	"sort"
 	"strconv"
@@ -54,6 +55,7 @@ type coreConfig struct {
 	quorum   int
 	sticky   bool
 	balance  bool
+	observer bool // never claims, does not vote
 	// wallOffset is the wall clock minus the monotonic clock, in ns, at
 	// creation. With Quorum, new terms are at least the wall clock in
 	// microseconds, so that a term stays above those of masterships
@@ -85,19 +87,21 @@ type slot struct {
 // incarnation).
 type cpeer struct {
 	rank
-	inc     uint64
-	hash    uint64 // nodeHash(uid), for Balance
-	conns   map[connID]struct{}
-	servers map[string]bool // configured server ids it answered on
-	heard   int64           // mono: its newest frame arrived
-	sent    int64           // its clock: send time of its newest frame processed
-	echo    int64           // this node's clock: send time of this node's newest frame it had processed
-	version uint64          // version of its state (keys, claims, votes) known; 0: none yet
-	newest  uint64          // the newest version its frames announced
-	leaving bool
-	keys    map[string]struct{}
-	claims  map[string]claim
-	votes   map[string]vote
+	inc      uint64
+	hash     uint64 // nodeHash(uid), for Balance
+	conns    map[connID]struct{}
+	servers  map[string]bool // configured server ids it answered on
+	heard    int64           // mono: its newest frame arrived
+	sent     int64           // its clock: send time of its newest frame processed
+	echo     int64           // this node's clock: send time of this node's newest frame it had processed
+	observer bool            // it never claims and does not vote
+	meta     map[string]string
+	version  uint64 // version of its state (keys, claims, votes) known; 0: none yet
+	newest   uint64 // the newest version its frames announced
+	leaving  bool
+	keys     map[string]struct{}
+	claims   map[string]claim
+	votes    map[string]vote
 	// Bitsets over the core's key index, rebuilt when either changes.
 	ki      *keyIndex
 	has     bitset // holds the key
@@ -122,19 +126,21 @@ func peerKey(uid string, inc uint64) string {
 // beatMsg is a decoded heartbeat, as the core takes it. Keys, claims and
 // votes are set only in the full form (full).
 type beatMsg struct {
-	uid     string
-	start   int64
-	inc     uint64
-	prio    int64
-	sent    int64 // the sender's clock at sending
-	echo    int64 // the receiver's clock: send time of its newest frame the sender had processed
-	version uint64
-	leaving bool
-	full    bool
-	reply   bool // sent at once in answer to a frame of this node
-	keys    []string
-	claims  map[string]claim
-	votes   map[string]vote
+	uid      string
+	start    int64
+	inc      uint64
+	prio     int64
+	sent     int64 // the sender's clock at sending
+	echo     int64 // the receiver's clock: send time of its newest frame the sender had processed
+	version  uint64
+	leaving  bool
+	full     bool
+	reply    bool // sent at once in answer to a frame of this node
+	observer bool
+	meta     map[string]string
+	keys     []string
+	claims   map[string]claim
+	votes    map[string]vote
 }
 
 // coreOut is what the drivers must do after a step.
@@ -161,6 +167,7 @@ type core struct {
 	conns map[connID]*connState
 	peers map[string]*cpeer
 	keys  map[string]struct{}
+	meta  map[string]string
 	ki    *keyIndex
 	// slots[0] is the global mastership, slots[i+1] that of ki.list[i].
 	slots []slot
@@ -175,13 +182,13 @@ type core struct {
 	version uint64 // of this node's state as sent
 	dirty   bool   // the state to send changed outside elect (keys, leaving)
 
-	servers  map[string]bool // configured server ids
-	pending  map[string]bool // servers not yet heard from or failed, since since
-	ready    bool
-	readyAt  int64
-	since    int64
-	leaving  bool
-	resign   bool // Stop has begun: master of nothing, still a member
+	servers map[string]bool // configured server ids
+	pending map[string]bool // servers not yet heard from or failed, since since
+	ready   bool
+	readyAt int64
+	since   int64
+	leaving bool
+	resign  bool // Stop has begun: master of nothing, still a member
 	// resigned are keys about to be removed (RemoveKey): held, so that no
 	// peer takes over, but not claimed.
 	resigned map[string]bool
@@ -202,7 +209,7 @@ type connState struct {
 	peer   *cpeer // nil until its first heartbeat
 }
 
-func newCore(cfg coreConfig, keys []string, servers []string, now int64) *core {
+func newCore(cfg coreConfig, keys []string, servers []string, now int64, meta map[string]string) *core {
 	c := &core{
 		cfg:     cfg,
 		self:    rank{prio: cfg.prio, start: cfg.start, uid: cfg.uid},
@@ -217,6 +224,7 @@ func newCore(cfg coreConfig, keys []string, servers []string, now int64) *core {
 		servers: make(map[string]bool, len(servers)),
 		snap:    &snapshot{ki: noKeys},
 		version: 1,
+		meta:    meta,
 	}
 	for _, k := range keys {
 		c.keys[k] = struct{}{}
@@ -378,6 +386,10 @@ func (c *core) recv(now, at int64, id connID, b *beatMsg) {
 		p.leaving = true
 		changed = true
 	}
+	if b.observer != p.observer {
+		p.observer = b.observer
+		changed = true
+	}
 	if b.full && b.version > p.version {
 		// Newer state: applied even if it came on a slower connection
 		// than a short frame of the same version.
@@ -386,7 +398,7 @@ func (c *core) recv(now, at int64, id connID, b *beatMsg) {
 		for _, k := range b.keys {
 			p.keys[k] = struct{}{}
 		}
-		p.claims, p.votes = b.claims, b.votes
+		p.claims, p.votes, p.meta = b.claims, b.votes, b.meta
 		for k, cl := range p.claims {
 			c.other[k] = max(c.other[k], cl.term)
 		}
@@ -494,6 +506,22 @@ func (c *core) resignKeys(now int64, keys []string) {
 	c.elect(now)
 }
 
+// setPriority changes this node's priority.
+func (c *core) setPriority(now int64, prio int64) {
+	c.begin(now)
+	c.self.prio, c.cfg.prio = prio, prio
+	c.dirty = true
+	c.elect(now)
+}
+
+// setMeta changes this node's metadata.
+func (c *core) setMeta(now int64, meta map[string]string) {
+	c.begin(now)
+	c.meta = meta
+	c.dirty = true
+	c.elect(now)
+}
+
 // setResign and setLeave: Stop's two steps.
 func (c *core) setResign(now int64) {
 	c.begin(now)
@@ -595,6 +623,9 @@ func (c *core) slotKey(i int) string {
 // holds reports whether live peer p competes for slot i, and whether it
 // is master of it as far as this node knows (see cpeer.current).
 func (c *core) holds(p *cpeer, i int) (holds, acting bool) {
+	if p.observer {
+		return false, false
+	}
 	if i == 0 {
 		cl := p.claims[""]
 		return true, cl.term > 0 && cl.acting
@@ -612,10 +643,12 @@ func (c *core) rightful(i int) (uid string, self bool) {
 		// without Quorum), the first by the rules below. With Quorum
 		// there are never several: another node that looks like a
 		// master too is seen through stale frames.
-		if c.slots[i].acting && c.quorum() {
+		// A higher priority still wins (SetPriority moves a master).
+		top := c.maxPrio(i)
+		if c.slots[i].acting && c.quorum() && (c.self.prio >= top || i > 0 && c.cfg.balance) {
 			return c.cfg.uid, true
 		}
-		if uid, self, ok := c.first(i, true); ok {
+		if uid, self, ok := c.first(i, true); ok && (c.prioOf(uid) >= top || i > 0 && c.cfg.balance) {
 			return uid, self
 		}
 	}
@@ -623,10 +656,42 @@ func (c *core) rightful(i int) (uid string, self bool) {
 	return uid, self
 }
 
+// maxPrio returns the highest priority among this node and the live
+// peers competing for slot i; for a key with Balance, where priority does
+// not apply, the lowest possible.
+func (c *core) maxPrio(i int) int64 {
+	if i > 0 && c.cfg.balance {
+		return math.MinInt64
+	}
+	best := int64(math.MinInt64)
+	if !c.cfg.observer {
+		best = c.self.prio
+	}
+	for _, p := range c.order {
+		if h, _ := c.holds(p, i); h {
+			best = max(best, p.prio)
+		}
+	}
+	return best
+}
+
+// prioOf returns the priority of uid, this node or a live peer.
+func (c *core) prioOf(uid string) int64 {
+	if uid == c.cfg.uid {
+		return c.self.prio
+	}
+	for _, p := range c.order {
+		if p.uid == uid {
+			return p.prio
+		}
+	}
+	return math.MinInt64
+}
+
 // first returns the first by the rules among this node and the live
 // peers that compete for slot i (only the masters of it, with masters).
 func (c *core) first(i int, masters bool) (uid string, self, ok bool) {
-	if !masters || c.slots[i].acting {
+	if !c.cfg.observer && (!masters || c.slots[i].acting) {
 		uid, self, ok = c.cfg.uid, true, true
 	}
 	if i > 0 && c.cfg.balance {
@@ -662,8 +727,8 @@ func (c *core) claimSlot(now int64, i int) bool {
 	s := &c.slots[i]
 	old := s.claim
 	_, mine := c.rightful(i)
-	if !mine || !c.ready || c.resign || c.leaving || i > 0 && c.resigned[c.ki.list[i-1]] {
-		if s.acting && !mine && c.ready && !c.resign && !c.leaving {
+	if !mine || !c.ready || c.resign || c.leaving || c.cfg.observer || i > 0 && c.resigned[c.ki.list[i-1]] {
+		if s.acting && !mine && c.ready && !c.resign && !c.leaving && c.maxPrio(i) <= c.self.prio {
 			c.yields++
 		}
 		*s = slot{}
@@ -735,6 +800,9 @@ func (c *core) castVotes(now int64) bool {
 
 // vote updates this node's vote for key; it reports whether it changed.
 func (c *core) vote(now int64, key string) bool {
+	if c.cfg.observer {
+		return false // it does not count toward Quorum
+	}
 	if now < c.born+int64(c.cfg.wait+c.margin()) {
 		// A process that may have restarted does not know what its
 		// previous incarnation promised: it votes once every such
@@ -837,7 +905,7 @@ func (c *core) settle(now int64, i int) bool {
 	if c.votes[key] == me {
 		var echoes []int64
 		for _, p := range c.peers {
-			if p.votes[key] == me && p.echo > 0 && !p.leaving {
+			if p.votes[key] == me && p.echo > 0 && !p.leaving && !p.observer {
 				echoes = append(echoes, p.echo)
 			}
 		}
@@ -901,8 +969,8 @@ func (c *core) slotState(i int) keyState {
 
 // publish builds the heartbeat this node sends from now on.
 func (c *core) publish() {
-	b := &beat{uid: c.cfg.uid, start: c.cfg.start, inc: c.cfg.inc, prio: c.cfg.prio,
-		leaving: c.leaving, version: c.version, keys: c.ki.list}
+	b := &beat{uid: c.cfg.uid, start: c.cfg.start, inc: c.cfg.inc, prio: c.self.prio,
+		leaving: c.leaving, version: c.version, keys: c.ki.list, observer: c.cfg.observer, meta: c.meta}
 	for i := range c.slots {
 		if c.slots[i].term > 0 && !c.leaving {
 			if b.claims == nil {

@@ -71,9 +71,10 @@ func newElector(m *Msc, keys map[string]struct{}, servers []string, now int64) *
 	}
 	cc := coreConfig{uid: cfg.UID, start: m.start, inc: m.inc, prio: int64(cfg.Priority),
 		interval: cfg.Interval, wait: cfg.WaitTimeout, quorum: cfg.Quorum, sticky: cfg.Sticky, balance: cfg.Balance,
+		observer: cfg.Observer,
 		wallOffset: time.Now().UnixNano() - now}
 	e := &elector{m: m, conns: make(map[connID]*conn)}
-	e.core = newCore(cc, list, servers, now)
+	e.core = newCore(cc, list, servers, now, cfg.Meta)
 	m.awaiting.Store(!e.core.ready)
 	e.apply()
 	return e
@@ -169,6 +170,15 @@ func (e *elector) apply() {
 	for _, id := range o.close {
 		if c := e.conns[id]; c != nil {
 			c.close()
+		}
+	}
+	for _, id := range o.reply {
+		if c := e.conns[id]; c != nil {
+			c.reply.Store(true)
+			select {
+			case c.kick <- struct{}{}:
+			default:
+			}
 		}
 	}
 	for _, ec := range o.echo {

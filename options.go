@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"slices"
 	"time"
@@ -113,6 +114,18 @@ type Options struct {
 	// failure it is retried sooner: after 100ms (or DiscoverEvery if
 	// shorter), doubling up to DiscoverEvery.
 	DiscoverEvery time.Duration
+	// Observer makes a node that connects, knows the master (globally
+	// and per key: Master, MasterByKey, Watch, Status) and never becomes
+	// master of anything. It does not count toward Quorum: it does not
+	// vote, so that adding or removing observers (dashboards, tools)
+	// never changes which majority is needed, and a partition's side made
+	// mostly of observers cannot elect a master.
+	Observer bool
+	// Meta is this node's metadata, for instance the address of its HTTP
+	// API: it travels to the peers with the node's state, so that any
+	// node can find the master's (Msc.MasterMeta). At most MaxMetaSize
+	// bytes encoded. New copies it; Msc.SetMeta changes it at run time.
+	Meta map[string]string
 }
 
 // LogValue implements [slog.LogValuer]; the key is never logged.
@@ -216,6 +229,10 @@ func newConfig(o Options) (*config, error) {
 		}
 	}
 	c.AcceptKeys = slices.Clone(o.AcceptKeys)
+	c.Meta = maps.Clone(o.Meta)
+	if err := checkMeta(c.Meta); err != nil {
+		return nil, err
+	}
 	s, err := newSuite(c.Algorithm, c.Key)
 	if err != nil {
 		return nil, err
@@ -232,6 +249,13 @@ func checkAlgorithm(alg, key string) error {
 	}
 	if alg != "no" && key == "" {
 		return ErrEmptyKey
+	}
+	return nil
+}
+
+func checkMeta(meta map[string]string) error {
+	if n := metaSize(meta); n > MaxMetaSize {
+		return fmt.Errorf("%w: Meta of %d bytes encoded, more than %d", ErrInvalidOption, n, MaxMetaSize)
 	}
 	return nil
 }

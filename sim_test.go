@@ -2,6 +2,7 @@ package msc
 
 import (
 	"container/heap"
+	"encoding/binary"
 	"flag"
 	"fmt"
 	"math/rand/v2"
@@ -176,7 +177,9 @@ type simNode struct {
 	keys     []string
 	nextTick int64
 	conns    map[connID]*simConn
-	beat     *beat // the heartbeat its core published last
+	beat     *beat  // the heartbeat its core published last
+	full     []byte // and its payloads
+	short    []byte
 	stopping bool
 	pending  []*simEvent // events that arrived while paused
 	armed    int64       // the wake-up time a seWake event is pending for
@@ -207,6 +210,7 @@ type sim struct {
 	wall      int64
 	steps     int
 	quiet     bool // faults have stopped
+	observers int  // the last observers nodes are observers
 }
 
 func (s *sim) push(e *simEvent) {
@@ -237,11 +241,15 @@ func runSim(seed uint64, trace bool, w interface{ Write([]byte) (int, error) }) 
 	interval := 100 * time.Millisecond
 	wait := []time.Duration{3 * interval, 3 * interval, 4 * interval, 5 * interval}[r.IntN(4)]
 	s.cfg = coreConfig{interval: interval, wait: wait, sticky: r.IntN(3) == 0, balance: r.IntN(3) == 0}
-	if r.IntN(2) == 0 && s.n > 1 {
-		s.cfg.quorum = s.n/2 + 1
+	s.observers = 0
+	if s.n >= 3 && r.IntN(4) == 0 {
+		s.observers = 1 // the last node
+	}
+	if voters := s.n - s.observers; r.IntN(2) == 0 && voters > 1 {
+		s.cfg.quorum = voters/2 + 1
 	}
 	s.keysPool = []string{"a", "b", "c", "d"}
-	s.out("seed %d: n=%d interval=%v wait=%v quorum=%d sticky=%v balance=%v", seed, s.n, interval, wait, s.cfg.quorum, s.cfg.sticky, s.cfg.balance)
+	s.out("seed %d: n=%d (%d observers) interval=%v wait=%v quorum=%d sticky=%v balance=%v", seed, s.n, s.observers, interval, wait, s.cfg.quorum, s.cfg.sticky, s.cfg.balance)
 	s.lat = make([][2]int64, s.n*s.n)
 	s.cut = make([]int, s.n*s.n)
 	for i := range s.lat {
@@ -302,6 +310,7 @@ func (s *sim) boot(n *simNode) {
 	cfg.inc = uint64(n.inc)
 	cfg.start = n.start
 	cfg.prio = n.prio
+	cfg.observer = n.i >= s.n-s.observers
 	// The wall clock: within ±20ms of the true time.
 	cfg.wallOffset = s.wall + s.now - s.local(n, s.now) + int64(s.rng.IntN(40)-20)*int64(time.Millisecond)
 	n.cfg = cfg
@@ -313,7 +322,7 @@ func (s *sim) boot(n *simNode) {
 	}
 	lt := s.local(n, s.now)
 	n.lastTick = lt
-	n.core = newCore(cfg, n.keys, servers, lt)
+	n.core = newCore(cfg, n.keys, servers, lt, nil)
 	s.out("n%d boots (inc %d, start %d, prio %d, keys %v)", n.i, n.inc, n.start, n.prio, n.keys)
 	s.apply(n)
 	for j := range s.n {
@@ -380,13 +389,26 @@ func (s *sim) send(n *simNode, c *simConn, end int, reply bool) {
 	if b == nil {
 		return
 	}
+	// Through the codec, as on the wire: encoded once per state, with the
+	// send time, the echo and the reply flag filled in per frame.
 	mk := func(full bool) *beatMsg {
-		m := &beatMsg{uid: b.uid, start: b.start, inc: b.inc, prio: b.prio, sent: s.local(n, s.now), echo: c.echo[end],
-			version: b.version, leaving: b.leaving, full: full, reply: reply}
+		p := n.short
 		if full {
-			m.keys, m.claims, m.votes = b.keys, b.claims, b.votes
+			p = n.full
 		}
-		return m
+		p = slices.Clone(p)
+		at := uidPrefixLen(b.uid)
+		binary.BigEndian.PutUint64(p[at+offSent:], uint64(s.local(n, s.now)))
+		binary.BigEndian.PutUint64(p[at+offEcho:], uint64(c.echo[end]))
+		if reply {
+			p[at+offFlags] |= beatReply
+		}
+		v, err := decodeBeat(p, nil)
+		if err != nil {
+			s.fail("n%d sends a heartbeat that does not decode: %v", n.i, err)
+		}
+		m := v.msg(b.uid)
+		return &m
 	}
 	if c.sentVer[end] == 0 {
 		s.transmit(c, end, mk(false))
@@ -464,6 +486,11 @@ func (s *sim) apply(n *simNode) {
 	n.core.out = coreOut{}
 	if o.beat != nil {
 		n.beat = o.beat
+		var err error
+		if n.full, err = encodeBeat(o.beat, true); err != nil {
+			s.fail("n%d: %v", n.i, err)
+		}
+		n.short, _ = encodeBeat(o.beat, false)
 	}
 	for _, ec := range o.echo {
 		if c := n.conns[ec.id]; c != nil {
@@ -541,6 +568,9 @@ func (s *sim) observe(n *simNode, snap *snapshot) {
 		}
 		n.fn[k] = st.term
 		s.out("n%d starts mastership of %q term %d", n.i, k, st.term)
+		if n.cfg.observer {
+			s.fail("observer n%d is master of %q", n.i, k)
+		}
 		if heard := n.core.other[k]; st.term <= heard {
 			s.fail("terms: n%d is master of %q with term %d, not above %d it heard of", n.i, k, st.term, heard)
 		}
@@ -609,11 +639,17 @@ func (s *sim) checkAgreement() {
 		return
 	}
 	for _, k := range append([]string{""}, s.keysPool...) {
-		var holders []*simNode
+		var holders, competing []*simNode
 		for _, n := range live {
 			if k == "" || slices.Contains(n.keys, k) {
 				holders = append(holders, n)
+				if !n.cfg.observer {
+					competing = append(competing, n)
+				}
 			}
+		}
+		if len(competing) == 0 {
+			continue
 		}
 		if len(holders) == 0 {
 			continue
@@ -633,6 +669,12 @@ func (s *sim) checkAgreement() {
 			}
 			uids[uid] = true
 		}
+		if s.cfg.quorum > 1 && voters(live) < s.cfg.quorum {
+			if len(masters) != 0 {
+				s.fail("%q: masters %v with fewer than a quorum of voters up", k, masters)
+			}
+			continue
+		}
 		if len(masters) != 1 || len(uids) != 1 {
 			for _, n := range live {
 				i, ok := n.core.slotIndex(k)
@@ -640,25 +682,37 @@ func (s *sim) checkAgreement() {
 				if ok {
 					sl = n.core.slots[i]
 				}
+				if ok {
+					u, me := n.core.rightful(i)
+					s.out("n%d: rightful %s %v resigned %v keys %v prio %d maxPrio %d", n.i, u, me, n.core.resigned[k], n.core.ki.list, n.core.self.prio, n.core.maxPrio(i))
+				}
 				s.out("n%d: ready %v slot %+v vote %+v maxVote %d other %d used %d live %d", n.i, n.core.ready, sl,
 					n.core.votes[k], n.core.maxVote[k].term, n.core.other[k], n.core.used[k], len(n.core.order))
 				for _, p := range n.core.peers {
-					s.out("   peer %s/%d live %v claims %+v votes %+v echo %d", p.uid, p.inc, p.live(s.local(n, s.now), s.cfg.wait), p.claims[k], p.votes[k], p.echo)
+					s.out("   peer %s/%d live %v current %v (%d/%d) prio %d claims %+v votes %+v echo %d", p.uid, p.inc, p.live(s.local(n, s.now), s.cfg.wait), p.current(), p.version, p.newest, p.prio, p.claims[k], p.votes[k], p.echo)
 				}
 			}
 			s.fail("no agreement on %q after the faults: masters %v, named %v", k, masters, uids)
 			return
 		}
-		if s.cfg.quorum > 1 && len(live) < s.cfg.quorum {
-			continue
-		}
+
 		if !s.cfg.sticky {
-			want := s.rightful(holders, k)
+			want := s.rightful(competing, k)
 			if masters[0] != want {
 				s.fail("%q: master n%d, the rules name n%d", k, masters[0], want)
 			}
 		}
 	}
+}
+
+func voters(nodes []*simNode) int {
+	n := 0
+	for _, x := range nodes {
+		if !x.cfg.observer {
+			n++
+		}
+	}
+	return n
 }
 
 // rightful is the node the README's rules name among holders.
@@ -775,7 +829,7 @@ func (s *sim) schedule() {
 	at := int64(time.Second) + r.Int64N(int64(time.Second))
 	for at < int64(simFaultsEnd) {
 		t := at
-		kind := r.IntN(10)
+		kind := r.IntN(11)
 		d := int64(r.IntN(1500)+50) * int64(time.Millisecond)
 		i, j := r.IntN(s.n), r.IntN(s.n)
 		s.push(&simEvent{at: t, kind: seFn, fn: func() { s.fault(kind, i, j, d) }})
@@ -876,12 +930,27 @@ func (s *sim) fault(kind, i, j int, d int64) {
 		if slices.Contains(n.keys, k) {
 			s.out("FAULT n%d removes key %q", i, k)
 			n.keys = slices.DeleteFunc(slices.Clone(n.keys), func(x string) bool { return x == k })
-			s.nodeStep(n, func(lt int64) { n.core.setKeys(lt, nil, []string{k}) })
+			// As RemoveKey does: give it up, wait for its work, remove it.
+			s.nodeStep(n, func(lt int64) { n.core.resignKeys(lt, []string{k}) })
+			inc := n.inc
+			s.push(&simEvent{at: s.now + int64(s.rng.IntN(int(s.cfg.wait))), kind: seFn, fn: func() {
+				if n.alive && n.inc == inc && s.now >= n.pausedTo && !slices.Contains(n.keys, k) {
+					s.nodeStep(n, func(lt int64) { n.core.setKeys(lt, nil, []string{k}) })
+				}
+			}})
 		} else {
 			s.out("FAULT n%d adds key %q", i, k)
 			n.keys = append(slices.Clone(n.keys), k)
 			s.nodeStep(n, func(lt int64) { n.core.setKeys(lt, []string{k}, nil) })
 		}
+	case 10: // SetPriority
+		if !n.alive || s.now < n.pausedTo {
+			return
+		}
+		p := int64(s.rng.IntN(4))
+		s.out("FAULT n%d sets priority %d", i, p)
+		n.prio = p
+		s.nodeStep(n, func(lt int64) { n.core.setPriority(lt, p) })
 	case 9: // latency change on a link
 		s.lat[i*s.n+j] = [2]int64{int64(s.rng.IntN(50)) * int64(time.Millisecond), int64(s.rng.IntN(20)+1) * int64(time.Millisecond)}
 	}

@@ -1,6 +1,7 @@
 package msc
 
 import (
+	"maps"
 	"slices"
 	"sort"
 	"time"
@@ -8,6 +9,8 @@ import (
 
 // Status is a snapshot of what a node knows, for display and debugging.
 type Status struct {
+	Meta      map[string]string // this node's metadata (Options.Meta)
+	Observer  bool              // Options.Observer
 	UID       string
 	StartTime time.Time
 	Priority  int
@@ -27,6 +30,8 @@ type Status struct {
 
 // PeerStatus is what a node knows of one peer.
 type PeerStatus struct {
+	Meta      map[string]string // its Options.Meta
+	Observer  bool              // it never becomes master (Options.Observer)
 	UID       string
 	StartTime time.Time
 	Priority  int
@@ -77,7 +82,9 @@ func (e *elector) status() Status {
 	st := Status{
 		UID:       m.cfg.UID,
 		StartTime: time.Unix(0, m.start),
-		Priority:  m.cfg.Priority,
+		Priority:  int(c.self.prio),
+		Observer:  m.cfg.Observer,
+		Meta:      maps.Clone(c.meta),
 		Running:   s.running,
 		Ready:     s.ready,
 		IsMaster:  s.master,
@@ -94,7 +101,8 @@ func (e *elector) status() Status {
 	sort.Slice(peers, func(i, j int) bool { return peers[i].before(peers[j].rank) })
 	for _, p := range peers {
 		ps := PeerStatus{UID: p.uid, StartTime: time.Unix(0, p.start), Priority: int(p.prio),
-			Live: p.live(now, c.cfg.wait), Leaving: p.leaving, Conns: len(p.conns), Master: p.claims[""].acting}
+			Live: p.live(now, c.cfg.wait), Leaving: p.leaving, Conns: len(p.conns), Master: p.claims[""].acting,
+			Observer: p.observer, Meta: maps.Clone(p.meta)}
 		if p.heard > 0 {
 			ps.LastHeard = monoTime(p.heard)
 		}

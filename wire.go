@@ -45,8 +45,10 @@ const (
 	helloSize = 1 + nonceSize
 
 	// Heartbeat flags.
-	beatLeaving byte = 1 // the sender is stopping: count it dead now
-	beatKeys    byte = 2 // the full key set follows, then the key claims
+	beatLeaving  byte = 1 // the sender is stopping: count it dead now
+	beatKeys     byte = 2 // the full state follows: keys, claims, votes, metadata
+	beatReply    byte = 4 // sent at once in answer to a claimant's frame (Quorum)
+	beatObserver byte = 8 // the sender never claims, and does not vote (Options.Observer)
 
 )
 
@@ -143,22 +145,25 @@ func parseFrame(b []byte) (frame, error) {
 // beat is a heartbeat's content, as the core publishes it. The send time
 // and the echo are written into each frame by the connection's writer.
 type beat struct {
-	uid     string
-	start   int64 // start time, Unix nanoseconds
-	inc     uint64
-	prio    int64
-	leaving bool
-	version uint64           // of the state below; the full form travels when it changes
-	keys    []string         // sorted; full form only
-	claims  map[string]claim // key ("" global) → the sender's claim; full form only
-	votes   map[string]vote  // key → the claim the sender acknowledges (Quorum); full form only
+	uid      string
+	start    int64 // start time, Unix nanoseconds
+	inc      uint64
+	prio     int64
+	leaving  bool
+	version  uint64           // of the state below; the full form travels when it changes
+	keys     []string         // sorted; full form only
+	claims   map[string]claim // key ("" global) → the sender's claim; full form only
+	votes    map[string]vote  // key → the claim the sender acknowledges (Quorum); full form only
+	observer bool
+	meta     map[string]string // Options.Meta; full form only
 }
 
 // Offsets in a payload after the UID prefix: the send time and the echo,
 // which each frame fills in.
 const (
-	offSent = 0
-	offEcho = 8
+	offSent  = 0
+	offEcho  = 8
+	offFlags = 32
 	// fixedBeat is the size of the fixed part after the UID prefix: sent,
 	// echo, start, incarnation, flags, version, priority.
 	fixedBeat = 8 + 8 + 8 + 8 + 1 + 8 + 8
@@ -181,6 +186,7 @@ func encodeBeat(b *beat, withKeys bool) ([]byte, error) {
 		for k, v := range b.votes {
 			size += 2 + len(k) + 1 + len(v.uid) + 8 + 8
 		}
+		size += metaSize(b.meta)
 	}
 	if size+headerSize+64 > MaxFrameSize {
 		return nil, ErrKeySetTooLarge
@@ -197,6 +203,9 @@ func encodeBeat(b *beat, withKeys bool) ([]byte, error) {
 	}
 	if withKeys {
 		fl |= beatKeys
+	}
+	if b.observer {
+		fl |= beatObserver
 	}
 	p = append(p, fl)
 	p = binary.BigEndian.AppendUint64(p, b.version)
@@ -253,7 +262,68 @@ func encodeBeat(b *beat, withKeys bool) ([]byte, error) {
 		p = binary.BigEndian.AppendUint64(p, v.inc)
 		p = binary.BigEndian.AppendUint64(p, v.term)
 	}
-	return p, nil
+	return appendMeta(p, b.meta), nil
+}
+
+// MaxMetaSize is the largest Options.Meta, encoded: a uint16 count, then
+// each key and value with a uint16 length.
+const MaxMetaSize = 4096
+
+func metaSize(meta map[string]string) int {
+	n := 2
+	for k, v := range meta {
+		n += 2 + len(k) + 2 + len(v)
+	}
+	return n
+}
+
+// appendMeta appends metadata, sorted by key.
+func appendMeta(p []byte, meta map[string]string) []byte {
+	keys := make([]string, 0, len(meta))
+	for k := range meta {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	p = binary.BigEndian.AppendUint16(p, uint16(len(keys)))
+	for _, k := range keys {
+		p = binary.BigEndian.AppendUint16(p, uint16(len(k)))
+		p = append(p, k...)
+		p = binary.BigEndian.AppendUint16(p, uint16(len(meta[k])))
+		p = append(p, meta[k]...)
+	}
+	return p
+}
+
+// decodeMeta decodes the metadata that ends a full heartbeat.
+func decodeMeta(p []byte) (map[string]string, error) {
+	if len(p) < 2 {
+		return nil, fmt.Errorf("%w: truncated metadata count", ErrBadFrame)
+	}
+	n := int(binary.BigEndian.Uint16(p))
+	p = p[2:]
+	if n*4 > len(p) {
+		return nil, fmt.Errorf("%w: %d metadata entries cannot fit in %d bytes", ErrBadFrame, n, len(p))
+	}
+	var meta map[string]string
+	if n > 0 {
+		meta = make(map[string]string, n)
+	}
+	for range n {
+		var kv [2]string
+		for i := range kv {
+			if len(p) < 2 || len(p) < 2+int(binary.BigEndian.Uint16(p)) {
+				return nil, fmt.Errorf("%w: truncated metadata", ErrBadFrame)
+			}
+			l := int(binary.BigEndian.Uint16(p))
+			kv[i] = string(p[2 : 2+l])
+			p = p[2+l:]
+		}
+		meta[kv[0]] = kv[1]
+	}
+	if len(p) != 0 {
+		return nil, fmt.Errorf("%w: %d trailing bytes", ErrBadFrame, len(p))
+	}
+	return meta, nil
 }
 
 func uidPrefixLen(uid string) int { return 1 + len(uid) }
@@ -269,9 +339,22 @@ type beatView struct {
 	flags   byte
 	version uint64
 	prio    int64
-	keys    []string         // with beatKeys only; allocated only then
-	claims  map[string]claim // with beatKeys only
-	votes   map[string]vote  // with beatKeys only
+	keys    []string          // with beatKeys only; allocated only then
+	claims  map[string]claim  // with beatKeys only
+	votes   map[string]vote   // with beatKeys only
+	meta    map[string]string // with beatKeys only
+}
+
+// msg returns the heartbeat as the core takes it; uid is v.uid as a
+// string (the caller keeps one, so that a steady heartbeat allocates
+// nothing).
+func (v *beatView) msg(uid string) beatMsg {
+	return beatMsg{
+		uid: uid, start: v.start, inc: v.inc, prio: v.prio, sent: v.sent, echo: v.echo,
+		version: v.version, leaving: v.flags&beatLeaving != 0, full: v.flags&beatKeys != 0,
+		reply: v.flags&beatReply != 0, observer: v.flags&beatObserver != 0,
+		keys: v.keys, claims: v.claims, votes: v.votes, meta: v.meta,
+	}
 }
 
 // decodeBeat decodes a payload; uid, if not nil, is the sender UID from
@@ -313,7 +396,10 @@ func decodeBeat(p []byte, uid []byte) (beatView, error) {
 	if v.claims, p, err = decodeClaims(p, keys); err != nil {
 		return v, err
 	}
-	if v.votes, err = decodeVotes(p); err != nil {
+	if v.votes, p, err = decodeVotes(p); err != nil {
+		return v, err
+	}
+	if v.meta, err = decodeMeta(p); err != nil {
 		return v, err
 	}
 	return v, nil
@@ -351,41 +437,38 @@ func decodeClaims(p []byte, keys []string) (map[string]claim, []byte, error) {
 	return claims, p, nil
 }
 
-// decodeVotes decodes the votes that end a full heartbeat: a count, then
+// decodeVotes decodes the votes that follow the claims: a count, then
 // (key length uint16, key, UID length uint8, UID, incarnation uint64,
-// term uint64).
-func decodeVotes(p []byte) (map[string]vote, error) {
+// term uint64). It returns what follows them.
+func decodeVotes(p []byte) (map[string]vote, []byte, error) {
 	if len(p) < 4 {
-		return nil, fmt.Errorf("%w: truncated vote count", ErrBadFrame)
+		return nil, nil, fmt.Errorf("%w: truncated vote count", ErrBadFrame)
 	}
 	n := binary.BigEndian.Uint32(p)
 	p = p[4:]
 	if uint64(n)*(2+1+1+16) > uint64(len(p)) {
-		return nil, fmt.Errorf("%w: %d votes cannot fit in %d bytes", ErrBadFrame, n, len(p))
+		return nil, nil, fmt.Errorf("%w: %d votes cannot fit in %d bytes", ErrBadFrame, n, len(p))
 	}
 	votes := make(map[string]vote, n)
 	for range n {
 		if len(p) < 2 || len(p) < 2+int(binary.BigEndian.Uint16(p))+1 {
-			return nil, fmt.Errorf("%w: truncated vote", ErrBadFrame)
+			return nil, nil, fmt.Errorf("%w: truncated vote", ErrBadFrame)
 		}
 		kl := int(binary.BigEndian.Uint16(p))
 		k := string(p[2 : 2+kl])
 		p = p[2+kl:]
 		ul := int(p[0])
 		if ul == 0 || len(p) < 1+ul+16 {
-			return nil, fmt.Errorf("%w: truncated vote", ErrBadFrame)
+			return nil, nil, fmt.Errorf("%w: truncated vote", ErrBadFrame)
 		}
 		v := vote{uid: string(p[1 : 1+ul]), inc: binary.BigEndian.Uint64(p[1+ul:]), term: binary.BigEndian.Uint64(p[9+ul:])}
 		p = p[17+ul:]
 		if v.term == 0 {
-			return nil, fmt.Errorf("%w: vote without a term", ErrBadFrame)
+			return nil, nil, fmt.Errorf("%w: vote without a term", ErrBadFrame)
 		}
 		votes[k] = v
 	}
-	if len(p) != 0 {
-		return nil, fmt.Errorf("%w: %d trailing bytes", ErrBadFrame, len(p))
-	}
-	return votes, nil
+	return votes, p, nil
 }
 
 // decodeKeys decodes a key list: a count, then length-prefixed keys.

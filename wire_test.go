@@ -76,7 +76,7 @@ func TestWireGolden(t *testing.T) {
 
 	b := &beat{uid: "n1", start: 0x0102030405060708, inc: 7, leaving: true, version: 3, prio: -2,
 		keys: []string{"a", "bc"}, claims: map[string]claim{"": {term: 5, acting: true}, "bc": {term: 9}},
-		votes: map[string]vote{"a": {uid: "n2", inc: 4, term: 6}}}
+		votes: map[string]vote{"a": {uid: "n2", inc: 4, term: 6}}, meta: map[string]string{"http": ":8080"}}
 	full, err := encodeBeat(b, true)
 	if err != nil {
 		t.Fatal(err)
@@ -88,7 +88,8 @@ func TestWireGolden(t *testing.T) {
 		"00000002" + "0001" + "61" + "0002" + "6263" + // keys
 		"00000002" + "ffffffff" + "0000000000000005" + "01" + // claims: global, term 5, master
 		"00000001" + "0000000000000009" + "00" + // key 1, term 9, not yet master
-		"00000001" + "0001" + "61" + "02" + "6e32" + "0000000000000004" + "0000000000000006" // votes: a → n2/4, term 6
+		"00000001" + "0001" + "61" + "02" + "6e32" + "0000000000000004" + "0000000000000006" + // votes: a → n2/4, term 6
+		"0001" + "0004" + "68747470" + "0005" + "3a38303830" // metadata: http → :8080
 	if got := hex.EncodeToString(full); got != wantFull {
 		t.Errorf("full heartbeat\n got %s\nwant %s", got, wantFull)
 	}
@@ -291,10 +292,10 @@ func TestHeartbeatFrameSizes(t *testing.T) {
 			// header 16 + UID 5 + (sent 8, echo 8, start 8, incarnation
 			// 8, flags 1, version 8, priority 8) + GCM tag 16. The full
 			// form adds a key count (4), 2+8 bytes a key, a claim count
-			// (4), 4+8+1 bytes a claim and a vote count (4; no votes
-			// without Quorum).
+			// (4), 4+8+1 bytes a claim, a vote count (4; no votes
+			// without Quorum) and a metadata count (2).
 			wantShort := 16 + 5 + 49 + 16
-			wantFull := wantShort + 4 + 10*n + 4 + 4
+			wantFull := wantShort + 4 + 10*n + 4 + 4 + 2
 			if claimed {
 				wantFull += 13 * n
 			}
@@ -397,8 +398,16 @@ func TestDecodeBeatMalformed(t *testing.T) {
 			return p
 		}), uid},
 		{"vote without a term", mod(func(p []byte) []byte {
-			binary.BigEndian.PutUint64(p[len(p)-8:], 0)
+			binary.BigEndian.PutUint64(p[len(p)-2-8:], 0) // before the metadata count
 			return p
+		}), uid},
+		{"metadata count too large", mod(func(p []byte) []byte {
+			binary.BigEndian.PutUint16(p[len(p)-2:], 1)
+			return p
+		}), uid},
+		{"metadata value past the end", mod(func(p []byte) []byte {
+			binary.BigEndian.PutUint16(p[len(p)-2:], 1)
+			return append(p, 0, 1, 'k', 0, 9, 'v')
 		}), uid},
 		{"short form with trailing bytes", append(slices.Clone(shortPayload[uidPrefixLen("node0"):]), 1), uid},
 	} {
