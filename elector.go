@@ -186,13 +186,15 @@ func (e *elector) apply() {
 			c.echo.Store(ec.echo)
 		}
 	}
-	if o.beat != nil {
-		e.publishBeat(o.beat)
-	}
+	// The snapshot first: a node that steps down stops answering master
+	// before any writer can tell a peer it did.
 	if o.snap != nil {
 		old := m.snap.Load()
 		m.snap.Store(o.snap)
 		m.notifyChanges(old, o.snap)
+	}
+	if o.beat != nil {
+		e.publishBeat(o.beat)
 	}
 	if o.kick {
 		e.kickAll()
