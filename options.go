@@ -66,10 +66,12 @@ type Options struct {
 	// the keys it takes or held. The global master is still the oldest.
 	// Every node of a cluster must use the same setting.
 	Balance bool
-	// AcceptKeys are more passphrases accepted on incoming connections,
-	// while Key seals what this node sends: rotate a cluster's key without
-	// downtime by adding the new key to AcceptKeys everywhere, then
-	// switching each node's Key to it (Msc.SetKey), then dropping the old.
+	// AcceptKeys are more passphrases accepted, while Key seals what this
+	// node sends: rotate a cluster's key without downtime by adding the
+	// new key to AcceptKeys everywhere, then switching each node's Key to
+	// it (Msc.SetKey, or a restart), then dropping the old. A peer that
+	// dials this node with an accepted key is answered in that key; a
+	// connection this node dials also opens frames sealed with them.
 	AcceptKeys []string
 	// Priority comes before StartTime in the election order: a node with
 	// a higher priority is master before an older one. Default 0.
@@ -118,7 +120,9 @@ type ServerConfig struct {
 	Port int
 	// Algorithm for this connection; default: the node's Options.Algorithm.
 	Algorithm string
-	// Key for this connection; default: the node's Options.Key.
+	// Key for this connection; default: the node's Options.Key. The
+	// node's own key given here is the node's key: it follows SetKey. Any
+	// other key is the server's own, kept through SetKey (see there).
 	Key string
 }
 
