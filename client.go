@@ -2,6 +2,7 @@ package msc
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -18,6 +19,7 @@ type client struct {
 	id     string
 	cfg    ServerConfig
 	suite  atomic.Pointer[suite] // the server's own key; nil: the node's (Msc.suite)
+	tls    *tls.Config           // with Options.TLS: the config to dial it with
 	ctx    context.Context
 	cancel context.CancelFunc
 	wake   chan struct{} // cap 1: retry now instead of waiting out the backoff
@@ -41,6 +43,7 @@ func (m *Msc) runClient(cl *client) {
 		if err == nil {
 			began := time.Now()
 			c := newConn(m, nc, cl.ctx, cl.id, m.dialSuite(cl))
+			c.tlsConf = cl.tls
 			var heard bool
 			heard, err = c.serve()
 			if heard {
@@ -137,8 +140,11 @@ func (m *Msc) wakeClients() {
 // algorithm and key (the passphrase given explicitly, as a port of a Node
 // msc configuration does), uses the node's key, and follows it when SetKey
 // changes it. A server with another Key or Algorithm keeps its own (see
-// SetKey).
+// SetKey). With Options.TLS, Key and Algorithm must be empty.
 func (m *Msc) AddServer(id string, c ServerConfig) error {
+	if m.cfg.tls != nil && (c.Key != "" || c.Algorithm != "") {
+		return fmt.Errorf("%w: server %q: Key and Algorithm must be empty with TLS", ErrInvalidOption, id)
+	}
 	inherit := c.Key == "" && (c.Algorithm == "" || c.Algorithm == m.cfg.Algorithm)
 	c, err := c.fill(m.cfg)
 	if err != nil {
@@ -163,6 +169,9 @@ func (m *Msc) AddServer(id string, c ServerConfig) error {
 	}
 	cl := &client{id: id, cfg: c, wake: make(chan struct{}, 1)}
 	cl.suite.Store(s)
+	if m.cfg.tls != nil {
+		cl.tls = dialTLSConfig(m.cfg.tls, c.Host)
+	}
 	m.clients[id] = cl
 	if m.state == stateRunning {
 		m.startClient(cl)

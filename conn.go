@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -29,6 +30,13 @@ type conn struct {
 	server string          // configured server id; "" for an inbound connection
 	suite  *suite
 	name   string // peer name for errors: server id, then UID once known
+
+	// With Options.TLS: the config to dial with (nil for an inbound
+	// connection), and the subject of the peer's certificate and when the
+	// handshake got it (mono), set by the handshake.
+	tlsConf     *tls.Config
+	certSubject string
+	certAt      int64
 
 	send, recv *sealer
 	recvSeq    uint64
@@ -110,10 +118,21 @@ func (c *conn) serve() (heard bool, err error) {
 // handshake exchanges hello frames: each side sends its algorithm and a
 // random nonce; the session key is derived from both nonces. A listener
 // that opens with more than one key then learns the dialer's key from its
-// first frame (adoptDialerKey).
+// first frame (adoptDialerKey). With Options.TLS, a TLS handshake comes
+// first, and the hellos run inside it.
 func (c *conn) handshake() error {
 	c.raw.SetDeadline(time.Now().Add(c.m.cfg.WaitTimeout))
 	defer c.raw.SetDeadline(time.Time{})
+	if c.m.cfg.tls != nil {
+		if err := c.handshakeTLS(); err != nil {
+			return err
+		}
+		if err := c.hello(); err != nil {
+			return tlsError(err) // the listener refused this node's certificate
+		}
+		c.m.certAccepted(c)
+		return nil
+	}
 	if err := c.hello(); err != nil {
 		return err
 	}
@@ -132,8 +151,11 @@ func (c *conn) hello() error {
 	if _, err := c.nc.Write(out); err != nil {
 		return fmt.Errorf("handshake: %w", err)
 	}
-	f, _, err := readFrameLimit(c.nc, make([]byte, 0, headerSize+helloSize), headerSize-lenSize+helloSize)
+	f, b, err := readFrameLimit(c.nc, make([]byte, 0, headerSize+helloSize), headerSize-lenSize+helloSize)
 	if err != nil {
+		if errors.Is(err, ErrFrameTooLarge) && looksLikeTLS(b) {
+			return fmt.Errorf("%w: the peer speaks TLS", ErrAlgorithmMismatch)
+		}
 		return fmt.Errorf("handshake: %w", err)
 	}
 	if f.typ != frameHello || len(f.body) != helloSize || f.seq != 0 {

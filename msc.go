@@ -63,6 +63,12 @@ type Msc struct {
 	errBurst map[string]*burst      // per cause, all peers: the cap on a flood
 
 	queues queues // DoIfMaster queues
+
+	// certMu guards certRefused: the peers (peerRef) whose certificate
+	// refusal has been reported since a handshake with them last
+	// succeeded.
+	certMu      sync.Mutex
+	certRefused map[string]struct{}
 }
 
 const (
@@ -285,7 +291,13 @@ func (m *Msc) elect(ev event) {
 // another key of its own keeps sealing with that key; the passphrases in
 // accept also open frames on its connections. Whatever key a peer dials
 // this node with, among those it accepts, this node answers in that key.
+//
+// With Options.TLS there is no passphrase: SetKey returns ErrInvalidOption.
+// Certificates rotate through the tls.Config's callbacks.
 func (m *Msc) SetKey(key string, accept ...string) error {
+	if m.cfg.tls != nil {
+		return fmt.Errorf("%w: SetKey on a node that uses TLS", ErrInvalidOption)
+	}
 	if err := checkAlgorithm(m.cfg.Algorithm, key); err != nil {
 		return err
 	}

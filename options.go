@@ -2,6 +2,7 @@ package msc
 
 import (
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"fmt"
 	"log/slog"
@@ -98,6 +99,24 @@ type Options struct {
 	// over WaitTimeout. A crash is then noticed after WaitTimeout+M
 	// rather than at once. Default 0: off.
 	Quorum int
+	// TLS, if set, secures every connection with TLS 1.3 and certificates
+	// verified both ways (mutual TLS), instead of a passphrase: Key,
+	// Algorithm and AcceptKeys must then be empty, and so must the Key and
+	// Algorithm of every ServerConfig. New copies it and enforces TLS 1.3
+	// and RequireAndVerifyClientCert; it must not set InsecureSkipVerify.
+	//
+	// The node's certificate is GetCertificate's, else Certificates[0], on
+	// both ends of a connection (GetClientCertificate's, if set, when it
+	// dials); each handshake asks again, so a callback that returns a
+	// renewed certificate rotates it without a restart. Peers'
+	// certificates are verified against RootCAs and ClientCAs (either
+	// defaults to the other; one is required), so they need both the
+	// server and the client extended key usage. A dialed server's
+	// certificate must also be valid for ServerName, or, if that is empty,
+	// for the ServerConfig's Host. A refused certificate is reported to
+	// OnError as ErrCertificate, and Status shows each peer's certificate
+	// subject.
+	TLS *tls.Config
 }
 
 // LogValue implements [slog.LogValuer]; the key is never logged.
@@ -106,6 +125,7 @@ func (o Options) LogValue() slog.Value {
 		slog.String("algorithm", o.Algorithm),
 		slog.Bool("key_set", o.Key != ""),
 		slog.Int("accept_keys", len(o.AcceptKeys)),
+		slog.Bool("tls", o.TLS != nil),
 		slog.String("uid", o.UID),
 		slog.Duration("interval", o.Interval),
 		slog.Duration("wait_timeout", o.WaitTimeout),
@@ -139,11 +159,23 @@ func (c ServerConfig) LogValue() slog.Value {
 type config struct {
 	Options
 	suite *suite
+	tls   *tls.Config // Options.TLS, checked and copied; nil without TLS
 }
 
 func newConfig(o Options) (*config, error) {
 	c := &config{Options: o}
 	c.Keys = slices.Clone(o.Keys)
+	if o.TLS != nil {
+		if o.Key != "" || o.Algorithm != "" || len(o.AcceptKeys) > 0 {
+			return nil, fmt.Errorf("%w: Key, Algorithm and AcceptKeys must be empty with TLS", ErrInvalidOption)
+		}
+		var err error
+		if c.tls, err = newTLSConfig(o.TLS); err != nil {
+			return nil, err
+		}
+		c.TLS = nil        // c.tls is the node's copy
+		c.Algorithm = "no" // TLS seals; inside it, frames travel as with "no"
+	}
 	if c.Algorithm == "" {
 		c.Algorithm = DefaultAlgorithm
 	}

@@ -37,6 +37,9 @@ type PeerStatus struct {
 	Conns     int      // connections up that carried its heartbeats
 	Keys      []string // the keys it advertises, sorted
 	Servers   []string // the configured server ids it answered on
+	// CertSubject is the subject of its TLS certificate (Options.TLS), as
+	// of the newest of its connections; "" without TLS.
+	CertSubject string
 }
 
 // KeyStatus is the mastership of one key.
@@ -95,6 +98,12 @@ func (e *elector) status() Status {
 			Live: p.live(), Leaving: p.leaving, Conns: len(p.conns), Master: p.claim}
 		if h := p.heard(); h > 0 {
 			ps.LastHeard = monoTime(h)
+		}
+		var newest int64
+		for c := range p.conns {
+			if c.certSubject != "" && c.certAt >= newest {
+				ps.CertSubject, newest = c.certSubject, c.certAt
+			}
 		}
 		for k := range p.keys {
 			ps.Keys = append(ps.Keys, k)
