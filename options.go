@@ -173,7 +173,7 @@ func newConfig(o Options) (*config, error) {
 		if c.tls, err = newTLSConfig(o.TLS); err != nil {
 			return nil, err
 		}
-		c.TLS = nil        // c.tls is the node's copy
+		c.TLS = c.tls      // the node's copy, never the caller's
 		c.Algorithm = "no" // TLS seals; inside it, frames travel as with "no"
 	}
 	if c.Algorithm == "" {

@@ -136,6 +136,12 @@ func TestTLSCluster(t *testing.T) {
 			t.Errorf("node%d reported:%s", i, s)
 		}
 	}
+	// A graceful stop hands over (how fast is logged: with TLS a leaving
+	// node closes its sockets rather than half-closing them).
+	start := time.Now()
+	c.nodes[0].Stop()
+	c.waitMaster(c.nodes[1])
+	t.Logf("graceful handoff over TLS in %v (WaitTimeout %v)", time.Since(start), testWait)
 	// A passphrase node's Status has no certificate subjects.
 	p := newCluster(t, 2, nil).start()
 	p.waitMaster(p.nodes[0])
