@@ -2,6 +2,7 @@ package msc
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -17,7 +18,8 @@ import (
 type client struct {
 	id     string
 	cfg    ServerConfig
-	suite  *suite // nil: the node's own (Msc.suite)
+	suite  atomic.Pointer[suite] // the server's own key; nil: the node's (Msc.suite)
+	tls    *tls.Config           // with Options.TLS: the config to dial it with
 	ctx    context.Context
 	cancel context.CancelFunc
 	wake   chan struct{} // cap 1: retry now instead of waiting out the backoff
@@ -43,11 +45,8 @@ func (m *Msc) runClient(cl *client) {
 		nc, err := d.DialContext(cl.ctx, "tcp", cl.cfg.addr())
 		if err == nil {
 			began := time.Now()
-			s := cl.suite
-			if s == nil {
-				s = m.suite.Load()
-			}
-			c := newConn(m, nc, cl.ctx, cl.id, s)
+			c := newConn(m, nc, cl.ctx, cl.id, m.dialSuite(cl))
+			c.tlsConf = cl.tls
 			if connected {
 				m.met.reconnects.Add(1)
 			}
@@ -98,6 +97,22 @@ func (m *Msc) runClient(cl *client) {
 	}
 }
 
+// dialSuite returns the suite of a connection dialed to cl. It seals with
+// the server's own key, if it has one, else with the node's; either way it
+// also opens with the node's accepted keys, so that a listener that
+// answers in its own key, while it rotates, is heard.
+func (m *Msc) dialSuite(cl *client) *suite {
+	node := m.suite.Load()
+	own := cl.suite.Load()
+	if own == nil {
+		return node
+	}
+	if own.id != node.id {
+		return own // another algorithm: the node's keys do not apply
+	}
+	return own.withKeys(node.accept)
+}
+
 // serverIDs returns the ids of the configured servers.
 func (m *Msc) serverIDs() []string {
 	m.mu.Lock()
@@ -133,7 +148,16 @@ func (m *Msc) wakeClients() {
 // AddServer adds a peer to dial, under an id of the caller's choosing; it
 // may be called before or after Start. It returns ErrServerExists for an id
 // already added, ErrStopped after Stop, and an error for a bad config.
+//
+// A server added with neither Key nor Algorithm, or with the node's own
+// algorithm and key (the passphrase given explicitly, as a port of a Node
+// msc configuration does), uses the node's key, and follows it when SetKey
+// changes it. A server with another Key or Algorithm keeps its own (see
+// SetKey). With Options.TLS, Key and Algorithm must be empty.
 func (m *Msc) AddServer(id string, c ServerConfig) error {
+	if m.cfg.tls != nil && (c.Key != "" || c.Algorithm != "") {
+		return fmt.Errorf("%w: server %q: Key and Algorithm must be empty with TLS", ErrInvalidOption, id)
+	}
 	return m.addServer(id, c, false)
 }
 
@@ -159,7 +183,14 @@ func (m *Msc) addServer(id string, c ServerConfig, discovered bool) error {
 		m.mu.Unlock()
 		return ErrServerExists
 	}
-	cl := &client{id: id, cfg: c, suite: s, wake: make(chan struct{}, 1), discovered: discovered}
+	if s != nil && s.sameKey(m.suite.Load()) {
+		s = nil // the node's key, given explicitly
+	}
+	cl := &client{id: id, cfg: c, wake: make(chan struct{}, 1), discovered: discovered}
+	cl.suite.Store(s)
+	if m.cfg.tls != nil {
+		cl.tls = dialTLSConfig(m.cfg.tls, c.Host)
+	}
 	m.clients[id] = cl
 	running := m.state == stateRunning
 	if running {

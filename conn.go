@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -25,11 +26,19 @@ import (
 type conn struct {
 	m      *Msc
 	id     connID
-	nc     net.Conn
+	nc     net.Conn        // what the read and write loops use; set up by handshake
+	raw    net.Conn        // the socket under nc; close closes it
 	ctx    context.Context // done: close the connection (Stop, RemoveServer)
 	server string          // configured server id; "" for an inbound connection
 	suite  *suite
 	name   string // peer name for errors: server id, then UID once known
+
+	// With Options.TLS: the config to dial with (nil for an inbound
+	// connection), and the subject of the peer's certificate and when the
+	// handshake got it (mono), set by the handshake.
+	tlsConf     *tls.Config
+	certSubject string
+	certAt      int64
 
 	send, recv *sealer
 	recvSeq    uint64
@@ -53,7 +62,7 @@ type conn struct {
 
 func newConn(m *Msc, nc net.Conn, ctx context.Context, server string, s *suite) *conn {
 	c := &conn{
-		m: m, id: connID(m.connSeq.Add(1)), nc: nc, ctx: ctx, server: server, suite: s,
+		m: m, id: connID(m.connSeq.Add(1)), nc: nc, raw: nc, ctx: ctx, server: server, suite: s,
 		kick:   make(chan struct{}, 1),
 		closed: make(chan struct{}),
 	}
@@ -65,7 +74,7 @@ func newConn(m *Msc, nc net.Conn, ctx context.Context, server string, s *suite) 
 	return c
 }
 
-func (c *conn) close() { c.closeOnce.Do(func() { c.nc.Close() }) }
+func (c *conn) close() { c.closeOnce.Do(func() { c.raw.Close() }) }
 
 // serve runs the connection until it ends, and reports why. heard is
 // true if at least one valid heartbeat arrived.
@@ -99,19 +108,46 @@ func (c *conn) serve() (heard bool, err error) {
 }
 
 // handshake exchanges hello frames: each side sends its algorithm and a
-// random nonce; the session key is derived from both nonces.
+// random nonce; the session key is derived from both nonces. A listener
+// that opens with more than one key then learns the dialer's key from its
+// first frame (adoptDialerKey). With Options.TLS, a TLS handshake comes
+// first, and the hellos run inside it.
 func (c *conn) handshake() error {
-	deadline := time.Now().Add(c.m.cfg.WaitTimeout)
-	c.nc.SetDeadline(deadline)
-	defer c.nc.SetDeadline(time.Time{})
+	c.raw.SetDeadline(time.Now().Add(c.m.cfg.WaitTimeout))
+	defer c.raw.SetDeadline(time.Time{})
+	if c.m.cfg.tls != nil {
+		if err := c.handshakeTLS(); err != nil {
+			return err
+		}
+		if err := c.hello(); err != nil {
+			return tlsError(err) // the listener refused this node's certificate
+		}
+		c.m.certAccepted(c)
+		return nil
+	}
+	if err := c.hello(); err != nil {
+		return err
+	}
+	if c.server == "" && c.suite.key != nil && len(c.suite.accept) > 0 {
+		return c.adoptDialerKey()
+	}
+	return nil
+}
+
+// hello sends this end's hello, reads the peer's, and derives the
+// connection's sealers.
+func (c *conn) hello() error {
 	var mine [nonceSize]byte
 	rand.Read(mine[:])
 	out := appendHello(nil, c.suite.id, mine[:])
 	if _, err := c.nc.Write(out); err != nil {
 		return fmt.Errorf("handshake: %w", err)
 	}
-	f, _, err := readFrameLimit(c.nc, make([]byte, 0, headerSize+helloSize), headerSize-lenSize+helloSize)
+	f, b, err := readFrameLimit(c.nc, make([]byte, 0, headerSize+helloSize), headerSize-lenSize+helloSize)
 	if err != nil {
+		if errors.Is(err, ErrFrameTooLarge) && looksLikeTLS(b) {
+			return fmt.Errorf("%w: the peer speaks TLS", ErrAlgorithmMismatch)
+		}
 		return fmt.Errorf("handshake: %w", err)
 	}
 	if f.typ != frameHello || len(f.body) != helloSize || f.seq != 0 {
@@ -136,6 +172,44 @@ func (c *conn) handshake() error {
 		return err
 	}
 	return nil
+}
+
+// adoptDialerKey is the listener's part in key rotation. A node that opens
+// with several keys (its Key and AcceptKeys) reads the dialer's first
+// frame before it sends anything, finds the key that opens it, and seals
+// its own frames on the connection with that key: a dialer hears back in
+// the key it proved, whatever key this node seals with elsewhere. The
+// frame is left for the read loop to read again. If no key opens it, this
+// end seals with its own key, and both ends report ErrAuth.
+func (c *conn) adoptDialerKey() error {
+	c.raw.SetReadDeadline(time.Now().Add(c.m.cfg.WaitTimeout))
+	f, b, err := readFrameLimit(c.nc, nil, firstFrameMax)
+	if err != nil {
+		return err
+	}
+	if f.typ == frameHeartbeat {
+		if aead, ok := c.recv.opener(f.hdr, f.body, f.seq); ok {
+			c.send, c.recv = newSealer(aead, dirFromListener), newSealer(aead, dirFromDialer)
+		}
+	}
+	c.nc = &replayConn{Conn: c.nc, pending: b}
+	return nil
+}
+
+// replayConn is a connection whose first reads return bytes already read
+// from it.
+type replayConn struct {
+	net.Conn
+	pending []byte
+}
+
+func (r *replayConn) Read(p []byte) (int, error) {
+	if len(r.pending) == 0 {
+		return r.Conn.Read(p)
+	}
+	n := copy(p, r.pending)
+	r.pending = r.pending[n:]
+	return n, nil
 }
 
 // readLoop reads heartbeats until the connection fails or stays silent

@@ -1,6 +1,7 @@
 package msc
 
 import (
+	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/hkdf"
@@ -8,6 +9,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+	"slices"
 )
 
 // Key derivation. These strings and numbers are part of the wire format:
@@ -54,6 +56,38 @@ func (s *suite) withAccept(passphrases []string) (*suite, error) {
 	}
 	return &c, nil
 }
+
+// withKeys returns a copy of s that also opens frames sealed with keys
+// (long-term keys of s's algorithm), skipping those it has already.
+func (s *suite) withKeys(keys [][]byte) *suite {
+	c := *s
+	c.accept = slices.Clone(s.accept)
+	if s.key == nil {
+		return &c
+	}
+	for _, k := range keys {
+		if !c.has(k) {
+			c.accept = append(c.accept, k)
+		}
+	}
+	return &c
+}
+
+// has reports whether s seals or opens with the long-term key k.
+func (s *suite) has(k []byte) bool {
+	if bytes.Equal(s.key, k) {
+		return true
+	}
+	for _, a := range s.accept {
+		if bytes.Equal(a, k) {
+			return true
+		}
+	}
+	return false
+}
+
+// sameKey reports whether s seals as o does: same algorithm, same key.
+func (s *suite) sameKey(o *suite) bool { return s.id == o.id && bytes.Equal(s.key, o.key) }
 
 // acceptAEADs returns the session AEADs of the accepted keys.
 func (s *suite) acceptAEADs(dialerNonce, listenerNonce []byte) ([]cipher.AEAD, error) {
@@ -159,6 +193,17 @@ func (s *sealer) open(dst, hdr, ciphertext []byte, seq uint64) ([]byte, error) {
 		return nil, ErrAuth
 	}
 	return out, nil
+}
+
+// opener returns the AEAD, among the sealer's own and its alternatives,
+// under which ciphertext opens, without changing the sealer; ok is false
+// if none does.
+func (s *sealer) opener(hdr, ciphertext []byte, seq uint64) (aead cipher.AEAD, ok bool) {
+	p := *s
+	if _, err := p.open(nil, hdr, ciphertext, seq); err != nil {
+		return nil, false
+	}
+	return p.aead, true
 }
 
 // overhead is the number of bytes sealing adds.

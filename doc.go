@@ -137,6 +137,10 @@
 //     hashing; [Msc.MasterKeys] lists the keys a node masters.
 //   - [Options].AcceptKeys and [Msc.SetKey] rotate the cluster's key
 //     without downtime.
+//   - [Options].TLS replaces the passphrase by mutual TLS 1.3:
+//     certificates verified both ways, rotated through the config's
+//     callbacks; a refused certificate is reported as [ErrCertificate],
+//     and [PeerStatus].CertSubject shows each peer's.
 //   - [Msc.Healthy] is for a readiness probe.
 //   - [Options].Discover finds the peers instead of [Msc.AddServer]: [DNS]
 //     (a Kubernetes headless Service, A/AAAA or SRV records), [Static] (a

@@ -57,7 +57,8 @@ var (
 	ErrVersion = errors.New("msc: unsupported wire version")
 
 	// ErrAlgorithmMismatch means the two ends of a connection were
-	// configured with different algorithms.
+	// configured with different algorithms, or one with TLS and the other
+	// with a passphrase.
 	ErrAlgorithmMismatch = errors.New("msc: algorithm mismatch")
 
 	// ErrPeerSilent means nothing valid arrived from a peer within
@@ -69,6 +70,13 @@ var (
 
 	// ErrDuplicateUID means a peer advertises this node's own UID.
 	ErrDuplicateUID = errors.New("msc: a peer uses this node's UID")
+
+	// ErrCertificate means a TLS handshake (Options.TLS) failed over a
+	// certificate: the peer's did not verify (signed by another CA,
+	// expired, not for the address dialed), or the peer refused this
+	// node's. It is reported once per peer (server id, or address for an
+	// inbound connection) until a handshake with it succeeds.
+	ErrCertificate = errors.New("msc: certificate refused")
 
 	// ErrKeySetTooLarge means this node's key set does not fit in one
 	// frame; peers keep the last key set they received.

@@ -243,3 +243,101 @@ func FuzzHandshake(f *testing.F) {
 		}
 	})
 }
+
+// FuzzAdoptDialerKey plays the dialer against a listener that opens with
+// three keys (its Key and two AcceptKeys): after the hellos it sends a
+// first heartbeat sealed with key kind%4 (3: a key the listener does not
+// know), with the bytes of flip XORed into it and tail appended. The
+// handshake succeeds exactly when a frame of at most firstFrameMax bytes
+// reads from those bytes; the listener then seals with the key that opens
+// that frame, or with its own if none does, and its connection reads the
+// frame again, byte for byte.
+func FuzzAdoptDialerKey(f *testing.F) {
+	var keys []*suite
+	for _, p := range []string{"key zero", "key one", "key two", "unknown key"} {
+		s, err := newSuite("aes128", p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		keys = append(keys, s)
+	}
+	node, err := keys[0].withAccept([]string{"key one", "key two"})
+	if err != nil {
+		f.Fatal(err)
+	}
+	for kind := range byte(4) {
+		f.Add(kind, []byte{}, []byte{})
+		f.Add(kind, []byte{0, 0, 0, 0, 0, 0, 0, 0, 1}, []byte{})  // sequence 1 → 0
+		f.Add(kind, []byte{0, 0, 0, 0, 0, 3}, []byte{})           // frame type 2 → 1
+		f.Add(kind, []byte{0, 0, 0, 1}, []byte{})                 // one byte longer than sent
+		f.Add(kind, append(make([]byte, 30), 0x80), []byte{1, 2}) // a flipped body bit
+		f.Add(kind, []byte{0x7f}, []byte{})                       // a length far over the limit
+	}
+	m := &Msc{cfg: &config{Options: Options{WaitTimeout: 5 * time.Second}, suite: node}}
+	peerNonce := bytes.Repeat([]byte{5}, nonceSize)
+	f.Fuzz(func(t *testing.T, kind byte, flip, tail []byte) {
+		seal := keys[kind%4]
+		a, b := net.Pipe()
+		c := newConn(m, a, context.Background(), "", node)
+		sent := make(chan []byte, 1)
+		go func() {
+			defer b.Close()
+			nodeHello := make([]byte, headerSize+helloSize)
+			if _, err := io.ReadFull(b, nodeHello); err != nil {
+				sent <- nil
+				return
+			}
+			aead, _ := seal.sessionAEAD(peerNonce, nodeHello[headerSize+1:])
+			p, _ := encodeBeat(testBeat(0), false)
+			fr := sealBeat(newSealer(aead, dirFromDialer), p, "node0", 1, false)
+			for i := range min(len(flip), len(fr)) {
+				fr[i] ^= flip[i]
+			}
+			out := append(appendHello(nil, seal.id, peerNonce), fr...)
+			out = append(out, tail...)
+			sent <- append(nodeHello, out...)
+			b.Write(out) // fails once the node has read what it wants and closed
+		}()
+		err := c.handshake()
+		got := <-sent
+		if got == nil {
+			a.Close()
+			t.Fatal("the node sent no hello")
+		}
+		nodeNonce := got[headerSize+1 : headerSize+helloSize]
+		first := got[2*(headerSize+helloSize):] // the first frame, then tail
+		fr, _, ferr := readFrameLimit(bytes.NewReader(first), nil, firstFrameMax)
+		if (ferr == nil) != (err == nil) {
+			a.Close()
+			t.Fatalf("frame % x: handshake error %v, frame error %v", first, err, ferr)
+		}
+		if err != nil {
+			a.Close()
+			return
+		}
+		// The key the listener must seal with: the first of its keys
+		// that opens the frame, else its own.
+		want := 0
+		if fr.typ == frameHeartbeat {
+			for i, k := range keys[:3] {
+				aead, _ := k.sessionAEAD(peerNonce, nodeNonce)
+				if _, err := newSealer(aead, dirFromDialer).open(nil, fr.hdr, fr.body, fr.seq); err == nil {
+					want = i
+					break
+				}
+			}
+		}
+		aead, _ := keys[want].sessionAEAD(peerNonce, nodeNonce)
+		hdr, body := testFrame(c.send, 1, []byte("from the node"))
+		if pt, err := newSealer(aead, dirFromListener).open(nil, hdr, body, 1); err != nil || string(pt) != "from the node" {
+			t.Fatalf("the node does not seal with key %d: %v", want, err)
+		}
+		// The read loop reads the frame again.
+		n := lenSize + int(binary.BigEndian.Uint32(first))
+		again := make([]byte, n)
+		if _, err := io.ReadFull(c.nc, again); err != nil || !bytes.Equal(again, first[:n]) {
+			t.Fatalf("read again % x, %v; want % x", again, err, first[:n])
+		}
+		a.Close()
+	})
+}

@@ -2,6 +2,7 @@ package msc
 
 import (
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"fmt"
 	"log/slog"
@@ -69,10 +70,12 @@ type Options struct {
 	// the keys it takes or held. The global master is still the oldest.
 	// Every node of a cluster must use the same setting.
 	Balance bool
-	// AcceptKeys are more passphrases accepted on incoming connections,
-	// while Key seals what this node sends: rotate a cluster's key without
-	// downtime by adding the new key to AcceptKeys everywhere, then
-	// switching each node's Key to it (Msc.SetKey), then dropping the old.
+	// AcceptKeys are more passphrases accepted, while Key seals what this
+	// node sends: rotate a cluster's key without downtime by adding the
+	// new key to AcceptKeys everywhere, then switching each node's Key to
+	// it (Msc.SetKey, or a restart), then dropping the old. A peer that
+	// dials this node with an accepted key is answered in that key; a
+	// connection this node dials also opens frames sealed with them.
 	AcceptKeys []string
 	// Priority comes before StartTime in the election order: a node with
 	// a higher priority is master before an older one. Default 0.
@@ -126,6 +129,24 @@ type Options struct {
 	// node can find the master's (Msc.MasterMeta). At most MaxMetaSize
 	// bytes encoded. New copies it; Msc.SetMeta changes it at run time.
 	Meta map[string]string
+	// TLS, if set, secures every connection with TLS 1.3 and certificates
+	// verified both ways (mutual TLS), instead of a passphrase: Key,
+	// Algorithm and AcceptKeys must then be empty, and so must the Key and
+	// Algorithm of every ServerConfig. New copies it and enforces TLS 1.3
+	// and RequireAndVerifyClientCert; it must not set InsecureSkipVerify.
+	//
+	// The node's certificate is GetCertificate's, else Certificates[0], on
+	// both ends of a connection (GetClientCertificate's, if set, when it
+	// dials); each handshake asks again, so a callback that returns a
+	// renewed certificate rotates it without a restart. Peers'
+	// certificates are verified against RootCAs and ClientCAs (either
+	// defaults to the other; one is required), so they need both the
+	// server and the client extended key usage. A dialed server's
+	// certificate must also be valid for ServerName, or, if that is empty,
+	// for the ServerConfig's Host. A refused certificate is reported to
+	// OnError as ErrCertificate, and Status shows each peer's certificate
+	// subject.
+	TLS *tls.Config
 }
 
 // LogValue implements [slog.LogValuer]; the key is never logged.
@@ -134,6 +155,7 @@ func (o Options) LogValue() slog.Value {
 		slog.String("algorithm", o.Algorithm),
 		slog.Bool("key_set", o.Key != ""),
 		slog.Int("accept_keys", len(o.AcceptKeys)),
+		slog.Bool("tls", o.TLS != nil),
 		slog.String("uid", o.UID),
 		slog.Duration("interval", o.Interval),
 		slog.Duration("wait_timeout", o.WaitTimeout),
@@ -148,7 +170,9 @@ type ServerConfig struct {
 	Port int
 	// Algorithm for this connection; default: the node's Options.Algorithm.
 	Algorithm string
-	// Key for this connection; default: the node's Options.Key.
+	// Key for this connection; default: the node's Options.Key. The
+	// node's own key given here is the node's key: it follows SetKey. Any
+	// other key is the server's own, kept through SetKey (see there).
 	Key string
 }
 
@@ -165,11 +189,23 @@ func (c ServerConfig) LogValue() slog.Value {
 type config struct {
 	Options
 	suite *suite
+	tls   *tls.Config // Options.TLS, checked and copied; nil without TLS
 }
 
 func newConfig(o Options) (*config, error) {
 	c := &config{Options: o}
 	c.Keys = slices.Clone(o.Keys)
+	if o.TLS != nil {
+		if o.Key != "" || o.Algorithm != "" || len(o.AcceptKeys) > 0 {
+			return nil, fmt.Errorf("%w: Key, Algorithm and AcceptKeys must be empty with TLS", ErrInvalidOption)
+		}
+		var err error
+		if c.tls, err = newTLSConfig(o.TLS); err != nil {
+			return nil, err
+		}
+		c.TLS = c.tls      // the node's copy, never the caller's
+		c.Algorithm = "no" // TLS seals; inside it, frames travel as with "no"
+	}
 	if c.Algorithm == "" {
 		c.Algorithm = DefaultAlgorithm
 	}

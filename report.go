@@ -119,11 +119,14 @@ func (m *Msc) connError(c *conn, err error) {
 	if errors.Is(err, ErrPeerSilent) && time.Duration(mono()-m.lastTick.Load()) > m.cfg.WaitTimeout/2 {
 		return // this process was paused, not the peer
 	}
+	if errors.Is(err, ErrCertificate) && !m.firstRefusal(c) {
+		return // reported already: once, not once per redial
+	}
 	m.report(&PeerError{Peer: c.name, Err: err})
 }
 
 func isProtocolError(err error) bool {
-	for _, e := range []error{ErrAuth, ErrBadFrame, ErrFrameTooLarge, ErrVersion, ErrAlgorithmMismatch} {
+	for _, e := range []error{ErrAuth, ErrBadFrame, ErrFrameTooLarge, ErrVersion, ErrAlgorithmMismatch, ErrCertificate} {
 		if errors.Is(err, e) {
 			return true
 		}

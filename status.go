@@ -42,6 +42,9 @@ type PeerStatus struct {
 	Conns     int      // connections up that carried its heartbeats
 	Keys      []string // the keys it advertises, sorted
 	Servers   []string // the configured server ids it answered on
+	// CertSubject is the subject of its TLS certificate (Options.TLS), as
+	// of the newest of its connections; "" without TLS.
+	CertSubject string
 }
 
 // KeyStatus is the mastership of one key.
@@ -105,6 +108,12 @@ func (e *elector) status() Status {
 			Observer: p.observer, Meta: maps.Clone(p.meta)}
 		if p.heard > 0 {
 			ps.LastHeard = monoTime(p.heard)
+		}
+		var newest int64
+		for id := range p.conns {
+			if cn := e.conns[id]; cn != nil && cn.certSubject != "" && cn.certAt >= newest {
+				ps.CertSubject, newest = cn.certSubject, cn.certAt
+			}
 		}
 		for k := range p.keys {
 			ps.Keys = append(ps.Keys, k)
