@@ -297,3 +297,59 @@ func ExampleMsc_Term() {
 	// a: master true, term 1
 	// b: master true, term 2
 }
+
+// pair starts two nodes that dial each other; a is the older.
+func pair(oa, ob msc.Options) (a, b *msc.Msc) {
+	start := time.Now()
+	lna, lnb := listen(), listen()
+	oa.Key, oa.Listener, oa.UID, oa.StartTime = "k", lna, "a", start
+	ob.Key, ob.Listener, ob.UID, ob.StartTime = "k", lnb, "b", start.Add(time.Second)
+	a, _ = msc.New(oa)
+	b, _ = msc.New(ob)
+	a.AddServer("b", msc.ServerConfig{Port: port(lnb)})
+	b.AddServer("a", msc.ServerConfig{Port: port(lna)})
+	a.Start()
+	b.Start()
+	return a, b
+}
+
+// Before maintenance on the master's machine, raise another node's
+// priority: mastership moves to it with no moment of two masters.
+func ExampleMsc_SetPriority() {
+	a, b := pair(msc.Options{}, msc.Options{})
+	defer a.Stop()
+	defer b.Stop()
+	waitUntil(a.IsMaster)
+	fmt.Println("a master:", a.IsMaster())
+	b.SetPriority(1)
+	waitUntil(b.IsMaster)
+	fmt.Println("b master:", b.IsMaster(), "a master:", a.IsMaster())
+	// Output:
+	// a master: true
+	// b master: true a master: false
+}
+
+// Each node publishes where it serves requests; a replica that is not the
+// master finds the master's address to forward a request to.
+func ExampleMsc_MasterMeta() {
+	a, b := pair(msc.Options{Meta: map[string]string{"http": "10.0.0.1:8080"}},
+		msc.Options{Meta: map[string]string{"http": "10.0.0.2:8080"}})
+	defer a.Stop()
+	defer b.Stop()
+	waitUntil(func() bool { _, ok := b.MasterMeta(""); return ok && a.IsMaster() })
+	meta, _ := b.MasterMeta("")
+	fmt.Println("forward to", meta["http"])
+	// Output: forward to 10.0.0.1:8080
+}
+
+// An observer knows the master but never becomes master, even as the
+// oldest node.
+func ExampleOptions_observer() {
+	a, b := pair(msc.Options{Observer: true}, msc.Options{})
+	defer a.Stop()
+	defer b.Stop()
+	waitUntil(func() bool { uid, ok := a.Master(); return ok && uid == "b" && b.IsMaster() })
+	uid, _ := a.Master()
+	fmt.Println("master:", uid, "observer is master:", a.IsMaster())
+	// Output: master: b observer is master: false
+}
