@@ -71,7 +71,7 @@ func newElector(m *Msc, keys map[string]struct{}, servers []string, now int64) *
 	}
 	cc := coreConfig{uid: cfg.UID, start: m.start, inc: m.inc, prio: int64(cfg.Priority),
 		interval: cfg.Interval, wait: cfg.WaitTimeout, quorum: cfg.Quorum, sticky: cfg.Sticky, balance: cfg.Balance,
-		observer: cfg.Observer,
+		observer:   cfg.Observer,
 		wallOffset: time.Now().UnixNano() - now}
 	e := &elector{m: m, conns: make(map[connID]*conn)}
 	e.core = newCore(cc, list, servers, now, cfg.Meta)

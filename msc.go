@@ -62,10 +62,10 @@ type Msc struct {
 	cbMu     sync.Mutex
 	onError  []func(error)
 	onChange []func(Change)
-	watchers map[*watcher]struct{}  // nil once stopped
+	watchers map[*watcher]struct{}    // nil once stopped
 	runs     map[chan struct{}]string // done channels of the RunAsMaster fns running, with their keys
-	errSeen  map[string]time.Time   // rate limit of OnError, per peer and cause
-	errBurst map[string]*burst      // per cause, all peers: the cap on a flood
+	errSeen  map[string]time.Time     // rate limit of OnError, per peer and cause
+	errBurst map[string]*burst        // per cause, all peers: the cap on a flood
 
 	queues queues // DoIfMaster queues
 
