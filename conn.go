@@ -327,7 +327,7 @@ func (c *conn) sendBeat(w *writer) bool {
 	if c.m.silent.Load() { // test hook: a node whose traffic stops
 		return true
 	}
-	if hb.claims && time.Duration(mono()-c.m.lastTick.Load()) > wait {
+	if hb.claims && mono()-c.m.lastTick.Load() > int64(c.m.fresh) {
 		// Paused (or starved): a claim of mastership made before may be
 		// stale; the elector will kick again once it has run. Heartbeats
 		// that claim nothing still go out, so that an overloaded node

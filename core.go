@@ -242,7 +242,17 @@ func newCore(cfg coreConfig, keys []string, servers []string, now int64, meta ma
 }
 
 // margin is the lease margin M = max(Interval, WaitTimeout/4).
-func (c *core) margin() time.Duration { return max(c.cfg.interval, c.cfg.wait/4) }
+func (c *core) margin() time.Duration { return leaseMargin(c.cfg.interval, c.cfg.wait) }
+
+func leaseMargin(interval, wait time.Duration) time.Duration { return max(interval, wait/4) }
+
+// freshFor is how long after the elector last ran a mastership still
+// holds (IsMaster): WaitTimeout-M/2, so that a process paused for longer
+// than WaitTimeout answers false when it resumes, before its elector has
+// run, even if its clock ran up to M/(2*WaitTimeout) slow.
+func freshFor(interval, wait time.Duration) time.Duration {
+	return wait - leaseMargin(interval, wait)/2
+}
 
 func (c *core) quorum() bool { return c.cfg.quorum > 1 }
 

@@ -19,8 +19,9 @@ func (m *Msc) TermByKey(key string) uint64 {
 // quorum, within its lease). It is a lock-free read that does not
 // allocate: a few ns on a node that is not master; on the master, which
 // also reads the clock, about 20ns. A node that is not running is not
-// master, and neither is one whose elector has not run for WaitTimeout (a
-// process resumed after a pause, until it has looked around again).
+// master, and neither is one whose elector has not run for
+// WaitTimeout-M/2, M = max(Interval, WaitTimeout/4) (a process resumed
+// after a pause, until it has looked around again).
 func (m *Msc) IsMaster() bool {
 	s := m.snap.Load()
 	return s.master && m.valid(s.lease)
@@ -37,11 +38,11 @@ func (m *Msc) IsMasterByKey(key string) bool {
 
 // valid reports whether a mastership of the published snapshot still
 // holds now: its lease (with Quorum) has not run out, and the elector has
-// run within WaitTimeout, so that a process resumed after a pause does not
-// act as master before its elector has looked around.
+// run within freshFor (WaitTimeout-M/2), so that a process resumed after
+// a pause does not act as master before its elector has looked around.
 func (m *Msc) valid(lease int64) bool {
 	now := mono()
-	return (lease == 0 || now < lease) && now-m.lastTick.Load() <= int64(m.cfg.WaitTimeout)
+	return (lease == 0 || now < lease) && now-m.lastTick.Load() <= int64(m.fresh)
 }
 
 // Master returns the UID of the node this node thinks is the global

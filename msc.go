@@ -33,6 +33,7 @@ type Msc struct {
 	// nothing while it is older than WaitTimeout: the process was paused
 	// and its heartbeat is stale until the elector has run.
 	lastTick atomic.Int64
+	fresh    time.Duration // freshFor(Interval, WaitTimeout)
 
 	started  atomic.Bool   // Start has run: the elector exists
 	leaving  atomic.Bool   // Stop has begun
@@ -104,6 +105,7 @@ func New(opts Options) (*Msc, error) {
 		stopDone: make(chan struct{}),
 	}
 	m.ctx, m.cancel = context.WithCancel(context.Background())
+	m.fresh = freshFor(cfg.Interval, cfg.WaitTimeout)
 	for _, k := range cfg.Keys {
 		m.keys[k] = struct{}{}
 	}

@@ -50,9 +50,11 @@ func TestSimulate(t *testing.T) {
 	}
 	seeds := []uint64{}
 	if b, err := os.ReadFile(filepath.Join("testdata", "sim", "regressions")); err == nil {
-		for _, l := range strings.Fields(string(b)) {
-			if s, err := strconv.ParseUint(l, 10, 64); err == nil {
-				seeds = append(seeds, s)
+		for _, l := range strings.Split(string(b), "\n") {
+			if f := strings.Fields(l); len(f) > 0 {
+				if s, err := strconv.ParseUint(f[0], 10, 64); err == nil {
+					seeds = append(seeds, s)
+				}
 			}
 		}
 	}
@@ -67,6 +69,7 @@ func TestSimulate(t *testing.T) {
 	var mu sync.Mutex
 	var failed []uint64
 	var wg sync.WaitGroup
+	var ran atomic.Int64
 	next := atomic.Int64{}
 	for range 2 {
 		wg.Add(1)
@@ -80,6 +83,7 @@ func TestSimulate(t *testing.T) {
 				if stop {
 					return
 				}
+				ran.Add(1)
 				if runSim(seeds[i], false, nil) != nil {
 					mu.Lock()
 					failed = append(failed, seeds[i])
@@ -97,8 +101,8 @@ func TestSimulate(t *testing.T) {
 		t.Errorf("seed %d: %v\n(replay: go test -run TestSimulate -sim.seed=%d -sim.trace)\nlast steps:\n%s",
 			seed, err, seed, strings.Join(lines[max(0, len(lines)-40):], "\n"))
 	}
-	virtual := time.Duration(len(seeds)) * simLength
-	t.Logf("%d seeds, %v of virtual time", len(seeds), virtual)
+	virtual := time.Duration(ran.Load()) * simLength
+	t.Logf("%d seeds run (of %d), %v of virtual time", ran.Load(), len(seeds), virtual)
 }
 
 // simLength is how long a schedule runs: faults until simFaultsEnd, then
@@ -604,7 +608,7 @@ func (s *sim) isMaster(n *simNode, k string) bool {
 		st, _ = snap.key(k)
 	}
 	lt := s.local(n, s.now)
-	return st.master && (st.lease == 0 || lt < st.lease) && lt-n.lastTick <= int64(s.cfg.wait)
+	return st.master && (st.lease == 0 || lt < st.lease) && lt-n.lastTick <= int64(freshFor(s.cfg.interval, s.cfg.wait))
 }
 
 // check verifies that no two nodes are master of anything at this instant
@@ -933,11 +937,18 @@ func (s *sim) fault(kind, i, j int, d int64) {
 			// As RemoveKey does: give it up, wait for its work, remove it.
 			s.nodeStep(n, func(lt int64) { n.core.resignKeys(lt, []string{k}) })
 			inc := n.inc
-			s.push(&simEvent{at: s.now + int64(s.rng.IntN(int(s.cfg.wait))), kind: seFn, fn: func() {
-				if n.alive && n.inc == inc && s.now >= n.pausedTo && !slices.Contains(n.keys, k) {
-					s.nodeStep(n, func(lt int64) { n.core.setKeys(lt, nil, []string{k}) })
+			var remove func()
+			remove = func() {
+				if !n.alive || n.inc != inc || slices.Contains(n.keys, k) {
+					return
 				}
-			}})
+				if s.now < n.pausedTo { // RemoveKey goes on after the pause
+					s.push(&simEvent{at: n.pausedTo, kind: seFn, fn: remove})
+					return
+				}
+				s.nodeStep(n, func(lt int64) { n.core.setKeys(lt, nil, []string{k}) })
+			}
+			s.push(&simEvent{at: s.now + int64(s.rng.IntN(int(s.cfg.wait))), kind: seFn, fn: remove})
 		} else {
 			s.out("FAULT n%d adds key %q", i, k)
 			n.keys = append(slices.Clone(n.keys), k)
