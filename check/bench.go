@@ -27,8 +27,8 @@ type benchRow struct {
 // master is settled, after which the continued worker, the oldest, takes
 // over again: "resume"), and graceful (SIGTERM, then start it again).
 func runBench(ctx context.Context, cfg *config, ports []int, out io.Writer) int {
-	fmt.Fprintf(out, "bench: sizes %v, %d repetitions, interval %v, wait %v, steady %v; %d CPUs, %s/%s\n",
-		cfg.sizes, cfg.reps, cfg.interval, cfg.wait, cfg.steady, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH)
+	fmt.Fprintf(out, "bench: sizes %v, %d repetitions, interval %v, wait %v, quorum %v, steady %v; %d CPUs, %s/%s\n",
+		cfg.sizes, cfg.reps, cfg.interval, cfg.wait, cfg.quorum, cfg.steady, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH)
 	var rows []benchRow
 	for _, n := range cfg.sizes {
 		r, err := benchSize(ctx, cfg, ports[:n], out)

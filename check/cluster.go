@@ -226,6 +226,9 @@ func (c *cluster) start(i int, desc string) (int, int64, error) {
 	if c.cfg.balance {
 		args = append(args, "-balance", "-keys", strconv.Itoa(c.cfg.keys))
 	}
+	if c.cfg.quorum {
+		args = append(args, "-quorum", strconv.Itoa(len(c.ports)/2+1))
+	}
 	cmd := exec.Command(c.cfg.exe, args...)
 	cmd.Env = append(os.Environ(), workerEnv+"=1")
 	cmd.SysProcAttr = sysProcAttr()

@@ -39,6 +39,7 @@ type config struct {
 	verbose  bool
 	debug    bool
 	balance  bool   // Options.Balance, every worker holding the same keys
+	quorum   bool   // Options.Quorum: a majority of the workers
 	keys     int    // balance: how many keys
 	exe      string // the binary the workers run
 }
@@ -65,6 +66,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.BoolVar(&cfg.debug, "debug", false, "workers log the library's debug messages (shown with -v in the bench's timelines)")
 	fs.BoolVar(&cfg.balance, "balance", false, "workers set Options.Balance and all hold the same -keys keys; the table shows how many each masters")
 	fs.IntVar(&cfg.keys, "keys", 100, "balance: how many keys (q-000, q-001…)")
+	fs.BoolVar(&cfg.quorum, "quorum", false, "workers set Options.Quorum to a majority of -n: no two masters, failover after a crash slower")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: go run ./check [flags]\n\nRuns msc worker processes on loopback; type h for commands.\n\nflags:")
 		fs.PrintDefaults()

@@ -208,6 +208,7 @@ func workerMain(args []string) int {
 	debug := fs.Bool("debug", false, "log the library's debug messages on stderr")
 	balance := fs.Bool("balance", false, "Options.Balance, with the same -keys keys on every worker")
 	nkeys := fs.Int("keys", 100, "balance: how many keys")
+	quorum := fs.Int("quorum", 0, "Options.Quorum")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -253,6 +254,7 @@ func workerMain(args []string) int {
 		UID:         fmt.Sprintf("w%d-%d", *idx, pid),
 		Keys:        keys,
 		Balance:     *balance,
+		Quorum:      *quorum,
 		Logger:      logger(*debug),
 	})
 	if err != nil {
