@@ -80,8 +80,19 @@ func (c *conn) close() { c.closeOnce.Do(func() { c.raw.Close() }) }
 // true if at least one valid heartbeat arrived.
 func (c *conn) serve() (heard bool, err error) {
 	defer c.close()
-	stop := context.AfterFunc(c.ctx, c.close)
-	defer stop()
+	// Stop or RemoveServer closes the connection, whatever it is doing;
+	// serve does not return while that close runs, so no goroutine of the
+	// node outlives Stop.
+	closing := make(chan struct{})
+	stop := context.AfterFunc(c.ctx, func() {
+		defer close(closing)
+		c.close()
+	})
+	defer func() {
+		if !stop() {
+			<-closing
+		}
+	}()
 	if err := c.handshake(); err != nil {
 		return false, err
 	}

@@ -14,6 +14,31 @@ import (
 // Msc is one node of a cluster. Create it with [New], configure its peers
 // with [Msc.AddServer], then call [Msc.Start]. Its methods are safe for
 // concurrent use.
+//
+// The goroutines of a node, who starts each, and how each ends (Stop
+// waits for all of them through wg, except where said):
+//
+//   - the elector (elector.go, run): started by Start; ends when ctx is
+//     cancelled (Stop, after the leave).
+//   - the dispatcher (dispatch.go, run), which runs OnChange, OnError and
+//     queued DoIfMaster callbacks: started by Start; ends when Stop calls
+//     disp.stop, after the callbacks queued before.
+//   - the accept loop (server.go): started by Start; ends when Stop closes
+//     the listener. It starts one handler per inbound connection (conn.serve),
+//     which ends when the connection does (Stop cancels ctx, which closes
+//     it).
+//   - one client per configured server (client.go, runClient): started by
+//     Start or AddServer; ends when its ctx is cancelled (RemoveServer or
+//     Stop), and runs conn.serve for each connection it dials.
+//   - conn.serve's writer (conn.go, writeLoop): started by serve, which
+//     waits for it before returning.
+//   - discovery (discover.go, runDiscover), with Options.Discover: started
+//     by Start; ends with ctx.
+//   - RunAsMaster's fn: started by RunAsMaster in the caller's call, which
+//     waits for it; Stop waits (at most WaitTimeout) for those running.
+//   - DoIfMaster's timers (queue.go) and Watch's context.AfterFunc
+//     (watch.go) run briefly on the runtime's goroutines; Stop stops the
+//     timers, and both only hand work to the dispatcher or close a channel.
 type Msc struct {
 	cfg   *config
 	start int64  // StartTime, Unix nanoseconds: the election order
