@@ -214,6 +214,14 @@ type replayConn struct {
 	pending []byte
 }
 
+// CloseWrite half-closes the connection underneath, if it can.
+func (r *replayConn) CloseWrite() error {
+	if cw, ok := r.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return r.Conn.Close()
+}
+
 func (r *replayConn) Read(p []byte) (int, error) {
 	if len(r.pending) == 0 {
 		return r.Conn.Read(p)
@@ -371,8 +379,10 @@ func (c *conn) sendBeat(w *writer) bool {
 	c.m.bytesOut.Add(uint64(len(buf)))
 	w.sentVersion = hb.version
 	if hb.leaving {
-		if tc, ok := c.nc.(*net.TCPConn); ok {
-			tc.CloseWrite()
+		// Half-close: the peer reads the leave, then EOF, while this end
+		// still reads what the peer sends until it closes too.
+		if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
+			cw.CloseWrite()
 		} else {
 			c.close()
 		}
