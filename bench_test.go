@@ -163,7 +163,7 @@ func newCoreBench(tb testing.TB, peers int, keys []string, balance bool, start f
 	c := newCore(cfg, keys, nil, now, nil)
 	for i := range peers {
 		id := connID(i + 1)
-		c.up(now, id, "")
+		c.up(now, id, "", uint64(i))
 		c.recv(now, now, id, &beatMsg{uid: fmt.Sprintf("peer%d", i), start: start(i), inc: uint64(i + 2), sent: 1, version: 1, full: true, keys: keys})
 	}
 	c.tick(now)

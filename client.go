@@ -71,6 +71,16 @@ func (m *Msc) runClient(cl *client) {
 				return
 			}
 			m.connError(c, err)
+			if heard && m.linked(c.peerUID, c.peerInc) {
+				// One connection per pair: the peer's is up. Dial again
+				// when it ends (the elector wakes this client); look now
+				// and then, in case a wake-up was missed.
+				backoff = minBackoff
+				if !m.park(cl, c.peerUID, c.peerInc) {
+					return
+				}
+				continue
+			}
 		} else {
 			if cl.ctx.Err() != nil {
 				return
@@ -143,6 +153,44 @@ func (m *Msc) wakeClients() {
 		default:
 		}
 	}
+}
+
+// park waits while the peer (uid, inc) has a connection up; it returns
+// false when the client is to end.
+func (m *Msc) park(cl *client, uid string, inc uint64) bool {
+	t := time.NewTimer(4*m.cfg.WaitTimeout + time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			t.Reset(4*m.cfg.WaitTimeout + time.Second)
+		case <-cl.wake:
+		case <-cl.ctx.Done():
+			return false
+		}
+		if !m.linked(uid, inc) {
+			return true
+		}
+	}
+}
+
+// wakeClient makes the client of server id dial now.
+func (m *Msc) wakeClient(id string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if cl := m.clients[id]; cl != nil {
+		select {
+		case cl.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// linked reports whether the peer (uid, inc) has a connection up.
+func (m *Msc) linked(uid string, inc uint64) bool {
+	var ok bool
+	m.call(func(e *elector) { ok = e.core.linked(uid, inc) })
+	return ok
 }
 
 // AddServer adds a peer to dial, under an id of the caller's choosing; it

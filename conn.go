@@ -30,6 +30,7 @@ type conn struct {
 	raw    net.Conn        // the socket under nc; close closes it
 	ctx    context.Context // done: close the connection (Stop, RemoveServer)
 	server string          // configured server id; "" for an inbound connection
+	tag    uint64          // from the dialer's handshake nonce: the same at both ends
 	suite  *suite
 	name   string // peer name for errors: server id, then UID once known
 
@@ -53,6 +54,9 @@ type conn struct {
 	echo atomic.Int64
 	// reply: the next frame answers a claimant's frame (beatReply).
 	reply atomic.Bool
+	// linked: the core knows which peer this connection leads to; its
+	// frames say so (beatLinked).
+	linked atomic.Bool
 
 	// Read loop only (and the client, once the read loop has ended).
 	peerUID string
@@ -174,6 +178,7 @@ func (c *conn) hello() error {
 		dialer, listener = theirs, mine[:]
 		sendDir, recvDir = dirFromListener, dirFromDialer
 	}
+	c.tag = binary.BigEndian.Uint64(dialer) // both ends know it: one connection per pair
 	aead, err := c.suite.sessionAEAD(dialer, listener)
 	if err != nil {
 		return err
@@ -232,9 +237,10 @@ func (r *replayConn) Read(p []byte) (int, error) {
 }
 
 // readLoop reads heartbeats until the connection fails or stays silent
-// for WaitTimeout, and hands each to the elector.
+// for silentAfter (before the peer counts dead, so that a broken flow is
+// redialed in time), and hands each to the elector.
 func (c *conn) readLoop() error {
-	wait := c.m.cfg.WaitTimeout
+	wait := silentAfter(c.m.cfg.Interval, c.m.cfg.WaitTimeout)
 	br := bufio.NewReaderSize(c.nc, 4096)
 	var buf, plain []byte
 	for {
@@ -298,6 +304,9 @@ func (c *conn) appendBeat(buf []byte, w *writer, hb *outBeat, payload []byte, se
 	binary.BigEndian.PutUint64(payload[at+offEcho:], uint64(c.echo.Load()))
 	if c.reply.Swap(false) {
 		payload[at+offFlags] |= beatReply
+	}
+	if c.linked.Load() {
+		payload[at+offFlags] |= beatLinked
 	}
 	var flags byte
 	uid := hb.uid

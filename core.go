@@ -136,6 +136,7 @@ type beatMsg struct {
 	leaving  bool
 	full     bool
 	reply    bool // sent at once in answer to a frame of this node
+	linked   bool // the sender has identified this node on the connection
 	observer bool
 	meta     map[string]string
 	keys     []string
@@ -145,13 +146,15 @@ type beatMsg struct {
 
 // coreOut is what the drivers must do after a step.
 type coreOut struct {
-	snap  *snapshot // the snapshot to publish; nil: unchanged
-	beat  *beat     // the heartbeat to send from now on; nil: unchanged
-	kick  bool      // send the heartbeat on every connection now
-	close []connID  // connections to close
-	reply []connID  // connections to send the heartbeat on now, as a reply
-	echo  []connEcho
-	errs  []error
+	snap   *snapshot // the snapshot to publish; nil: unchanged
+	beat   *beat     // the heartbeat to send from now on; nil: unchanged
+	kick   bool      // send the heartbeat on every connection now
+	close  []connID  // connections to close
+	wake   []string  // servers to dial again now
+	attach []connID  // connections now known to lead to a peer (beatLinked from now on)
+	reply  []connID  // connections to send the heartbeat on now, as a reply
+	echo   []connEcho
+	errs   []error
 }
 
 // connEcho is the echo to send on a connection from now on.
@@ -206,7 +209,9 @@ type core struct {
 // connState is a connection the core knows of.
 type connState struct {
 	server string // configured server id; "" for inbound
+	tag    uint64 // the same at both ends (the dialer's handshake nonce)
 	peer   *cpeer // nil until its first heartbeat
+	linked bool   // the peer has identified this node on it
 }
 
 func newCore(cfg coreConfig, keys []string, servers []string, now int64, meta map[string]string) *core {
@@ -245,6 +250,11 @@ func newCore(cfg coreConfig, keys []string, servers []string, now int64, meta ma
 func (c *core) margin() time.Duration { return leaseMargin(c.cfg.interval, c.cfg.wait) }
 
 func leaseMargin(interval, wait time.Duration) time.Duration { return max(interval, wait/4) }
+
+// silentAfter is how long a connection may carry nothing before its
+// reader closes it: (WaitTimeout+Interval)/2, so that a broken flow is
+// redialed before the peer counts dead at WaitTimeout.
+func silentAfter(interval, wait time.Duration) time.Duration { return (wait + interval) / 2 }
 
 // freshFor is how long after the elector last ran a mastership still
 // holds (IsMaster): WaitTimeout-M/2, so that a process paused for longer
@@ -300,10 +310,10 @@ func (c *core) tick(now int64) {
 	c.out.kick = true
 }
 
-// up: a connection finished its handshake.
-func (c *core) up(now int64, id connID, server string) {
+// up: a connection finished its handshake. tag is the same at both ends.
+func (c *core) up(now int64, id connID, server string, tag uint64) {
 	c.begin(now)
-	c.conns[id] = &connState{server: server}
+	c.conns[id] = &connState{server: server, tag: tag}
 }
 
 // down: a connection ended.
@@ -317,7 +327,45 @@ func (c *core) down(now int64, id connID) {
 	if p := cs.peer; p != nil {
 		delete(p.conns, id)
 		if len(p.conns) == 0 {
+			// Its clients may be waiting while another connection was
+			// up: dial it again now.
+			for s := range p.servers {
+				c.out.wake = append(c.out.wake, s)
+			}
 			c.elect(now)
+		}
+	}
+}
+
+// linked reports whether the peer (uid, inc) has a connection up.
+func (c *core) linked(uid string, inc uint64) bool {
+	p := c.peers[peerKey(uid, inc)]
+	return p != nil && len(p.conns) > 0
+}
+
+// dedupe keeps one connection to p. The node of the larger UID does it:
+// it closes the connections it dialed once the peer's (the survivor) is
+// known to lead to the peer at both ends (its frames say beatLinked), so
+// that neither counts the other dead for a moment. Among several
+// connections the peer dialed, the one of the largest tag (the same at
+// both ends) survives.
+func (c *core) dedupe(p *cpeer) {
+	if len(p.conns) < 2 || c.cfg.uid < p.uid {
+		return
+	}
+	var keep *connState
+	var keepID connID
+	for id := range p.conns {
+		if cs := c.conns[id]; cs.server == "" && (keep == nil || cs.tag > keep.tag) {
+			keep, keepID = cs, id
+		}
+	}
+	if keep == nil || !keep.linked {
+		return
+	}
+	for id := range p.conns {
+		if id != keepID {
+			c.dropConn(id, c.conns[id])
 		}
 	}
 }
@@ -384,7 +432,15 @@ func (c *core) recv(now, at int64, id connID, b *beatMsg) {
 		}
 		cs.peer = p
 		p.conns[id] = struct{}{}
+		c.out.attach = append(c.out.attach, id)
 		changed = true
+	}
+	if b.linked && !cs.linked {
+		cs.linked = true
+		c.dedupe(p)
+		if _, ok := p.conns[id]; !ok {
+			return // this one was a duplicate
+		}
 	}
 	wasLive := p.live(now, c.cfg.wait)
 	p.heard = now

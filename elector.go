@@ -134,7 +134,7 @@ func (e *elector) handle(now int64, ev event) {
 	switch ev.kind {
 	case evUp:
 		e.conns[ev.c.id] = ev.c
-		e.core.up(now, ev.c.id, ev.c.server)
+		e.core.up(now, ev.c.id, ev.c.server, ev.c.tag)
 	case evDown:
 		delete(e.conns, ev.c.id)
 		e.core.down(now, ev.c.id)
@@ -170,6 +170,14 @@ func (e *elector) apply() {
 	for _, id := range o.close {
 		if c := e.conns[id]; c != nil {
 			c.close()
+		}
+	}
+	for _, id := range o.wake {
+		m.wakeClient(id)
+	}
+	for _, id := range o.attach {
+		if c := e.conns[id]; c != nil {
+			c.linked.Store(true)
 		}
 	}
 	for _, id := range o.reply {

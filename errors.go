@@ -61,9 +61,10 @@ var (
 	// with a passphrase.
 	ErrAlgorithmMismatch = errors.New("msc: algorithm mismatch")
 
-	// ErrPeerSilent means nothing valid arrived from a peer within
-	// WaitTimeout; the connection is closed.
-	ErrPeerSilent = errors.New("msc: peer silent for longer than WaitTimeout")
+	// ErrPeerSilent means nothing valid arrived on a connection for
+	// (WaitTimeout+Interval)/2; the connection is closed and dialed
+	// again (the peer counts dead only at WaitTimeout).
+	ErrPeerSilent = errors.New("msc: peer silent on a connection")
 
 	// ErrUnreachable means a configured server could not be dialed.
 	ErrUnreachable = errors.New("msc: server unreachable")

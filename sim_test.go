@@ -164,6 +164,9 @@ type simConn struct {
 	lastIn  [2]int64       // virtual time each end last received a frame
 	arrive  [2]int64       // in-order delivery: the last arrival time scheduled, per receiving end
 	held    [2][]*simEvent // frames held back by a partition, per receiving end
+	tag     uint64         // the dialer's handshake nonce
+	linked  [2]bool        // each end's core knows the peer it leads to
+	heard   [2]bool        // each end received a frame
 }
 
 type simNode struct {
@@ -187,6 +190,7 @@ type simNode struct {
 	stopping bool
 	pending  []*simEvent // events that arrived while paused
 	armed    int64       // the wake-up time a seWake event is pending for
+	parked   map[int]int // clients waiting while the peer's connection is up: the peer's incarnation
 	prio     int64
 	start    int64
 	// fn: the RunAsMaster functions running (mastership seen in the last
@@ -306,6 +310,7 @@ func (s *sim) boot(n *simNode) {
 		n.start = s.now + 10*int64(time.Second)
 	}
 	n.conns = map[connID]*simConn{}
+	n.parked = map[int]int{}
 	n.beat = nil
 	n.fn = map[string]uint64{}
 	n.pausedTo, n.armed = 0, 0
@@ -351,7 +356,7 @@ func (s *sim) dial(n *simNode, j int, delay int64) {
 			s.dial(n, j, int64(s.cfg.interval)+int64(s.rng.IntN(int(s.cfg.interval))))
 			return
 		}
-		c := &simConn{node: [2]int{n.i, j}, inc: [2]int{n.inc, m.inc}, up: [2]bool{true, true}}
+		c := &simConn{node: [2]int{n.i, j}, inc: [2]int{n.inc, m.inc}, up: [2]bool{true, true}, tag: s.rng.Uint64()}
 		s.nextID++
 		c.id[0] = s.nextID
 		s.nextID++
@@ -368,11 +373,12 @@ func (s *sim) dial(n *simNode, j int, delay int64) {
 				}
 				x.conns[c.id[end]] = c
 				c.lastIn[end] = s.now
+				s.out("conn %d n%d→n%d up at n%d", c.tag%1000, c.node[0], c.node[1], x.i)
 				server := ""
 				if end == 0 {
 					server = strconv.Itoa(j)
 				}
-				s.nodeStep(x, func(lt int64) { x.core.up(lt, c.id[end], server) })
+				s.nodeStep(x, func(lt int64) { x.core.up(lt, c.id[end], server, c.tag) })
 				s.send(x, c, end, false)
 			}
 		}})
@@ -406,6 +412,9 @@ func (s *sim) send(n *simNode, c *simConn, end int, reply bool) {
 		binary.BigEndian.PutUint64(p[at+offEcho:], uint64(c.echo[end]))
 		if reply {
 			p[at+offFlags] |= beatReply
+		}
+		if c.linked[end] {
+			p[at+offFlags] |= beatLinked
 		}
 		v, err := decodeBeat(p, nil)
 		if err != nil {
@@ -441,11 +450,31 @@ func (s *sim) route(c *simConn, from, dst, to int, e *simEvent) {
 		c.held[to] = append(c.held[to], e)
 		return
 	case 2:
-		return // lost: the connection is being reset
+		// The link resets connections: this one too (TCP never drops a
+		// segment and goes on).
+		if e.kind == seDeliver {
+			for end := range 2 {
+				c.held[end] = nil
+				s.closeConn(c, end, true)
+			}
+		}
+		return
 	}
 	e.at = max(s.now+s.latency(from, dst), c.arrive[to])
 	c.arrive[to] = e.at
 	s.push(e)
+}
+
+// unpark dials j again, as a parked client does, unless n is still
+// linked to the incarnation of j it parked for. It reports whether it
+// dialed.
+func (s *sim) unpark(n *simNode, j int) bool {
+	if n.core.linked(fmt.Sprintf("n%d", j), uint64(n.parked[j])) {
+		return false
+	}
+	n.parked[j] = 0
+	s.dial(n, j, 0)
+	return true
 }
 
 // closeConn closes end of c; the other end learns it after the frames in
@@ -456,12 +485,32 @@ func (s *sim) closeConn(c *simConn, end int, reset bool) {
 	}
 	c.up[end] = false
 	n := s.nodes[c.node[end]]
+	s.out("conn %d n%d→n%d closed at n%d", c.tag%1000, c.node[0], c.node[1], n.i)
 	if n.alive && n.inc == c.inc[end] {
 		if _, ok := n.conns[c.id[end]]; ok {
 			delete(n.conns, c.id[end])
 			s.nodeStep(n, func(lt int64) { n.core.down(lt, c.id[end]) })
 			if end == 0 && !n.stopping {
-				s.dial(n, c.node[1], int64(s.rng.IntN(int(s.cfg.interval/2))))
+				j := c.node[1]
+				if c.heard[0] && n.core.linked(fmt.Sprintf("n%d", j), uint64(c.inc[1])) {
+					// One connection per pair: the peer's is up. Dial
+					// again when the elector wakes the client, or later.
+					n.parked[j] = c.inc[1]
+					inc := n.inc
+					var recheck func()
+					recheck = func() {
+						if !n.alive || n.inc != inc || n.parked[j] == 0 {
+							return
+						}
+						if s.unpark(n, j) {
+							return
+						}
+						s.push(&simEvent{at: s.now + 4*int64(s.cfg.wait) + int64(time.Second), kind: seFn, fn: recheck})
+					}
+					s.push(&simEvent{at: s.now + 4*int64(s.cfg.wait) + int64(time.Second), kind: seFn, fn: recheck})
+				} else {
+					s.dial(n, j, int64(s.rng.IntN(int(s.cfg.interval/2))))
+				}
 			}
 		}
 	}
@@ -512,6 +561,20 @@ func (s *sim) apply(n *simNode) {
 				end = 1
 			}
 			s.closeConn(c, end, false)
+		}
+	}
+	for _, id := range o.attach {
+		if c := n.conns[id]; c != nil {
+			end := 0
+			if c.id[1] == id {
+				end = 1
+			}
+			c.linked[end] = true
+		}
+	}
+	for _, id := range o.wake {
+		if j, err := strconv.Atoi(id); err == nil && n.parked[j] != 0 {
+			s.unpark(n, j)
 		}
 	}
 	for _, id := range o.reply {
@@ -642,6 +705,23 @@ func (s *sim) checkAgreement() {
 	if len(live) == 0 {
 		return
 	}
+	// One connection per pair.
+	for _, n := range live {
+		for _, m := range live {
+			if m == n {
+				continue
+			}
+			p := n.core.peers[peerKey(m.cfg.uid, m.cfg.inc)]
+			if p == nil || len(p.conns) != 1 {
+				conns := -1
+				if p != nil {
+					conns = len(p.conns)
+				}
+				s.fail("n%d has %d connections to n%d, want 1", n.i, conns, m.i)
+				return
+			}
+		}
+	}
 	for _, k := range append([]string{""}, s.keysPool...) {
 		var holders, competing []*simNode
 		for _, n := range live {
@@ -771,7 +851,7 @@ func (s *sim) step(e *simEvent) {
 			if c.id[1] != 0 && n.conns[c.id[1]] == c && c.node[1] == n.i {
 				end = 1
 			}
-			if s.now-c.lastIn[end] > int64(float64(s.cfg.wait)/n.rate) {
+			if s.now-c.lastIn[end] > int64(float64(silentAfter(s.cfg.interval, s.cfg.wait))/n.rate) {
 				s.closeConn(c, end, false)
 			}
 		}
@@ -792,6 +872,7 @@ func (s *sim) step(e *simEvent) {
 			return
 		}
 		c.lastIn[e.dir] = s.now
+		c.heard[e.dir] = true
 		m := e.msg
 		s.nodeStep(n, func(lt int64) { n.core.recv(lt, lt, c.id[e.dir], m) })
 		if m.leaving {

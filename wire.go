@@ -45,10 +45,11 @@ const (
 	helloSize = 1 + nonceSize
 
 	// Heartbeat flags.
-	beatLeaving  byte = 1 // the sender is stopping: count it dead now
-	beatKeys     byte = 2 // the full state follows: keys, claims, votes, metadata
-	beatReply    byte = 4 // sent at once in answer to a claimant's frame (Quorum)
-	beatObserver byte = 8 // the sender never claims, and does not vote (Options.Observer)
+	beatLeaving  byte = 1  // the sender is stopping: count it dead now
+	beatKeys     byte = 2  // the full state follows: keys, claims, votes, metadata
+	beatReply    byte = 4  // sent at once in answer to a claimant's frame (Quorum)
+	beatObserver byte = 8  // the sender never claims, and does not vote (Options.Observer)
+	beatLinked   byte = 16 // the sender has identified the receiver on this connection
 
 )
 
@@ -352,7 +353,7 @@ func (v *beatView) msg(uid string) beatMsg {
 	return beatMsg{
 		uid: uid, start: v.start, inc: v.inc, prio: v.prio, sent: v.sent, echo: v.echo,
 		version: v.version, leaving: v.flags&beatLeaving != 0, full: v.flags&beatKeys != 0,
-		reply: v.flags&beatReply != 0, observer: v.flags&beatObserver != 0,
+		reply: v.flags&beatReply != 0, observer: v.flags&beatObserver != 0, linked: v.flags&beatLinked != 0,
 		keys: v.keys, claims: v.claims, votes: v.votes, meta: v.meta,
 	}
 }
