@@ -57,6 +57,10 @@ type conn struct {
 	// linked: the core knows which peer this connection leads to; its
 	// frames say so (beatLinked).
 	linked atomic.Bool
+	// bye: the reader found the connection silent; the writer sends a
+	// last frame that says this end redials (beatRedial), and ends.
+	bye    atomic.Bool
+	redial atomic.Bool // set by the writer for that last frame
 
 	// Read loop only (and the client, once the read loop has ended).
 	peerUID string
@@ -115,10 +119,21 @@ func (c *conn) serve() (heard bool, err error) {
 		}()
 	}
 	err = c.readLoop()
+	silent := errors.Is(err, ErrPeerSilent)
+	if silent {
+		// Tell the peer this end redials (beatRedial): neither counts
+		// the other dead for it, only once WaitTimeout has passed.
+		c.bye.Store(true)
+		select {
+		case c.kick <- struct{}{}:
+		default:
+		}
+		wg.Wait() // the writer sends that frame and ends
+	}
 	close(c.closed)
 	c.close()
 	wg.Wait()
-	c.m.elect(event{kind: evDown, c: c})
+	c.m.elect(event{kind: evDown, c: c, grace: silent})
 	return c.beats > 0, err
 }
 
@@ -308,6 +323,9 @@ func (c *conn) appendBeat(buf []byte, w *writer, hb *outBeat, payload []byte, se
 	if c.linked.Load() {
 		payload[at+offFlags] |= beatLinked
 	}
+	if c.redial.Load() {
+		payload[at+offFlags] |= beatRedial
+	}
 	var flags byte
 	uid := hb.uid
 	if c.m.cfg.HeaderEncrypted && c.send.aead != nil {
@@ -352,8 +370,22 @@ func (c *conn) writeLoop(w *writer) {
 func (c *conn) sendBeat(w *writer) bool {
 	wait := c.m.cfg.WaitTimeout
 	hb := c.m.beat.Load()
+	bye := c.bye.Load()
 	if c.m.silent.Load() { // test hook: a node whose traffic stops
-		return true
+		return !bye
+	}
+	if bye {
+		// The short form only: its state, perhaps stale, is not news.
+		w.seq++
+		c.redial.Store(true)
+		buf := c.appendBeat(w.buf[:0], w, hb, hb.short, w.seq)
+		w.buf = buf
+		c.nc.SetWriteDeadline(time.Now().Add(wait))
+		if _, err := c.nc.Write(buf); err == nil {
+			c.m.framesOut.Add(1)
+			c.m.bytesOut.Add(uint64(len(buf)))
+		}
+		return false
 	}
 	if hb.claims && mono()-c.m.lastTick.Load() > int64(c.m.fresh) {
 		// Paused (or starved): a claim of mastership made before may be

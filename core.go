@@ -98,6 +98,7 @@ type cpeer struct {
 	meta     map[string]string
 	version  uint64 // version of its state (keys, claims, votes) known; 0: none yet
 	newest   uint64 // the newest version its frames announced
+	grace    int64  // mono: live until then without a connection (one closed to be redialed)
 	leaving  bool
 	keys     map[string]struct{}
 	claims   map[string]claim
@@ -111,7 +112,7 @@ type cpeer struct {
 
 // live: connected, heard within WaitTimeout, not leaving, state known.
 func (p *cpeer) live(now int64, wait time.Duration) bool {
-	return len(p.conns) > 0 && !p.leaving && p.version > 0 && time.Duration(now-p.heard) <= wait
+	return (len(p.conns) > 0 || now <= p.grace) && !p.leaving && p.version > 0 && time.Duration(now-p.heard) <= wait
 }
 
 // current reports whether p's newest state is known: a frame announced no
@@ -137,6 +138,7 @@ type beatMsg struct {
 	full     bool
 	reply    bool // sent at once in answer to a frame of this node
 	linked   bool // the sender has identified this node on the connection
+	redial   bool // the sender closes the connection as silent, and redials
 	observer bool
 	meta     map[string]string
 	keys     []string
@@ -212,6 +214,7 @@ type connState struct {
 	tag    uint64 // the same at both ends (the dialer's handshake nonce)
 	peer   *cpeer // nil until its first heartbeat
 	linked bool   // the peer has identified this node on it
+	redial bool   // the peer closes it as silent and redials
 }
 
 func newCore(cfg coreConfig, keys []string, servers []string, now int64, meta map[string]string) *core {
@@ -316,8 +319,9 @@ func (c *core) up(now int64, id connID, server string, tag uint64) {
 	c.conns[id] = &connState{server: server, tag: tag}
 }
 
-// down: a connection ended.
-func (c *core) down(now int64, id connID) {
+// down: a connection ended; silent: this end closed it because nothing
+// came on it for a while.
+func (c *core) down(now int64, id connID, silent bool) {
 	c.begin(now)
 	cs := c.conns[id]
 	if cs == nil {
@@ -326,6 +330,11 @@ func (c *core) down(now int64, id connID) {
 	delete(c.conns, id)
 	if p := cs.peer; p != nil {
 		delete(p.conns, id)
+		if len(p.conns) == 0 && (silent || cs.redial) {
+			// Closed to be dialed again, not by a crash: the peer
+			// stays live until WaitTimeout after it was last heard.
+			p.grace = p.heard + int64(c.cfg.wait)
+		}
 		if len(p.conns) == 0 {
 			// Its clients may be waiting while another connection was
 			// up: dial it again now.
@@ -434,6 +443,9 @@ func (c *core) recv(now, at int64, id connID, b *beatMsg) {
 		p.conns[id] = struct{}{}
 		c.out.attach = append(c.out.attach, id)
 		changed = true
+	}
+	if b.redial {
+		cs.redial = true
 	}
 	if b.linked && !cs.linked {
 		cs.linked = true

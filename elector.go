@@ -25,6 +25,7 @@ type event struct {
 	kind   int
 	c      *conn
 	server string
+	grace  bool // evDown: this end found the connection silent
 	beat   beatMsg
 	fn     func(*elector)
 	done   chan struct{}
@@ -137,7 +138,7 @@ func (e *elector) handle(now int64, ev event) {
 		e.core.up(now, ev.c.id, ev.c.server, ev.c.tag)
 	case evDown:
 		delete(e.conns, ev.c.id)
-		e.core.down(now, ev.c.id)
+		e.core.down(now, ev.c.id, ev.grace)
 		if e.drained != nil && len(e.conns) == 0 {
 			close(e.drained)
 			e.drained = nil

@@ -228,22 +228,29 @@ func TestRegressionErrorFloodFromManyAddresses(t *testing.T) {
 }
 
 // TestRegressionOneBrokenFlowFailsOver breaks one direction of one TCP
-// connection: what node 1 sends on the connection it dialed to node 0 is
-// held back, while the connection node 0 dialed to node 1 works both ways
-// (a per-flow fault, as an ECMP path or a middlebox can cause). The pair
-// can still talk, so nothing must change: node 0 stays master, every node
-// keeps counting the others live, no mastership change is reported.
+// flow between node 0 and node 1 (a per-flow fault, as an ECMP path or a
+// middlebox can cause): first what node 1 sends on connections it dials to
+// node 0, then what node 0 sends on those it dials to node 1 (the one
+// connection the pair keeps: the smaller UID's). The pair can still talk,
+// so nothing must change: node 0 stays master, every node keeps counting
+// the others live, no mastership change is reported. On the broken flow
+// the reader finds the connection silent after (WaitTimeout+Interval)/2,
+// says so and closes it; the pair redials over the healthy path before
+// WaitTimeout.
 //
-// It passes with heartbeats on both connections of a pair (e3a53cd). With
-// "quiet" connections (e52e25b: a node sends its heartbeats on the
-// connection it dialed only), node 1 keeps sending on the broken flow;
-// node 0 hears nothing from it on any connection, and its read loops on
-// both connections, whose deadlines follow the shared last-heard clock,
-// give up at the same instant: node 0 closes the healthy connection too,
-// each counts the other dead, and node 1 claims mastership beside node 0
-// until they reconnect.
+// History: with "quiet" connections (e52e25b) node 0 closed the healthy
+// connection too and both claimed mastership until they reconnected.
 func TestRegressionOneBrokenFlowFailsOver(t *testing.T) {
+	for _, flow := range [][2]int{{1, 0}, {0, 1}} {
+		t.Run(fmt.Sprintf("node%d dials node%d", flow[0], flow[1]), func(t *testing.T) {
+			brokenFlow(t, flow[0], flow[1])
+		})
+	}
+}
+
+func brokenFlow(t *testing.T, from, to int) {
 	mc := newMesh(t, 3, nil)
+	errs := watchErrors(mc.nodes[to])
 	var changes atomic.Int64
 	var mu sync.Mutex
 	var what []string
@@ -271,7 +278,7 @@ func TestRegressionOneBrokenFlowFailsOver(t *testing.T) {
 		flushCallbacks(t, m)
 	}
 	before := changes.Load()
-	mc.links[1][0].drop[toListener].Store(true)
+	mc.links[from][to].drop[toListener].Store(true)
 	t0 := time.Now()
 	var bad []string
 	for time.Since(t0) < 6*testWait {
@@ -289,5 +296,10 @@ func TestRegressionOneBrokenFlowFailsOver(t *testing.T) {
 	if n := changes.Load() - before; n != 0 || len(bad) > 0 {
 		t.Fatalf("one broken flow between nodes that can still talk: %d mastership changes %q; invariant broken %d times, first: %v",
 			n, what, len(bad), bad[:min(len(bad), 3)])
+	}
+	if from < to && len(errs.peerErrors(ErrPeerSilent)) == 0 {
+		// The connection the pair keeps was hit: its reader must have
+		// found it silent (else this test broke nothing).
+		t.Fatalf("node%d never found the broken connection silent: %v", to, errs)
 	}
 }

@@ -167,6 +167,7 @@ type simConn struct {
 	tag     uint64         // the dialer's handshake nonce
 	linked  [2]bool        // each end's core knows the peer it leads to
 	heard   [2]bool        // each end received a frame
+	silent  [2]bool        // the end closed it as silent
 }
 
 type simNode struct {
@@ -434,6 +435,29 @@ func (s *sim) send(n *simNode, c *simConn, end int, reply bool) {
 	}
 }
 
+// sendBye sends the last frame of a connection closed as silent: the
+// short form, with beatRedial.
+func (s *sim) sendBye(n *simNode, c *simConn, end int) {
+	if !c.up[end] || n.short == nil {
+		return
+	}
+	p := slices.Clone(n.short)
+	at := uidPrefixLen(n.beat.uid)
+	binary.BigEndian.PutUint64(p[at+offSent:], uint64(s.local(n, s.now)))
+	binary.BigEndian.PutUint64(p[at+offEcho:], uint64(c.echo[end]))
+	p[at+offFlags] |= beatRedial
+	if c.linked[end] {
+		p[at+offFlags] |= beatLinked
+	}
+	v, err := decodeBeat(p, nil)
+	if err != nil {
+		s.fail("bye does not decode: %v", err)
+		return
+	}
+	m := v.msg(n.beat.uid)
+	s.transmit(c, end, &m)
+}
+
 // transmit puts a frame from end on the wire toward the other end.
 func (s *sim) transmit(c *simConn, end int, m *beatMsg) {
 	to := 1 - end
@@ -489,7 +513,7 @@ func (s *sim) closeConn(c *simConn, end int, reset bool) {
 	if n.alive && n.inc == c.inc[end] {
 		if _, ok := n.conns[c.id[end]]; ok {
 			delete(n.conns, c.id[end])
-			s.nodeStep(n, func(lt int64) { n.core.down(lt, c.id[end]) })
+			s.nodeStep(n, func(lt int64) { n.core.down(lt, c.id[end], c.silent[end]) })
 			if end == 0 && !n.stopping {
 				j := c.node[1]
 				if c.heard[0] && n.core.linked(fmt.Sprintf("n%d", j), uint64(c.inc[1])) {
@@ -852,6 +876,10 @@ func (s *sim) step(e *simEvent) {
 				end = 1
 			}
 			if s.now-c.lastIn[end] > int64(float64(silentAfter(s.cfg.interval, s.cfg.wait))/n.rate) {
+				// As the driver does: a last frame that says this end
+				// redials, then the close.
+				c.silent[end] = true
+				s.sendBye(n, c, end)
 				s.closeConn(c, end, false)
 			}
 		}

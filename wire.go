@@ -50,6 +50,7 @@ const (
 	beatReply    byte = 4  // sent at once in answer to a claimant's frame (Quorum)
 	beatObserver byte = 8  // the sender never claims, and does not vote (Options.Observer)
 	beatLinked   byte = 16 // the sender has identified the receiver on this connection
+	beatRedial   byte = 32 // the sender found this connection silent: it closes it and redials
 
 )
 
@@ -354,7 +355,8 @@ func (v *beatView) msg(uid string) beatMsg {
 		uid: uid, start: v.start, inc: v.inc, prio: v.prio, sent: v.sent, echo: v.echo,
 		version: v.version, leaving: v.flags&beatLeaving != 0, full: v.flags&beatKeys != 0,
 		reply: v.flags&beatReply != 0, observer: v.flags&beatObserver != 0, linked: v.flags&beatLinked != 0,
-		keys: v.keys, claims: v.claims, votes: v.votes, meta: v.meta,
+		redial: v.flags&beatRedial != 0,
+		keys:   v.keys, claims: v.claims, votes: v.votes, meta: v.meta,
 	}
 }
 
