@@ -3,6 +3,8 @@ package msc
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -14,7 +16,13 @@ type changeLog struct {
 	got []Change
 }
 
-func (l *changeLog) watch(m *Msc) { m.OnChange(l.add) }
+// watch records m's changes from now on, after its state now (so that a
+// term change of a node that is master already is not a gain).
+func (l *changeLog) watch(m *Msc) {
+	uid, _ := m.Master()
+	l.add(Change{IsMaster: m.IsMaster(), Master: uid, Term: m.Term()})
+	m.OnChange(l.add)
+}
 
 func (l *changeLog) add(c Change) {
 	if c.Key != "" {
@@ -30,8 +38,8 @@ func (l *changeLog) gains() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	n, was := 0, false
-	for _, c := range l.got {
-		if c.IsMaster && !was {
+	for i, c := range l.got {
+		if c.IsMaster && !was && i > 0 { // the first is the state when watching began
 			n++
 		}
 		was = c.IsMaster
@@ -124,6 +132,17 @@ func TestTermsIncrease(t *testing.T) {
 				}
 			}
 			return true
+		}, func() string {
+			var b strings.Builder
+			for _, m := range c.running() {
+				st := m.Status()
+				fmt.Fprintf(&b, "%s: master %v term %d; ", m.UID(), st.IsMaster, st.Term)
+				for _, p := range st.Peers {
+					fmt.Fprintf(&b, "[%s live %v master %v] ", p.UID, p.Live, p.Master)
+				}
+				b.WriteString("\n")
+			}
+			return b.String()
 		})
 		if master.UID() != lastMaster && term <= last {
 			t.Fatalf("term %d after %d: not increasing though %s took over from %s", term, last, master.UID(), lastMaster)

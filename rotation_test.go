@@ -409,7 +409,7 @@ func TestKeyRotationEveryConfiguration(t *testing.T) {
 					t.Fatalf("two masters (%s) for %v during the rotation", who, overlap)
 				}
 				if g := logs[0].gains(); g != 0 {
-					t.Fatalf("node0 lost and regained mastership %d times", g)
+					t.Fatalf("node0 lost and regained mastership %d times: %+v", g, logs[0].got)
 				}
 				for i := 1; i < 3; i++ {
 					if g := logs[i].gains(); g != 0 {
