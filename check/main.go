@@ -57,7 +57,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.DurationVar(&cfg.interval, "interval", 100*time.Millisecond, "heartbeat Interval")
 	fs.DurationVar(&cfg.wait, "wait", 0, "WaitTimeout (default 3*interval)")
 	fs.DurationVar(&cfg.report, "report", 100*time.Millisecond, "how often workers report their status")
-	fs.StringVar(&cfg.scenario, "scenario", "", "run a scenario instead of the interactive mode: tour or bench")
+	fs.StringVar(&cfg.scenario, "scenario", "", "run a scenario instead of the interactive mode: tour, bench or idle (CPU and memory of each worker process over -steady)")
 	bench := fs.Bool("bench", false, "same as -scenario bench")
 	sizes := fs.String("sizes", "3,5,9", "bench: cluster sizes")
 	fs.IntVar(&cfg.reps, "reps", 20, "bench: repetitions of each fault")
@@ -138,8 +138,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return tour(ctx, cfg, ports[:cfg.n], stdout)
 	case "bench":
 		return runBench(ctx, cfg, ports, stdout)
+	case "idle":
+		return runIdle(ctx, cfg, ports[:cfg.n], stdout)
 	default:
-		fmt.Fprintf(stderr, "check: unknown scenario %q (want tour or bench)\n", cfg.scenario)
+		fmt.Fprintf(stderr, "check: unknown scenario %q (want tour, bench or idle)\n", cfg.scenario)
 		return 2
 	}
 }

@@ -1,0 +1,118 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// runIdle is the idle scenario (-scenario idle): -n worker processes, one
+// per node, converge, then sit through -steady with no fault; it reports
+// each worker's CPU (user+system, from /proc) as a share of one core, and
+// its resident memory, read from the kernel, not from the workers. Linux
+// only.
+func runIdle(ctx context.Context, cfg *config, ports []int, out io.Writer) int {
+	fmt.Fprintf(out, "idle: %d workers, interval %v, wait %v, quorum %v, window %v; %d CPUs, %s/%s\n",
+		len(ports), cfg.interval, cfg.wait, cfg.quorum, cfg.steady, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH)
+	c := newCluster(cfg, ports)
+	defer c.close()
+	from := time.Now().UnixNano()
+	if err := startAll(ctx, c, ""); err != nil {
+		fmt.Fprintln(out, "idle:", err)
+		return 1
+	}
+	if _, _, err := c.waitSettled(ctx, from, cfg.bound()); err != nil {
+		fmt.Fprintln(out, "idle: converge:", err)
+		return 1
+	}
+	pids := make([]int, len(ports))
+	c.mu.Lock()
+	for i, w := range c.workers {
+		pids[i] = w.proc.pid
+	}
+	c.mu.Unlock()
+	before := make([]float64, len(pids))
+	for i, pid := range pids {
+		t, err := cpuSeconds(pid)
+		if err != nil {
+			fmt.Fprintln(out, "idle:", err)
+			return 1
+		}
+		before[i] = t
+	}
+	t0 := time.Now()
+	select {
+	case <-time.After(cfg.steady):
+	case <-ctx.Done():
+		return 1
+	}
+	elapsed := time.Since(t0).Seconds()
+	c.tick()
+	w := c.window(t0.UnixNano(), time.Now().UnixNano())
+	var sum, worst float64
+	var rssSum, rssWorst int
+	for i, pid := range pids {
+		t, err := cpuSeconds(pid)
+		if err != nil {
+			fmt.Fprintln(out, "idle:", err)
+			return 1
+		}
+		pct := 100 * (t - before[i]) / elapsed
+		rss, _ := rssKiB(pid)
+		fmt.Fprintf(out, "  worker %d (pid %d): CPU %.3f %% of a core, RSS %.1f MB\n", i, pid, pct, float64(rss)/1024)
+		sum += pct
+		worst = max(worst, pct)
+		rssSum += rss
+		rssWorst = max(rssWorst, rss)
+	}
+	n := float64(len(pids))
+	changes := w.Changes
+	fmt.Fprintf(out, "idle: CPU per node %.3f %% of a core (mean; max %.3f %%), RSS %.1f MB (mean; max %.1f MB), %d mastership changes in %.0f s\n",
+		sum/n, worst, float64(rssSum)/n/1024, float64(rssWorst)/1024, changes, elapsed)
+	if changes != 0 {
+		return 1
+	}
+	return 0
+}
+
+// cpuSeconds returns the user+system CPU time of process pid, from
+// /proc/pid/stat.
+func cpuSeconds(pid int) (float64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name (field 2) is in parentheses and may hold spaces:
+	// fields are counted after its closing one.
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f))
+	}
+	utime, err1 := strconv.ParseFloat(f[11], 64) // field 14
+	stime, err2 := strconv.ParseFloat(f[12], 64) // field 15
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("/proc/%d/stat: bad times", pid)
+	}
+	const clockTicks = 100 // USER_HZ on Linux
+	return (utime + stime) / clockTicks, nil
+}
+
+// rssKiB returns the resident set size of process pid, in KiB.
+func rssKiB(pid int) (int, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+			return strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
+		}
+	}
+	return 0, fmt.Errorf("/proc/%d/status: no VmRSS", pid)
+}
