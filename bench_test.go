@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"slices"
 	"testing"
 	"time"
 )
@@ -287,4 +288,80 @@ func handshakePair(tb testing.TB, s *suite) (dialer, listener *conn) {
 		tb.Fatal(err)
 	}
 	return dialer, listener
+}
+
+// TestSteadyHeartbeatAllocs: a steady heartbeat (short form, state
+// unchanged) costs no allocation to seal and send, to read, open and
+// decode, or for the core to take in.
+func TestSteadyHeartbeatAllocs(t *testing.T) {
+	// Sealing, as the writer does, into its reused buffers.
+	d, l := testSession(t, "aes128", "test passphrase")
+	b := testBeat(10)
+	full, _ := encodeBeat(b, true)
+	short, _ := encodeBeat(b, false)
+	hb := &outBeat{uid: b.uid, version: b.version, full: full, short: short}
+	m, err := New(Options{Key: "k"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &conn{m: m, send: d.send}
+	w := &writer{}
+	seq := uint64(0)
+	frame := func() []byte {
+		seq++
+		w.buf = c.appendBeat(w.buf[:0], w, hb, hb.short, seq)
+		return w.buf
+	}
+	frame()
+	if n := testing.AllocsPerRun(100, func() { frame() }); n != 0 {
+		t.Errorf("sealing a steady heartbeat: %.0f allocations", n)
+	}
+
+	// Reading, opening, decoding, and the message for the core.
+	var frames [][]byte
+	for range 110 {
+		frames = append(frames, slices.Clone(frame()))
+	}
+	next := 0
+	var buf, plain []byte
+	r := bytes.NewReader(nil)
+	var msg beatMsg
+	peerUID := b.uid
+	read := func() {
+		r.Reset(frames[next])
+		next++
+		f, nb, err := readFrame(r, buf)
+		buf = nb
+		if err != nil {
+			panic(err)
+		}
+		if plain, err = l.recv.open(plain[:0], f.hdr, f.body, f.seq); err != nil {
+			panic(err)
+		}
+		v, err := decodeBeat(plain, f.uid)
+		if err != nil {
+			panic(err)
+		}
+		msg = v.msg(peerUID)
+	}
+	read()
+	if n := testing.AllocsPerRun(100, read); n != 0 {
+		t.Errorf("reading a steady heartbeat: %.0f allocations", n)
+	}
+
+	// The core taking it in.
+	core, now := newCoreBench(t, 1, testKeys(10), false, func(int) int64 { return base.UnixNano() }, base.Add(time.Minute))
+	steady := beatMsg{uid: "peer0", start: base.UnixNano(), inc: 2, version: 1}
+	sent := int64(1)
+	take := func() {
+		sent++
+		now += int64(time.Millisecond)
+		steady.sent = sent
+		core.recv(now, now, 1, &steady)
+	}
+	take()
+	if n := testing.AllocsPerRun(100, take); n != 0 {
+		t.Errorf("the core taking a steady heartbeat: %.0f allocations", n)
+	}
+	_ = msg
 }

@@ -159,6 +159,14 @@ type coreOut struct {
 	errs   []error
 }
 
+// reset empties the outputs, keeping their storage: a steady heartbeat
+// allocates nothing.
+func (o *coreOut) reset() {
+	o.snap, o.beat, o.kick = nil, nil, false
+	o.close, o.wake, o.attach, o.reply = o.close[:0], o.wake[:0], o.attach[:0], o.reply[:0]
+	o.echo, o.errs = o.echo[:0], o.errs[:0]
+}
+
 // connEcho is the echo to send on a connection from now on.
 type connEcho struct {
 	id   connID
@@ -283,7 +291,7 @@ func (c *core) await(now int64) {
 
 // begin starts a step: it clears the outputs and notices a pause.
 func (c *core) begin(now int64) {
-	c.out = coreOut{}
+	c.out.reset()
 	if gap := time.Duration(now - c.lastStep); gap > c.cfg.wait && !c.leaving {
 		// This process was paused or starved: its view is stale. Claim
 		// nothing until it has heard from its servers again.
@@ -428,12 +436,14 @@ func (c *core) recv(now, at int64, id connID, b *beatMsg) {
 		return
 	}
 	changed := false
-	key := peerKey(b.uid, b.inc)
-	p := c.peers[key]
+	p := cs.peer
+	if p == nil || p.uid != b.uid || p.inc != b.inc {
+		p = c.peers[peerKey(b.uid, b.inc)]
+	}
 	if p == nil {
 		p = &cpeer{inc: b.inc, hash: nodeHash(b.uid), conns: make(map[connID]struct{}), servers: make(map[string]bool)}
 		p.uid = b.uid
-		c.peers[key] = p
+		c.peers[peerKey(b.uid, b.inc)] = p
 	}
 	if cs.peer != p {
 		if cs.peer != nil {
@@ -457,7 +467,7 @@ func (c *core) recv(now, at int64, id connID, b *beatMsg) {
 	wasLive := p.live(now, c.cfg.wait)
 	p.heard = now
 	p.newest = max(p.newest, b.version)
-	if cs.server != "" {
+	if cs.server != "" && !p.servers[cs.server] {
 		p.servers[cs.server] = true
 	}
 	if b.leaving && !p.leaving {

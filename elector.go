@@ -208,7 +208,7 @@ func (e *elector) apply() {
 	if o.kick {
 		e.kickAll()
 	}
-	e.core.out = coreOut{}
+	e.core.out.reset()
 }
 
 // kickAll asks every connection to send the current heartbeat now.

@@ -1,22 +1,27 @@
 package msc
 
 import (
+	"flag"
 	"fmt"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 )
 
+var scaleWindow = flag.Duration("scale.window", 10*time.Second, "BenchmarkScale: the steady window")
+
 // BenchmarkScale runs n nodes in one process on loopback, full mesh, at
 // the default Interval (100ms), and reports the time to converge and, over
-// a steady window, CPU and traffic. Run:
+// a steady window, CPU, traffic and mastership changes (it fails on any).
+// Run:
 //
-//	go test -run '^$' -bench Scale -benchtime 1x
+//	go test -run '^$' -bench Scale -benchtime 1x [-scale.window 30s]
 func BenchmarkScale(b *testing.B) {
-	for _, n := range []int{5, 32, 48, 64} {
+	for _, n := range []int{5, 32, 64, 128} {
 		b.Run(fmt.Sprint(n), func(b *testing.B) {
 			for b.Loop() {
-				scaleRun(b, n, 10*time.Second)
+				scaleRun(b, n, *scaleWindow)
 			}
 		})
 	}
@@ -46,6 +51,14 @@ func scaleRun(b *testing.B, n int, window time.Duration) {
 		return true
 	})
 	conv := time.Since(t0)
+	var changes atomic.Int64
+	for _, m := range c.nodes {
+		m.OnChange(func(ch Change) {
+			if ch.Key == "" {
+				changes.Add(1)
+			}
+		})
+	}
 	var frames0, bytes0 uint64
 	for _, m := range c.nodes {
 		st := m.Status()
@@ -63,10 +76,11 @@ func scaleRun(b *testing.B, n int, window time.Duration) {
 		frames += st.FramesSent
 		bytes += st.BytesSent
 	}
-	if !c.agreed(c.nodes[0]) {
-		b.Fatalf("mastership moved during the steady window:\n%s", c.describe())
+	if !c.agreed(c.nodes[0]) || changes.Load() != 0 {
+		b.Fatalf("mastership moved during the steady window (%d changes):\n%s", changes.Load(), c.describe())
 	}
 	c.stopAll()
+	b.ReportMetric(float64(changes.Load()), "changes")
 	perNodeMin := cpu.Seconds() / float64(n) / elapsed.Minutes()
 	b.ReportMetric(float64(conv)/float64(time.Millisecond), "converge-ms")
 	b.ReportMetric(perNodeMin, "cpu-s/node/min")

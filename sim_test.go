@@ -560,7 +560,7 @@ func (s *sim) nodeStep(n *simNode, fn func(lt int64)) {
 // the invariants.
 func (s *sim) apply(n *simNode) {
 	o := n.core.out
-	n.core.out = coreOut{}
+	n.core.out = coreOut{} // o keeps the slices: the core must not reuse them
 	if o.beat != nil {
 		n.beat = o.beat
 		var err error
