@@ -28,19 +28,19 @@ type client struct {
 	up         atomic.Bool // a connection is up (Options.Discover drops only servers not up)
 }
 
-// Backoff bounds for reconnecting: the cap is max(WaitTimeout, maxBackoff).
-// A peer that comes back is dialed at once anyway: it dials this node, and
-// a peer heard from wakes every client (Msc.wakeClients).
-const (
-	minBackoff = 10 * time.Millisecond
-	maxBackoff = 2 * time.Second
-)
+// Backoff bounds for reconnecting: from minBackoff, doubling, up to
+// WaitTimeout (half to full of it, at random), so that after an outage a
+// cluster is connected again within about WaitTimeout. A peer that comes
+// back is dialed at once anyway: it dials this node, and a peer heard from
+// wakes every client (Msc.wakeClients).
+const minBackoff = 10 * time.Millisecond
 
 func (m *Msc) runClient(cl *client) {
 	defer m.wg.Done()
 	backoff := minBackoff
 	failing, connected := false, false
 	for cl.ctx.Err() == nil && !m.leaving.Load() {
+		m.dials.Add(1)
 		d := net.Dialer{Timeout: m.cfg.WaitTimeout}
 		nc, err := d.DialContext(cl.ctx, "tcp", cl.cfg.addr())
 		if err == nil {
@@ -103,7 +103,7 @@ func (m *Msc) runClient(cl *client) {
 			t.Stop()
 			return
 		}
-		backoff = min(2*backoff, max(m.cfg.WaitTimeout, maxBackoff))
+		backoff = min(2*backoff, max(m.cfg.WaitTimeout, minBackoff))
 	}
 }
 

@@ -53,6 +53,7 @@ type Msc struct {
 
 	// Traffic counters, for Status.
 	framesIn, framesOut, bytesIn, bytesOut atomic.Uint64
+	dials                                  atomic.Uint64
 
 	// lastTick is when the elector last ticked (mono). Writers send
 	// nothing while it is older than WaitTimeout: the process was paused

@@ -346,8 +346,13 @@ func (s *sim) boot(n *simNode) {
 // dial connects n to node j after delay, if the link lets a handshake through.
 func (s *sim) dial(n *simNode, j int, delay int64) {
 	inc := n.inc
-	s.push(&simEvent{at: s.now + delay, kind: seFn, fn: func() {
+	var try func()
+	try = func() {
 		if !n.alive || n.inc != inc || n.stopping {
+			return
+		}
+		if s.now < n.pausedTo { // the process is stopped: so is its client
+			s.push(&simEvent{at: n.pausedTo, kind: seFn, fn: try})
 			return
 		}
 		m := s.nodes[j]
@@ -383,7 +388,8 @@ func (s *sim) dial(n *simNode, j int, delay int64) {
 				s.send(x, c, end, false)
 			}
 		}})
-	}})
+	}
+	s.push(&simEvent{at: s.now + delay, kind: seFn, fn: try})
 }
 
 func (s *sim) latency(i, j int) int64 {
@@ -549,8 +555,17 @@ func (s *sim) closeConn(c *simConn, end int, reset bool) {
 }
 
 // nodeStep runs fn on n's core at its local time now and applies the
-// outputs.
+// outputs; on a paused node, when it resumes.
 func (s *sim) nodeStep(n *simNode, fn func(lt int64)) {
+	if s.now < n.pausedTo {
+		inc := n.inc
+		s.push(&simEvent{at: n.pausedTo, kind: seFn, fn: func() {
+			if n.alive && n.inc == inc {
+				s.nodeStep(n, fn)
+			}
+		}})
+		return
+	}
 	lt := s.local(n, s.now)
 	fn(lt)
 	s.apply(n)
@@ -1008,13 +1023,17 @@ func (s *sim) fault(kind, i, j int, d int64) {
 			}})
 		}
 	case 4: // pause
-		if !n.alive || s.now < n.pausedTo {
+		if !n.alive || s.now <= n.pausedTo {
 			return
 		}
 		s.out("FAULT pause n%d for %v", i, time.Duration(d))
 		n.pausedTo = s.now + d
-		inc := n.inc
-		s.push(&simEvent{at: s.now + d, kind: seFn, fn: func() { s.resume(n, inc, d) }})
+		inc, end := n.inc, n.pausedTo
+		s.push(&simEvent{at: s.now + d, kind: seFn, fn: func() {
+			if n.pausedTo == end { // not paused again since
+				s.resume(n, inc, d)
+			}
+		}})
 	case 5: // crash, restart later
 		if !n.alive {
 			return

@@ -26,6 +26,9 @@ type Status struct {
 
 	// Traffic since New: heartbeat frames and their bytes, both ways.
 	FramesSent, FramesReceived, BytesSent, BytesReceived uint64
+	// Dials is how many connections this node tried to open to its
+	// servers since New.
+	Dials uint64
 }
 
 // PeerStatus is what a node knows of one peer.
@@ -72,6 +75,7 @@ func (m *Msc) Status() Status {
 	m.mu.Unlock()
 	st.FramesSent, st.FramesReceived = m.framesOut.Load(), m.framesIn.Load()
 	st.BytesSent, st.BytesReceived = m.bytesOut.Load(), m.bytesIn.Load()
+	st.Dials = m.dials.Load()
 	slices.Sort(st.Servers)
 	return st
 }
