@@ -143,6 +143,7 @@ type beatMsg struct {
 	meta     map[string]string
 	keys     []string
 	claims   map[string]claim
+	known    map[string]uint64
 	votes    map[string]vote
 }
 
@@ -185,9 +186,10 @@ type core struct {
 	// slots[0] is the global mastership, slots[i+1] that of ki.list[i].
 	slots []slot
 	// used is the highest term this node claimed, per key; other the
-	// highest term heard of from the others (claims, and votes for
-	// anyone but this node), per key.
-	used, other map[string]uint64
+	// highest term heard of from the others (claims, votes for anyone but
+	// this node, and terms they only know of), per key; rival the highest
+	// of their claims and votes alone (what outbids this node's claim).
+	used, other, rival map[string]uint64
 	// votes is this node's acknowledgement per key (Quorum); maxVote the
 	// claim of highest term it ever acknowledged per key.
 	votes   map[string]vote
@@ -235,6 +237,7 @@ func newCore(cfg coreConfig, keys []string, servers []string, now int64, meta ma
 		keys:    make(map[string]struct{}, len(keys)),
 		used:    make(map[string]uint64),
 		other:   make(map[string]uint64),
+		rival:   make(map[string]uint64),
 		votes:   make(map[string]vote),
 		maxVote: make(map[string]vote),
 		servers: make(map[string]bool, len(servers)),
@@ -488,11 +491,14 @@ func (c *core) recv(now, at int64, id connID, b *beatMsg) {
 		}
 		p.claims, p.votes, p.meta = b.claims, b.votes, b.meta
 		for k, cl := range p.claims {
-			c.other[k] = max(c.other[k], cl.term)
+			c.learn(k, cl.term, true)
+		}
+		for k, t := range b.known {
+			c.learn(k, t, false)
 		}
 		for k, v := range p.votes {
 			if v.uid != c.cfg.uid || v.inc != c.cfg.inc {
-				c.other[k] = max(c.other[k], v.term)
+				c.learn(k, v.term, true)
 			}
 		}
 		p.ki = nil
@@ -532,6 +538,23 @@ func (c *core) recv(now, at int64, id connID, b *beatMsg) {
 	}
 	if changed {
 		c.elect(now)
+	}
+}
+
+// learn records a term heard of for key: of a claim or a vote (rival),
+// or only known to a peer, perhaps this node's own term passed on. A
+// higher one for a mastership this node competes for is passed on in
+// turn (the state it sends changes).
+func (c *core) learn(key string, term uint64, rival bool) {
+	if rival && term > c.rival[key] {
+		c.rival[key] = term
+	}
+	if term <= c.other[key] {
+		return
+	}
+	c.other[key] = term
+	if _, ok := c.slotIndex(key); ok {
+		c.dirty = true
 	}
 }
 
@@ -823,7 +846,7 @@ func (c *core) claimSlot(now int64, i int) bool {
 		return old != s.claim
 	}
 	key := c.slotKey(i)
-	if s.term == 0 || !s.acting && (c.other[key] >= s.term || now-s.since > int64(c.cfg.wait+c.margin())) {
+	if s.term == 0 || !s.acting && (c.rival[key] >= s.term || c.other[key] > s.term || now-s.since > int64(c.cfg.wait+c.margin())) {
 		// A new claim, a candidate outbid, or one that gathered no
 		// quorum for WaitTimeout+M (its voters may have moved on): a
 		// term above every term heard of.
@@ -834,7 +857,7 @@ func (c *core) claimSlot(now int64, i int) bool {
 		*s = slot{claim: claim{term: t}, since: now}
 		c.used[key] = t
 	}
-	if !c.quorum() && s.acting && c.other[key] >= s.term {
+	if !c.quorum() && s.acting && (c.rival[key] >= s.term || c.other[key] > s.term) {
 		// Another master has a term as high (a healed partition): a new
 		// term, above it, so that a store fencing on terms refuses the
 		// other master's writes.
@@ -1060,11 +1083,19 @@ func (c *core) publish() {
 	b := &beat{uid: c.cfg.uid, start: c.cfg.start, inc: c.cfg.inc, prio: c.self.prio,
 		leaving: c.leaving, version: c.version, keys: c.ki.list, observer: c.cfg.observer, meta: c.meta}
 	for i := range c.slots {
+		k := c.slotKey(i)
 		if c.slots[i].term > 0 && !c.leaving {
 			if b.claims == nil {
 				b.claims = make(map[string]claim)
 			}
-			b.claims[c.slotKey(i)] = c.slots[i].claim
+			b.claims[k] = c.slots[i].claim
+		} else if t := max(c.used[k], c.other[k]); t > 0 {
+			// Not claimed: the highest term known, so that a node that
+			// comes later takes a term above it (fencing).
+			if b.known == nil {
+				b.known = make(map[string]uint64)
+			}
+			b.known[k] = t
 		}
 	}
 	if len(c.votes) > 0 && !c.leaving {

@@ -109,7 +109,7 @@ func FuzzDecodeBeat(f *testing.F) {
 		}
 		withKeys := v.flags&beatKeys != 0
 		b := &beat{uid: string(v.uid), start: v.start, inc: v.inc, leaving: v.flags&beatLeaving != 0,
-			version: v.version, keys: v.keys, prio: v.prio, claims: v.claims, votes: v.votes}
+			version: v.version, keys: v.keys, prio: v.prio, claims: v.claims, known: v.known, votes: v.votes, meta: v.meta}
 		q, err := encodeBeat(b, withKeys)
 		if err != nil {
 			return // too large to send back, or a claim of a key listed twice: fine
@@ -124,7 +124,8 @@ func FuzzDecodeBeat(f *testing.F) {
 		if !bytes.Equal(w.uid, v.uid) || w.start != v.start || w.inc != v.inc || w.version != v.version ||
 			w.prio != v.prio || w.sent != v.sent || w.echo != v.echo ||
 			w.flags != v.flags&(beatLeaving|beatKeys) || !slices.Equal(w.keys, v.keys) ||
-			!maps.Equal(w.claims, v.claims) || !maps.Equal(w.votes, v.votes) {
+			!maps.Equal(w.claims, v.claims) || !maps.Equal(w.known, v.known) || !maps.Equal(w.votes, v.votes) ||
+			!maps.Equal(w.meta, v.meta) {
 			t.Fatalf("round trip changed the heartbeat:\n%+v\n%+v", v, w)
 		}
 	})

@@ -677,8 +677,13 @@ func (s *sim) observe(n *simNode, snap *snapshot) {
 		if n.cfg.observer {
 			s.fail("observer n%d is master of %q", n.i, k)
 		}
-		if heard := n.core.other[k]; st.term <= heard {
+		// Above every term it heard of from another claim or vote, and
+		// not below any term a peer knows of (that may be its own).
+		if heard := n.core.rival[k]; st.term <= heard {
 			s.fail("terms: n%d is master of %q with term %d, not above %d it heard of", n.i, k, st.term, heard)
+		}
+		if known := n.core.other[k]; st.term < known {
+			s.fail("terms: n%d is master of %q with term %d, below %d it knew of", n.i, k, st.term, known)
 		}
 		if s.cfg.quorum > 1 {
 			if st.term <= s.terms[k] {
@@ -817,6 +822,40 @@ func (s *sim) checkAgreement() {
 			}
 			s.fail("no agreement on %q after the faults: masters %v, named %v", k, masters, uids)
 			return
+		}
+		// Fencing after the faults: the master's term is the highest ever
+		// used for the key, so a store fencing on terms takes its writes
+		// and refuses every earlier master's.
+		if m := s.nodes[masters[0]]; true {
+			var term uint64
+			if k == "" {
+				term = m.core.snap.term
+			} else {
+				st, _ := m.core.snap.key(k)
+				term = st.term
+			}
+			// With Quorum: the highest term ever used. Without: the
+			// highest any live process holding the key knows of (one that
+			// crashed, or removed the key, keeps what only it knew).
+			want := s.terms[k]
+			if s.cfg.quorum <= 1 {
+				want = 0
+				for _, n := range live {
+					if _, holds := n.core.slotIndex(k); holds {
+						want = max(want, n.core.used[k], n.core.other[k])
+					}
+				}
+			}
+			if term < want {
+				for _, n := range live {
+					i, _ := n.core.slotIndex(k)
+					s.out("n%d: slot %+v used %d other %d version %d", n.i, n.core.slots[min(i, len(n.core.slots)-1)], n.core.used[k], n.core.other[k], n.core.version)
+					for _, p := range n.core.peers {
+						s.out("   peer %s/%d live %v v %d/%d claim %+v", p.uid, p.inc, p.live(s.local(n, s.now), s.cfg.wait), p.version, p.newest, p.claims[k])
+					}
+				}
+				s.fail("%q: master n%d has term %d, below %d used before", k, m.i, term, want)
+			}
 		}
 
 		if !s.cfg.sticky {

@@ -152,10 +152,11 @@ type beat struct {
 	inc      uint64
 	prio     int64
 	leaving  bool
-	version  uint64           // of the state below; the full form travels when it changes
-	keys     []string         // sorted; full form only
-	claims   map[string]claim // key ("" global) → the sender's claim; full form only
-	votes    map[string]vote  // key → the claim the sender acknowledges (Quorum); full form only
+	version  uint64            // of the state below; the full form travels when it changes
+	keys     []string          // sorted; full form only
+	claims   map[string]claim  // key ("" global) → the sender's claim; full form only
+	known    map[string]uint64 // key → the highest term the sender knows of, where it claims nothing; full form only
+	votes    map[string]vote   // key → the claim the sender acknowledges (Quorum); full form only
 	observer bool
 	meta     map[string]string // Options.Meta; full form only
 }
@@ -184,7 +185,7 @@ func encodeBeat(b *beat, withKeys bool) ([]byte, error) {
 		for _, k := range b.keys {
 			size += 2 + len(k)
 		}
-		size += len(b.claims) * (4 + 8 + 1)
+		size += (len(b.claims) + len(b.known)) * (4 + 8 + 1)
 		for k, v := range b.votes {
 			size += 2 + len(k) + 1 + len(v.uid) + 8 + 8
 		}
@@ -220,33 +221,38 @@ func encodeBeat(b *beat, withKeys bool) ([]byte, error) {
 		p = binary.BigEndian.AppendUint16(p, uint16(len(k)))
 		p = append(p, k...)
 	}
-	// Claims, by key position, in key order, the global one first.
-	p = binary.BigEndian.AppendUint32(p, uint32(len(b.claims)))
-	appendClaim := func(pos uint32, c claim) {
+	// Claims and known terms, by key position, in key order, the global
+	// one first: (position, term, state) with state 0 a candidacy, 1 a
+	// mastership, 2 no claim (the highest term the sender knows of).
+	p = binary.BigEndian.AppendUint32(p, uint32(len(b.claims)+len(b.known)))
+	entry := func(pos uint32, term uint64, state byte) {
 		p = binary.BigEndian.AppendUint32(p, pos)
-		p = binary.BigEndian.AppendUint64(p, c.term)
-		if c.acting {
-			p = append(p, 1)
-		} else {
-			p = append(p, 0)
-		}
+		p = binary.BigEndian.AppendUint64(p, term)
+		p = append(p, state)
 	}
 	n := 0
-	if c, ok := b.claims[""]; ok {
-		appendClaim(globalClaim, c)
-		n++
-	}
-	for i, k := range b.keys {
-		if n == len(b.claims) {
-			break
-		}
+	add := func(pos uint32, k string) {
 		if c, ok := b.claims[k]; ok {
-			appendClaim(uint32(i), c)
+			state := byte(0)
+			if c.acting {
+				state = 1
+			}
+			entry(pos, c.term, state)
+			n++
+		} else if t, ok := b.known[k]; ok {
+			entry(pos, t, 2)
 			n++
 		}
 	}
-	if n != len(b.claims) {
-		return nil, fmt.Errorf("%w: a claim of a key the node does not hold", ErrBadFrame)
+	add(globalClaim, "")
+	for i, k := range b.keys {
+		if n == len(b.claims)+len(b.known) {
+			break
+		}
+		add(uint32(i), k)
+	}
+	if n != len(b.claims)+len(b.known) {
+		return nil, fmt.Errorf("%w: a claim or term of a key the node does not hold, or both", ErrBadFrame)
 	}
 	// Votes, by key name, sorted.
 	vk := make([]string, 0, len(b.votes))
@@ -343,6 +349,7 @@ type beatView struct {
 	prio    int64
 	keys    []string          // with beatKeys only; allocated only then
 	claims  map[string]claim  // with beatKeys only
+	known   map[string]uint64 // with beatKeys only
 	votes   map[string]vote   // with beatKeys only
 	meta    map[string]string // with beatKeys only
 }
@@ -356,7 +363,7 @@ func (v *beatView) msg(uid string) beatMsg {
 		version: v.version, leaving: v.flags&beatLeaving != 0, full: v.flags&beatKeys != 0,
 		reply: v.flags&beatReply != 0, observer: v.flags&beatObserver != 0, linked: v.flags&beatLinked != 0,
 		redial: v.flags&beatRedial != 0,
-		keys:   v.keys, claims: v.claims, votes: v.votes, meta: v.meta,
+		keys:   v.keys, claims: v.claims, known: v.known, votes: v.votes, meta: v.meta,
 	}
 }
 
@@ -396,7 +403,7 @@ func decodeBeat(p []byte, uid []byte) (beatView, error) {
 		return v, err
 	}
 	v.keys = keys
-	if v.claims, p, err = decodeClaims(p, keys); err != nil {
+	if v.claims, v.known, p, err = decodeClaims(p, keys); err != nil {
 		return v, err
 	}
 	if v.votes, p, err = decodeVotes(p); err != nil {
@@ -408,36 +415,47 @@ func decodeBeat(p []byte, uid []byte) (beatView, error) {
 	return v, nil
 }
 
-// decodeClaims decodes the claims that follow the key list: a count, then
-// (key position uint32, term uint64, acting uint8). It returns what
-// follows them.
-func decodeClaims(p []byte, keys []string) (map[string]claim, []byte, error) {
+// decodeClaims decodes the claims and known terms that follow the key
+// list: a count, then (key position uint32, term uint64, state uint8). It
+// returns what follows them.
+func decodeClaims(p []byte, keys []string) (map[string]claim, map[string]uint64, []byte, error) {
 	if len(p) < 4 {
-		return nil, nil, fmt.Errorf("%w: truncated claim count", ErrBadFrame)
+		return nil, nil, nil, fmt.Errorf("%w: truncated claim count", ErrBadFrame)
 	}
 	n := binary.BigEndian.Uint32(p)
 	p = p[4:]
 	if uint64(n)*13 > uint64(len(p)) {
-		return nil, nil, fmt.Errorf("%w: %d claims in %d bytes", ErrBadFrame, n, len(p))
+		return nil, nil, nil, fmt.Errorf("%w: %d claims in %d bytes", ErrBadFrame, n, len(p))
 	}
-	claims := make(map[string]claim, n)
+	var claims map[string]claim
+	var known map[string]uint64
 	for range n {
 		i := binary.BigEndian.Uint32(p)
-		c := claim{term: binary.BigEndian.Uint64(p[4:]), acting: p[12] != 0}
+		term, state := binary.BigEndian.Uint64(p[4:]), p[12]
 		p = p[13:]
 		k := ""
 		if i != globalClaim {
 			if int64(i) >= int64(len(keys)) {
-				return nil, nil, fmt.Errorf("%w: claim of key %d of %d", ErrBadFrame, i, len(keys))
+				return nil, nil, nil, fmt.Errorf("%w: claim of key %d of %d", ErrBadFrame, i, len(keys))
 			}
 			k = keys[i]
 		}
-		if c.term == 0 {
-			return nil, nil, fmt.Errorf("%w: claim without a term", ErrBadFrame)
+		if term == 0 || state > 2 {
+			return nil, nil, nil, fmt.Errorf("%w: claim of term %d, state %d", ErrBadFrame, term, state)
 		}
-		claims[k] = c
+		if state == 2 {
+			if known == nil {
+				known = make(map[string]uint64)
+			}
+			known[k] = term
+			continue
+		}
+		if claims == nil {
+			claims = make(map[string]claim)
+		}
+		claims[k] = claim{term: term, acting: state == 1}
 	}
-	return claims, p, nil
+	return claims, known, p, nil
 }
 
 // decodeVotes decodes the votes that follow the claims: a count, then

@@ -75,7 +75,7 @@ func TestWireGolden(t *testing.T) {
 	}
 
 	b := &beat{uid: "n1", start: 0x0102030405060708, inc: 7, leaving: true, version: 3, prio: -2,
-		keys: []string{"a", "bc"}, claims: map[string]claim{"": {term: 5, acting: true}, "bc": {term: 9}},
+		keys: []string{"a", "bc"}, claims: map[string]claim{"": {term: 5, acting: true}, "bc": {term: 9}}, known: map[string]uint64{"a": 7},
 		votes: map[string]vote{"a": {uid: "n2", inc: 4, term: 6}}, meta: map[string]string{"http": ":8080"}}
 	full, err := encodeBeat(b, true)
 	if err != nil {
@@ -86,7 +86,8 @@ func TestWireGolden(t *testing.T) {
 	tail := "0000000000000003" + "fffffffffffffffe" // version, priority
 	wantFull := fixed + "03" + tail +
 		"00000002" + "0001" + "61" + "0002" + "6263" + // keys
-		"00000002" + "ffffffff" + "0000000000000005" + "01" + // claims: global, term 5, master
+		"00000003" + "ffffffff" + "0000000000000005" + "01" + // claims: global, term 5, master
+		"00000000" + "0000000000000007" + "02" + // key 0: no claim, term 7 known
 		"00000001" + "0000000000000009" + "00" + // key 1, term 9, not yet master
 		"00000001" + "0001" + "61" + "02" + "6e32" + "0000000000000004" + "0000000000000006" + // votes: a → n2/4, term 6
 		"0001" + "0004" + "68747470" + "0005" + "3a38303830" // metadata: http → :8080
@@ -124,6 +125,9 @@ func testBeat(n int) *beat {
 	for i := 0; i < n; i += 2 {
 		b.claims[b.keys[i]] = claim{term: uint64(100 + i), acting: i%4 == 0}
 	}
+	if n > 3 {
+		b.known = map[string]uint64{b.keys[3]: 99}
+	}
 	if n > 1 {
 		b.votes[b.keys[1]] = vote{uid: "node1", inc: 7, term: 5}
 	}
@@ -153,6 +157,9 @@ func checkView(t *testing.T, v beatView, b *beat, withKeys bool) {
 	}
 	if !maps.Equal(v.claims, b.claims) && !(len(v.claims) == 0 && len(b.claims) == 0) {
 		t.Fatalf("claims: got %v, want %v", v.claims, b.claims)
+	}
+	if !maps.Equal(v.known, b.known) && !(len(v.known) == 0 && len(b.known) == 0) {
+		t.Fatalf("known terms: got %v, want %v", v.known, b.known)
 	}
 	if !maps.Equal(v.votes, b.votes) && !(len(v.votes) == 0 && len(b.votes) == 0) {
 		t.Fatalf("votes: got %v, want %v", v.votes, b.votes)
@@ -270,7 +277,7 @@ func TestHeartbeatFrameSizes(t *testing.T) {
 	for _, n := range []int{0, 10, 1000} {
 		for _, claimed := range []bool{false, true} {
 			b := testBeat(n)
-			b.claims, b.votes = nil, nil
+			b.claims, b.votes, b.known = nil, nil, nil
 			if claimed {
 				b.claims = map[string]claim{}
 				for _, k := range b.keys {
