@@ -107,7 +107,6 @@ type cpeer struct {
 	ki      *keyIndex
 	has     bitset // holds the key
 	acting  bitset // claims the key and is master of it
-	claimed bitset // claims the key
 }
 
 // live: connected, heard within WaitTimeout, not leaving, state known.
@@ -703,18 +702,15 @@ func (c *core) collect(now int64) {
 		if p.ki != c.ki {
 			p.ki = c.ki
 			n := (len(c.ki.list) + 63) / 64
-			p.has, p.acting, p.claimed = make(bitset, n), make(bitset, n), make(bitset, n)
+			p.has, p.acting = make(bitset, n), make(bitset, n)
 			for k := range p.keys {
 				if i, ok := c.ki.idx[k]; ok {
 					p.has.set(int(i))
 				}
 			}
 			for k, cl := range p.claims {
-				if i, ok := c.ki.idx[k]; ok && cl.term > 0 {
-					p.claimed.set(int(i))
-					if cl.acting {
-						p.acting.set(int(i))
-					}
+				if i, ok := c.ki.idx[k]; ok && cl.term > 0 && cl.acting {
+					p.acting.set(int(i))
 				}
 			}
 		}
