@@ -104,9 +104,9 @@ type cpeer struct {
 	claims   map[string]claim
 	votes    map[string]vote
 	// Bitsets over the core's key index, rebuilt when either changes.
-	ki      *keyIndex
-	has     bitset // holds the key
-	acting  bitset // claims the key and is master of it
+	ki     *keyIndex
+	has    bitset // holds the key
+	acting bitset // claims the key and is master of it
 }
 
 // live: connected, heard within WaitTimeout, not leaving, state known.
