@@ -10,6 +10,7 @@
 //	MSC_PEERS   or a static list, "10.0.0.1:8778, 10.0.0.2:8778"       these two
 //	MSC_PORT    the port msc listens on, and dials with MSC_DNS         8778
 //	HTTP_ADDR   where /healthz, /master, /status and /metrics are       :8080
+//	HTTP_ADVERTISE  the address peers reach that HTTP at (Options.Meta)  HTTP_ADDR
 //	POD_NAME    the node's UID (the downward API)                       the host name
 //	JOB_EVERY   how often the master runs the job                       10s
 //
@@ -77,12 +78,15 @@ func run(ctx context.Context, getenv func(string) string, log *slog.Logger, read
 		uid, _ = os.Hostname()
 	}
 
+	httpAddr := env("HTTP_ADDR", ":8080")
 	m, err := msc.New(msc.Options{
 		Key:      getenv("MSC_KEY"),
 		Port:     port,
 		UID:      uid,
 		Discover: discover,
-		Logger:   log.With("component", "msc"),
+		// Every replica knows where the master serves HTTP (/leader).
+		Meta:   map[string]string{"http": env("HTTP_ADVERTISE", httpAddr)},
+		Logger: log.With("component", "msc"),
 	})
 	if err != nil {
 		return err
@@ -96,11 +100,23 @@ func run(ctx context.Context, getenv func(string) string, log *slog.Logger, read
 	}
 	defer m.Stop()
 
-	ln, err := net.Listen("tcp", env("HTTP_ADDR", ":8080"))
+	ln, err := net.Listen("tcp", httpAddr)
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: m.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	mux := http.NewServeMux()
+	mux.Handle("/", m.Handler())
+	// /leader: where the master serves HTTP, from its Meta: a replica
+	// forwards a request that only the master may serve there.
+	mux.HandleFunc("/leader", func(w http.ResponseWriter, r *http.Request) {
+		meta, ok := m.MasterMeta("")
+		if !ok {
+			http.Error(w, "no master known", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, meta["http"])
+	})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	log.Info("started", "uid", uid, "msc", m.Addr().String(), "http", ln.Addr().String())

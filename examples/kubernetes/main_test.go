@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -35,6 +36,7 @@ func TestRun(t *testing.T) {
 		env := map[string]string{
 			"MSC_KEY": "test", "MSC_PEERS": list, "MSC_PORT": fmt.Sprint(p),
 			"HTTP_ADDR": "127.0.0.1:0", "POD_NAME": fmt.Sprint("pod", i), "JOB_EVERY": "10ms",
+			"HTTP_ADVERTISE": fmt.Sprintf("pod%d.example:8080", i),
 		}
 		go func() {
 			errs <- run(ctx, func(k string) string { return env[k] }, slog.New(slog.DiscardHandler), func(a string) { addrs <- a })
@@ -66,6 +68,22 @@ func TestRun(t *testing.T) {
 	}
 	if code, body := get(base[0] + "/metrics"); code != 200 || !strings.Contains(body, `msc_peers{state="live"} 1`) {
 		t.Fatalf("/metrics: %d\n%s", code, body)
+	}
+	// Both replicas name the master's advertised HTTP address.
+	m := base[0]
+	if a, _ := get(base[0] + "/master"); a != 200 {
+		m = base[1]
+	}
+	_, body := get(m + "/status")
+	var st struct{ UID string }
+	if err := json.Unmarshal([]byte(body), &st); err != nil || (st.UID != "pod0" && st.UID != "pod1") {
+		t.Fatalf("/status of the master: %v %s", err, body)
+	}
+	master := st.UID + ".example:8080\n"
+	for _, b := range base {
+		if code, body := get(b + "/leader"); code != 200 || body != master {
+			t.Fatalf("/leader: %d %q, want %q", code, body, master)
+		}
 	}
 	cancel()
 	for range 2 {
