@@ -501,7 +501,8 @@ func decodeKeys(p []byte) ([]string, error) {
 	return keys, err
 }
 
-// readKeys reads a key list and returns what follows it.
+// readKeys reads a key list, sorted and without repeats, and returns what
+// follows it.
 func readKeys(p []byte) ([]string, []byte, error) {
 	if len(p) < 4 {
 		return nil, nil, fmt.Errorf("%w: truncated key count", ErrBadFrame)
@@ -520,7 +521,13 @@ func readKeys(p []byte) ([]string, []byte, error) {
 		if len(p) < 2+l || l == 0 {
 			return nil, nil, fmt.Errorf("%w: bad key length %d", ErrBadFrame, l)
 		}
-		keys = append(keys, string(p[2:2+l]))
+		k := string(p[2 : 2+l])
+		if len(keys) > 0 && k <= keys[len(keys)-1] {
+			// A node's keys are a set, sent sorted: a claim names a key
+			// by its position, which a repeated key would make ambiguous.
+			return nil, nil, fmt.Errorf("%w: keys not sorted or repeated at %q", ErrBadFrame, k)
+		}
+		keys = append(keys, k)
 		p = p[2+l:]
 	}
 	return keys, p, nil

@@ -376,6 +376,14 @@ func TestDecodeBeatMalformed(t *testing.T) {
 			binary.BigEndian.PutUint32(p[kc:], 1<<31)
 			return p
 		}), uid},
+		{"repeated key", mod(func(p []byte) []byte {
+			p[kc+4+2+8+2+7] = '0' // key-0001 → key-0000
+			return p
+		}), uid},
+		{"keys out of order", mod(func(p []byte) []byte {
+			p[kc+4+2+7] = '9' // key-0000 → key-0009, before key-0001
+			return p
+		}), uid},
 		{"key count one too many", mod(func(p []byte) []byte {
 			binary.BigEndian.PutUint32(p[kc:], 3)
 			return p
