@@ -90,6 +90,36 @@ func BenchmarkIsMaster(b *testing.B) {
 	}
 }
 
+// BenchmarkIsMasterNotMaster: IsMaster on a node that is not master (here
+// one not started): no clock read.
+func BenchmarkIsMasterNotMaster(b *testing.B) {
+	m, err := New(Options{Key: "k"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	n := 0
+	for b.Loop() {
+		if m.IsMaster() {
+			n++
+		}
+	}
+	if n != 0 {
+		b.Fatal("a node not started is master")
+	}
+}
+
+// BenchmarkMono is the clock read IsMaster makes on a master.
+func BenchmarkMono(b *testing.B) {
+	var t int64
+	for b.Loop() {
+		t += mono()
+	}
+	if t == 0 {
+		b.Fatal("the clock stands still")
+	}
+}
+
 func BenchmarkIsMasterByKey(b *testing.B) {
 	m := loneNode(b, testKeys(1000))
 	b.ReportAllocs()
