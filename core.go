@@ -655,6 +655,11 @@ func (c *core) elect(now int64) {
 		c.wakeAt(c.readyAt)
 	}
 	c.collect(now)
+	for _, p := range c.order {
+		// A live peer silent for WaitTimeout is dead then, not at the
+		// next tick.
+		c.wakeAt(p.heard + int64(c.cfg.wait) + 1)
+	}
 	changed := false
 	for i := range c.slots {
 		if c.claimSlot(now, i) {

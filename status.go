@@ -94,7 +94,7 @@ func (e *elector) status() Status {
 		Meta:      maps.Clone(c.meta),
 		Running:   s.running,
 		Ready:     s.ready,
-		IsMaster:  s.master,
+		IsMaster:  s.master && m.valid(s.lease), // as IsMaster: false until the elector has run after a pause
 		Master:    s.masterUID,
 		Term:      s.term,
 	}
@@ -130,7 +130,7 @@ func (e *elector) status() Status {
 		st.Peers = append(st.Peers, ps)
 	}
 	for i, ks := range s.keys {
-		st.Keys = append(st.Keys, KeyStatus{Key: s.ki.list[i], IsMaster: ks.master, Master: ks.uid, Term: ks.term})
+		st.Keys = append(st.Keys, KeyStatus{Key: s.ki.list[i], IsMaster: ks.master && m.valid(ks.lease), Master: ks.uid, Term: ks.term})
 	}
 	return st
 }
