@@ -164,6 +164,9 @@ type reporter struct {
 func (r *reporter) write(typ string, ch *msc.Change, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	// The time before the status: a change is reported as of when its
+	// callback began, not after the status call that describes it.
+	ts := time.Now().UnixNano()
 	st := r.m.Status()
 	rep := report{
 		Type: typ, Worker: r.idx, PID: r.pid, UID: st.UID, Start: r.start,
@@ -191,7 +194,7 @@ func (r *reporter) write(typ string, ch *msc.Change, err error) {
 	if err != nil {
 		rep.Err = err.Error()
 	}
-	rep.TS = time.Now().UnixNano()
+	rep.TS = ts
 	r.enc.Encode(rep) // a parent that went away is noticed on stdin
 }
 
