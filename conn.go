@@ -62,10 +62,18 @@ type conn struct {
 	bye    atomic.Bool
 	redial atomic.Bool // set by the writer for that last frame
 
+	// lastRead is when (mono) the read loop last read a frame it did not
+	// hand to the elector (nothing new); synced is what the elector took
+	// of it (elector only).
+	lastRead atomic.Int64
+	synced   int64
+
 	// Read loop only (and the client, once the read loop has ended).
-	peerUID string
-	peerInc uint64
-	beats   int
+	peerUID     string
+	peerInc     uint64
+	beats       int
+	lastVersion uint64 // of the last frame handed to the elector
+	lastFlags   byte
 }
 
 func newConn(m *Msc, nc net.Conn, ctx context.Context, server string, s *suite) *conn {
@@ -294,6 +302,14 @@ func (c *conn) readLoop() error {
 			return err
 		}
 		c.beats++
+		if c.m.cfg.Quorum <= 1 && c.beats > 2 && v.version == c.lastVersion && v.flags == c.lastFlags &&
+			v.inc == c.peerInc && string(v.uid) == c.peerUID {
+			// Nothing new (without Quorum, whose leases need each echo):
+			// the elector reads when it was heard before its next step.
+			c.lastRead.Store(mono())
+			continue
+		}
+		c.lastVersion, c.lastFlags = v.version, v.flags
 		c.peerInc = v.inc
 		if string(v.uid) != c.peerUID { // no allocation when equal
 			c.peerUID = string(v.uid)

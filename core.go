@@ -356,6 +356,15 @@ func (c *core) down(now int64, id connID, silent bool) {
 	}
 }
 
+// heard: a frame that brought nothing new (the driver did not pass it on)
+// arrived on connection id at time at. Not a step: it only keeps the
+// peer's last-heard time, for the next one.
+func (c *core) heard(id connID, at int64) {
+	if cs := c.conns[id]; cs != nil && cs.peer != nil && at > cs.peer.heard {
+		cs.peer.heard = at
+	}
+}
+
 // linked reports whether the peer (uid, inc) has a connection up.
 func (c *core) linked(uid string, inc uint64) bool {
 	p := c.peers[peerKey(uid, inc)]

@@ -109,6 +109,7 @@ func (e *elector) run() {
 			got = true
 		}
 		now := mono()
+		e.syncHeard()
 		if e.core.paused(now) {
 			// This process was paused (SIGSTOP, a VM freeze) or starved:
 			// the core re-joins; reconnect now, not after a backoff.
@@ -209,6 +210,17 @@ func (e *elector) apply() {
 		e.kickAll()
 	}
 	e.core.out.reset()
+}
+
+// syncHeard tells the core when each connection last carried a frame the
+// read loop kept (nothing new), before the core decides anything.
+func (e *elector) syncHeard() {
+	for id, c := range e.conns {
+		if r := c.lastRead.Load(); r > c.synced {
+			c.synced = r
+			e.core.heard(id, r)
+		}
+	}
 }
 
 // kickAll asks every connection to send the current heartbeat now.
