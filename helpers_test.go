@@ -225,3 +225,14 @@ func waitFor(t testing.TB, what string, cond func() bool, state ...func() string
 		time.Sleep(2 * time.Millisecond)
 	}
 }
+
+// liveCount returns how many peers st counts live.
+func liveCount(st Status) int {
+	n := 0
+	for _, p := range st.Peers {
+		if p.Live {
+			n++
+		}
+	}
+	return n
+}

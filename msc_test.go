@@ -68,14 +68,7 @@ func TestConvergeOnOldest(t *testing.T) {
 			c.waitMaster(c.nodes[0])
 			waitFor(t, "everyone sees everyone", func() bool {
 				for _, m := range c.nodes {
-					st := m.Status()
-					live := 0
-					for _, p := range st.Peers {
-						if p.Live {
-							live++
-						}
-					}
-					if live != n-1 {
+					if liveCount(m.Status()) != n-1 {
 						return false
 					}
 				}

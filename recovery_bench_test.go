@@ -100,12 +100,7 @@ func settled(b *testing.B, nodes []*Msc) {
 		masters, names := 0, map[string]bool{}
 		for _, m := range nodes {
 			st := m.Status()
-			live := 0
-			for _, p := range st.Peers {
-				if p.Live {
-					live++
-				}
-			}
+			live := liveCount(st)
 			if live != len(nodes)-1 {
 				return false
 			}

@@ -40,12 +40,7 @@ func scaleRun(b *testing.B, n int, window time.Duration) {
 		term := c.nodes[0].Term()
 		for _, m := range c.nodes {
 			st := m.Status()
-			live := 0
-			for _, p := range st.Peers {
-				if p.Live {
-					live++
-				}
-			}
+			live := liveCount(st)
 			if live != n-1 || st.Term != term {
 				return false
 			}
@@ -56,12 +51,7 @@ func scaleRun(b *testing.B, n int, window time.Duration) {
 		masters := map[string]int{}
 		for _, m := range c.nodes {
 			st := m.Status()
-			live := 0
-			for _, p := range st.Peers {
-				if p.Live {
-					live++
-				}
-			}
+			live := liveCount(st)
 			hist[live]++
 			masters[st.Master]++
 		}
