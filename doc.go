@@ -63,9 +63,10 @@
 //
 // # The wire
 //
-// Nodes talk over TCP: each node dials each peer, so a pair has two
-// connections, and heartbeats go both ways on both: a pair stays
-// connected if one flow breaks. Every frame
+// Nodes talk over TCP: each node dials each peer, and a pair keeps one
+// connection (the one the smaller UID dialed), with heartbeats both ways
+// on it; a connection silent for (WaitTimeout+Interval)/2 is dialed again
+// before the peer counts dead. Every frame
 // is length-prefixed: a big-endian uint32 length (at most [MaxFrameSize]),
 // a version byte checked before anything else, a type byte, flags, a
 // sequence number and the sender's UID, then the body. A frame that is too
@@ -126,10 +127,15 @@
 //     mastership passes to another node. Pass it with each write to a store
 //     that refuses writes with a lower term than one it has seen, and a
 //     deposed master's late writes are refused.
-//   - [Options].Quorum: a node is master only while it sees a quorum, so
-//     that with a majority quorum at most one side of a partition has a
-//     master, and a master steps down before the next steps up (a lease;
-//     see the field's documentation for its timing).
+//   - [Options].Quorum: a claim is a mastership only once a quorum of
+//     nodes acknowledged it, each at most one claim per key at a time, and
+//     a master's lease ends before anyone else can be acknowledged: with a
+//     majority quorum there are never two masters at one instant, and no
+//     term is used twice (see the field's documentation for its timing).
+//   - [Options].Observer makes a node that knows the master but never is
+//     one; [Msc.SetPriority] moves mastership at run time;
+//     [Options].Meta and [Msc.MasterMeta] tell every node where the
+//     master serves.
 //   - [Options].Priority puts preferred nodes first; [Options].Sticky keeps
 //     mastership with a live master when an older node comes back, so that
 //     it does not move twice.
