@@ -83,8 +83,9 @@ type Options struct {
 	// Sticky keeps mastership where it is: a live master (global or of a
 	// key) stays master when a node earlier in the order appears, back
 	// from a pause or a partition. Among several masters (a healed
-	// partition) the first in order keeps it. Every node of a cluster
-	// must use the same setting.
+	// partition without Quorum) the first in order keeps it. A higher
+	// Priority still takes over (Msc.SetPriority moves mastership). Every
+	// node of a cluster must use the same setting.
 	Sticky bool
 	// Quorum, if above 1, is the number of nodes (this one included)
 	// that must acknowledge a claim before it is a mastership, globally
