@@ -23,9 +23,13 @@ import (
 // Every mastership, global (key "") or of a key, is a claim with a term.
 // The node the rules name (the oldest, or with Balance the heaviest, among
 // the live nodes holding the key; with Sticky a live master first) claims
-// it with a term above every term it has heard of for that key.
+// it with a term above every term it has heard of for that key; a node
+// that claims nothing sends the highest term it knows of, so that a node
+// that comes later takes one above it.
 //
-// Without Quorum a claim is a mastership at once.
+// Without Quorum a claim is a mastership as soon as no live peer is
+// master of it: a master steps down when it hears of the node the rules
+// name, which then takes over (a handoff, not an overlap).
 //
 // With Quorum, a node also votes: for each key, it acknowledges at most
 // one claim at a time, never a term at or below one it acknowledged
