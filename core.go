@@ -118,6 +118,18 @@ func (p *cpeer) live(now int64, wait time.Duration) bool {
 	return (len(p.conns) > 0 || now <= p.grace) && !p.leaving && p.version > 0 && time.Duration(now-p.heard) <= wait
 }
 
+// candidate reports whether p claims something it should be answered on
+// at once: with Quorum any claim (leases), without it a claim that is not
+// a mastership yet.
+func (p *cpeer) candidate(quorum bool) bool {
+	for _, cl := range p.claims {
+		if quorum || !cl.acting {
+			return true
+		}
+	}
+	return false
+}
+
 // current reports whether p's newest state is known: a frame announced no
 // newer one (its full form follows on that connection). Until then, that
 // p was master may be stale.
@@ -214,6 +226,7 @@ type core struct {
 	born     int64 // mono: when the core was made
 	refresh  int64 // Quorum: when leases were last recomputed on an echo
 	yields   int   // masterships given up to another live node (Sticky: tests expect none)
+	waiting  bool  // without Quorum: a claim waits for the peers' answers
 
 	snap  *snapshot
 	order []*cpeer // scratch: live peers in election order
@@ -521,8 +534,8 @@ func (c *core) recv(now, at int64, id connID, b *beatMsg) {
 		p.sent = b.sent
 		if b.echo > p.echo {
 			p.echo = b.echo
-			if c.quorum() && now-c.refresh >= int64(c.cfg.interval/4) {
-				changed = true // renew the leases
+			if c.quorum() && now-c.refresh >= int64(c.cfg.interval/4) || !c.quorum() && c.waiting {
+				changed = true // renew the leases, or a claim may be a mastership now
 			}
 		}
 		if p.start != b.start || p.prio != b.prio {
@@ -532,10 +545,11 @@ func (c *core) recv(now, at int64, id connID, b *beatMsg) {
 		for cid := range p.conns {
 			c.out.echo = append(c.out.echo, connEcho{cid, p.sent})
 		}
-		if c.quorum() && !b.reply && len(p.claims) > 0 {
-			// Echo it back at once: the claimant's lease is anchored at
-			// the send time of its frame this echo names, so a prompt
-			// echo keeps the lease fresh whatever the latency.
+		if !b.reply && p.candidate(c.quorum()) {
+			// Echo it back at once. With Quorum: the claimant's lease is
+			// anchored at the send time of its frame this echo names, so
+			// a prompt echo keeps the lease fresh whatever the latency.
+			// Without: a claimant waits for every peer's answer.
 			c.out.reply = append(c.out.reply, id)
 		}
 	}
@@ -664,6 +678,7 @@ func (c *core) setLeave(now int64) {
 // c.out.beat when they change.
 func (c *core) elect(now int64) {
 	c.wake = 0
+	c.waiting = false
 	if !c.ready && !c.leaving {
 		c.wakeAt(c.readyAt)
 	}
@@ -879,13 +894,15 @@ func (c *core) claimSlot(now int64, i int) bool {
 		c.used[key] = s.term
 	}
 	if !c.quorum() && !s.acting {
-		// A master at once, unless a live peer is still master of it: it
-		// steps down as soon as it hears this node, and this node takes
-		// over when it hears that (no overlap on a handoff).
+		// A master once every live peer competing for it has answered
+		// this claim (echoed a frame sent since) and is not master of
+		// it: a master steps down when it hears this node, before it
+		// answers (no overlap on a handoff). Peers answer a claim at once.
 		s.acting = true
 		for _, p := range c.order {
-			if h, a := c.holds(p, i); h && (a || !p.current()) {
+			if h, a := c.holds(p, i); h && (a || !p.current() || p.echo < s.since) {
 				s.acting = false
+				c.waiting = true
 				break
 			}
 		}

@@ -1011,7 +1011,11 @@ func (s *sim) fault(kind, i, j int, d int64) {
 	if s.quiet {
 		return
 	}
-	s.lastFault = s.now
+	if kind != 8 && kind != 10 {
+		// Keys added or removed and priorities changed are handoffs:
+		// without Quorum too, they never make two masters.
+		s.lastFault = s.now
+	}
 	n := s.nodes[i]
 	switch kind {
 	case 0, 1: // partition i from the others: hold or reset, maybe one way
