@@ -227,6 +227,7 @@ type core struct {
 	refresh  int64 // Quorum: when leases were last recomputed on an echo
 	yields   int   // masterships given up to another live node (Sticky: tests expect none)
 	waiting  bool  // without Quorum: a claim waits for the peers' answers
+	rankAt   int64 // mono: when this node's place in the order last changed (start, priority, keys)
 
 	snap  *snapshot
 	order []*cpeer // scratch: live peers in election order
@@ -269,7 +270,7 @@ func newCore(cfg coreConfig, keys []string, servers []string, now int64, meta ma
 	}
 	c.ki = newKeyIndex(c.keys)
 	c.slots = make([]slot, 1+len(c.ki.list))
-	c.lastStep, c.born = now, now
+	c.lastStep, c.born, c.rankAt = now, now, now
 	c.await(now)
 	c.dirty = true
 	c.elect(now)
@@ -616,6 +617,7 @@ func (c *core) setKeys(now int64, add, remove []string) {
 		return
 	}
 	old, oldSlots := c.ki, c.slots
+	c.rankAt = now
 	c.ki = newKeyIndex(c.keys)
 	c.slots = make([]slot, 1+len(c.ki.list))
 	c.slots[0] = oldSlots[0]
@@ -647,6 +649,7 @@ func (c *core) resignKeys(now int64, keys []string) {
 func (c *core) setPriority(now int64, prio int64) {
 	c.begin(now)
 	c.self.prio, c.cfg.prio = prio, prio
+	c.rankAt = now
 	c.dirty = true
 	c.elect(now)
 }
@@ -894,13 +897,15 @@ func (c *core) claimSlot(now int64, i int) bool {
 		c.used[key] = s.term
 	}
 	if !c.quorum() && !s.acting {
-		// A master once every live peer competing for it has answered
-		// this claim (echoed a frame sent since) and is not master of
-		// it: a master steps down when it hears this node, before it
-		// answers (no overlap on a handoff). Peers answer a claim at once.
+		// A master once no live peer competing for it is master of it,
+		// and every one has taken in this node's place in the order as
+		// it stands (echoed a frame sent since it last changed: at start,
+		// SetPriority, a key change): a master steps down when it hears
+		// of a node before it, before it answers (no overlap on a
+		// handoff). Peers answer a claim at once.
 		s.acting = true
 		for _, p := range c.order {
-			if h, a := c.holds(p, i); h && (a || !p.current() || p.echo < s.since) {
+			if h, a := c.holds(p, i); h && (a || !p.current() || p.echo < c.rankAt) {
 				s.acting = false
 				c.waiting = true
 				break
