@@ -803,3 +803,15 @@ func (c *cluster) close() {
 	close(c.spawnc)
 	<-c.spawnd
 }
+
+// command writes one line to every running worker's standard input (see
+// workerMain for the commands).
+func (c *cluster) command(line string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, w := range c.workers {
+		if p := w.proc; p != nil && p.stdin != nil {
+			io.WriteString(p.stdin, line+"\n")
+		}
+	}
+}

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"bufio"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -198,6 +199,9 @@ func (r *reporter) write(typ string, ch *msc.Change, err error) {
 	r.enc.Encode(rep) // a parent that went away is noticed on stdin
 }
 
+// quietReport is the status report period after the parent's "quiet".
+const quietReport = 10 * time.Second
+
 // workerMain runs one node until SIGTERM, SIGINT or the end of its
 // standard input (the parent went away), then stops it and returns 0.
 func workerMain(args []string) int {
@@ -296,9 +300,30 @@ func workerMain(args []string) int {
 	}
 	r.write("hello", nil, nil)
 
+	// The parent's commands, one per line on standard input: "quiet"
+	// slows the status reports to one every quietReport (the idle
+	// scenario measures the node, not its reports), "loud" brings them
+	// back to -report. EOF: the parent went away.
 	eof := make(chan struct{})
+	period := make(chan time.Duration, 1)
 	go func() {
-		io.Copy(io.Discard, os.Stdin)
+		sc := bufio.NewScanner(os.Stdin)
+		for sc.Scan() {
+			var d time.Duration
+			switch sc.Text() {
+			case "quiet":
+				d = quietReport
+			case "loud":
+				d = *every
+			default:
+				continue
+			}
+			select {
+			case <-period:
+			default:
+			}
+			period <- d
+		}
 		close(eof)
 	}()
 	tick := time.NewTicker(*every)
@@ -306,6 +331,10 @@ func workerMain(args []string) int {
 	for {
 		select {
 		case <-tick.C:
+			r.write("status", nil, nil)
+			continue
+		case d := <-period:
+			tick.Reset(d)
 			r.write("status", nil, nil)
 			continue
 		case <-keysMoved:
