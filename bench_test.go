@@ -339,7 +339,7 @@ func TestSteadyHeartbeatAllocs(t *testing.T) {
 	seq := uint64(0)
 	frame := func() []byte {
 		seq++
-		w.buf = c.appendBeat(w.buf[:0], w, hb, hb.short, seq)
+		w.buf = c.appendBeat(w.buf[:0], w, hb, hb.short, seq, false)
 		return w.buf
 	}
 	frame()

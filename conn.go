@@ -20,14 +20,18 @@ import (
 // (server != "") or accepted by it. Both ends send heartbeats on it.
 //
 // Goroutines: serve runs the handshake and the read loop in the goroutine
-// that called it (the accept loop's handler or the client's loop) and owns
-// one writer goroutine, which it waits for before returning. The writer
-// closes the socket when ctx is done; the read loop then ends.
+// that called it (the accept loop's handler or the client's loop). There
+// is no writer goroutine: the elector sends the heartbeat on every
+// connection in its own step, through the outbox, which never blocks and
+// owns a flusher goroutine only while a peer's socket buffer is full;
+// serve waits for it before returning. ctx done closes the socket; the
+// read loop then ends.
 type conn struct {
 	m      *Msc
 	id     connID
-	nc     net.Conn        // what the read and write loops use; set up by handshake
-	raw    net.Conn        // the socket under nc; close closes it
+	nc     net.Conn        // what the read loop reads and sendBeat writes; set up by handshake
+	raw    net.Conn        // the socket under nc
+	out    *outbox         // the socket's sending side, under nc; close closes it
 	ctx    context.Context // done: close the connection (Stop, RemoveServer)
 	server string          // configured server id; "" for an inbound connection
 	tag    uint64          // from the dialer's handshake nonce: the same at both ends
@@ -44,9 +48,10 @@ type conn struct {
 	send, recv *sealer
 	recvSeq    uint64
 
-	kick      chan struct{} // cap 1: send the current heartbeat now
-	closed    chan struct{} // closed when the read loop ends
-	closeOnce sync.Once
+	// wmu guards the sending side: w and the writes on nc, which the
+	// elector and serve (the first and last frames) make.
+	wmu sync.Mutex
+	w   writer
 
 	// echo is what this end sends back to the peer in each frame: the
 	// send time of the peer's newest frame the core has processed. The
@@ -57,10 +62,6 @@ type conn struct {
 	// linked: the core knows which peer this connection leads to; its
 	// frames say so (beatLinked).
 	linked atomic.Bool
-	// bye: the reader found the connection silent; the writer sends a
-	// last frame that says this end redials (beatRedial), and ends.
-	bye    atomic.Bool
-	redial atomic.Bool // set by the writer for that last frame
 
 	// lastRead is when (mono) the read loop last read a frame it did not
 	// hand to the elector (nothing new); synced is what the elector took
@@ -77,20 +78,21 @@ type conn struct {
 }
 
 func newConn(m *Msc, nc net.Conn, ctx context.Context, server string, s *suite) *conn {
+	out := newOutbox(nc, m.cfg.WaitTimeout)
 	c := &conn{
-		m: m, id: connID(m.connSeq.Add(1)), nc: nc, raw: nc, ctx: ctx, server: server, suite: s,
-		kick:   make(chan struct{}, 1),
-		closed: make(chan struct{}),
+		m: m, id: connID(m.connSeq.Add(1)), nc: out, raw: nc, out: out, ctx: ctx, server: server, suite: s,
+		w: writer{sentVersion: ^uint64(0)},
 	}
 	c.name = server
 	if c.name == "" {
 		c.name = nc.RemoteAddr().String()
 	}
-	c.kick <- struct{}{} // the first heartbeat goes out at once
 	return c
 }
 
-func (c *conn) close() { c.closeOnce.Do(func() { c.raw.Close() }) }
+// close closes the socket; any goroutine may call it, any number of
+// times.
+func (c *conn) close() { c.out.Close() }
 
 // serve runs the connection until it ends, and reports why. heard is
 // true if at least one valid heartbeat arrived.
@@ -112,35 +114,22 @@ func (c *conn) serve() (heard bool, err error) {
 	if err := c.handshake(); err != nil {
 		return false, err
 	}
+	defer c.out.wg.Wait() // the flusher, if any, after the close above
+	c.out.start()
 	c.m.elect(event{kind: evUp, c: c})
 	// The first heartbeat goes out before this end reads anything: if the
 	// peer's first frame fails to open here, the peer still gets this
 	// end's frame and learns about the fault too (both ends report it).
-	w := &writer{sentVersion: ^uint64(0)}
-	<-c.kick // the kick newConn left
-	var wg sync.WaitGroup
-	if c.sendBeat(w) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c.writeLoop(w)
-		}()
-	}
+	// The elector may have sent it already.
+	c.sendBeat(false)
 	err = c.readLoop()
 	silent := errors.Is(err, ErrPeerSilent)
 	if silent {
 		// Tell the peer this end redials (beatRedial): neither counts
 		// the other dead for it, only once WaitTimeout has passed.
-		c.bye.Store(true)
-		select {
-		case c.kick <- struct{}{}:
-		default:
-		}
-		wg.Wait() // the writer sends that frame and ends
+		c.sendBye()
 	}
-	close(c.closed)
 	c.close()
-	wg.Wait()
 	c.m.elect(event{kind: evDown, c: c, grace: silent})
 	return c.beats > 0, err
 }
@@ -326,8 +315,9 @@ func (c *conn) readLoop() error {
 }
 
 // appendBeat appends one sealed heartbeat frame with payload (UID first),
-// with its send time and echo filled in. w.scratch holds the copy.
-func (c *conn) appendBeat(buf []byte, w *writer, hb *outBeat, payload []byte, seq uint64) []byte {
+// with its send time and echo filled in; redial marks the last frame of a
+// connection found silent. w.scratch holds the copy.
+func (c *conn) appendBeat(buf []byte, w *writer, hb *outBeat, payload []byte, seq uint64, redial bool) []byte {
 	w.scratch = append(w.scratch[:0], payload...)
 	payload = w.scratch
 	at := uidPrefixLen(hb.uid)
@@ -339,7 +329,7 @@ func (c *conn) appendBeat(buf []byte, w *writer, hb *outBeat, payload []byte, se
 	if c.linked.Load() {
 		payload[at+offFlags] |= beatLinked
 	}
-	if c.redial.Load() {
+	if redial {
 		payload[at+offFlags] |= beatRedial
 	}
 	var flags byte
@@ -361,54 +351,44 @@ type writer struct {
 	scratch     []byte // the payload being sealed
 	seq         uint64
 	sentVersion uint64 // key-set version last sent; ^0: nothing sent yet
+	done        bool   // the leave or the last frame went out, or a write failed
 }
 
-// writeLoop sends the current heartbeat each time it is kicked.
-func (c *conn) writeLoop(w *writer) {
-	for {
-		select {
-		case <-c.closed:
-			return
-		case <-c.ctx.Done():
-			c.close()
-			return
-		case <-c.kick:
-		}
-		if !c.sendBeat(w) {
-			return
-		}
+// sendBye sends the last frame on a connection found silent: the short
+// form (its state, perhaps stale, is not news) that says this end redials.
+func (c *conn) sendBye() {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	w := &c.w
+	if w.done || c.m.silent.Load() {
+		return
+	}
+	w.done = true
+	hb := c.m.beat.Load()
+	w.seq++
+	w.buf = c.appendBeat(w.buf[:0], w, hb, hb.short, w.seq, true)
+	if _, err := c.nc.Write(w.buf); err == nil {
+		c.m.framesOut.Add(1)
+		c.m.bytesOut.Add(uint64(len(w.buf)))
 	}
 }
 
 // sendBeat sends the current heartbeat, unless there is a reason not to.
-// It returns false when the connection is done with: a write failed, or
-// the leaving heartbeat went out.
-func (c *conn) sendBeat(w *writer) bool {
-	wait := c.m.cfg.WaitTimeout
+// It never waits for the network (the outbox). fresh: the caller is the
+// elector, right after the core ran; otherwise a heartbeat that claims a
+// mastership is held back while the elector has not run for a while.
+func (c *conn) sendBeat(fresh bool) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	w := &c.w
+	if w.done || c.m.silent.Load() { // silent: a test hook, a node whose traffic stops
+		return
+	}
 	hb := c.m.beat.Load()
-	bye := c.bye.Load()
-	if c.m.silent.Load() { // test hook: a node whose traffic stops
-		return !bye
-	}
-	if bye {
-		// The short form only: its state, perhaps stale, is not news.
-		w.seq++
-		c.redial.Store(true)
-		buf := c.appendBeat(w.buf[:0], w, hb, hb.short, w.seq)
-		w.buf = buf
-		c.nc.SetWriteDeadline(time.Now().Add(wait))
-		if _, err := c.nc.Write(buf); err == nil {
-			c.m.framesOut.Add(1)
-			c.m.bytesOut.Add(uint64(len(buf)))
-		}
-		return false
-	}
-	if hb.claims && mono()-c.m.lastTick.Load() > int64(c.m.fresh) {
+	if !fresh && hb.claims && mono()-c.m.lastTick.Load() > int64(c.m.fresh) {
 		// Paused (or starved): a claim of mastership made before may be
-		// stale; the elector will kick again once it has run. Heartbeats
-		// that claim nothing still go out, so that an overloaded node
-		// does not look dead on top of it.
-		return true
+		// stale; the elector sends once it has run.
+		return
 	}
 	payload := hb.short
 	if hb.version != w.sentVersion {
@@ -421,16 +401,16 @@ func (c *conn) sendBeat(w *writer) bool {
 		// authenticated the connection; the full one follows in the same
 		// write.
 		w.seq++
-		buf = c.appendBeat(buf, w, hb, hb.short, w.seq)
+		buf = c.appendBeat(buf, w, hb, hb.short, w.seq, false)
 		frames++
 	}
 	w.seq++
-	buf = c.appendBeat(buf, w, hb, payload, w.seq)
+	buf = c.appendBeat(buf, w, hb, payload, w.seq, false)
 	w.buf = buf
-	c.nc.SetWriteDeadline(time.Now().Add(wait))
 	if _, err := c.nc.Write(buf); err != nil {
+		w.done = true
 		c.close()
-		return false
+		return
 	}
 	c.m.framesOut.Add(frames)
 	c.m.bytesOut.Add(uint64(len(buf)))
@@ -438,12 +418,11 @@ func (c *conn) sendBeat(w *writer) bool {
 	if hb.leaving {
 		// Half-close: the peer reads the leave, then EOF, while this end
 		// still reads what the peer sends until it closes too.
+		w.done = true
 		if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
 			cw.CloseWrite()
 		} else {
 			c.close()
 		}
-		return false
 	}
-	return true
 }

@@ -8,8 +8,8 @@ import (
 // The elector is the goroutine that drives the election core (core.go):
 // it feeds it the events of the connections, the public methods and the
 // clock, and applies what the core asks: it publishes the snapshot for
-// readers and the heartbeat for the writers, sets each connection's echo,
-// closes connections and reports errors. It decides nothing itself.
+// readers and the heartbeat, sets each connection's echo, sends the
+// heartbeat on the connections, closes connections and reports errors. It decides nothing itself.
 
 // Event kinds.
 const (
@@ -85,7 +85,7 @@ func newElector(m *Msc, keys map[string]struct{}, servers []string, now int64) *
 func (e *elector) run() {
 	defer e.m.wg.Done()
 	m := e.m
-	tick := time.NewTicker(m.cfg.Interval)
+	tick := time.NewTimer(e.untilBeat(mono()))
 	defer tick.Stop()
 	wake := time.NewTimer(time.Hour)
 	defer wake.Stop()
@@ -103,6 +103,7 @@ func (e *elector) run() {
 			return
 		case <-tick.C:
 			ticked = true
+			tick.Reset(e.untilBeat(mono()))
 		case <-wake.C:
 			ticked = true
 		case ev = <-m.events:
@@ -119,8 +120,9 @@ func (e *elector) run() {
 		if ticked {
 			e.core.tick(now)
 			e.apply()
-			// Only now: until the core has run after a pause, the writers
-			// hold back the stale claims of the heartbeat published before.
+			// Only now: until the core has run after a pause, a first frame
+			// sent by a new connection holds back the stale claims of the
+			// heartbeat published before.
 			m.lastTick.Store(now)
 		}
 		if got {
@@ -130,6 +132,20 @@ func (e *elector) run() {
 			}
 		}
 	}
+}
+
+// untilBeat is how long from now (mono) to the next heartbeat: the next
+// multiple of Interval on the wall clock, read once at start. Nodes send
+// in step, so that a process wakes once for its sends and its peers'
+// frames rather than once for each (what an idle node costs is its
+// wake-ups).
+func (e *elector) untilBeat(now int64) time.Duration {
+	iv := int64(e.m.cfg.Interval)
+	at := (now + e.core.cfg.wallOffset) % iv
+	if at < 0 {
+		at += iv
+	}
+	return time.Duration(iv - at)
 }
 
 func (e *elector) handle(now int64, ev event) {
@@ -182,22 +198,18 @@ func (e *elector) apply() {
 			c.linked.Store(true)
 		}
 	}
-	for _, id := range o.reply {
-		if c := e.conns[id]; c != nil {
-			c.reply.Store(true)
-			select {
-			case c.kick <- struct{}{}:
-			default:
-			}
-		}
-	}
 	for _, ec := range o.echo {
 		if c := e.conns[ec.id]; c != nil {
 			c.echo.Store(ec.echo)
 		}
 	}
+	for _, id := range o.reply {
+		if c := e.conns[id]; c != nil {
+			c.reply.Store(true)
+		}
+	}
 	// The snapshot first: a node that steps down stops answering master
-	// before any writer can tell a peer it did.
+	// before any frame can tell a peer it did.
 	if o.snap != nil {
 		old := m.snap.Load()
 		m.snap.Store(o.snap)
@@ -206,8 +218,17 @@ func (e *elector) apply() {
 	if o.beat != nil {
 		e.publishBeat(o.beat)
 	}
+	// Send: on every connection, or to the claimants answered.
 	if o.kick {
-		e.kickAll()
+		for _, c := range e.conns {
+			c.sendBeat(true)
+		}
+	} else {
+		for _, id := range o.reply {
+			if c := e.conns[id]; c != nil {
+				c.sendBeat(true)
+			}
+		}
 	}
 	e.core.out.reset()
 }
@@ -223,17 +244,7 @@ func (e *elector) syncHeard() {
 	}
 }
 
-// kickAll asks every connection to send the current heartbeat now.
-func (e *elector) kickAll() {
-	for _, c := range e.conns {
-		select {
-		case c.kick <- struct{}{}:
-		default:
-		}
-	}
-}
-
-// publishBeat encodes the heartbeat for the writers.
+// publishBeat encodes the heartbeat for the connections.
 func (e *elector) publishBeat(b *beat) {
 	m := e.m
 	full, err := encodeBeat(b, true)
@@ -255,7 +266,7 @@ func (e *elector) publishBeat(b *beat) {
 	m.beat.Store(&outBeat{uid: b.uid, version: b.version, leaving: b.leaving, claims: claims, full: full, short: short})
 }
 
-// outBeat is the heartbeat the writers send, encoded once per change.
+// outBeat is the heartbeat the connections send, encoded once per change.
 type outBeat struct {
 	uid         string
 	version     uint64

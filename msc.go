@@ -30,8 +30,11 @@ import (
 //   - one client per configured server (client.go, runClient): started by
 //     Start or AddServer; ends when its ctx is cancelled (RemoveServer or
 //     Stop), and runs conn.serve for each connection it dials.
-//   - conn.serve's writer (conn.go, writeLoop): started by serve, which
-//     waits for it before returning.
+//   - a connection's flusher (outbox.go, flush), only while a peer's
+//     socket buffer is full: started by a write that the socket did not
+//     take whole; ends when the queue is empty or the socket closed;
+//     conn.serve waits for it before returning. There is no writer
+//     goroutine: the elector sends on every connection (conn.sendBeat).
 //   - discovery (discover.go, runDiscover), with Options.Discover: started
 //     by Start; ends with ctx.
 //   - RunAsMaster's fn: started by RunAsMaster in the caller's call, which
@@ -55,9 +58,10 @@ type Msc struct {
 	framesIn, framesOut, bytesIn, bytesOut atomic.Uint64
 	dials                                  atomic.Uint64
 
-	// lastTick is when the elector last ticked (mono). Writers send
-	// nothing while it is older than WaitTimeout: the process was paused
-	// and its heartbeat is stale until the elector has run.
+	// lastTick is when the elector last ticked (mono). IsMaster answers
+	// false, and a new connection's first frame claims nothing, while it
+	// is older than fresh: the process was paused and its state is stale
+	// until the elector has run.
 	lastTick atomic.Int64
 	fresh    time.Duration // freshFor(Interval, WaitTimeout)
 

@@ -14,7 +14,8 @@ func init() {
 
 // pauseFor blocks the elector for d without waiting for it, as if the
 // process were stopped (SIGSTOP): no heartbeat goes out (the elector
-// kicks the writers, and a claim older than WaitTimeout is held back),
+// sends them, and a new connection's first frame holds back a claim older
+// than WaitTimeout),
 // nothing is elected; then the elector sees the gap and re-joins. Stop
 // waits for the pause to end.
 func (m *Msc) pauseFor(d time.Duration) {

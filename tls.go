@@ -76,9 +76,9 @@ func dialTLSConfig(node *tls.Config, host string) *tls.Config {
 func (c *conn) handshakeTLS() error {
 	var tc *tls.Conn
 	if c.server != "" {
-		tc = tls.Client(c.raw, c.tlsConf)
+		tc = tls.Client(c.out, c.tlsConf)
 	} else {
-		tc = tls.Server(c.raw, c.m.cfg.tls)
+		tc = tls.Server(c.out, c.m.cfg.tls)
 	}
 	if err := tc.Handshake(); err != nil {
 		return tlsError(err)

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"math/big"
 	"net"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -245,8 +246,8 @@ type rotatingCert struct {
 func (r *rotatingCert) get(*tls.ClientHelloInfo) (*tls.Certificate, error) { return r.p.Load(), nil }
 
 // TestTLSCertificateRotation: both nodes serve their certificate from a
-// callback. Each swaps in a new certificate; once node 1 redials node 0,
-// each shows the other's new certificate subject, without a restart.
+// callback. Each swaps in a new certificate; once they redial, each shows
+// the other's new certificate subject, without a restart.
 func TestTLSCertificateRotation(t *testing.T) {
 	ca := newTestCA(t, "cluster CA")
 	certs := []*rotatingCert{{}, {}}
@@ -271,15 +272,19 @@ func TestTLSCertificateRotation(t *testing.T) {
 	for i := range certs {
 		certs[i].p.Store(ca.issue(t, fmt.Sprintf("node%d v2", i)))
 	}
-	n1 := c.nodes[1]
-	if err := n1.RemoveServer("0"); err != nil {
-		t.Fatal(err)
-	}
-	if err := n1.AddServer("0", ServerConfig{Port: port(c.lns[0])}); err != nil {
-		t.Fatal(err)
+	// A connection keeps the certificates of its handshake: redial. The
+	// pair keeps one connection, dialed by either node, so both redial.
+	for i, n := range c.nodes {
+		other := strconv.Itoa(1 - i)
+		if err := n.RemoveServer(other); err != nil {
+			t.Fatal(err)
+		}
+		if err := n.AddServer(other, ServerConfig{Port: port(c.lns[1-i])}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	waitFor(t, "the new certificates shown", func() bool {
-		return shows(c.nodes[0], "node1", "node1 v2") && shows(n1, "node0", "node0 v2")
+		return shows(c.nodes[0], "node1", "node1 v2") && shows(c.nodes[1], "node0", "node0 v2")
 	})
 	if !c.agreed(c.nodes[0]) {
 		t.Fatalf("the cluster disagrees:\n%s", c.describe())

@@ -145,7 +145,7 @@ func parseFrame(b []byte) (frame, error) {
 }
 
 // beat is a heartbeat's content, as the core publishes it. The send time
-// and the echo are written into each frame by the connection's writer.
+// and the echo are written into each frame as it is sealed (conn.sendBeat).
 type beat struct {
 	uid      string
 	start    int64 // start time, Unix nanoseconds
