@@ -162,7 +162,9 @@ type beatMsg struct {
 	votes    map[string]vote
 }
 
-// coreOut is what the drivers must do after a step.
+// coreOut is what the drivers must do after a step. The outputs of
+// several steps accumulate until the driver takes them (reset): a driver
+// may take in a burst of events, then apply once.
 type coreOut struct {
 	snap   *snapshot // the snapshot to publish; nil: unchanged
 	beat   *beat     // the heartbeat to send from now on; nil: unchanged
@@ -309,9 +311,8 @@ func (c *core) await(now int64) {
 	c.readyAt = now + int64(c.cfg.wait)
 }
 
-// begin starts a step: it clears the outputs and notices a pause.
+// begin starts a step: it notices a pause.
 func (c *core) begin(now int64) {
-	c.out.reset()
 	if gap := time.Duration(now - c.lastStep); gap > c.cfg.wait && !c.leaving {
 		// This process was paused or starved: its view is stale. Claim
 		// nothing until it has heard from its servers again.

@@ -126,13 +126,25 @@ func (e *elector) run() {
 			m.lastTick.Store(now)
 		}
 		if got {
+			// The events that wait too, then one apply: a burst (a
+			// cluster starting, news on many connections) costs one send
+			// on each connection, not one per event.
 			e.handle(now, ev)
-			if ev.done != nil {
-				close(ev.done)
+			for more := maxBatch; more > 0; more-- {
+				select {
+				case ev = <-m.events:
+					e.handle(mono(), ev)
+				default:
+					more = 0
+				}
 			}
+			e.apply()
 		}
 	}
 }
+
+// maxBatch bounds the events the elector takes in before it applies.
+const maxBatch = 256
 
 // untilBeat is how long from now (mono) to the next heartbeat: the next
 // multiple of Interval on the wall clock, read once at start. Nodes send
@@ -148,6 +160,7 @@ func (e *elector) untilBeat(now int64) time.Duration {
 	return time.Duration(iv - at)
 }
 
+// handle takes in one event; the caller applies what the core asks.
 func (e *elector) handle(now int64, ev event) {
 	switch ev.kind {
 	case evUp:
@@ -169,12 +182,14 @@ func (e *elector) handle(now int64, ev event) {
 			e.m.wakeClients() // a peer is back: retry dialing the others now
 		}
 	case evFunc:
+		// fn applies, before its caller is told it is done.
 		if ev.taken == nil || ev.taken.CompareAndSwap(false, true) {
 			ev.fn(e)
 		}
-		return // fn applies
+		if ev.done != nil {
+			close(ev.done)
+		}
 	}
-	e.apply()
 }
 
 // apply carries out what the core asked for in its last step.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"runtime"
 	"strconv"
 	"strings"
@@ -41,6 +42,18 @@ func runIdle(ctx context.Context, cfg *config, ports []int, out io.Writer) int {
 	// quietReport during the window (changes are still reported at once).
 	c.command("quiet")
 	time.Sleep(50 * time.Millisecond) // the last fast report is written
+	// The reference: a Go process that only wakes every interval.
+	floor := exec.Command(cfg.exe, "-floor", "-interval", cfg.interval.String())
+	floor.Env = append(os.Environ(), workerEnv+"=1")
+	if err := floor.Start(); err != nil {
+		fmt.Fprintln(out, "idle:", err)
+		return 1
+	}
+	defer func() {
+		floor.Process.Kill()
+		floor.Wait()
+	}()
+	pids = append(pids, floor.Process.Pid)
 	before := make([]float64, len(pids))
 	for i, pid := range pids {
 		t, err := cpuSeconds(pid)
@@ -60,6 +73,7 @@ func runIdle(ctx context.Context, cfg *config, ports []int, out io.Writer) int {
 	end := time.Now().UnixNano()
 	pct := make([]float64, len(pids))
 	rss := make([]int, len(pids))
+	anon := make([]int, len(pids))
 	for i, pid := range pids {
 		t, err := cpuSeconds(pid)
 		if err != nil {
@@ -67,7 +81,7 @@ func runIdle(ctx context.Context, cfg *config, ports []int, out io.Writer) int {
 			return 1
 		}
 		pct[i] = 100 * (t - before[i]) / elapsed
-		rss[i], _ = rssKiB(pid)
+		rss[i], anon[i], _ = rssKiB(pid)
 	}
 	// Measured; now the reports that cover the end of the window.
 	c.command("loud")
@@ -81,19 +95,23 @@ func runIdle(ctx context.Context, cfg *config, ports []int, out io.Writer) int {
 	}
 	c.tick()
 	w := c.window(t0.UnixNano(), end)
+	floorPct, floorRSS := pct[len(pids)-1], rss[len(pids)-1]
+	pids = pids[:len(pids)-1]
 	var sum, worst float64
-	var rssSum, rssWorst int
+	var rssSum, rssWorst, anonSum int
 	for i, pid := range pids {
-		fmt.Fprintf(out, "  worker %d (pid %d): CPU %.3f %% of a core, RSS %.1f MB\n", i, pid, pct[i], float64(rss[i])/1024)
+		fmt.Fprintf(out, "  worker %d (pid %d): CPU %.3f %% of a core, RSS %.1f MB (%.1f MB anonymous)\n", i, pid, pct[i], float64(rss[i])/1024, float64(anon[i])/1024)
 		sum += pct[i]
 		worst = max(worst, pct[i])
 		rssSum += rss[i]
+		anonSum += anon[i]
 		rssWorst = max(rssWorst, rss[i])
 	}
 	n := float64(len(pids))
 	changes := w.Changes
-	fmt.Fprintf(out, "idle: CPU per node %.3f %% of a core (mean; max %.3f %%), RSS %.1f MB (mean; max %.1f MB), %d mastership changes in %.0f s\n",
-		sum/n, worst, float64(rssSum)/n/1024, float64(rssWorst)/1024, changes, elapsed)
+	fmt.Fprintf(out, "  reference: a Go process that only wakes every %v: CPU %.3f %% of a core, RSS %.1f MB\n", cfg.interval, floorPct, float64(floorRSS)/1024)
+	fmt.Fprintf(out, "idle: CPU per node %.3f %% of a core (mean; max %.3f %%), RSS %.1f MB (mean; max %.1f MB; %.1f MB anonymous), %d mastership changes in %.0f s\n",
+		sum/n, worst, float64(rssSum)/n/1024, float64(rssWorst)/1024, float64(anonSum)/n/1024, changes, elapsed)
 	if changes != 0 {
 		return 1
 	}
@@ -123,16 +141,25 @@ func cpuSeconds(pid int) (float64, error) {
 	return (utime + stime) / clockTicks, nil
 }
 
-// rssKiB returns the resident set size of process pid, in KiB.
-func rssKiB(pid int) (int, error) {
+// rssKiB returns the resident set size of process pid and its anonymous
+// part (heap and stacks: the rest is the binary's pages, shared by the
+// workers), in KiB.
+func rssKiB(pid int) (rss, anon int, err error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
-			return strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
+	field := func(name string) (int, error) {
+		for _, l := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(l, name+":"); ok {
+				return strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
+			}
 		}
+		return 0, fmt.Errorf("/proc/%d/status: no %s", pid, name)
 	}
-	return 0, fmt.Errorf("/proc/%d/status: no VmRSS", pid)
+	if rss, err = field("VmRSS"); err != nil {
+		return 0, 0, err
+	}
+	anon, err = field("RssAnon")
+	return rss, anon, err
 }

@@ -202,6 +202,19 @@ func (r *reporter) write(typ string, ch *msc.Change, err error) {
 // quietReport is the status report period after the parent's "quiet".
 const quietReport = 10 * time.Second
 
+// floorMain is the idle scenario's reference process (-floor): the same
+// binary, no node, only a timer every interval, on the same phase as the
+// nodes' heartbeats. What it costs is what any Go process that wakes that
+// often costs on this machine, before it does anything.
+func floorMain(interval time.Duration) int {
+	iv := int64(interval)
+	t := time.NewTimer(time.Duration(iv - time.Now().UnixNano()%iv))
+	for range t.C {
+		t.Reset(time.Duration(iv - time.Now().UnixNano()%iv))
+	}
+	return 0
+}
+
 // workerMain runs one node until SIGTERM, SIGINT or the end of its
 // standard input (the parent went away), then stops it and returns 0.
 func workerMain(args []string) int {
@@ -216,8 +229,12 @@ func workerMain(args []string) int {
 	balance := fs.Bool("balance", false, "Options.Balance, with the same -keys keys on every worker")
 	nkeys := fs.Int("keys", 100, "balance: how many keys")
 	quorum := fs.Int("quorum", 0, "Options.Quorum")
+	floor := fs.Bool("floor", false, "run the idle scenario's reference process, not a node")
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	if *floor {
+		return floorMain(*interval)
 	}
 	keys := workerKeys(*idx)
 	if *balance {
