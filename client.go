@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -35,18 +36,34 @@ type client struct {
 // wakes every client (Msc.wakeClients).
 const minBackoff = 10 * time.Millisecond
 
+// maxDialing is how many connections a node dials and sets up at once.
+const maxDialing = 8
+
 func (m *Msc) runClient(cl *client) {
 	defer m.wg.Done()
 	backoff := minBackoff
 	failing, connected := false, false
 	for cl.ctx.Err() == nil && !m.leaving.Load() {
+		// A node sets up at most maxDialing connections at a time: a
+		// cluster that starts at once dials in waves its CPUs can
+		// take, instead of all at once and timing out under the load.
+		select {
+		case m.dialing <- struct{}{}:
+		case <-cl.ctx.Done():
+			return
+		}
+		release := sync.OnceFunc(func() { <-m.dialing })
 		m.dials.Add(1)
 		d := net.Dialer{Timeout: m.cfg.WaitTimeout}
 		nc, err := d.DialContext(cl.ctx, "tcp", cl.cfg.addr())
+		if err != nil {
+			release()
+		}
 		if err == nil {
 			began := time.Now()
 			c := newConn(m, nc, cl.ctx, cl.id, m.dialSuite(cl))
 			c.tlsConf = cl.tls
+			c.setUp = release
 			if connected {
 				m.met.reconnects.Add(1)
 			}

@@ -326,8 +326,16 @@ func (c *core) paused(now int64) bool {
 	return time.Duration(now-c.lastStep) > c.cfg.wait && !c.leaving
 }
 
-// tick is called every Interval and at the wake-up time asked for.
+// tick is called every Interval: it re-elects and sends the heartbeat.
 func (c *core) tick(now int64) {
+	c.alarm(now)
+	c.out.kick = true
+}
+
+// alarm: the time the core asked for (wake) has come. It re-elects, and
+// the heartbeat goes out only if that changed something: the wake-ups of
+// a node that hears from many peers at scattered times cost no traffic.
+func (c *core) alarm(now int64) {
 	c.begin(now)
 	if !c.ready && now >= c.readyAt {
 		c.ready = true
@@ -339,7 +347,6 @@ func (c *core) tick(now int64) {
 		}
 	}
 	c.elect(now)
-	c.out.kick = true
 }
 
 // up: a connection finished its handshake. tag is the same at both ends.

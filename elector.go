@@ -97,7 +97,7 @@ func (e *elector) run() {
 			wake.Stop()
 		}
 		var ev event
-		var ticked, got bool
+		var ticked, woke, got bool
 		select {
 		case <-m.ctx.Done():
 			return
@@ -105,7 +105,7 @@ func (e *elector) run() {
 			ticked = true
 			tick.Reset(e.untilBeat(mono()))
 		case <-wake.C:
-			ticked = true
+			ticked, woke = true, true
 		case ev = <-m.events:
 			got = true
 		}
@@ -118,7 +118,11 @@ func (e *elector) run() {
 			m.wakeClients()
 		}
 		if ticked {
-			e.core.tick(now)
+			if woke {
+				e.core.alarm(now)
+			} else {
+				e.core.tick(now)
+			}
 			e.apply()
 			// Only now: until the core has run after a pause, a first frame
 			// sent by a new connection holds back the stale claims of the

@@ -58,6 +58,10 @@ type Msc struct {
 	framesIn, framesOut, bytesIn, bytesOut atomic.Uint64
 	dials                                  atomic.Uint64
 
+	// dialing holds a token for each of this node's dials whose
+	// handshake has not finished (maxDialing at most).
+	dialing chan struct{}
+
 	// lastTick is when the elector last ticked (mono). IsMaster answers
 	// false, and a new connection's first frame claims nothing, while it
 	// is older than fresh: the process was paused and its state is stale
@@ -132,6 +136,7 @@ func New(opts Options) (*Msc, error) {
 		keys:     make(map[string]struct{}, len(cfg.Keys)),
 		watchers: make(map[*watcher]struct{}),
 		events:   make(chan event, 256),
+		dialing:  make(chan struct{}, maxDialing),
 		stopDone: make(chan struct{}),
 	}
 	m.ctx, m.cancel = context.WithCancel(context.Background())

@@ -946,7 +946,7 @@ func (s *sim) step(e *simEvent) {
 		lt := s.local(n, s.now)
 		if w := n.core.wake; w != 0 && w <= lt {
 			n.lastTick = lt
-			s.nodeStep(n, func(lt int64) { n.core.tick(lt) })
+			s.nodeStep(n, func(lt int64) { n.core.alarm(lt) })
 		}
 	case seDeliver:
 		c := e.conn

@@ -123,8 +123,11 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	defer stop()
 
 	most := cfg.n
-	if cfg.scenario == "bench" {
+	switch cfg.scenario {
+	case "bench":
 		most = max(most, maxOf(cfg.sizes))
+	case "idle":
+		most = 2 * cfg.n // the workers', then the references'
 	}
 	ports, err := choosePorts(cfg.basePort, most)
 	if err != nil {
@@ -139,7 +142,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	case "bench":
 		return runBench(ctx, cfg, ports, stdout)
 	case "idle":
-		return runIdle(ctx, cfg, ports[:cfg.n], stdout)
+		return runIdle(ctx, cfg, ports[:2*cfg.n], stdout)
 	default:
 		fmt.Fprintf(stderr, "check: unknown scenario %q (want tour, bench or idle)\n", cfg.scenario)
 		return 2

@@ -5,6 +5,7 @@ package main
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"hash/fnv"
@@ -202,17 +203,79 @@ func (r *reporter) write(typ string, ch *msc.Change, err error) {
 // quietReport is the status report period after the parent's "quiet".
 const quietReport = 10 * time.Second
 
-// floorMain is the idle scenario's reference process (-floor): the same
-// binary, no node, only a timer every interval, on the same phase as the
-// nodes' heartbeats. What it costs is what any Go process that wakes that
-// often costs on this machine, before it does anything.
-func floorMain(interval time.Duration) int {
+// floorMain is one of the idle scenario's reference processes (-floor):
+// the same binary, no node, a timer every interval on the same phase as the
+// nodes' heartbeats. Alone (ports empty), it only wakes: what any Go process
+// that wakes that often costs on this machine. With ports, the references
+// form a full mesh over loopback TCP, one connection per pair, and each
+// sends every peer one frame of a steady heartbeat's size at each tick, and
+// reads theirs, one goroutine per connection, as the nodes do: the same
+// traffic without the library (no sealing, no election).
+func floorMain(interval time.Duration, idx int, ports []int) int {
+	var conns []net.Conn
+	if len(ports) > 0 {
+		var err error
+		if conns, err = meshConns(idx, ports); err != nil {
+			fmt.Fprintln(os.Stderr, "floor:", err)
+			return 1
+		}
+		for _, c := range conns {
+			go func() {
+				var frame [steadyFrame]byte
+				for {
+					c.SetReadDeadline(time.Now().Add(3 * interval))
+					if _, err := io.ReadFull(c, frame[:]); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+						return
+					}
+				}
+			}()
+		}
+	}
+	var frame [steadyFrame]byte
 	iv := int64(interval)
 	t := time.NewTimer(time.Duration(iv - time.Now().UnixNano()%iv))
 	for range t.C {
 		t.Reset(time.Duration(iv - time.Now().UnixNano()%iv))
+		for _, c := range conns {
+			c.Write(frame[:])
+		}
 	}
 	return 0
+}
+
+// steadyFrame is the size of a steady heartbeat frame (aes128, a short
+// uid), as TestHeartbeatFrameSizes pins it.
+const steadyFrame = 86
+
+// meshConns connects reference idx to every other: it dials those after
+// it and accepts those before it.
+func meshConns(idx int, ports []int) ([]net.Conn, error) {
+	ln, err := listenRetry(net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[idx])), 3*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	defer ln.Close()
+	var conns []net.Conn
+	for _, p := range ports[idx+1:] {
+		var c net.Conn
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			if c, err = net.Dial("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p))); err == nil || time.Now().After(deadline) {
+				break
+			}
+		}
+		if err != nil {
+			return nil, err
+		}
+		conns = append(conns, c)
+	}
+	for range idx {
+		c, err := ln.Accept()
+		if err != nil {
+			return nil, err
+		}
+		conns = append(conns, c)
+	}
+	return conns, nil
 }
 
 // workerMain runs one node until SIGTERM, SIGINT or the end of its
@@ -233,8 +296,23 @@ func workerMain(args []string) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
+	var ports []int
+	if *portList != "" {
+		for _, s := range strings.Split(*portList, ",") {
+			p, err := strconv.Atoi(s)
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "worker: bad -ports %q\n", *portList)
+				return 2
+			}
+			ports = append(ports, p)
+		}
+	}
+	if (*idx < 0 || *idx >= len(ports)) && !(*floor && len(ports) == 0) {
+		fmt.Fprintf(os.Stderr, "worker: index %d out of range\n", *idx)
+		return 2
+	}
 	if *floor {
-		return floorMain(*interval)
+		return floorMain(*interval, *idx, ports)
 	}
 	keys := workerKeys(*idx)
 	if *balance {
@@ -244,20 +322,6 @@ func workerMain(args []string) int {
 		}
 		keys = balanceKeys(*nkeys)
 	}
-	var ports []int
-	for _, s := range strings.Split(*portList, ",") {
-		p, err := strconv.Atoi(s)
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "worker: bad -ports %q\n", *portList)
-			return 2
-		}
-		ports = append(ports, p)
-	}
-	if *idx < 0 || *idx >= len(ports) {
-		fmt.Fprintf(os.Stderr, "worker: index %d out of range\n", *idx)
-		return 2
-	}
-
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
 	defer signal.Stop(sigs)
