@@ -47,12 +47,20 @@ func (m *Msc) runClient(cl *client) {
 		// A node sets up at most maxDialing connections at a time: a
 		// cluster that starts at once dials in waves its CPUs can
 		// take, instead of all at once and timing out under the load.
+		// A client waits at most WaitTimeout for its turn: dials to
+		// peers that do not answer, each holding a turn up to
+		// WaitTimeout, hold back the others that long at most.
+		turn := time.NewTimer(m.cfg.WaitTimeout)
+		release := func() {}
 		select {
 		case m.dialing <- struct{}{}:
+			release = sync.OnceFunc(func() { <-m.dialing })
+		case <-turn.C:
 		case <-cl.ctx.Done():
+			turn.Stop()
 			return
 		}
-		release := sync.OnceFunc(func() { <-m.dialing })
+		turn.Stop()
 		m.dials.Add(1)
 		d := net.Dialer{Timeout: m.cfg.WaitTimeout}
 		nc, err := d.DialContext(cl.ctx, "tcp", cl.cfg.addr())

@@ -136,8 +136,12 @@ func (c *conn) serve() (heard bool, err error) {
 	silent := errors.Is(err, ErrPeerSilent)
 	if silent {
 		// Tell the peer this end redials (beatRedial): neither counts
-		// the other dead for it, only once WaitTimeout has passed.
+		// the other dead for it, only once WaitTimeout has passed. The
+		// frame may wait in the outbox behind others: let it go out
+		// (within the flusher's WaitTimeout) before the close.
 		c.sendBye()
+		c.out.CloseWrite()
+		c.out.drain(c.m.cfg.WaitTimeout)
 	}
 	c.close()
 	c.m.elect(event{kind: evDown, c: c, grace: silent})
@@ -446,9 +450,8 @@ func (c *conn) sendBeat(fresh bool) {
 		// still reads what the peer sends until it closes too.
 		w.done = true
 		if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
-			cw.CloseWrite()
-		} else {
-			c.close()
+			cw.CloseWrite() // TLS: its close_notify, queued
 		}
+		c.out.CloseWrite() // once the queue is sent
 	}
 }

@@ -113,9 +113,12 @@ func (e *elector) run() {
 		e.syncHeard()
 		if e.core.paused(now) {
 			// This process was paused (SIGSTOP, a VM freeze) or starved:
-			// the core re-joins; reconnect now, not after a backoff.
+			// the core re-joins; reconnect now, not after a backoff. It
+			// steps at once, before any event: a reply must not carry
+			// the claims of the heartbeat published before the pause.
 			m.cfg.Logger.Warn("msc: paused, re-joining", "gap", time.Duration(now-e.core.lastStep))
 			m.wakeClients()
+			ticked, woke = true, false
 		}
 		if ticked {
 			if woke {
@@ -186,7 +189,10 @@ func (e *elector) handle(now int64, ev event) {
 			e.m.wakeClients() // a peer is back: retry dialing the others now
 		}
 	case evFunc:
-		// fn applies, before its caller is told it is done.
+		// What the events before it in the batch changed is published
+		// first: fn sees (Status) what IsMaster answers. fn applies,
+		// before its caller is told it is done.
+		e.apply()
 		if ev.taken == nil || ev.taken.CompareAndSwap(false, true) {
 			ev.fn(e)
 		}

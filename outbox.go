@@ -113,8 +113,13 @@ func (o *outbox) flush() {
 	for {
 		o.mu.Lock()
 		if o.err != nil || len(o.queued) == 0 {
-			if o.err == nil && o.shut {
-				o.closeWrite()
+			if o.err == nil {
+				// The next non-blocking write would fail on a
+				// deadline left in the past.
+				o.Conn.SetWriteDeadline(time.Time{})
+				if o.shut {
+					o.closeWrite()
+				}
 			}
 			o.flushing = false
 			o.mu.Unlock()
@@ -133,6 +138,41 @@ func (o *outbox) flush() {
 			o.failLocked(fmt.Errorf("msc: write: %w", err))
 		}
 		o.mu.Unlock()
+	}
+}
+
+// SetWriteDeadline sets the socket's write deadline until start; after,
+// the outbox owns it (the flusher's), and a caller's deadline is ignored:
+// a TLS connection's CloseWrite sets one that would cut the queue short.
+func (o *outbox) SetWriteDeadline(t time.Time) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.async {
+		return nil
+	}
+	return o.Conn.SetWriteDeadline(t)
+}
+
+// SetDeadline sets the read deadline, and the write deadline until start
+// (SetWriteDeadline).
+func (o *outbox) SetDeadline(t time.Time) error {
+	if err := o.SetWriteDeadline(t); err != nil {
+		return err
+	}
+	return o.Conn.SetReadDeadline(t)
+}
+
+// drain waits until what is queued is sent, or d has passed, and reports
+// whether the queue is empty.
+func (o *outbox) drain(d time.Duration) bool {
+	for deadline := time.Now().Add(d); ; {
+		o.mu.Lock()
+		done := !o.flushing
+		o.mu.Unlock()
+		if done || time.Now().After(deadline) {
+			return done
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
 

@@ -2,6 +2,7 @@ package msc
 
 import (
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -173,5 +174,94 @@ func TestOutboxCloseEndsFlusher(t *testing.T) {
 	waitGroupDone(t, o)
 	if _, err := o.Write([]byte("x")); err == nil {
 		t.Error("a write after Close succeeded")
+	}
+}
+
+// TestOutboxWritesAfterFlush: once the flusher has drained the queue, a
+// write long after its deadline still goes out (the deadline the flusher
+// set is cleared).
+func TestOutboxWritesAfterFlush(t *testing.T) {
+	a, b := tcpPair(t)
+	const wait = 100 * time.Millisecond
+	o := newOutbox(a, wait)
+	o.start()
+	want := writeAll(t, o, 64, 8192)
+	got := make([]byte, len(want))
+	b.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.ReadFull(b, got); err != nil {
+		t.Fatal(err)
+	}
+	waitGroupDone(t, o)
+	time.Sleep(2 * wait) // past the flusher's last deadline
+	if _, err := o.Write([]byte("heartbeat")); err != nil {
+		t.Fatalf("a write after the queue drained: %v", err)
+	}
+	if _, err := io.ReadFull(b, got[:9]); err != nil || string(got[:9]) != "heartbeat" {
+		t.Fatalf("read %q, %v", got[:9], err)
+	}
+}
+
+// TestOutboxTLSCloseWrite: a TLS connection over the outbox, closed for
+// writing while bytes are queued (a node leaving): the peer reads them
+// all, the last frame too, then EOF. TLS's close sets write deadlines
+// that must not cut the queue short.
+func TestOutboxTLSCloseWrite(t *testing.T) {
+	ca := newTestCA(t, "outbox CA")
+	a, b := tcpPair(t)
+	o := newOutbox(a, 5*time.Second)
+	client := tls.Client(o, &tls.Config{RootCAs: ca.pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS13})
+	server := tls.Server(b, &tls.Config{Certificates: []tls.Certificate{*ca.issue(t, "peer")}, MinVersion: tls.VersionTLS13})
+	done := make(chan error, 1)
+	go func() { done <- server.Handshake() }()
+	if err := client.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	o.start()
+	var want []byte
+	for i := range 64 {
+		p := bytes.Repeat([]byte{byte(i)}, 8192)
+		if _, err := client.Write(p); err != nil {
+			t.Fatalf("write %d: %v", i, err)
+		}
+		want = append(want, p...)
+	}
+	if _, err := client.Write([]byte("LEAVE")); err != nil {
+		t.Fatal(err)
+	}
+	want = append(want, "LEAVE"...)
+	client.CloseWrite()
+	o.CloseWrite()
+	b.SetReadDeadline(time.Now().Add(10 * time.Second))
+	got, err := io.ReadAll(server)
+	if err != nil {
+		t.Fatalf("after %d bytes: %v", len(got), err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("read %d bytes, want the %d written, then EOF", len(got), len(want))
+	}
+	waitGroupDone(t, o)
+}
+
+// TestOutboxDrain: drain waits for the queue (the last frame of a
+// connection found silent), and gives up after its bound on a peer that
+// does not read.
+func TestOutboxDrain(t *testing.T) {
+	a, b := tcpPair(t)
+	o := newOutbox(a, 5*time.Second)
+	o.start()
+	writeAll(t, o, 64, 8192)
+	t0 := time.Now()
+	if o.drain(50 * time.Millisecond) {
+		t.Fatal("drained to a peer that reads nothing")
+	}
+	if d := time.Since(t0); d > time.Second {
+		t.Fatalf("drain took %v, bound 50ms", d)
+	}
+	go io.Copy(io.Discard, b)
+	if !o.drain(5 * time.Second) {
+		t.Fatal("not drained to a peer that reads")
 	}
 }
