@@ -9,7 +9,8 @@ import (
 // it feeds it the events of the connections, the public methods and the
 // clock, and applies what the core asks: it publishes the snapshot for
 // readers and the heartbeat, sets each connection's echo, sends the
-// heartbeat on the connections, closes connections and reports errors. It decides nothing itself.
+// heartbeat on the connections, closes connections and reports errors. It
+// decides nothing itself.
 
 // Event kinds.
 const (
