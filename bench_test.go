@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"slices"
 	"testing"
 	"time"
@@ -286,27 +285,8 @@ func BenchmarkHeartbeatRoundTrip(b *testing.B) {
 // handshake on both ends.
 func handshakePair(tb testing.TB, s *suite) (dialer, listener *conn) {
 	tb.Helper()
-	ln := listen(tb)
-	defer ln.Close()
 	m := &Msc{cfg: &config{Options: Options{WaitTimeout: 5 * time.Second}, suite: s}}
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		nc, err := ln.Accept()
-		if err != nil {
-			close(accepted)
-			return
-		}
-		accepted <- nc
-	}()
-	dc, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		tb.Fatal(err)
-	}
-	lc, ok := <-accepted
-	if !ok {
-		tb.Fatal("accept failed")
-	}
-	tb.Cleanup(func() { dc.Close(); lc.Close() })
+	dc, lc := loopbackPair(tb)
 	dialer = newConn(m, dc, context.Background(), "peer", s)
 	listener = newConn(m, lc, context.Background(), "", s)
 	errs := make(chan error, 1)

@@ -44,29 +44,13 @@ func (m *Msc) runClient(cl *client) {
 	backoff := minBackoff
 	failing, connected := false, false
 	for cl.ctx.Err() == nil && !m.leaving.Load() {
-		// A node sets up at most maxDialing connections at a time: a
-		// cluster that starts at once dials in waves its CPUs can
-		// take, instead of all at once and timing out under the load.
-		// A client waits at most WaitTimeout for its turn: dials to
-		// peers that do not answer, each holding a turn up to
-		// WaitTimeout, hold back the others that long at most.
-		turn := time.NewTimer(m.cfg.WaitTimeout)
-		release := func() {}
-		select {
-		case m.dialing <- struct{}{}:
-			release = sync.OnceFunc(func() { <-m.dialing })
-		case <-turn.C:
-		case <-cl.ctx.Done():
-			turn.Stop()
+		release, ok := m.dialTurn(cl.ctx)
+		if !ok {
 			return
 		}
-		turn.Stop()
 		m.dials.Add(1)
 		d := net.Dialer{Timeout: m.cfg.WaitTimeout}
 		nc, err := d.DialContext(cl.ctx, "tcp", cl.cfg.addr())
-		if err != nil {
-			release()
-		}
 		if err == nil {
 			began := time.Now()
 			c := newConn(m, nc, cl.ctx, cl.id, m.dialSuite(cl))
@@ -107,6 +91,7 @@ func (m *Msc) runClient(cl *client) {
 				continue
 			}
 		} else {
+			release()
 			if cl.ctx.Err() != nil {
 				return
 			}
@@ -129,6 +114,26 @@ func (m *Msc) runClient(cl *client) {
 			return
 		}
 		backoff = min(2*backoff, max(m.cfg.WaitTimeout, minBackoff))
+	}
+}
+
+// dialTurn waits for this node's turn to dial and set up a connection: at
+// most maxDialing at a time, so that a cluster that starts at once dials
+// in waves its CPUs can take, instead of all at once and timing out under
+// the load. release gives the turn back (once the handshake has ended).
+// It waits at most WaitTimeout, then goes without a turn: dials to peers
+// that do not answer, each holding a turn up to WaitTimeout, hold back the
+// others that long at most. ok is false if ctx ended.
+func (m *Msc) dialTurn(ctx context.Context) (release func(), ok bool) {
+	turn := time.NewTimer(m.cfg.WaitTimeout)
+	defer turn.Stop()
+	select {
+	case m.dialing <- struct{}{}:
+		return sync.OnceFunc(func() { <-m.dialing }), true
+	case <-turn.C:
+		return func() {}, true
+	case <-ctx.Done():
+		return nil, false
 	}
 }
 

@@ -397,10 +397,17 @@ func (c *conn) sendBye() {
 	hb := c.m.beat.Load()
 	w.seq++
 	w.buf = c.appendBeat(w.buf[:0], w, hb, hb.short, w.seq, true)
-	if _, err := c.nc.Write(w.buf); err == nil {
-		c.m.framesOut.Add(1)
-		c.m.bytesOut.Add(uint64(len(w.buf)))
+	c.write(w.buf, 1)
+}
+
+// write writes frames sealed in buf and counts them; c.wmu is held.
+func (c *conn) write(buf []byte, frames uint64) error {
+	if _, err := c.nc.Write(buf); err != nil {
+		return err
 	}
+	c.m.framesOut.Add(frames)
+	c.m.bytesOut.Add(uint64(len(buf)))
+	return nil
 }
 
 // sendBeat sends the current heartbeat, unless there is a reason not to.
@@ -437,13 +444,11 @@ func (c *conn) sendBeat(fresh bool) {
 	w.seq++
 	buf = c.appendBeat(buf, w, hb, payload, w.seq, false)
 	w.buf = buf
-	if _, err := c.nc.Write(buf); err != nil {
+	if err := c.write(buf, frames); err != nil {
 		w.done = true
 		c.close()
 		return
 	}
-	c.m.framesOut.Add(frames)
-	c.m.bytesOut.Add(uint64(len(buf)))
 	w.sentVersion = hb.version
 	if hb.leaving {
 		// Half-close: the peer reads the leave, then EOF, while this end

@@ -229,11 +229,6 @@ func (e *elector) apply() {
 			c.echo.Store(ec.echo)
 		}
 	}
-	for _, id := range o.reply {
-		if c := e.conns[id]; c != nil {
-			c.reply.Store(true)
-		}
-	}
 	// The snapshot first: a node that steps down stops answering master
 	// before any frame can tell a peer it did.
 	if o.snap != nil {
@@ -244,16 +239,19 @@ func (e *elector) apply() {
 	if o.beat != nil {
 		e.publishBeat(o.beat)
 	}
-	// Send: on every connection, or to the claimants answered.
+	// Send: to the claimants answered (flagged as replies), and on every
+	// connection if the core asks.
+	for _, id := range o.reply {
+		if c := e.conns[id]; c != nil {
+			c.reply.Store(true)
+			if !o.kick {
+				c.sendBeat(true)
+			}
+		}
+	}
 	if o.kick {
 		for _, c := range e.conns {
 			c.sendBeat(true)
-		}
-	} else {
-		for _, id := range o.reply {
-			if c := e.conns[id]; c != nil {
-				c.sendBeat(true)
-			}
 		}
 	}
 	e.core.out.reset()

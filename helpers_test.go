@@ -54,6 +54,33 @@ func listen(t testing.TB) net.Listener {
 	return ln
 }
 
+// loopbackPair returns the dialed and the accepted end of a loopback TCP
+// connection, closed when the test ends.
+func loopbackPair(tb testing.TB) (dialed, accepted net.Conn) {
+	tb.Helper()
+	ln := listen(tb)
+	defer ln.Close()
+	ch := make(chan net.Conn, 1)
+	go func() {
+		nc, err := ln.Accept()
+		if err != nil {
+			close(ch)
+			return
+		}
+		ch <- nc
+	}()
+	dc, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	lc, ok := <-ch
+	if !ok {
+		tb.Fatal("accept failed")
+	}
+	tb.Cleanup(func() { dc.Close(); lc.Close() })
+	return dc, lc
+}
+
 func port(ln net.Listener) int { return ln.Addr().(*net.TCPAddr).Port }
 
 // base is an arbitrary start time; node i of a cluster starts i seconds

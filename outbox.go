@@ -24,8 +24,8 @@ const outboxLimit = 4 * MaxFrameSize
 // flusher goroutine, which exists only while bytes are queued, that is
 // while the peer's socket buffer is full.
 //
-// The flusher is started by write and ends when the queue is empty or a
-// write fails; wait waits for it (conn.serve, after close).
+// The flusher is started by Write and ends when the queue is empty or a
+// write fails; wg waits for it (conn.serve, after close).
 type outbox struct {
 	net.Conn                // the socket: reads, deadlines, Close go to it
 	wait     time.Duration  // the flusher's write deadline

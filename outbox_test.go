@@ -15,28 +15,10 @@ import (
 // socket buffers, so that a peer that does not read fills them soon.
 func tcpPair(t *testing.T) (a, b *net.TCPConn) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		c, _ := ln.Accept()
-		accepted <- c
-	}()
-	d, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := <-accepted
-	if l == nil {
-		t.Fatal("accept failed")
-	}
+	d, l := loopbackPair(t)
 	a, b = d.(*net.TCPConn), l.(*net.TCPConn)
 	a.SetWriteBuffer(32 << 10)
 	b.SetReadBuffer(32 << 10)
-	t.Cleanup(func() { a.Close(); b.Close() })
 	return a, b
 }
 
