@@ -422,7 +422,7 @@ func (c *conn) sendBeat(fresh bool) {
 		return
 	}
 	hb := c.m.beat.Load()
-	if !fresh && hb.claims && mono()-c.m.lastTick.Load() > int64(c.m.fresh) {
+	if !fresh && hb.claims && mono()-c.m.lastSent.Load() > int64(c.m.fresh) {
 		// Paused (or starved): a claim of mastership made before may be
 		// stale; the elector sends once it has run.
 		return

@@ -1,6 +1,8 @@
 package msc
 
 import (
+	"cmp"
+	"fmt"
 	"math"
 	"slices"
 	"sort"
@@ -60,6 +62,9 @@ type coreConfig struct {
 	sticky   bool
 	balance  bool
 	observer bool // never claims, does not vote
+	// voters, if set, are the UIDs whose votes count (Options.Voters);
+	// nil: every node that is not an observer.
+	voters map[string]bool
 	// wallOffset is the wall clock minus the monotonic clock, in ns, at
 	// creation. With Quorum, new terms are at least the wall clock in
 	// microseconds, so that a term stays above those of masterships
@@ -224,17 +229,23 @@ type core struct {
 	// resigned are keys about to be removed (RemoveKey): held, so that no
 	// peer takes over, but not claimed.
 	resigned map[string]bool
-	lastStep int64
-	born     int64 // mono: when the core was made
-	refresh  int64 // Quorum: when leases were last recomputed on an echo
-	yields   int   // masterships given up to another live node (Sticky: tests expect none)
-	waiting  bool  // without Quorum: a claim waits for the peers' answers
-	rankAt   int64 // mono: when this node's place in the order last changed (start, priority, keys)
+	// sent is when (mono) this node last asked for its heartbeat to go
+	// out on every connection: its peers count it dead WaitTimeout after
+	// they received the last one.
+	sent    int64
+	born    int64 // mono: when the core was made
+	refresh int64 // Quorum: when leases were last recomputed on an echo
+	// quorumWarned is when (mono) checkQuorum last reported; 0: never.
+	quorumWarned int64
+	yields       int   // masterships given up to another live node (Sticky: tests expect none)
+	waiting      bool  // without Quorum: a claim waits for the peers' answers
+	rankAt       int64 // mono: when this node's place in the order last changed (start, priority, keys)
 
-	snap  *snapshot
-	order []*cpeer // scratch: live peers in election order
-	wake  int64    // next wake-up wanted (mono); 0: none
-	out   coreOut
+	snap   *snapshot
+	order  []*cpeer  // scratch: live peers in election order
+	echoes []uidEcho // scratch: settle
+	wake   int64     // next wake-up wanted (mono); 0: none
+	out    coreOut
 }
 
 // connState is a connection the core knows of.
@@ -272,7 +283,7 @@ func newCore(cfg coreConfig, keys []string, servers []string, now int64, meta ma
 	}
 	c.ki = newKeyIndex(c.keys)
 	c.slots = make([]slot, 1+len(c.ki.list))
-	c.lastStep, c.born, c.rankAt = now, now, now
+	c.sent, c.born, c.rankAt = now, now, now
 	c.await(now)
 	c.dirty = true
 	c.elect(now)
@@ -289,10 +300,14 @@ func leaseMargin(interval, wait time.Duration) time.Duration { return max(interv
 // redialed before the peer counts dead at WaitTimeout.
 func silentAfter(interval, wait time.Duration) time.Duration { return (wait + interval) / 2 }
 
-// freshFor is how long after the elector last ran a mastership still
-// holds (IsMaster): WaitTimeout-M/2, so that a process paused for longer
-// than WaitTimeout answers false when it resumes, before its elector has
-// run, even if its clock ran up to M/(2*WaitTimeout) slow.
+// freshFor is how long after this node last sent its heartbeat a
+// mastership still holds (IsMaster): WaitTimeout-M/2. Its peers count it
+// dead WaitTimeout after they received that heartbeat, which is later; a
+// process paused (or starved) past it answers false when it resumes,
+// before its elector has run, even if its clock ran up to
+// M/(2*WaitTimeout) slow. It is measured from the last send, not from the
+// elector's last step: a node that stepped just before a pause (on a
+// peer's frame) sent its last heartbeat up to an Interval earlier.
 func freshFor(interval, wait time.Duration) time.Duration {
 	return wait - leaseMargin(interval, wait)/2
 }
@@ -313,23 +328,36 @@ func (c *core) await(now int64) {
 
 // begin starts a step: it notices a pause.
 func (c *core) begin(now int64) {
-	if gap := time.Duration(now - c.lastStep); gap > c.cfg.wait && !c.leaving {
-		// This process was paused or starved: its view is stale. Claim
-		// nothing until it has heard from its servers again.
+	if c.paused(now) {
+		// This process was paused, starved, or its clock stood still:
+		// its peers may have counted it dead and elected another master.
+		// Claim nothing until it has heard from its servers again, and
+		// then only once every live peer has answered a frame sent from
+		// now on (rankAt): a peer's frames that waited in the socket
+		// during the pause may be stale.
 		c.await(now)
+		c.rankAt = now
+		c.kick(now)
 	}
-	c.lastStep = now
 }
 
-// paused reports whether a step at now would notice a pause.
+// paused reports whether a step at now would notice a pause: this node has
+// not sent its heartbeat for longer than freshFor, so its peers may have
+// counted it dead.
 func (c *core) paused(now int64) bool {
-	return time.Duration(now-c.lastStep) > c.cfg.wait && !c.leaving
+	return time.Duration(now-c.sent) > freshFor(c.cfg.interval, c.cfg.wait) && !c.leaving
+}
+
+// kick asks for the heartbeat on every connection now.
+func (c *core) kick(now int64) {
+	c.out.kick = true
+	c.sent = now
 }
 
 // tick is called every Interval: it re-elects and sends the heartbeat.
 func (c *core) tick(now int64) {
 	c.alarm(now)
-	c.out.kick = true
+	c.kick(now)
 }
 
 // alarm: the time the core asked for (wake) has come. It re-elects, and
@@ -682,7 +710,7 @@ func (c *core) setLeave(now int64) {
 	c.resign, c.leaving = true, true
 	c.dirty = true
 	c.elect(now)
-	c.out.kick = true
+	c.kick(now)
 }
 
 // elect recomputes claims, votes and masterships; it sets c.out.snap and
@@ -706,6 +734,7 @@ func (c *core) elect(now int64) {
 		}
 	}
 	if c.quorum() {
+		c.checkQuorum(now)
 		if c.castVotes(now) {
 			changed = true
 		}
@@ -720,7 +749,7 @@ func (c *core) elect(now int64) {
 		c.version++
 		c.dirty = false
 		c.publish()
-		c.out.kick = true
+		c.kick(now)
 	}
 	s := c.snapshot(now)
 	if !s.equal(c.snap) {
@@ -955,7 +984,7 @@ func (c *core) castVotes(now int64) bool {
 
 // vote updates this node's vote for key; it reports whether it changed.
 func (c *core) vote(now int64, key string) bool {
-	if c.cfg.observer {
+	if !c.voter(c.cfg.uid, c.cfg.observer) {
 		return false // it does not count toward Quorum
 	}
 	if now < c.born+int64(c.cfg.wait+c.margin()) {
@@ -1016,6 +1045,64 @@ func (c *core) vote(now int64, key string) bool {
 	return !has || cur != best
 }
 
+// quorumWarnEvery is how often at most the core reports that the
+// assumption Quorum rests on is broken (checkQuorum).
+const quorumWarnEvery = 10 * time.Second
+
+// liveVoters counts the voters live now, this node included, once per
+// UID; dup names a voter UID that more than one live process uses.
+func (c *core) liveVoters(now int64) (n int, dup string) {
+	seen := make(map[string]bool, len(c.peers)+1)
+	if c.voter(c.cfg.uid, c.cfg.observer) {
+		seen[c.cfg.uid] = true
+	}
+	for _, p := range c.peers {
+		if !p.live(now, c.cfg.wait) || !c.voter(p.uid, p.observer) {
+			continue
+		}
+		if seen[p.uid] && p.uid != c.cfg.uid {
+			dup = p.uid
+		}
+		seen[p.uid] = true
+	}
+	return len(seen), dup
+}
+
+// checkQuorum reports (at most every quorumWarnEvery) an error wrapping
+// ErrQuorum when two disjoint quorums are possible: more live voters than
+// 2*Quorum-1 (without Options.Voters: a surge process in a rolling
+// update, an old incarnation behind a partition), or a voter UID used by
+// two live processes.
+func (c *core) checkQuorum(now int64) {
+	if c.quorumWarned != 0 && now-c.quorumWarned < int64(quorumWarnEvery) {
+		return
+	}
+	n, dup := c.liveVoters(now)
+	var err error
+	switch {
+	case dup != "":
+		err = fmt.Errorf("%w: two live processes use voter UID %s: two masters are possible", ErrQuorum, dup)
+	case n > 2*c.cfg.quorum-1:
+		err = fmt.Errorf("%w: %d live voters, more than 2*Quorum-1 = %d: two disjoint quorums of %d are possible; set Options.Voters", ErrQuorum, n, 2*c.cfg.quorum-1, c.cfg.quorum)
+	default:
+		return
+	}
+	c.quorumWarned = now
+	c.out.errs = append(c.out.errs, err)
+}
+
+// voter reports whether the node uid votes: not an observer, and named
+// in Options.Voters if that is set.
+func (c *core) voter(uid string, observer bool) bool {
+	return !observer && (c.cfg.voters == nil || c.cfg.voters[uid])
+}
+
+// uidEcho is a voter's freshest echo of this node's frames (settle).
+type uidEcho struct {
+	uid  string
+	echo int64
+}
+
 // slotIndex returns the slot of key, if this node competes for it.
 func (c *core) slotIndex(key string) (int, bool) {
 	if key == "" {
@@ -1057,16 +1144,30 @@ func (c *core) settle(now int64, i int) bool {
 	key := c.slotKey(i)
 	me := vote{uid: c.cfg.uid, inc: c.cfg.inc, term: s.term}
 	var lease int64
-	if c.votes[key] == me {
-		var echoes []int64
+	need, mine := c.cfg.quorum, true
+	if c.voter(c.cfg.uid, c.cfg.observer) {
+		// Its own vote counts; a voter that acknowledges another claim
+		// (a higher term it heard of first) is not master.
+		need, mine = need-1, c.votes[key] == me
+	}
+	if mine {
+		// The freshest echo of each voter UID that acknowledges the
+		// claim: a UID counts once, whatever its incarnations.
+		echoes := c.echoes[:0]
 		for _, p := range c.peers {
-			if p.votes[key] == me && p.echo > 0 && !p.leaving && !p.observer {
-				echoes = append(echoes, p.echo)
+			if p.votes[key] != me || p.echo <= 0 || p.leaving || !c.voter(p.uid, p.observer) {
+				continue
+			}
+			if j := slices.IndexFunc(echoes, func(e uidEcho) bool { return e.uid == p.uid }); j >= 0 {
+				echoes[j].echo = max(echoes[j].echo, p.echo)
+			} else {
+				echoes = append(echoes, uidEcho{p.uid, p.echo})
 			}
 		}
-		if need := c.cfg.quorum - 1; len(echoes) >= need {
-			slices.Sort(echoes)
-			lease = echoes[len(echoes)-need] + int64(c.cfg.wait)
+		c.echoes = echoes
+		if len(echoes) >= need {
+			slices.SortFunc(echoes, func(a, b uidEcho) int { return cmp.Compare(a.echo, b.echo) })
+			lease = echoes[len(echoes)-need].echo + int64(c.cfg.wait)
 		}
 	}
 	was := s.acting
@@ -1174,6 +1275,16 @@ func (s *snapshot) key(k string) (keyState, bool) {
 		return keyState{}, false
 	}
 	return s.keys[i], true
+}
+
+// state returns the mastership of key, "" for the global one; the zero
+// state for a key this node lacks.
+func (s *snapshot) state(k string) keyState {
+	if k == "" {
+		return keyState{master: s.master, uid: s.masterUID, term: s.term, lease: s.lease}
+	}
+	ks, _ := s.key(k)
+	return ks
 }
 
 func (s *snapshot) equal(o *snapshot) bool {

@@ -74,12 +74,25 @@ func newElector(m *Msc, keys map[string]struct{}, servers []string, now int64) *
 	cc := coreConfig{uid: cfg.UID, start: m.start, inc: m.inc, prio: int64(cfg.Priority),
 		interval: cfg.Interval, wait: cfg.WaitTimeout, quorum: cfg.Quorum, sticky: cfg.Sticky, balance: cfg.Balance,
 		observer:   cfg.Observer,
+		voters:     voterSet(cfg.Voters),
 		wallOffset: time.Now().UnixNano() - now}
 	e := &elector{m: m, conns: make(map[connID]*conn)}
 	e.core = newCore(cc, list, servers, now, cfg.Meta)
 	m.awaiting.Store(!e.core.ready)
 	e.apply()
 	return e
+}
+
+// voterSet returns Options.Voters as a set; nil if unset.
+func voterSet(uids []string) map[string]bool {
+	if len(uids) == 0 {
+		return nil
+	}
+	set := make(map[string]bool, len(uids))
+	for _, u := range uids {
+		set[u] = true
+	}
+	return set
 }
 
 // run is the elector goroutine, started by Start and waited for by Stop.
@@ -90,7 +103,6 @@ func (e *elector) run() {
 	defer tick.Stop()
 	wake := time.NewTimer(time.Hour)
 	defer wake.Stop()
-	m.lastTick.Store(mono())
 	for {
 		if w := e.core.wake; w != 0 {
 			wake.Reset(time.Duration(w - mono()))
@@ -117,7 +129,7 @@ func (e *elector) run() {
 			// the core re-joins; reconnect now, not after a backoff. It
 			// steps at once, before any event: a reply must not carry
 			// the claims of the heartbeat published before the pause.
-			m.cfg.Logger.Warn("msc: paused, re-joining", "gap", time.Duration(now-e.core.lastStep))
+			m.cfg.Logger.Warn("msc: paused, re-joining", "since last heartbeat", time.Duration(now-e.core.sent))
 			m.wakeClients()
 			ticked, woke = true, false
 		}
@@ -128,10 +140,6 @@ func (e *elector) run() {
 				e.core.tick(now)
 			}
 			e.apply()
-			// Only now: until the core has run after a pause, a first frame
-			// sent by a new connection holds back the stale claims of the
-			// heartbeat published before.
-			m.lastTick.Store(now)
 		}
 		if got {
 			// The events that wait too, then one apply: a burst (a
@@ -254,6 +262,11 @@ func (e *elector) apply() {
 			c.sendBeat(true)
 		}
 	}
+	// Last, after the snapshot: a reader that sees this send time sees
+	// the snapshot decided with it. Until the core has sent after a pause,
+	// IsMaster answers false and a first frame sent by a new connection
+	// holds back the stale claims of the heartbeat published before.
+	m.lastSent.Store(e.core.sent)
 	e.core.out.reset()
 }
 

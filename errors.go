@@ -34,6 +34,12 @@ var (
 	// ErrStarted is returned by Start on a node already started.
 	ErrStarted = errors.New("msc: already started")
 
+	// ErrQuorum is returned by New when Quorum is not a majority of
+	// Options.Voters, and reported to OnError when the assumption Quorum
+	// rests on is broken: more live voters than 2*Quorum-1 (without
+	// Voters), or two live processes with one voter UID.
+	ErrQuorum = errors.New("msc: quorum")
+
 	// ErrUnknownKey is reported to OnError by Update, naming the keys it
 	// was given that this node does not hold.
 	ErrUnknownKey = errors.New("msc: key not held by this node")

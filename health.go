@@ -34,18 +34,17 @@ func (e *elector) healthy(now int64) error {
 		return fmt.Errorf("%w: waiting to hear from servers %s", ErrUnhealthy, strings.Join(ids, ", "))
 	}
 	wait := c.cfg.wait
-	fresh := 1
 	var stale []string
 	for _, p := range c.peers {
-		ago := time.Duration(now - p.heard)
-		if ago <= wait && !p.leaving {
-			fresh++
-		} else if len(p.conns) > 0 && !p.leaving {
+		if ago := time.Duration(now - p.heard); ago > wait && len(p.conns) > 0 && !p.leaving {
 			stale = append(stale, fmt.Sprintf("%s (last heard %v ago)", p.uid, ago.Round(time.Millisecond)))
 		}
 	}
-	if q := c.cfg.quorum; q > 1 && fresh < q {
-		return fmt.Errorf("%w: sees %d of the %d nodes of a quorum", ErrUnhealthy, fresh, q)
+	if q := c.cfg.quorum; q > 1 {
+		// The voters the votes count (core.settle): live, by UID.
+		if n, _ := c.liveVoters(now); n < q {
+			return fmt.Errorf("%w: sees %d of the %d voters of a quorum", ErrUnhealthy, n, q)
+		}
 	}
 	if len(stale) > 0 {
 		slices.Sort(stale)

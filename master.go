@@ -1,5 +1,7 @@
 package msc
 
+import "time"
+
 // Term returns the global fencing term: a number that strictly increases
 // each time global mastership passes to a node, agreed by the nodes that
 // saw both masters. Pass it with every write a master makes to a store
@@ -37,12 +39,35 @@ func (m *Msc) IsMasterByKey(key string) bool {
 }
 
 // valid reports whether a mastership of the published snapshot still
-// holds now: its lease (with Quorum) has not run out, and the elector has
-// run within freshFor (WaitTimeout-M/2), so that a process resumed after
-// a pause does not act as master before its elector has looked around.
+// holds now: its lease (with Quorum) has not run out, and the elector
+// sent the heartbeat within freshFor (WaitTimeout-M/2), so that a process
+// resumed after a pause, whose peers may have elected another master,
+// does not act as master before its elector has looked around.
 func (m *Msc) valid(lease int64) bool {
 	now := mono()
-	return (lease == 0 || now < lease) && now-m.lastTick.Load() <= int64(m.fresh)
+	return (lease == 0 || now < lease) && now-m.lastSent.Load() <= int64(m.fresh)
+}
+
+// holds reports whether this node is master of key ("" global) in term,
+// now, as IsMaster(ByKey) answers.
+func (m *Msc) holds(key string, term uint64) bool {
+	ks := m.snap.Load().state(key)
+	return ks.master && ks.term == term && m.valid(ks.lease)
+}
+
+// validUntil returns when the mastership of key ("" global) ends unless
+// it is renewed: the lease, or freshFor after the last heartbeat sent if
+// earlier. ok is false if this node is not master of key.
+func (m *Msc) validUntil(key string) (end time.Time, ok bool) {
+	ks := m.snap.Load().state(key)
+	if !ks.master {
+		return time.Time{}, false
+	}
+	t := m.lastSent.Load() + int64(m.fresh)
+	if ks.lease != 0 {
+		t = min(t, ks.lease)
+	}
+	return monoTime(t), true
 }
 
 // Master returns the UID of the node this node thinks is the global

@@ -40,6 +40,7 @@ var errCauses = [...]struct {
 	{ErrKeySetTooLarge, "key_set_too_large"},
 	{ErrDiscovery, "discovery"},
 	{errTooManyInbound, "too_many_inbound"},
+	{ErrQuorum, "quorum"},
 }
 
 // countError counts an error reported to OnError (before rate-limiting).

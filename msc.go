@@ -62,11 +62,12 @@ type Msc struct {
 	// handshake has not finished (maxDialing at most).
 	dialing chan struct{}
 
-	// lastTick is when the elector last ticked (mono). IsMaster answers
-	// false, and a new connection's first frame claims nothing, while it
-	// is older than fresh: the process was paused and its state is stale
-	// until the elector has run.
-	lastTick atomic.Int64
+	// lastSent is when (mono) the elector last sent the heartbeat on
+	// every connection (core.sent). IsMaster answers false, and a new
+	// connection's first frame claims nothing, while it is older than
+	// fresh: the peers may have counted this node dead, and its state is
+	// stale until the elector has run.
+	lastSent atomic.Int64
 	fresh    time.Duration // freshFor(Interval, WaitTimeout)
 
 	started  atomic.Bool   // Start has run: the elector exists
@@ -183,7 +184,7 @@ func (m *Msc) Start() error {
 		servers = append(servers, discoverWait) // no claim before its first answer
 	}
 	now := mono()
-	m.lastTick.Store(now)
+	m.lastSent.Store(now)
 	e := newElector(m, m.keys, servers, now) // publishes the first snapshot before Start returns
 	m.keys = nil
 	m.started.Store(true)

@@ -100,7 +100,22 @@ type Options struct {
 	// IsMaster checks the lease. The price: a crash is noticed after
 	// WaitTimeout+M rather than at once, and a cold cluster has its first
 	// master after WaitTimeout+M. See README "Quorum". Default 0: off.
+	//
+	// Quorum assumes one live process per voter: a fourth process (a
+	// surge pod in a rolling update, an old incarnation behind a
+	// partition) makes two disjoint majorities possible. Set Voters to
+	// name the voters; without it, a node that sees more live voters
+	// than 2*Quorum-1 reports an error wrapping ErrQuorum to OnError.
 	Quorum int
+	// Voters, if set, are the UIDs of the nodes whose votes count toward
+	// Quorum (for instance the pod names of a StatefulSet, which stay the
+	// same across restarts): a node whose UID is not listed does not
+	// vote, and a UID's vote counts once whatever its incarnation. With
+	// Voters, Quorum must be above len(Voters)/2 and at most
+	// len(Voters) (New returns an error wrapping ErrQuorum otherwise).
+	// Every node of a cluster must use the same list. Default nil: every
+	// node that is not an Observer votes.
+	Voters []string
 	// Discover, if set, finds the peers: [DNS] (a Kubernetes headless
 	// Service), [Static] (a list from an environment variable) or a
 	// function of the caller's. It is called at Start, then every
@@ -245,6 +260,10 @@ func newConfig(o Options) (*config, error) {
 	if c.Quorum < 0 {
 		return nil, fmt.Errorf("%w: negative Quorum %d", ErrInvalidOption, c.Quorum)
 	}
+	c.Voters = slices.Clone(o.Voters)
+	if err := checkVoters(c.Voters, c.Quorum); err != nil {
+		return nil, err
+	}
 	if c.UID == "" {
 		var b [8]byte
 		rand.Read(b[:])
@@ -286,6 +305,25 @@ func checkAlgorithm(alg, key string) error {
 	}
 	if alg != "no" && key == "" {
 		return ErrEmptyKey
+	}
+	return nil
+}
+
+// checkVoters checks Options.Voters against Quorum: no empty or repeated
+// UID, and a Quorum that is a majority of the voters.
+func checkVoters(voters []string, quorum int) error {
+	seen := make(map[string]bool, len(voters))
+	for _, v := range voters {
+		if v == "" || len(v) > MaxUIDLen {
+			return fmt.Errorf("%w: Voters: UID %q empty or longer than %d bytes", ErrInvalidOption, v, MaxUIDLen)
+		}
+		if seen[v] {
+			return fmt.Errorf("%w: Voters: UID %q listed twice", ErrInvalidOption, v)
+		}
+		seen[v] = true
+	}
+	if len(voters) > 0 && quorum > 0 && (quorum <= len(voters)/2 || quorum > len(voters)) {
+		return fmt.Errorf("%w: Quorum %d of %d Voters: want a majority, %d to %d", ErrQuorum, quorum, len(voters), len(voters)/2+1, len(voters))
 	}
 	return nil
 }

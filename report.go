@@ -116,7 +116,7 @@ func (m *Msc) connError(c *conn, err error) {
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		err = fmt.Errorf("%w: %v", ErrPeerSilent, err)
 	}
-	if errors.Is(err, ErrPeerSilent) && time.Duration(mono()-m.lastTick.Load()) > m.cfg.WaitTimeout/2 {
+	if errors.Is(err, ErrPeerSilent) && time.Duration(mono()-m.lastSent.Load()) > m.cfg.WaitTimeout/2 {
 		return // this process was paused, not the peer
 	}
 	if errors.Is(err, ErrCertificate) && !m.firstRefusal(c) {

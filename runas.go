@@ -9,7 +9,15 @@ import (
 
 // RunAsMaster runs fn each time this node becomes the global master, with
 // a context that is cancelled the moment mastership is lost or the node
-// stops, and the term of that mastership. It waits for fn to return before
+// stops, and the term of that mastership. The context answers from the
+// clock, not only from the node's goroutines: its Err is non-nil as soon
+// as IsMaster would answer false for that term (a lease run out, or a
+// pause after which the peers may have elected another master), even if
+// no goroutine of the node has run since; Deadline returns when the
+// mastership ends unless it is renewed, and a timer closes Done then. So
+// fn must check ctx.Err() before each write it makes as master, return
+// soon after the cancel (within M = max(Interval, WaitTimeout/4)), and
+// fence its writes with the term. It waits for fn to return before
 // campaigning again, so fn never runs twice at once; if fn returns while
 // the node is still master, it is not run again until the next
 // mastership. RunAsMaster returns ctx.Err() when ctx is done and
@@ -48,7 +56,7 @@ func (m *Msc) runAs(ctx context.Context, key string, fn func(context.Context, ui
 			}
 		}
 		term := c.Term
-		fctx, fcancel := context.WithCancel(ctx)
+		fctx := m.masterContext(ctx, key, term)
 		done := make(chan struct{})
 		m.cbMu.Lock()
 		if m.runs == nil {
@@ -67,7 +75,7 @@ func (m *Msc) runAs(ctx context.Context, key string, fn func(context.Context, ui
 				break
 			}
 		}
-		fcancel()
+		fctx.end()
 		<-done
 		m.cbMu.Lock()
 		delete(m.runs, done)
@@ -107,4 +115,76 @@ func (m *Msc) running() bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.state == stateRunning
+}
+
+// masterCtx is the context of one RunAsMaster run. Its parent is
+// cancelled by runAs when the mastership ends as the elector sees it, and
+// by a timer at the end of the mastership's validity; Err also answers
+// from the clock, so that a function resumed after a pause stops before
+// any other goroutine of the node has run.
+type masterCtx struct {
+	context.Context
+	cancel context.CancelFunc
+	m      *Msc
+	key    string
+	term   uint64
+	timer  *time.Timer
+}
+
+// masterContext returns the context for a run of the mastership of key in
+// term.
+func (m *Msc) masterContext(parent context.Context, key string, term uint64) *masterCtx {
+	c := &masterCtx{m: m, key: key, term: term}
+	c.Context, c.cancel = context.WithCancel(parent)
+	c.timer = time.AfterFunc(c.until(), c.check)
+	return c
+}
+
+// Err returns the parent's error, or context.Canceled once the mastership
+// no longer holds by the clock.
+func (c *masterCtx) Err() error {
+	if err := c.Context.Err(); err != nil {
+		return err
+	}
+	if !c.m.holds(c.key, c.term) {
+		c.cancel()
+		return c.Context.Err()
+	}
+	return nil
+}
+
+// Deadline returns when the mastership ends unless it is renewed (the
+// lease with Quorum, else WaitTimeout-M/2 after the last heartbeat), or
+// the parent's deadline if earlier. It moves on as the mastership is
+// renewed.
+func (c *masterCtx) Deadline() (time.Time, bool) {
+	end, ok := c.m.validUntil(c.key)
+	if d, has := c.Context.Deadline(); has && (!ok || d.Before(end)) {
+		return d, true
+	}
+	return end, ok
+}
+
+// until is how long from now to the end of the mastership's validity.
+func (c *masterCtx) until() time.Duration {
+	end, ok := c.m.validUntil(c.key)
+	if !ok {
+		return 0
+	}
+	return time.Until(end)
+}
+
+// check is the timer: it cancels the context once the mastership no
+// longer holds, or arms itself again for the renewed end.
+func (c *masterCtx) check() {
+	if c.Err() == nil {
+		c.timer.Reset(max(c.until(), time.Millisecond))
+	}
+}
+
+// end cancels the context and stops its timer (runAs, once fn is to
+// stop).
+func (c *masterCtx) end() {
+	c.cancel()
+	c.timer.Stop()
 }

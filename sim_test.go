@@ -715,7 +715,7 @@ func (s *sim) isMaster(n *simNode, k string) bool {
 		st, _ = snap.key(k)
 	}
 	lt := s.local(n, s.now)
-	return st.master && (st.lease == 0 || lt < st.lease) && lt-n.lastTick <= int64(freshFor(s.cfg.interval, s.cfg.wait))
+	return st.master && (st.lease == 0 || lt < st.lease) && lt-n.core.sent <= int64(freshFor(s.cfg.interval, s.cfg.wait))
 }
 
 // check verifies that no two nodes are master of anything at this instant
