@@ -64,7 +64,7 @@ func (m *Msc) runClient(cl *client) {
 			var heard bool
 			heard, err = c.serve()
 			cl.up.Store(false)
-			if cl.discovered && c.peerUID == m.cfg.UID && c.peerInc == m.inc {
+			if cl.discovered && c.filter.peerUID == m.cfg.UID && c.filter.peerInc == m.inc {
 				m.dialedSelf(cl) // a discovered address of this node: no need to dial it again
 				return
 			}
@@ -80,12 +80,12 @@ func (m *Msc) runClient(cl *client) {
 				return
 			}
 			m.connError(c, err)
-			if heard && m.linked(c.peerUID, c.peerInc) {
+			if heard && m.linked(c.filter.peerUID, c.filter.peerInc) {
 				// One connection per pair: the peer's is up. Dial again
 				// when it ends (the elector wakes this client); look now
 				// and then, in case a wake-up was missed.
 				backoff = minBackoff
-				if !m.park(cl, c.peerUID, c.peerInc) {
+				if !m.park(cl, c.filter.peerUID, c.filter.peerInc) {
 					return
 				}
 				continue

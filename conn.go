@@ -74,18 +74,15 @@ type conn struct {
 	synced   int64
 
 	// Read loop only (and the client, once the read loop has ended).
-	peerUID     string
-	peerInc     uint64
-	beats       int
-	lastVersion uint64 // of the last frame handed to the elector
-	lastFlags   byte
+	filter   beatFilter
+	peerName string // the peer's UID, as c.name gives it
 }
 
 func newConn(m *Msc, nc net.Conn, ctx context.Context, server string, s *suite) *conn {
 	out := newOutbox(nc, m.cfg.WaitTimeout)
 	c := &conn{
 		m: m, id: connID(m.connSeq.Add(1)), nc: out, raw: nc, out: out, ctx: ctx, server: server, suite: s,
-		w: writer{sentVersion: ^uint64(0)},
+		w: newWriter(),
 	}
 	c.name = server
 	if c.name == "" {
@@ -97,6 +94,23 @@ func newConn(m *Msc, nc net.Conn, ctx context.Context, server string, s *suite) 
 // close closes the socket; any goroutine may call it, any number of
 // times.
 func (c *conn) close() { c.out.Close() }
+
+// The conn is a link of the elector.
+
+func (c *conn) linkID() connID     { return c.id }
+func (c *conn) linkServer() string { return c.server }
+func (c *conn) linkTag() uint64    { return c.tag }
+func (c *conn) setEcho(echo int64) { c.echo.Store(echo) }
+func (c *conn) setLinked()         { c.linked.Store(true) }
+func (c *conn) setReply()          { c.reply.Store(true) }
+func (c *conn) takeHeard() (int64, bool) {
+	r := c.lastRead.Load()
+	if r <= c.synced {
+		return 0, false
+	}
+	c.synced = r
+	return r, true
+}
 
 // serve runs the connection until it ends, and reports why. heard is
 // true if at least one valid heartbeat arrived.
@@ -126,7 +140,7 @@ func (c *conn) serve() (heard bool, err error) {
 		return false, err
 	}
 	c.out.start()
-	c.m.elect(event{kind: evUp, c: c})
+	c.m.elect(event{kind: evUp, l: c})
 	// The first heartbeat goes out before this end reads anything: if the
 	// peer's first frame fails to open here, the peer still gets this
 	// end's frame and learns about the fault too (both ends report it).
@@ -144,8 +158,8 @@ func (c *conn) serve() (heard bool, err error) {
 		c.out.drain(c.m.cfg.WaitTimeout)
 	}
 	c.close()
-	c.m.elect(event{kind: evDown, c: c, grace: silent})
-	return c.beats > 0, err
+	c.m.elect(event{kind: evDown, l: c, grace: silent})
+	return c.filter.beats > 0, err
 }
 
 // handshake exchanges hello frames: each side sends its algorithm and a
@@ -320,24 +334,20 @@ func (c *conn) readLoop() error {
 		if err != nil {
 			return err
 		}
-		c.beats++
-		if c.m.cfg.Quorum <= 1 && c.beats > 2 && v.version == c.lastVersion && v.flags == c.lastFlags &&
-			v.inc == c.peerInc && string(v.uid) == c.peerUID {
-			// Nothing new (without Quorum, whose leases need each echo):
-			// the elector reads when it was heard before its next step.
+		if !c.filter.news(&v, c.m.cfg.Quorum > 1) {
+			// Nothing new: the elector reads when it was heard before its
+			// next step.
 			c.lastRead.Store(mono())
 			continue
 		}
-		c.lastVersion, c.lastFlags = v.version, v.flags
-		c.peerInc = v.inc
-		if string(v.uid) != c.peerUID { // no allocation when equal
-			c.peerUID = string(v.uid)
-			c.name = c.peerUID
+		if c.filter.peerUID != c.peerName { // no allocation when equal
+			c.peerName = c.filter.peerUID
+			c.name = c.peerName
 			if c.server != "" {
-				c.name = c.server + " (" + c.peerUID + ")"
+				c.name = c.server + " (" + c.peerName + ")"
 			}
 		}
-		c.m.elect(event{kind: evBeat, c: c, beat: v.msg(c.peerUID)})
+		c.m.elect(event{kind: evBeat, l: c, beat: v.msg(c.filter.peerUID)})
 		if v.flags&beatLeaving != 0 {
 			return io.EOF
 		}
@@ -348,20 +358,18 @@ func (c *conn) readLoop() error {
 // with its send time and echo filled in; redial marks the last frame of a
 // connection found silent. w.scratch holds the copy.
 func (c *conn) appendBeat(buf []byte, w *writer, hb *outBeat, payload []byte, seq uint64, redial bool) []byte {
-	w.scratch = append(w.scratch[:0], payload...)
-	payload = w.scratch
-	at := uidPrefixLen(hb.uid)
-	binary.BigEndian.PutUint64(payload[at+offSent:], uint64(mono()))
-	binary.BigEndian.PutUint64(payload[at+offEcho:], uint64(c.echo.Load()))
+	var bf byte
 	if c.reply.Swap(false) {
-		payload[at+offFlags] |= beatReply
+		bf |= beatReply
 	}
 	if c.linked.Load() {
-		payload[at+offFlags] |= beatLinked
+		bf |= beatLinked
 	}
 	if redial {
-		payload[at+offFlags] |= beatRedial
+		bf |= beatRedial
 	}
+	payload = w.stamp(hb.uid, payload, mono(), c.echo.Load(), bf)
+	at := uidPrefixLen(hb.uid)
 	var flags byte
 	uid := hb.uid
 	if c.m.cfg.HeaderEncrypted && c.send.aead != nil {
@@ -373,15 +381,6 @@ func (c *conn) appendBeat(buf []byte, w *writer, hb *outBeat, payload []byte, se
 	start := len(buf)
 	buf = appendHeader(buf, frameHeartbeat, flags, seq, uid, len(payload)+c.send.overhead())
 	return c.send.seal(buf, buf[start:], payload, seq)
-}
-
-// writer is the state of a connection's sending side.
-type writer struct {
-	buf         []byte
-	scratch     []byte // the payload being sealed
-	seq         uint64
-	sentVersion uint64 // key-set version last sent; ^0: nothing sent yet
-	done        bool   // the leave or the last frame went out, or a write failed
 }
 
 // sendBye sends the last frame on a connection found silent: the short
@@ -422,23 +421,14 @@ func (c *conn) sendBeat(fresh bool) {
 		return
 	}
 	hb := c.m.beat.Load()
-	if !fresh && hb.claims && mono()-c.m.lastSent.Load() > int64(c.m.fresh) {
-		// Paused (or starved): a claim of mastership made before may be
-		// stale; the elector sends once it has run.
+	first, payload := w.plan(hb, !fresh && mono()-c.m.lastSent.Load() > int64(c.m.fresh))
+	if payload == nil {
 		return
 	}
-	payload := hb.short
-	if hb.version != w.sentVersion {
-		payload = hb.full
-	}
 	buf, frames := w.buf[:0], uint64(1)
-	if w.sentVersion == ^uint64(0) {
-		// The first frame on a connection is the short form, which the
-		// peer reads with a small limit (firstFrameMax) until it has
-		// authenticated the connection; the full one follows in the same
-		// write.
+	if first != nil {
 		w.seq++
-		buf = c.appendBeat(buf, w, hb, hb.short, w.seq, false)
+		buf = c.appendBeat(buf, w, hb, first, w.seq, false)
 		frames++
 	}
 	w.seq++
@@ -449,11 +439,9 @@ func (c *conn) sendBeat(fresh bool) {
 		c.close()
 		return
 	}
-	w.sentVersion = hb.version
-	if hb.leaving {
-		// Half-close: the peer reads the leave, then EOF, while this end
-		// still reads what the peer sends until it closes too.
-		w.done = true
+	if w.sent(hb) {
+		// The leave. Half-close: the peer reads it, then EOF, while this
+		// end still reads what the peer sends until it closes too.
 		if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
 			cw.CloseWrite() // TLS: its close_notify, queued
 		}

@@ -1,16 +1,52 @@
 package msc
 
 import (
+	"cmp"
+	"slices"
 	"sync/atomic"
 	"time"
 )
 
-// The elector is the goroutine that drives the election core (core.go):
-// it feeds it the events of the connections, the public methods and the
-// clock, and applies what the core asks: it publishes the snapshot for
-// readers and the heartbeat, sets each connection's echo, sends the
-// heartbeat on the connections, closes connections and reports errors. It
-// decides nothing itself.
+// The elector drives the election core (core.go): it feeds it the events
+// of the connections, the public methods and the clock, and applies what
+// the core asks: it publishes the snapshot for readers and the heartbeat,
+// sets each connection's echo, sends the heartbeat on the connections,
+// closes connections and reports errors. Every decision outside the core
+// is in its turn (one turn of the loop: what woke it, the events waiting)
+// and in the connections' shared writer and reader state (frame.go). The
+// simulator (sim_test.go) runs the same elector, turn for turn, over
+// simulated connections and clocks: only run, the loop that waits on the
+// timers and the event channel, is the process's own.
+
+// link is a connection as the elector sees it: a *conn, or the
+// simulator's end of a simulated connection.
+type link interface {
+	linkID() connID
+	linkServer() string // the configured server id; "" for inbound
+	linkTag() uint64    // the same at both ends
+	// sendBeat sends the current heartbeat now (fresh: the elector has
+	// just run); it never blocks.
+	sendBeat(fresh bool)
+	close()
+	setEcho(echo int64)
+	setLinked()
+	setReply()
+	// takeHeard returns when the read loop last kept a frame that
+	// brought nothing new, if that is later than the last call saw.
+	takeHeard() (int64, bool)
+}
+
+// host is what the elector acts on besides the connections: the node
+// (*Msc), or a simulated one.
+type host interface {
+	publishSnap(s *snapshot) // for the readers; changes for OnChange and Watch
+	publishBeat(b *outBeat)  // the heartbeat the connections send
+	setSent(at int64)        // core.sent, after the snapshot (IsMaster)
+	report(err error)
+	wakeClient(server string)
+	wakeClients()
+	pausedFor(gap time.Duration) // a pause noticed
+}
 
 // Event kinds.
 const (
@@ -24,7 +60,7 @@ const (
 type event struct {
 	at     int64 // when it happened, mono()
 	kind   int
-	c      *conn
+	l      link
 	server string
 	grace  bool // evDown: this end found the connection silent
 	beat   beatMsg
@@ -59,28 +95,32 @@ func less(startA int64, uidA string, startB int64, uidB string) bool {
 }
 
 type elector struct {
-	m       *Msc
 	core    *core
-	conns   map[connID]*conn
+	host    host
+	links   map[connID]link
+	beat    *outBeat      // the heartbeat published last
+	scratch []link        // sorted
 	drained chan struct{} // Stop: closed when the last connection is down
+	m       *Msc          // the process's node; nil in the simulator
 }
 
-func newElector(m *Msc, keys map[string]struct{}, servers []string, now int64) *elector {
+// newElector makes the elector of a node's core, and publishes the first
+// snapshot.
+func newElector(h host, c *core) *elector {
+	e := &elector{host: h, core: c, links: make(map[connID]link)}
+	e.apply()
+	return e
+}
+
+// coreConfig returns the core's configuration of node m; now is the
+// monotonic clock, read with the wall clock.
+func (m *Msc) coreConfig(now int64) coreConfig {
 	cfg := m.cfg
-	list := make([]string, 0, len(keys))
-	for k := range keys {
-		list = append(list, k)
-	}
-	cc := coreConfig{uid: cfg.UID, start: m.start, inc: m.inc, prio: int64(cfg.Priority),
+	return coreConfig{uid: cfg.UID, start: m.start, inc: m.inc, prio: int64(cfg.Priority),
 		interval: cfg.Interval, wait: cfg.WaitTimeout, quorum: cfg.Quorum, sticky: cfg.Sticky, balance: cfg.Balance,
 		observer:   cfg.Observer,
 		voters:     voterSet(cfg.Voters),
 		wallOffset: time.Now().UnixNano() - now}
-	e := &elector{m: m, conns: make(map[connID]*conn)}
-	e.core = newCore(cc, list, servers, now, cfg.Meta)
-	m.awaiting.Store(!e.core.ready)
-	e.apply()
-	return e
 }
 
 // voterSet returns Options.Voters as a set; nil if unset.
@@ -97,12 +137,20 @@ func voterSet(uids []string) map[string]bool {
 
 // run is the elector goroutine, started by Start and waited for by Stop.
 func (e *elector) run() {
-	defer e.m.wg.Done()
 	m := e.m
+	defer m.wg.Done()
 	tick := time.NewTimer(e.untilBeat(mono()))
 	defer tick.Stop()
 	wake := time.NewTimer(time.Hour)
 	defer wake.Stop()
+	next := func() (event, int64, bool) {
+		select {
+		case ev := <-m.events:
+			return ev, mono(), true
+		default:
+			return event{}, 0, false
+		}
+	}
 	for {
 		if w := e.core.wake; w != 0 {
 			wake.Reset(time.Duration(w - mono()))
@@ -110,53 +158,69 @@ func (e *elector) run() {
 			wake.Stop()
 		}
 		var ev event
-		var ticked, woke, got bool
+		woke, got := wokeEvent, false
 		select {
 		case <-m.ctx.Done():
 			return
 		case <-tick.C:
-			ticked = true
+			woke = wokeTick
 			tick.Reset(e.untilBeat(mono()))
 		case <-wake.C:
-			ticked, woke = true, true
+			woke = wokeAlarm
 		case ev = <-m.events:
 			got = true
 		}
-		now := mono()
-		e.syncHeard()
-		if e.core.paused(now) {
-			// This process was paused (SIGSTOP, a VM freeze) or starved:
-			// the core re-joins; reconnect now, not after a backoff. It
-			// steps at once, before any event: a reply must not carry
-			// the claims of the heartbeat published before the pause.
-			m.cfg.Logger.Warn("msc: paused, re-joining", "since last heartbeat", time.Duration(now-e.core.sent))
-			m.wakeClients()
-			ticked, woke = true, false
-		}
-		if ticked {
-			if woke {
-				e.core.alarm(now)
-			} else {
-				e.core.tick(now)
-			}
-			e.apply()
-		}
+		var first *event
 		if got {
-			// The events that wait too, then one apply: a burst (a
-			// cluster starting, news on many connections) costs one send
-			// on each connection, not one per event.
-			e.handle(now, ev)
-			for more := maxBatch; more > 0; more-- {
-				select {
-				case ev = <-m.events:
-					e.handle(mono(), ev)
-				default:
-					more = 0
-				}
-			}
-			e.apply()
+			first = &ev
 		}
+		e.turn(mono(), woke, first, next)
 	}
+}
+
+// What woke the elector for a turn.
+const (
+	wokeEvent = iota // an event, no timer
+	wokeTick         // the Interval timer: the heartbeat goes out
+	wokeAlarm        // the wake-up the core asked for (core.wake)
+)
+
+// turn is one turn of the elector's loop, at now: woken by a timer or by
+// the event first; next returns the events waiting after it, with the
+// clock when each is taken (false: none). The events are taken in, up to
+// maxBatch, then applied once: a burst (a cluster starting, news on many
+// connections) costs one send on each connection, not one per event.
+func (e *elector) turn(now int64, woke int, first *event, next func() (event, int64, bool)) {
+	e.syncHeard()
+	if e.core.paused(now) {
+		// This process was paused (SIGSTOP, a VM freeze), starved, or its
+		// clock stood still: the core re-joins; reconnect now, not after
+		// a backoff. It steps at once, before any event: a reply must not
+		// carry the claims of the heartbeat published before the pause.
+		e.host.pausedFor(time.Duration(now - e.core.sent))
+		e.host.wakeClients()
+		woke = wokeTick
+	}
+	switch woke {
+	case wokeTick:
+		e.core.tick(now)
+		e.apply()
+	case wokeAlarm:
+		e.core.alarm(now)
+		e.apply()
+	}
+	if first == nil {
+		return
+	}
+	e.handle(now, *first)
+	for more := maxBatch; more > 0; more-- {
+		ev, at, ok := next()
+		if !ok {
+			break
+		}
+		e.handle(at, ev)
+	}
+	e.apply()
 }
 
 // maxBatch bounds the events the elector takes in before it applies.
@@ -168,7 +232,7 @@ const maxBatch = 256
 // frames rather than once for each (what an idle node costs is its
 // wake-ups).
 func (e *elector) untilBeat(now int64) time.Duration {
-	iv := int64(e.m.cfg.Interval)
+	iv := int64(e.core.cfg.interval)
 	at := (now + e.core.cfg.wallOffset) % iv
 	if at < 0 {
 		at += iv
@@ -180,12 +244,14 @@ func (e *elector) untilBeat(now int64) time.Duration {
 func (e *elector) handle(now int64, ev event) {
 	switch ev.kind {
 	case evUp:
-		e.conns[ev.c.id] = ev.c
-		e.core.up(now, ev.c.id, ev.c.server, ev.c.tag)
+		id := ev.l.linkID()
+		e.links[id] = ev.l
+		e.core.up(now, id, ev.l.linkServer(), ev.l.linkTag())
 	case evDown:
-		delete(e.conns, ev.c.id)
-		e.core.down(now, ev.c.id, ev.grace)
-		if e.drained != nil && len(e.conns) == 0 {
+		id := ev.l.linkID()
+		delete(e.links, id)
+		e.core.down(now, id, ev.grace)
+		if e.drained != nil && len(e.links) == 0 {
 			close(e.drained)
 			e.drained = nil
 		}
@@ -193,9 +259,9 @@ func (e *elector) handle(now int64, ev event) {
 		e.core.unreachable(now, ev.at, ev.server)
 	case evBeat:
 		live := len(e.core.order)
-		e.core.recv(now, ev.at, ev.c.id, &ev.beat)
+		e.core.recv(now, ev.at, ev.l.linkID(), &ev.beat)
 		if len(e.core.order) > live {
-			e.m.wakeClients() // a peer is back: retry dialing the others now
+			e.host.wakeClients() // a peer is back: retry dialing the others now
 		}
 	case evFunc:
 		// What the events before it in the batch changed is published
@@ -211,38 +277,34 @@ func (e *elector) handle(now int64, ev event) {
 	}
 }
 
-// apply carries out what the core asked for in its last step.
+// apply carries out what the core asked for in its last steps.
 func (e *elector) apply() {
-	m := e.m
 	o := &e.core.out
-	m.awaiting.Store(!e.core.ready)
 	for _, err := range o.errs {
-		m.report(err)
+		e.host.report(err)
 	}
 	for _, id := range o.close {
-		if c := e.conns[id]; c != nil {
-			c.close()
+		if l := e.links[id]; l != nil {
+			l.close()
 		}
 	}
 	for _, id := range o.wake {
-		m.wakeClient(id)
+		e.host.wakeClient(id)
 	}
 	for _, id := range o.attach {
-		if c := e.conns[id]; c != nil {
-			c.linked.Store(true)
+		if l := e.links[id]; l != nil {
+			l.setLinked()
 		}
 	}
 	for _, ec := range o.echo {
-		if c := e.conns[ec.id]; c != nil {
-			c.echo.Store(ec.echo)
+		if l := e.links[ec.id]; l != nil {
+			l.setEcho(ec.echo)
 		}
 	}
 	// The snapshot first: a node that steps down stops answering master
 	// before any frame can tell a peer it did.
 	if o.snap != nil {
-		old := m.snap.Load()
-		m.snap.Store(o.snap)
-		m.notifyChanges(old, o.snap)
+		e.host.publishSnap(o.snap)
 	}
 	if o.beat != nil {
 		e.publishBeat(o.beat)
@@ -250,32 +312,43 @@ func (e *elector) apply() {
 	// Send: to the claimants answered (flagged as replies), and on every
 	// connection if the core asks.
 	for _, id := range o.reply {
-		if c := e.conns[id]; c != nil {
-			c.reply.Store(true)
+		if l := e.links[id]; l != nil {
+			l.setReply()
 			if !o.kick {
-				c.sendBeat(true)
+				l.sendBeat(true)
 			}
 		}
 	}
 	if o.kick {
-		for _, c := range e.conns {
-			c.sendBeat(true)
+		for _, l := range e.sorted() {
+			l.sendBeat(true)
 		}
 	}
 	// Last, after the snapshot: a reader that sees this send time sees
 	// the snapshot decided with it. Until the core has sent after a pause,
 	// IsMaster answers false and a first frame sent by a new connection
 	// holds back the stale claims of the heartbeat published before.
-	m.lastSent.Store(e.core.sent)
+	e.host.setSent(e.core.sent)
 	e.core.out.reset()
+}
+
+// sorted returns the links in the order of their ids: the same order
+// every time (a simulated schedule replays).
+func (e *elector) sorted() []link {
+	ls := e.scratch[:0]
+	for _, l := range e.links {
+		ls = append(ls, l)
+	}
+	slices.SortFunc(ls, func(a, b link) int { return cmp.Compare(a.linkID(), b.linkID()) })
+	e.scratch = ls
+	return ls
 }
 
 // syncHeard tells the core when each connection last carried a frame the
 // read loop kept (nothing new), before the core decides anything.
 func (e *elector) syncHeard() {
-	for id, c := range e.conns {
-		if r := c.lastRead.Load(); r > c.synced {
-			c.synced = r
+	for id, l := range e.links {
+		if r, ok := l.takeHeard(); ok {
 			e.core.heard(id, r)
 		}
 	}
@@ -283,13 +356,12 @@ func (e *elector) syncHeard() {
 
 // publishBeat encodes the heartbeat for the connections.
 func (e *elector) publishBeat(b *beat) {
-	m := e.m
 	full, err := encodeBeat(b, true)
 	if err != nil {
-		m.report(err)
+		e.host.report(err)
 		// Keep the peers' last state: send the old full form.
-		if old := m.beat.Load(); old != nil {
-			full = old.full
+		if e.beat != nil {
+			full = e.beat.full
 		}
 	}
 	short, _ := encodeBeat(b, false)
@@ -300,7 +372,8 @@ func (e *elector) publishBeat(b *beat) {
 	for _, c := range b.claims {
 		claims = claims || c.acting
 	}
-	m.beat.Store(&outBeat{uid: b.uid, version: b.version, leaving: b.leaving, claims: claims, full: full, short: short})
+	e.beat = &outBeat{uid: b.uid, version: b.version, leaving: b.leaving, claims: claims, full: full, short: short}
+	e.host.publishBeat(e.beat)
 }
 
 // outBeat is the heartbeat the connections send, encoded once per change.
@@ -324,4 +397,20 @@ func (e *elector) resolveNow(id string) {
 	e.core.begin(now)
 	e.core.resolve(now, now, id)
 	e.apply()
+}
+
+// The node is the elector's host.
+
+func (m *Msc) publishSnap(s *snapshot) {
+	old := m.snap.Load()
+	m.snap.Store(s)
+	m.notifyChanges(old, s)
+}
+
+func (m *Msc) publishBeat(b *outBeat) { m.beat.Store(b) }
+
+func (m *Msc) setSent(at int64) { m.lastSent.Store(at) }
+
+func (m *Msc) pausedFor(gap time.Duration) {
+	m.cfg.Logger.Warn("msc: paused, re-joining", "since last heartbeat", gap)
 }

@@ -44,8 +44,12 @@ func (m *Msc) IsMasterByKey(key string) bool {
 // resumed after a pause, whose peers may have elected another master,
 // does not act as master before its elector has looked around.
 func (m *Msc) valid(lease int64) bool {
-	now := mono()
-	return (lease == 0 || now < lease) && now-m.lastSent.Load() <= int64(m.fresh)
+	return validAt(mono(), lease, m.lastSent.Load(), m.fresh)
+}
+
+// validAt is valid at now, for a node that last sent at sent.
+func validAt(now, lease, sent int64, fresh time.Duration) bool {
+	return (lease == 0 || now < lease) && now-sent <= int64(fresh)
 }
 
 // holds reports whether this node is master of key ("" global) in term,

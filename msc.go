@@ -72,7 +72,6 @@ type Msc struct {
 
 	started  atomic.Bool   // Start has run: the elector exists
 	leaving  atomic.Bool   // Stop has begun
-	awaiting atomic.Bool   // the elector waits to hear from its servers (elector.setReady)
 	stopDone chan struct{} // closed when the first Stop has finished
 	// lastWake is when wakeClients last woke the clients (mono).
 	lastWake atomic.Int64
@@ -185,7 +184,12 @@ func (m *Msc) Start() error {
 	}
 	now := mono()
 	m.lastSent.Store(now)
-	e := newElector(m, m.keys, servers, now) // publishes the first snapshot before Start returns
+	keys := make([]string, 0, len(m.keys))
+	for k := range m.keys {
+		keys = append(keys, k)
+	}
+	e := newElector(m, newCore(m.coreConfig(now), keys, servers, now, m.cfg.Meta)) // publishes the first snapshot before Start returns
+	e.m = m
 	m.keys = nil
 	m.started.Store(true)
 	m.wg.Add(3)
@@ -251,7 +255,7 @@ func (m *Msc) Stop() error {
 	m.call(func(e *elector) {
 		e.core.setLeave(mono()) // the leaving heartbeat, sent on every connection
 		e.apply()
-		if len(e.conns) == 0 {
+		if len(e.links) == 0 {
 			close(drained)
 			return
 		}

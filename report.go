@@ -109,7 +109,7 @@ func (m *Msc) connError(c *conn, err error) {
 		errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
 		return
 	}
-	if c.beats > 0 && !errors.Is(err, ErrPeerSilent) && !isProtocolError(err) {
+	if c.filter.beats > 0 && !errors.Is(err, ErrPeerSilent) && !isProtocolError(err) {
 		// A reset or broken pipe from a peer that went away.
 		return
 	}

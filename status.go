@@ -115,7 +115,7 @@ func (e *elector) status() Status {
 		}
 		var newest int64
 		for id := range p.conns {
-			if cn := e.conns[id]; cn != nil && cn.certSubject != "" && cn.certAt >= newest {
+			if cn, _ := e.links[id].(*conn); cn != nil && cn.certSubject != "" && cn.certAt >= newest {
 				ps.CertSubject, newest = cn.certSubject, cn.certAt
 			}
 		}

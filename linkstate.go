@@ -1,0 +1,94 @@
+package msc
+
+import "encoding/binary"
+
+// What a connection decides on its own, shared by the process's
+// connections (conn.go) and the simulator's: which frames go out for a
+// heartbeat (writer), how each is stamped, and which frames read are news
+// for the elector (beatFilter). The conn adds the sealing and the socket;
+// the simulator, a simulated network.
+
+// writer is the state of a connection's sending side.
+type writer struct {
+	buf         []byte
+	scratch     []byte // the payload being sealed
+	seq         uint64
+	sentVersion uint64 // key-set version last sent; ^0: nothing sent yet
+	done        bool   // the leave or the last frame went out, or a write failed
+}
+
+func newWriter() writer { return writer{sentVersion: ^uint64(0)} }
+
+// plan returns the payloads (UID first) of the frames that send hb now,
+// in order; none if nothing goes out. The first frame on a connection is
+// the short form, which the peer reads with a small limit (firstFrameMax)
+// until it has authenticated the connection; then the full form if the
+// state's version changed since it last went out, else the short one.
+// stale: the caller is not the elector right after the core ran, and the
+// node has not sent for longer than freshFor (a paused process): a
+// heartbeat that claims a mastership is held back, since the claim may be
+// stale; the elector sends once it has run.
+func (w *writer) plan(hb *outBeat, stale bool) (first, payload []byte) {
+	if w.done || hb == nil || stale && hb.claims {
+		return nil, nil
+	}
+	payload = hb.short
+	if hb.version != w.sentVersion {
+		payload = hb.full
+	}
+	if w.sentVersion == ^uint64(0) {
+		first = hb.short
+	}
+	return first, payload
+}
+
+// sent records that hb went out. It reports whether that was the leave:
+// the writer is done, and the caller half-closes the connection.
+func (w *writer) sent(hb *outBeat) bool {
+	w.sentVersion = hb.version
+	if hb.leaving {
+		w.done = true
+	}
+	return hb.leaving
+}
+
+// stamp copies payload (UID first) of a frame of uid into w.scratch with
+// the send time, the echo and the flags set, and returns the copy.
+func (w *writer) stamp(uid string, payload []byte, sent, echo int64, flags byte) []byte {
+	w.scratch = append(w.scratch[:0], payload...)
+	p := w.scratch
+	at := uidPrefixLen(uid)
+	binary.BigEndian.PutUint64(p[at+offSent:], uint64(sent))
+	binary.BigEndian.PutUint64(p[at+offEcho:], uint64(echo))
+	p[at+offFlags] |= flags
+	return p
+}
+
+// beatFilter is the state of a connection's receiving side that decides
+// which frames the elector is handed.
+type beatFilter struct {
+	beats       int
+	lastVersion uint64 // of the last frame handed to the elector
+	lastFlags   byte
+	peerUID     string
+	peerInc     uint64
+}
+
+// news reports whether frame v goes to the elector. Without Quorum (whose
+// leases need each echo), a frame that repeats the last one handed over
+// (same version and flags, same process) brings nothing new: the read
+// loop only records when it arrived, and the elector reads that before
+// its next step. The first frames always go.
+func (f *beatFilter) news(v *beatView, quorum bool) bool {
+	f.beats++
+	if !quorum && f.beats > 2 && v.version == f.lastVersion && v.flags == f.lastFlags &&
+		v.inc == f.peerInc && string(v.uid) == f.peerUID {
+		return false
+	}
+	f.lastVersion, f.lastFlags = v.version, v.flags
+	f.peerInc = v.inc
+	if string(v.uid) != f.peerUID { // no allocation when equal
+		f.peerUID = string(v.uid)
+	}
+	return true
+}
