@@ -136,7 +136,7 @@ type simEvent struct {
 	node int
 	inc  int // the node's incarnation the event is for
 	conn *simConn
-	dir  int // which end receives (0: the dialer, 1: the listener)
+	dir  int    // which end receives (0: the dialer, 1: the listener)
 	msg  []byte // seDeliver: the frame's payload, UID first
 	wake int64  // seWake: the wake-up time it was armed for
 	fn   func()
@@ -241,7 +241,7 @@ type sim struct {
 	// netUntil: without Quorum, the end of the agreement bound after the
 	// last fault other than a key or priority change (check is off until
 	// then: see fault).
-	netUntil int64
+	netUntil  int64
 	wall      int64
 	steps     int
 	quiet     bool // faults have stopped
@@ -452,11 +452,11 @@ func (e *simEnd) linkServer() string {
 	}
 	return strconv.Itoa(e.c.node[1])
 }
-func (e *simEnd) linkTag() uint64      { return e.c.tag }
-func (e *simEnd) close()               { e.s.closeConn(e.c, e.end, false) }
-func (e *simEnd) setEcho(echo int64)   { e.c.echo[e.end] = echo }
-func (e *simEnd) setLinked()           { e.c.linked[e.end] = true }
-func (e *simEnd) setReply()            { e.c.reply[e.end] = true }
+func (e *simEnd) linkTag() uint64    { return e.c.tag }
+func (e *simEnd) close()             { e.s.closeConn(e.c, e.end, false) }
+func (e *simEnd) setEcho(echo int64) { e.c.echo[e.end] = echo }
+func (e *simEnd) setLinked()         { e.c.linked[e.end] = true }
+func (e *simEnd) setReply()          { e.c.reply[e.end] = true }
 func (e *simEnd) takeHeard() (int64, bool) {
 	if e.heardAt <= e.synced {
 		return 0, false
