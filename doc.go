@@ -109,11 +109,14 @@
 //     does not count.
 //   - A shorter Interval costs one small frame per peer per Interval on
 //     each connection; 100ms is cheap for clusters of a few dozen nodes.
-//   - A process that was paused (SIGSTOP, a frozen VM) notices it when it
-//     resumes, gives up its mastership and claims nothing until it has
-//     heard from its peers again; in the millisecond before its elector
-//     runs, [Msc.IsMaster] may still answer true. Work that must never run
-//     twice should use [Options].Quorum and fencing terms (below).
+//   - A process that was paused (SIGSTOP, a frozen VM) or starved for
+//     longer than WaitTimeout-M/2 since its last heartbeat (its peers may
+//     have counted it dead) notices it when it resumes, gives up its
+//     mastership and claims nothing until it has heard from its peers
+//     again and each has answered a frame sent since; before its elector
+//     runs, [Msc.IsMaster] already answers false, and so does the Err of
+//     a [Msc.RunAsMaster] context. Work that must never run twice should
+//     use [Options].Quorum and fencing terms (below).
 //
 // # Beyond the Node package
 //
@@ -132,6 +135,9 @@
 //     a master's lease ends before anyone else can be acknowledged: with a
 //     majority quorum there are never two masters at one instant, and no
 //     term is used twice (see the field's documentation for its timing).
+//     It assumes one live process per voter: [Options].Voters names the
+//     voters (a UID counts once), and without it a node that sees more
+//     than 2*Quorum-1 live voters reports [ErrQuorum].
 //   - [Options].Observer makes a node that knows the master but never is
 //     one; [Msc.SetPriority] moves mastership at run time;
 //     [Options].Meta and [Msc.MasterMeta] tell every node where the
