@@ -94,7 +94,7 @@ func benchSize(ctx context.Context, cfg *config, ports []int, out io.Writer) ([]
 	resume := benchRow{n: n, fault: "resume"}
 	graceful := benchRow{n: n, fault: "graceful"}
 	add := func(r *benchRow, w window, at int64) {
-		if d := took(w, at); cfg.verbose && d > cfg.wait/2 && r.fault != "pause" {
+		if d := took(w, at); cfg.verbose && (d > cfg.wait/2 && r.fault != "pause" || w.Multi > 0) {
 			fmt.Fprintf(out, "  n=%d %s took %s:\n", n, r.fault, ms(d))
 			for _, l := range c.dump(at-int64(cfg.wait), time.Now().UnixNano()) {
 				fmt.Fprintln(out, "    "+l)

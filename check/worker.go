@@ -168,11 +168,16 @@ func (r *reporter) write(typ string, ch *msc.Change, err error) {
 	defer r.mu.Unlock()
 	// The time before the status: a change is reported as of when its
 	// callback began, not after the status call that describes it.
+	// IsMaster is read at that instant too (lock-free): Status runs on
+	// the elector, which may first finish a step that makes this node
+	// master (a resumed node taking over), and its answer stamped with
+	// the earlier time would look like two masters at once.
 	ts := time.Now().UnixNano()
+	master := r.m.IsMaster()
 	st := r.m.Status()
 	rep := report{
 		Type: typ, Worker: r.idx, PID: r.pid, UID: st.UID, Start: r.start,
-		Ready: st.Ready, Master: st.IsMaster, MasterUID: st.Master,
+		Ready: st.Ready, Master: master, MasterUID: st.Master,
 	}
 	for _, p := range st.Peers {
 		if p.Live {
