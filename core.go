@@ -222,6 +222,7 @@ type core struct {
 	servers map[string]bool // configured server ids
 	pending map[string]bool // servers not yet heard from or failed, since since
 	ready   bool
+	rejoin  bool // waiting after a pause: only answers to frames sent since count
 	readyAt int64
 	since   int64
 	leaving bool
@@ -232,9 +233,10 @@ type core struct {
 	// sent is when (mono) this node last asked for its heartbeat to go
 	// out on every connection: its peers count it dead WaitTimeout after
 	// they received the last one.
-	sent    int64
-	born    int64 // mono: when the core was made
-	refresh int64 // Quorum: when leases were last recomputed on an echo
+	sent     int64
+	lastStep int64 // mono: the last step (begin)
+	born     int64 // mono: when the core was made
+	refresh  int64 // Quorum: when leases were last recomputed on an echo
 	// quorumWarned is when (mono) checkQuorum last reported; 0: never.
 	quorumWarned int64
 	yields       int   // masterships given up to another live node (Sticky: tests expect none)
@@ -250,6 +252,7 @@ type core struct {
 
 // connState is a connection the core knows of.
 type connState struct {
+	upAt   int64  // mono: when it came up
 	server string // configured server id; "" for inbound
 	tag    uint64 // the same at both ends (the dialer's handshake nonce)
 	peer   *cpeer // nil until its first heartbeat
@@ -283,7 +286,7 @@ func newCore(cfg coreConfig, keys []string, servers []string, now int64, meta ma
 	}
 	c.ki = newKeyIndex(c.keys)
 	c.slots = make([]slot, 1+len(c.ki.list))
-	c.sent, c.born, c.rankAt = now, now, now
+	c.sent, c.lastStep, c.born, c.rankAt = now, now, now, now
 	c.await(now)
 	c.dirty = true
 	c.elect(now)
@@ -328,6 +331,19 @@ func (c *core) await(now int64) {
 
 // begin starts a step: it notices a pause.
 func (c *core) begin(now int64) {
+	if now-c.lastStep > int64(c.cfg.interval+c.cfg.interval/2) {
+		// This node did not step for longer than an Interval (stopped,
+		// starved): the frames its peers sent meanwhile may wait in the
+		// sockets, unread. A connected peer is not counted silent for
+		// that: it stays live for an Interval more, time for the readers
+		// to hand those frames over.
+		for _, p := range c.peers {
+			if len(p.conns) > 0 {
+				p.heard = max(p.heard, now-int64(c.cfg.wait-c.cfg.interval))
+			}
+		}
+	}
+	c.lastStep = now
 	if c.paused(now) {
 		// This process was paused, starved, or its clock stood still:
 		// its peers may have counted it dead and elected another master.
@@ -337,6 +353,7 @@ func (c *core) begin(now int64) {
 		// during the pause may be stale.
 		c.await(now)
 		c.rankAt = now
+		c.rejoin = true
 		c.kick(now)
 	}
 }
@@ -366,7 +383,7 @@ func (c *core) tick(now int64) {
 func (c *core) alarm(now int64) {
 	c.begin(now)
 	if !c.ready && now >= c.readyAt {
-		c.ready = true
+		c.ready, c.rejoin = true, false
 	}
 	limit := now - int64(10*c.cfg.wait)
 	for k, p := range c.peers {
@@ -380,7 +397,7 @@ func (c *core) alarm(now int64) {
 // up: a connection finished its handshake. tag is the same at both ends.
 func (c *core) up(now int64, id connID, server string, tag uint64) {
 	c.begin(now)
-	c.conns[id] = &connState{server: server, tag: tag}
+	c.conns[id] = &connState{upAt: now, server: server, tag: tag}
 }
 
 // down: a connection ended; silent: this end closed it because nothing
@@ -394,10 +411,13 @@ func (c *core) down(now int64, id connID, silent bool) {
 	delete(c.conns, id)
 	if p := cs.peer; p != nil {
 		delete(p.conns, id)
-		if len(p.conns) == 0 && (silent || cs.redial) {
+		if silent || cs.redial {
 			// Closed to be dialed again, not by a crash: the peer
-			// stays live until WaitTimeout after it was last heard.
-			p.grace = p.heard + int64(c.cfg.wait)
+			// stays live until WaitTimeout after it was last heard, even
+			// if its other connection closes plainly meanwhile (one
+			// connection per pair: the peer's dedupe may close the one
+			// it dialed, not yet knowing the one kept is gone).
+			p.grace = max(p.grace, p.heard+int64(c.cfg.wait))
 		}
 		if len(p.conns) == 0 {
 			// Its clients may be waiting while another connection was
@@ -466,7 +486,7 @@ func (c *core) resolve(now, at int64, server string) {
 	}
 	delete(c.pending, server)
 	if !c.ready && len(c.pending) == 0 {
-		c.ready = true
+		c.ready, c.rejoin = true, false
 		c.elect(now)
 	}
 }
@@ -593,7 +613,10 @@ func (c *core) recv(now, at int64, id connID, b *beatMsg) {
 	if !wasLive && p.live(now, c.cfg.wait) {
 		changed = true
 	}
-	if p.version > 0 { // heard all of it: resolve its servers
+	if p.version > 0 && (!c.rejoin || p.echo >= c.since) {
+		// Heard all of it: resolve its servers. After a pause, only a
+		// frame that answers one sent since: frames that waited in the
+		// socket during the pause are stale.
 		c.resolve(now, at, cs.server)
 		for s := range p.servers {
 			c.resolve(now, at, s)
@@ -933,6 +956,21 @@ func (c *core) claimSlot(now int64, i int) bool {
 		s.term = max(c.other[key], c.used[key]) + 1
 		c.used[key] = s.term
 	}
+	if !c.quorum() && s.acting {
+		// A competing peer whose connections closed to be redialed (live
+		// by grace) may have lost this node's frames in flight: it counts
+		// this node dead WaitTimeout after it received the last frame it
+		// read, whose send time it echoed. Master until freshFor after
+		// that send time; past it, as after a pause, the claim waits for
+		// the peer's answer to a frame sent from now on.
+		s.lease = c.graceLease(now, i)
+		if s.lease != 0 && now >= s.lease {
+			s.acting, s.lease = false, 0
+			c.rankAt = now
+		} else if s.lease != 0 {
+			c.wakeAt(s.lease)
+		}
+	}
 	if !c.quorum() && !s.acting {
 		// A master once no live peer competing for it is master of it,
 		// and every one has taken in this node's place in the order as
@@ -940,7 +978,8 @@ func (c *core) claimSlot(now int64, i int) bool {
 		// SetPriority, a key change): a master steps down when it hears
 		// of a node before it, before it answers (no overlap on a
 		// handoff). Peers answer a claim at once.
-		s.acting = true
+		s.acting = !c.unknownPeer(now)
+		c.waiting = c.waiting || !s.acting
 		for _, p := range c.order {
 			if h, a := c.holds(p, i); h && (a || !p.current() || p.echo < c.rankAt) {
 				s.acting = false
@@ -950,6 +989,39 @@ func (c *core) claimSlot(now int64, i int) bool {
 		}
 	}
 	return old != s.claim
+}
+
+// graceLease returns, without Quorum, when this node's mastership of
+// slot i ends for want of an answer from a competing peer whose
+// connections closed to be redialed (see claimSlot); 0: none such.
+func (c *core) graceLease(now int64, i int) int64 {
+	var end int64
+	for _, p := range c.order {
+		if len(p.conns) > 0 || now > p.grace {
+			continue
+		}
+		if h, _ := c.holds(p, i); h {
+			if e := p.echo + int64(freshFor(c.cfg.interval, c.cfg.wait)); end == 0 || e < end {
+				end = e
+			}
+		}
+	}
+	return end
+}
+
+// unknownPeer reports whether a connection came up less than WaitTimeout
+// ago whose peer's state is not known yet: a process that may hold any
+// key and be master of it (one that just restarted, and claimed before
+// it heard of this node's new key). Without Quorum a claim waits for its
+// first full frame, which follows the handshake at once.
+func (c *core) unknownPeer(now int64) bool {
+	for _, cs := range c.conns {
+		if (cs.peer == nil || cs.peer.version == 0) && now < cs.upAt+int64(c.cfg.wait) {
+			c.wakeAt(cs.upAt + int64(c.cfg.wait))
+			return true
+		}
+	}
+	return false
 }
 
 // castVotes updates this node's votes. It reports whether they changed.

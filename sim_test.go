@@ -43,10 +43,6 @@ func simFlagSet(name string) bool {
 	return set
 }
 
-// simDrift is the largest clock rate difference the simulator gives a
-// node (±), within the bound the README states.
-const simDrift = 0.05
-
 // TestSimulate runs many seeds, then the regressions in testdata/sim.
 func TestSimulate(t *testing.T) {
 	if *simSeed != 0 {
@@ -205,6 +201,7 @@ type simNode struct {
 	rate     float64 // clock rate
 	off      int64   // clock offset
 	pausedTo int64   // virtual: paused until then
+	pauseLen int64   // virtual: for how long
 	slow     int64   // virtual: each step of a slow process is delayed up to this
 	busy     int64   // virtual: a slow process is busy until then
 	keys     []string
@@ -238,6 +235,17 @@ type sim struct {
 	terms     map[string]uint64
 	keysPool  []string
 	lastFault int64
+	// drift is the largest clock rate error of a node (±): two nodes'
+	// rates differ by up to M/(2*WaitTimeout)*0.9, within the bounds the
+	// README states. skew bounds the error of a node's wall clock (±):
+	// two differ by up to M/2.
+	drift float64
+	skew  int64
+	// busyUntil is when the effects of the faults so far end; agreeGen
+	// counts the faults, so that an agreement check scheduled after one
+	// runs only if no other came since.
+	busyUntil int64
+	agreeGen  int
 	// netUntil: without Quorum, the end of the agreement bound after the
 	// last fault other than a key or priority change (check is off until
 	// then: see fault).
@@ -273,8 +281,14 @@ func runSim(seed uint64, trace bool, w interface{ Write([]byte) (int, error) }) 
 	}
 	r := s.rng
 	s.n = []int{1, 2, 3, 3, 3, 4, 5, 5, 6, 7, 9}[r.IntN(11)]
+	if r.IntN(20) == 0 {
+		s.n = 10 + r.IntN(6)
+	}
 	interval := 100 * time.Millisecond
-	wait := []time.Duration{3 * interval, 3 * interval, 4 * interval, 5 * interval}[r.IntN(4)]
+	wait := []time.Duration{2 * interval, 3 * interval, 3 * interval, 4 * interval, 5 * interval}[r.IntN(5)]
+	m := leaseMargin(interval, wait)
+	s.drift = 0.9 * float64(m) / float64(4*wait)
+	s.skew = int64(m / 4)
 	s.cfg = coreConfig{interval: interval, wait: wait, sticky: r.IntN(3) == 0, balance: r.IntN(3) == 0}
 	s.observers = 0
 	if s.n >= 3 && r.IntN(4) == 0 {
@@ -284,11 +298,25 @@ func runSim(seed uint64, trace bool, w interface{ Write([]byte) (int, error) }) 
 		s.cfg.quorum = voters/2 + 1
 	}
 	s.keysPool = []string{"a", "b", "c", "d"}
+	// Now and then many keys: 64 in one seed of 50, 1,000 in one of 500.
+	many := 0
+	switch x := r.IntN(500); {
+	case x == 0:
+		many = 1000
+	case x < 10:
+		many = 64
+	}
+	if many > 0 && s.n <= 5 {
+		s.keysPool = make([]string, many)
+		for i := range s.keysPool {
+			s.keysPool[i] = fmt.Sprintf("k%03d", i)
+		}
+	}
 	s.out("seed %d: n=%d (%d observers) interval=%v wait=%v quorum=%d sticky=%v balance=%v", seed, s.n, s.observers, interval, wait, s.cfg.quorum, s.cfg.sticky, s.cfg.balance)
 	s.lat = make([][2]int64, s.n*s.n)
 	s.cut = make([]int, s.n*s.n)
 	for i := range s.lat {
-		s.lat[i] = [2]int64{int64(r.IntN(30)) * int64(time.Millisecond), int64(r.IntN(20)+1) * int64(time.Millisecond)}
+		s.lat[i] = s.randLatency(30)
 	}
 	s.wall = 1_700_000_000 * int64(time.Second)
 	for i := range s.n {
@@ -322,7 +350,7 @@ func runSim(seed uint64, trace bool, w interface{ Write([]byte) (int, error) }) 
 	}
 	if s.err == nil {
 		s.now = int64(simLength)
-		s.checkAgreement()
+		s.checkAgreement(true)
 	}
 	return s.err
 }
@@ -331,9 +359,10 @@ func runSim(seed uint64, trace bool, w interface{ Write([]byte) (int, error) }) 
 func (s *sim) boot(n *simNode) {
 	n.inc++
 	n.alive, n.stopping = true, false
-	n.rate = 1 + (s.rng.Float64()*2-1)*simDrift
+	n.rate = 1 + (s.rng.Float64()*2-1)*s.drift
 	n.off = int64(s.rng.IntN(1000)) * int64(time.Second)
-	if n.inc > 1 {
+	if n.inc > 1 && s.rng.IntN(4) != 0 {
+		// Younger; or (a fixed Options.StartTime) the same as before.
 		n.start = s.now + 10*int64(time.Second)
 	}
 	n.conns = map[connID]*simConn{}
@@ -348,8 +377,8 @@ func (s *sim) boot(n *simNode) {
 	cfg.start = n.start
 	cfg.prio = n.prio
 	cfg.observer = n.i >= s.n-s.observers
-	// The wall clock: within ±20ms of the true time.
-	cfg.wallOffset = s.wall + s.now - s.local(n, s.now) + int64(s.rng.IntN(40)-20)*int64(time.Millisecond)
+	// The wall clock: within ±skew of the true time.
+	cfg.wallOffset = s.wall + s.now - s.local(n, s.now) + s.rng.Int64N(2*s.skew+1) - s.skew
 	n.cfg = cfg
 	servers := []string{}
 	for j := range s.n {
@@ -370,6 +399,12 @@ func (s *sim) boot(n *simNode) {
 	s.nextTick(n)
 }
 
+// afterPause is when to look again at what waits for paused n: the end
+// of its pause, or sooner (the faults' end resumes every node).
+func (s *sim) afterPause(n *simNode) int64 {
+	return min(n.pausedTo, s.now+int64(s.cfg.interval))
+}
+
 // nextTick arms n's Interval timer as the elector's run does: the next
 // multiple of Interval on its wall clock (untilBeat).
 func (s *sim) nextTick(n *simNode) {
@@ -386,7 +421,7 @@ func (s *sim) dial(n *simNode, j int, delay int64) {
 			return
 		}
 		if s.now < n.pausedTo { // the process is stopped: so is its client
-			s.push(&simEvent{at: n.pausedTo, kind: seFn, fn: try})
+			s.push(&simEvent{at: s.afterPause(n), kind: seFn, fn: try})
 			return
 		}
 		m := s.nodes[j]
@@ -423,6 +458,16 @@ func (s *sim) dial(n *simNode, j int, delay int64) {
 		}})
 	}
 	s.push(&simEvent{at: s.now + delay, kind: seFn, fn: try})
+}
+
+// randLatency returns a link's latency: a minimum below most ms (or less
+// with a short WaitTimeout) and a jitter. With Quorum a master renews its
+// lease once per Interval, so a round trip must stay well below
+// WaitTimeout-Interval (README, "Quorum"): with WaitTimeout 2*Interval,
+// one-way latency stays below (WaitTimeout-Interval)/4.
+func (s *sim) randLatency(most int) [2]int64 {
+	most = min(most, int((s.cfg.wait-s.cfg.interval)/4/time.Millisecond))
+	return [2]int64{int64(s.rng.IntN(most)) * int64(time.Millisecond), int64(s.rng.IntN(most*2/5)+1) * int64(time.Millisecond)}
 }
 
 func (s *sim) latency(i, j int) int64 {
@@ -766,6 +811,24 @@ func (s *sim) isMaster(n *simNode, k string) bool {
 	return st.master && validAt(s.local(n, s.now), st.lease, n.sent, freshFor(s.cfg.interval, s.cfg.wait))
 }
 
+// settle notes that the effects of a fault last until end: then, after
+// the agreement bound, every live node must agree (checkAgreement),
+// unless another fault came meanwhile.
+func (s *sim) settle(end int64) {
+	s.busyUntil = max(s.busyUntil, end)
+	s.agreeGen++
+	gen, end := s.agreeGen, s.busyUntil
+	at := end + s.agreeBound()
+	if at < int64(simLength) {
+		s.push(&simEvent{at: at, kind: seFn, fn: func() {
+			if gen == s.agreeGen {
+				s.out("agreement check, %v after the faults' effects", time.Duration(s.now-end))
+				s.checkAgreement(false)
+			}
+		}})
+	}
+}
+
 // agreeBound is the README's bound on agreement once faults stop:
 // WaitTimeout + 2*Interval plus the longest latency (plus M with Quorum).
 func (s *sim) agreeBound() int64 {
@@ -798,7 +861,7 @@ func (s *sim) check() {
 
 // checkAgreement: after the faults, every live node agrees on one master,
 // globally and per key, the one the rules name.
-func (s *sim) checkAgreement() {
+func (s *sim) checkAgreement(conns bool) {
 	var live []*simNode
 	for _, n := range s.nodes {
 		if n.alive && !n.stopping {
@@ -808,8 +871,12 @@ func (s *sim) checkAgreement() {
 	if len(live) == 0 {
 		return
 	}
-	// One connection per pair.
+	// One connection per pair (at the end: a parked client may wait
+	// longer than the bound to redial).
 	for _, n := range live {
+		if !conns {
+			break
+		}
 		for _, m := range live {
 			if m == n {
 				continue
@@ -1064,8 +1131,11 @@ func (s *sim) schedule() {
 	at := int64(time.Second) + r.Int64N(int64(time.Second))
 	for at < int64(simFaultsEnd) {
 		t := at
-		kind := r.IntN(11)
+		kind := r.IntN(12)
 		d := int64(r.IntN(1500)+50) * int64(time.Millisecond)
+		if kind == 4 && r.IntN(4) == 0 {
+			d = r.Int64N(50 * int64(s.cfg.wait)) // long pauses, up to 50*WaitTimeout
+		}
 		i, j := r.IntN(s.n), r.IntN(s.n)
 		s.push(&simEvent{at: t, kind: seFn, fn: func() { s.fault(kind, i, j, d) }})
 		at += int64(r.IntN(800)+100) * int64(time.Millisecond)
@@ -1082,17 +1152,29 @@ func (s *sim) fault(kind, i, j int, d int64) {
 	if kind != 8 && kind != 10 && kind != 9 {
 		s.lastFault = s.now
 	}
-	if kind <= 7 {
-		// Without Quorum, every fault but a key or priority change (a
-		// handoff) may make two masters for a while: each side of a cut
-		// network elects; a paused, starved or restarted process may
-		// claim on a stale view. Seeds that showed it: 1902 (a pause
-		// shorter than freshFor whose frames a peer's silent close
-		// dropped), 2567 (frames buffered during a pause taken as news
-		// after it), 6153 (a restarted node claimed a key before the
-		// frame that said another node added it arrived). The check is
-		// off until the agreement bound after such a fault; Quorum is the
-		// remedy (README, "The invariants").
+	// Agreement is checked once this fault's effects are over (plus the
+	// bound), unless another fault comes first.
+	end := s.now
+	switch kind {
+	case 0, 1, 2, 3, 4, 7, 11:
+		end = s.now + d
+	case 5, 6:
+		// The restart, then a new process waits WaitTimeout to hear from
+		// its servers, and with Quorum votes only WaitTimeout+M after
+		// it started.
+		end = s.now + max(d, int64(s.cfg.wait)) + int64(s.cfg.wait)
+		if s.cfg.quorum > 1 {
+			end += int64(leaseMargin(s.cfg.interval, s.cfg.wait))
+		}
+	case 8:
+		end = s.now + int64(s.cfg.wait) // a key removed after up to WaitTimeout
+	}
+	s.settle(end)
+	if kind <= 3 || kind == 7 || kind == 11 {
+		// Without Quorum, a cut network lets each side elect, and so may
+		// a starved process (some of its goroutines run late, some
+		// not). The check is off until the agreement bound after; Quorum
+		// is the remedy (README, "The invariants").
 		s.netUntil = max(s.netUntil, s.now+d+s.agreeBound())
 	}
 	n := s.nodes[i]
@@ -1149,7 +1231,7 @@ func (s *sim) fault(kind, i, j int, d int64) {
 			return
 		}
 		s.out("FAULT pause n%d for %v", i, time.Duration(d))
-		n.pausedTo = s.now + d
+		n.pausedTo, n.pauseLen = s.now+d, d
 		inc, end := n.inc, n.pausedTo
 		s.push(&simEvent{at: s.now + d, kind: seFn, fn: func() {
 			if n.pausedTo == end { // not paused again since
@@ -1193,7 +1275,7 @@ func (s *sim) fault(kind, i, j int, d int64) {
 					return
 				}
 				if s.now < n.pausedTo { // RemoveKey goes on after the pause
-					s.push(&simEvent{at: n.pausedTo, kind: seFn, fn: remove})
+					s.push(&simEvent{at: s.afterPause(n), kind: seFn, fn: remove})
 					return
 				}
 				s.call(n, func(e *elector, lt int64) { e.core.setKeys(lt, nil, []string{k}) })
@@ -1212,8 +1294,28 @@ func (s *sim) fault(kind, i, j int, d int64) {
 		s.out("FAULT n%d sets priority %d", i, p)
 		n.prio = p
 		s.call(n, func(e *elector, lt int64) { e.core.setPriority(lt, p) })
+	case 11: // a group partition: a random side against the rest, hold or reset
+		mode := 1 + s.rng.IntN(2)
+		var side []int
+		for k := range s.n {
+			if s.rng.IntN(2) == 0 {
+				side = append(side, k)
+			}
+		}
+		s.out("FAULT group partition %v mode %d for %v", side, mode, time.Duration(d))
+		cut := func(m int) {
+			for a := range s.n {
+				for b := range s.n {
+					if slices.Contains(side, a) != slices.Contains(side, b) {
+						s.setCut(a, b, m)
+					}
+				}
+			}
+		}
+		cut(mode)
+		s.push(&simEvent{at: s.now + d, kind: seFn, fn: func() { cut(0) }})
 	case 9: // latency change on a link
-		s.lat[i*s.n+j] = [2]int64{int64(s.rng.IntN(50)) * int64(time.Millisecond), int64(s.rng.IntN(20)+1) * int64(time.Millisecond)}
+		s.lat[i*s.n+j] = s.randLatency(50)
 	}
 }
 
@@ -1349,6 +1451,12 @@ func (s *sim) healAll() {
 		}
 		n := s.nodes[i]
 		n.slow = 0
+		if n.alive && s.now < n.pausedTo {
+			d := s.now - (n.pausedTo - n.pauseLen)
+			n.pausedTo = 0
+			s.resume(n, n.inc, d)
+		}
 	}
 	s.quiet = true
+	s.settle(s.now)
 }

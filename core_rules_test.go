@@ -1,0 +1,243 @@
+package msc
+
+import (
+	"testing"
+	"time"
+)
+
+// One small test per election rule, driving the core directly: inputs
+// with their times in, the snapshot and the outputs read back. The
+// simulator checks the rules over many schedules; these say each one in
+// a few lines. Each names the simulator seed that found it, where one did.
+
+const (
+	ruleInterval = 100 * time.Millisecond
+	ruleWait     = 300 * time.Millisecond
+	ms           = int64(time.Millisecond)
+)
+
+// ruleCore is a core under test, "self", with the peers it was given.
+type ruleCore struct {
+	t   *testing.T
+	c   *core
+	now int64
+	ver map[string]uint64 // each peer's state version sent
+}
+
+// newRuleCore makes self (started at start, holding keys) and connects
+// a peer on connection i+1 for each of peers, heard at once. Servers are
+// the peers' names: self waits to hear from each.
+func newRuleCore(t *testing.T, quorum int, start int64, keys []string, peers ...string) *ruleCore {
+	t.Helper()
+	cfg := coreConfig{uid: "self", start: start, inc: 1, interval: ruleInterval, wait: ruleWait, quorum: quorum}
+	r := &ruleCore{t: t, now: 1000 * ms, ver: map[string]uint64{}}
+	r.c = newCore(cfg, keys, peers, r.now, nil)
+	for i, p := range peers {
+		r.c.up(r.now, connID(i+1), p, uint64(i))
+	}
+	return r
+}
+
+// at moves the clock to t (ms after the start).
+func (r *ruleCore) at(t int64) *ruleCore { r.now = 1000*ms + t*ms; return r }
+
+// frame delivers a full heartbeat of peer (started at start, holding
+// keys, claiming claims) on connection id, echoing self's frame sent at
+// echo (0: self's last send, answered).
+func (r *ruleCore) frame(id connID, peer string, start int64, keys []string, claims map[string]claim, echo int64, flags ...func(*beatMsg)) {
+	if echo == 0 {
+		echo = r.c.sent
+	}
+	r.ver[peer]++
+	b := &beatMsg{uid: peer, start: start, inc: 7, sent: r.now, echo: echo, version: r.ver[peer], full: true, keys: keys, claims: claims}
+	for _, f := range flags {
+		f(b)
+	}
+	r.c.recv(r.now, r.now, id, b)
+}
+
+// tick is the Interval timer.
+func (r *ruleCore) tick() { r.c.tick(r.now) }
+
+// master reports whether self is master of key now, as IsMaster answers
+// (its lease and the freshness of its last send).
+func (r *ruleCore) master(key string) bool {
+	st := r.c.snap.state(key)
+	return st.master && validAt(r.now, st.lease, r.c.sent, freshFor(ruleInterval, ruleWait))
+}
+
+var (
+	older   = int64(0)             // a start time before self's
+	younger = int64(2 * time.Hour) // after
+	selfAt  = int64(time.Hour)
+)
+
+func acting(term uint64) map[string]claim { return map[string]claim{"": {term: term, acting: true}} }
+
+// The oldest live node is master; a younger one is not.
+func TestRuleOldestIsMaster(t *testing.T) {
+	r := newRuleCore(t, 0, selfAt, nil, "p")
+	r.frame(1, "p", younger, nil, nil, 0)
+	r.at(10).tick()
+	if !r.master("") {
+		t.Fatal("self, the oldest, is not master")
+	}
+	r = newRuleCore(t, 0, selfAt, nil, "p")
+	r.frame(1, "p", older, nil, acting(1), 0)
+	r.at(10).tick()
+	if r.master("") || r.c.snap.masterUID != "p" {
+		t.Fatalf("self is master %v, names %q; want p", r.master(""), r.c.snap.masterUID)
+	}
+}
+
+// A pause is measured from the last heartbeat sent, not from the last
+// step: a step on a peer's frame just before the pause does not hide it.
+// After it, IsMaster is false before the elector runs, and the core
+// claims nothing until its peers answer a frame sent since.
+func TestRulePauseFromLastSend(t *testing.T) {
+	r := newRuleCore(t, 0, selfAt, nil, "p")
+	r.frame(1, "p", younger, nil, nil, 0)
+	r.at(100).tick() // sent at 100
+	if !r.master("") {
+		t.Fatal("not master before the pause")
+	}
+	r.at(190).frame(1, "p", younger, nil, nil, 0) // a step at 190, no send
+	// Paused from 190 to 380: 280 ms since the send > freshFor 250 ms,
+	// 190 ms since the last step < WaitTimeout.
+	r.at(380)
+	if r.master("") {
+		t.Fatal("IsMaster true 280 ms after the last send, before the elector ran")
+	}
+	r.tick()
+	if r.master("") || r.c.ready {
+		t.Fatalf("after the pause: master %v ready %v; want neither until p answers", r.master(""), r.c.ready)
+	}
+	r.at(381).frame(1, "p", younger, nil, acting(2), 100*ms+1000*ms) // stale: answers a frame sent before
+	if r.c.ready {
+		t.Fatal("ready on a frame that answers one sent before the pause")
+	}
+	r.at(382).frame(1, "p", younger, nil, nil, 0) // p stepped down, answers the resumed self
+	r.tick()
+	if !r.master("") {
+		t.Fatal("not master again once p answered and stepped down")
+	}
+}
+
+// A node that did not step for a while (stopped, starved) does not count
+// a connected peer silent for that time: the peer's frames may wait
+// unread in the socket. (Seed 11115 of the simulator before its fault
+// model widened.)
+func TestRuleStallKeepsConnectedPeersLive(t *testing.T) {
+	r := newRuleCore(t, 0, selfAt, []string{"k"}, "p")
+	r.frame(1, "p", older, []string{"k"}, map[string]claim{"k": {term: 1, acting: true}}, 0)
+	r.at(10).tick()
+	r.at(100).tick()
+	// Self stalls from 100 to 320 (less than freshFor since its send):
+	// p was heard at 0, 320 ms ago.
+	r.at(320).tick()
+	if r.master("k") {
+		t.Fatal("self took key k from p, its master, right after its own stall")
+	}
+	if got := r.c.snap.state("k").uid; got != "p" {
+		t.Fatalf("master of k %q, want p", got)
+	}
+}
+
+// A connection closed as silent (to be redialed) keeps the peer live
+// until WaitTimeout after it was last heard, even when the peer's other
+// connection then closes plainly (its dedupe). (Seed 41910, same model.)
+func TestRuleGraceSurvivesDedupeClose(t *testing.T) {
+	r := newRuleCore(t, 0, younger, []string{"k"}, "p")
+	r.c.up(r.now, 2, "", 9) // p's own dial
+	r.frame(1, "p", older, []string{"k"}, map[string]claim{"k": {term: 1, acting: true}}, 0)
+	r.frame(2, "p", older, []string{"k"}, map[string]claim{"k": {term: 1, acting: true}}, 0)
+	r.at(200).c.down(r.now, 1, true) // silent
+	r.at(210).c.down(r.now, 2, false)
+	r.tick()
+	if r.master("k") {
+		t.Fatal("self took k while p was within its grace")
+	}
+	r.at(310).tick()
+	if !r.master("k") {
+		t.Fatal("self not master of k once p's grace ran out")
+	}
+}
+
+// Without Quorum, a master whose peer closed its connections to redial
+// (perhaps losing this node's frames in flight) is master only until
+// freshFor after the send time that peer last echoed. (Seed 1902 of the
+// first run on the shared driver.)
+func TestRuleGraceLease(t *testing.T) {
+	r := newRuleCore(t, 0, selfAt, nil, "p")
+	r.frame(1, "p", younger, nil, nil, 0)
+	r.at(100).tick()
+	sent := r.c.sent
+	r.at(110).frame(1, "p", younger, nil, nil, 0, func(b *beatMsg) { b.redial = true })
+	r.c.down(r.now, 1, false)
+	r.at(200).tick()
+	if !r.master("") {
+		t.Fatal("not master within freshFor of the send p echoed")
+	}
+	if end := sent + int64(freshFor(ruleInterval, ruleWait)); r.c.snap.lease != end {
+		t.Fatalf("lease %d, want %d (echo + freshFor)", r.c.snap.lease, end)
+	}
+	r.at(100 + 251)
+	if r.master("") {
+		t.Fatal("IsMaster true after the grace lease")
+	}
+}
+
+// Without Quorum, a claim waits for the first full frame of a peer whose
+// connection just came up: it may hold the key and be master of it.
+// (Seed 6153.)
+func TestRuleUnknownPeerDelaysClaim(t *testing.T) {
+	r := newRuleCore(t, 0, selfAt, nil, "p")
+	r.frame(1, "p", younger, nil, nil, 0)
+	r.at(10).tick()
+	r.c.up(r.now, 2, "", 5) // a new process, nothing heard yet
+	r.c.setKeys(r.now, []string{"k"}, nil)
+	if r.master("k") {
+		t.Fatal("master of k before the new connection's first frame")
+	}
+	r.at(20).frame(2, "q", older, []string{"k"}, map[string]claim{"k": {term: 3, acting: true}}, 0)
+	r.tick()
+	if r.master("k") || r.c.snap.state("k").uid != "q" {
+		t.Fatalf("k: self master %v, names %q; want q", r.master("k"), r.c.snap.state("k").uid)
+	}
+}
+
+// With Voters, only the listed UIDs' votes count, and a UID counts once
+// whatever its incarnations.
+func TestRuleVotersCountOncePerUID(t *testing.T) {
+	cfg := coreConfig{uid: "self", start: selfAt, inc: 1, interval: ruleInterval, wait: ruleWait, quorum: 3,
+		voters: map[string]bool{"self": true, "a": true, "b": true}}
+	c := newCore(cfg, nil, nil, 0, nil)
+	now := int64(10 * time.Second) // past the restart vote delay
+	c.tick(now)
+	term := c.slots[0].term
+	if term == 0 || c.votes[""].uid != "self" {
+		t.Fatalf("self claims term %d and votes %+v", term, c.votes[""])
+	}
+	me := vote{uid: "self", inc: 1, term: term}
+	// Two incarnations of a, and x (not a voter), all acknowledge.
+	for i, p := range []struct {
+		uid string
+		inc uint64
+	}{{"a", 1}, {"a", 2}, {"x", 1}} {
+		id := connID(i + 1)
+		c.up(now, id, "", uint64(i))
+		c.recv(now, now, id, &beatMsg{uid: p.uid, start: younger, inc: p.inc, sent: now, echo: c.sent, version: 1, full: true,
+			votes: map[string]vote{"": me}})
+	}
+	c.tick(now)
+	if c.slots[0].acting {
+		t.Fatal("master with votes of self, a (twice) and x: a counts once, x does not vote")
+	}
+	c.up(now, 9, "", 9)
+	c.recv(now, now, 9, &beatMsg{uid: "b", start: younger, inc: 1, sent: now, echo: c.sent, version: 1, full: true,
+		votes: map[string]vote{"": me}})
+	c.tick(now)
+	if !c.slots[0].acting {
+		t.Fatal("not master with the votes of self, a and b")
+	}
+}
