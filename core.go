@@ -237,13 +237,16 @@ type core struct {
 	lastStep int64 // mono: the last step (begin)
 	born     int64 // mono: when the core was made
 	refresh  int64 // Quorum: when leases were last recomputed on an echo
-	// quorumWarned is when (mono) checkQuorum last reported; 0: never.
-	quorumWarned int64
-	yields       int   // masterships given up to another live node (Sticky: tests expect none)
-	waiting      bool  // without Quorum: a claim waits for the peers' answers
-	rankAt       int64 // mono: when this node's place in the order last changed (start, priority, keys)
+	// quorumWarned is when (mono) checkQuorum last reported (0: never),
+	// quorumChecked when it last looked; voterSeen its scratch.
+	quorumWarned, quorumChecked int64
+	voterSeen                   map[string]bool
+	yields                      int   // masterships given up to another live node (Sticky: tests expect none)
+	waiting                     bool  // without Quorum: a claim waits for the peers' answers
+	rankAt                      int64 // mono: when this node's place in the order last changed (start, priority, keys)
 
 	snap   *snapshot
+	spare  *snapshot // built and found equal to snap: reused by the next election
 	order  []*cpeer  // scratch: live peers in election order
 	echoes []uidEcho // scratch: settle
 	wake   int64     // next wake-up wanted (mono); 0: none
@@ -774,10 +777,12 @@ func (c *core) elect(now int64) {
 		c.publish()
 		c.kick(now)
 	}
-	s := c.snapshot(now)
+	s := c.snapshot(c.spare)
 	if !s.equal(c.snap) {
-		c.snap = s
+		c.snap, c.spare = s, nil
 		c.out.snap = s
+	} else {
+		c.spare = s // unpublished: reused by the next election
 	}
 }
 
@@ -1124,7 +1129,11 @@ const quorumWarnEvery = 10 * time.Second
 // liveVoters counts the voters live now, this node included, once per
 // UID; dup names a voter UID that more than one live process uses.
 func (c *core) liveVoters(now int64) (n int, dup string) {
-	seen := make(map[string]bool, len(c.peers)+1)
+	if c.voterSeen == nil {
+		c.voterSeen = make(map[string]bool)
+	}
+	seen := c.voterSeen
+	clear(seen)
 	if c.voter(c.cfg.uid, c.cfg.observer) {
 		seen[c.cfg.uid] = true
 	}
@@ -1146,9 +1155,10 @@ func (c *core) liveVoters(now int64) (n int, dup string) {
 // update, an old incarnation behind a partition), or a voter UID used by
 // two live processes.
 func (c *core) checkQuorum(now int64) {
-	if c.quorumWarned != 0 && now-c.quorumWarned < int64(quorumWarnEvery) {
+	if c.quorumWarned != 0 && now-c.quorumWarned < int64(quorumWarnEvery) || now-c.quorumChecked < int64(c.cfg.interval) {
 		return
 	}
+	c.quorumChecked = now
 	n, dup := c.liveVoters(now)
 	var err error
 	switch {
@@ -1258,8 +1268,16 @@ func (c *core) settle(now int64, i int) bool {
 }
 
 // snapshot builds the snapshot of the current state.
-func (c *core) snapshot(now int64) *snapshot {
-	s := &snapshot{running: !c.leaving, ready: c.ready && !c.leaving && !c.resign, ki: c.ki, keys: make([]keyState, len(c.ki.list))}
+// It fills s if given (a snapshot never published), else a new one.
+func (c *core) snapshot(s *snapshot) *snapshot {
+	keys := make([]keyState, len(c.ki.list))
+	if s != nil && cap(s.keys) >= len(c.ki.list) {
+		keys = s.keys[:len(c.ki.list)]
+	}
+	if s == nil {
+		s = new(snapshot)
+	}
+	*s = snapshot{running: !c.leaving, ready: c.ready && !c.leaving && !c.resign, ki: c.ki, keys: keys}
 	if !s.running {
 		return s
 	}

@@ -213,6 +213,7 @@ type simNode struct {
 	parked   map[int]int // clients waiting while the peer's connection is up: the peer's incarnation
 	prio     int64
 	start    int64
+	masters  []string // keys ("" global) its last snapshot says it is master of
 	// fn: the RunAsMaster functions running (mastership seen in the last
 	// snapshot), per key ("" global), with their terms.
 	fn map[string]uint64
@@ -246,6 +247,7 @@ type sim struct {
 	// runs only if no other came since.
 	busyUntil int64
 	agreeGen  int
+	owner     map[string]int // check: scratch
 	// netUntil: without Quorum, the end of the agreement bound after the
 	// last fault other than a key or priority change (check is off until
 	// then: see fault).
@@ -273,7 +275,7 @@ func (s *sim) fail(format string, args ...any) {
 
 // runSim runs one seed; trace receives every step when on.
 func runSim(seed uint64, trace bool, w interface{ Write([]byte) (int, error) }) error {
-	s := &sim{rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), terms: map[string]uint64{}}
+	s := &sim{rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), terms: map[string]uint64{}, owner: map[string]int{}}
 	s.out = func(f string, a ...any) {
 		if trace {
 			fmt.Fprintf(w, "%10.3fms "+f+"\n", append([]any{float64(s.now) / 1e6}, a...)...)
@@ -367,7 +369,7 @@ func (s *sim) boot(n *simNode) {
 	}
 	n.conns = map[connID]*simConn{}
 	n.parked = map[int]int{}
-	n.ob, n.inbox, n.running = nil, nil, false
+	n.ob, n.inbox, n.running, n.masters = nil, nil, false, nil
 	n.s = s
 	n.fn = map[string]uint64{}
 	n.pausedTo, n.armed = 0, 0
@@ -723,17 +725,19 @@ func (s *sim) run(n *simNode) {
 		return
 	}
 	lt := s.local(n, s.now)
-	first := n.inbox[0]
-	n.inbox = n.inbox[1:]
+	first, taken := n.inbox[0], 1
 	next := func() (event, int64, bool) {
-		if len(n.inbox) == 0 || s.rng.IntN(8) == 0 {
+		if taken == len(n.inbox) || s.rng.IntN(8) == 0 {
 			return event{}, 0, false
 		}
-		ev := n.inbox[0]
-		n.inbox = n.inbox[1:]
-		return ev, lt, true
+		taken++
+		return n.inbox[taken-1], lt, true
 	}
 	n.e.turn(lt, wokeEvent, &first, next)
+	// What the turn did not take moves to the front (the array is kept).
+	rest := copy(n.inbox, n.inbox[taken:])
+	clear(n.inbox[rest:])
+	n.inbox = n.inbox[:rest]
 	if len(n.inbox) > 0 {
 		n.running = true
 		s.push(&simEvent{at: s.now, kind: seRun, node: n.i, inc: n.inc})
@@ -743,23 +747,30 @@ func (s *sim) run(n *simNode) {
 // observe follows n's masterships as RunAsMaster would: one starts when a
 // snapshot shows it, ends when one no longer does.
 func (s *sim) observe(n *simNode, snap *snapshot) {
-	seen := map[string]keyState{}
-	if snap.running {
-		seen[""] = keyState{master: snap.master, term: snap.term, uid: snap.masterUID}
-		for i, k := range snap.ki.list {
-			seen[k] = snap.keys[i]
+	state := func(k string) keyState {
+		if !snap.running {
+			return keyState{}
 		}
+		return snap.state(k)
 	}
 	for k, term := range n.fn {
-		if st := seen[k]; !st.master || st.term != term {
+		if st := state(k); !st.master || st.term != term {
 			s.out("n%d ends mastership of %q term %d", n.i, k, term)
 			delete(n.fn, k)
 		}
 	}
-	for k, st := range seen {
-		if !st.master || n.fn[k] == st.term && n.fn[k] != 0 {
-			continue
+	// The keys it is master of, by this snapshot: what check looks at.
+	n.masters = n.masters[:0]
+	if snap.running && snap.master {
+		n.masters = append(n.masters, "")
+	}
+	for i := range snap.keys {
+		if snap.running && snap.keys[i].master {
+			n.masters = append(n.masters, snap.ki.list[i])
 		}
+	}
+	for _, k := range n.masters {
+		st := state(k)
 		if _, ok := n.fn[k]; ok {
 			continue
 		}
@@ -846,15 +857,21 @@ func (s *sim) check() {
 	if s.cfg.quorum <= 1 && s.now <= s.netUntil {
 		return
 	}
-	for _, k := range append([]string{""}, s.keysPool...) {
-		var who []int
-		for _, n := range s.nodes {
-			if s.isMaster(n, k) {
-				who = append(who, n.i)
-			}
+	// Only the keys each node's snapshot says it is master of can answer
+	// true (IsMaster also checks the lease and the last send).
+	clear(s.owner)
+	for _, n := range s.nodes {
+		if !n.alive || s.now < n.pausedTo {
+			continue
 		}
-		if len(who) > 1 {
-			s.fail("two masters of %q: %v", k, who)
+		for _, k := range n.masters {
+			if !s.isMaster(n, k) {
+				continue
+			}
+			if j, ok := s.owner[k]; ok {
+				s.fail("two masters of %q: [%d %d]", k, j, n.i)
+			}
+			s.owner[k] = n.i
 		}
 	}
 }
@@ -1427,7 +1444,7 @@ func (s *sim) crash(n *simNode) {
 	}
 	n.alive = false
 	n.conns = nil
-	n.fn = map[string]uint64{}
+	n.fn, n.masters = map[string]uint64{}, nil
 	n.pending = nil
 }
 
