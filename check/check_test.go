@@ -211,6 +211,15 @@ func TestLiveAnalyzer(t *testing.T) {
 	if len(f) != 2 || f[0].kind != fEpisode || f[1].kind != fChange || f[1].from != b || f[1].master != c {
 		t.Fatalf("change: %+v", f)
 	}
+	// a comes back (a SIGCONT) and takes over in the next few ns: part
+	// of that fault, not a change with no fault. It counts as master only
+	// from its first report after it joined.
+	add(tlEvent{ts: 800, kind: tlJoin, who: a, fault: 4}, tlEvent{ts: 803, kind: tlChange, who: c, master: false},
+		tlEvent{ts: 804, kind: tlChange, who: a, master: true})
+	f = la.advance(900)
+	if len(f) != 1 || f[0].kind != fFault || f[0].fault != 4 || f[0].master != a || f[0].took != 4 || f[0].none != 1 || f[0].multi != 0 {
+		t.Fatalf("resume: %+v", f)
+	}
 }
 
 func TestFitANSI(t *testing.T) {

@@ -252,9 +252,14 @@ func (la *liveAnalyzer) apply(e tlEvent) {
 	la.st.apply(e)
 	if e.fault > 0 && e.kind != tlChange {
 		la.pending = append(la.pending, &pendingFault{id: e.fault, at: e.ts})
-		// If the master stays, the fault resolves with the stretch that
-		// has already held, at once.
 		la.done = false
+		if la.n == 1 && e.kind == tlJoin {
+			// A worker that joins (started, or resumed by SIGCONT) may
+			// take over in the next milliseconds, as part of this fault:
+			// the master must hold from the join on. Another fault that
+			// leaves the master in place resolves at once.
+			la.since = e.ts
+		}
 	}
 }
 
