@@ -167,14 +167,14 @@ func BenchmarkElectBalanced(b *testing.B) {
 				b.Fatalf("%d live peers, want 9", n)
 			}
 			mastered := 0
-			for _, ks := range c.snap.keys {
-				if ks.master {
+			for _, ks := range c.snap.Keys {
+				if ks.Master {
 					mastered++
 				}
 			}
 			b.ReportAllocs()
 			for b.Loop() {
-				c.elect(now)
+				c.Elect(now)
 			}
 			b.ReportMetric(float64(mastered), "keys-mastered-by-self")
 		})

@@ -28,7 +28,7 @@ import (
 // read loop then ends.
 type conn struct {
 	m      *Msc
-	id     connID
+	id     ConnID
 	nc     net.Conn        // what the read loop reads and sendBeat writes; set up by handshake
 	raw    net.Conn        // the socket under nc
 	out    *outbox         // the socket's sending side, under nc; close closes it
@@ -81,7 +81,7 @@ type conn struct {
 func newConn(m *Msc, nc net.Conn, ctx context.Context, server string, s *suite) *conn {
 	out := newOutbox(nc, m.cfg.WaitTimeout)
 	c := &conn{
-		m: m, id: connID(m.connSeq.Add(1)), nc: out, raw: nc, out: out, ctx: ctx, server: server, suite: s,
+		m: m, id: ConnID(m.connSeq.Add(1)), nc: out, raw: nc, out: out, ctx: ctx, server: server, suite: s,
 		w: newWriter(),
 	}
 	c.name = server
@@ -97,7 +97,7 @@ func (c *conn) close() { c.out.Close() }
 
 // The conn is a link of the elector.
 
-func (c *conn) linkID() connID     { return c.id }
+func (c *conn) linkID() ConnID     { return c.id }
 func (c *conn) linkServer() string { return c.server }
 func (c *conn) linkTag() uint64    { return c.tag }
 func (c *conn) setEcho(echo int64) { c.echo.Store(echo) }
@@ -280,7 +280,7 @@ func (r *replayConn) Read(p []byte) (int, error) {
 // for silentAfter (before the peer counts dead, so that a broken flow is
 // redialed in time), and hands each to the elector.
 func (c *conn) readLoop() error {
-	wait := silentAfter(c.m.cfg.Interval, c.m.cfg.WaitTimeout)
+	wait := SilentAfter(c.m.cfg.Interval, c.m.cfg.WaitTimeout)
 	br := bufio.NewReaderSize(c.nc, 4096)
 	var buf, plain []byte
 	for {

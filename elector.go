@@ -21,7 +21,7 @@ import (
 // link is a connection as the elector sees it: a *conn, or the
 // simulator's end of a simulated connection.
 type link interface {
-	linkID() connID
+	linkID() ConnID
 	linkServer() string // the configured server id; "" for inbound
 	linkTag() uint64    // the same at both ends
 	// sendBeat sends the current heartbeat now (fresh: the elector has
@@ -39,7 +39,7 @@ type link interface {
 // host is what the elector acts on besides the connections: the node
 // (*Msc), or a simulated one.
 type host interface {
-	publishSnap(s *snapshot) // for the readers; changes for OnChange and Watch
+	publishSnap(s *Snapshot) // for the readers; changes for OnChange and Watch
 	publishBeat(b *outBeat)  // the heartbeat the connections send
 	setSent(at int64)        // core.sent, after the snapshot (IsMaster)
 	report(err error)
@@ -63,7 +63,7 @@ type event struct {
 	l      link
 	server string
 	grace  bool // evDown: this end found the connection silent
-	beat   beatMsg
+	beat   Msg
 	fn     func(*elector)
 	done   chan struct{}
 	taken  *atomic.Bool // evFunc: fn runs only if the elector takes it first
@@ -95,9 +95,9 @@ func less(startA int64, uidA string, startB int64, uidB string) bool {
 }
 
 type elector struct {
-	core    *core
+	core    *Core
 	host    host
-	links   map[connID]link
+	links   map[ConnID]link
 	beat    *outBeat      // the heartbeat published last
 	scratch []link        // sorted
 	drained chan struct{} // Stop: closed when the last connection is down
@@ -106,21 +106,21 @@ type elector struct {
 
 // newElector makes the elector of a node's core, and publishes the first
 // snapshot.
-func newElector(h host, c *core) *elector {
-	e := &elector{host: h, core: c, links: make(map[connID]link)}
+func newElector(h host, c *Core) *elector {
+	e := &elector{host: h, core: c, links: make(map[ConnID]link)}
 	e.apply()
 	return e
 }
 
 // coreConfig returns the core's configuration of node m; now is the
 // monotonic clock, read with the wall clock.
-func (m *Msc) coreConfig(now int64) coreConfig {
+func (m *Msc) coreConfig(now int64) Config {
 	cfg := m.cfg
-	return coreConfig{uid: cfg.UID, start: m.start, inc: m.inc, prio: int64(cfg.Priority),
-		interval: cfg.Interval, wait: cfg.WaitTimeout, quorum: cfg.Quorum, sticky: cfg.Sticky, balance: cfg.Balance,
-		observer:   cfg.Observer,
-		voters:     voterSet(cfg.Voters),
-		wallOffset: time.Now().UnixNano() - now}
+	return Config{UID: cfg.UID, Start: m.start, Inc: m.inc, Prio: int64(cfg.Priority),
+		Interval: cfg.Interval, Wait: cfg.WaitTimeout, Quorum: cfg.Quorum, Sticky: cfg.Sticky, Balance: cfg.Balance,
+		Observer:   cfg.Observer,
+		Voters:     voterSet(cfg.Voters),
+		WallOffset: time.Now().UnixNano() - now}
 }
 
 // voterSet returns Options.Voters as a set; nil if unset.
@@ -192,7 +192,7 @@ const (
 // connections) costs one send on each connection, not one per event.
 func (e *elector) turn(now int64, woke int, first *event, next func() (event, int64, bool)) {
 	e.syncHeard()
-	if e.core.paused(now) {
+	if e.core.Paused(now) {
 		// This process was paused (SIGSTOP, a VM freeze), starved, or its
 		// clock stood still: the core re-joins; reconnect now, not after
 		// a backoff. It steps at once, before any event: a reply must not
@@ -203,10 +203,10 @@ func (e *elector) turn(now int64, woke int, first *event, next func() (event, in
 	}
 	switch woke {
 	case wokeTick:
-		e.core.tick(now)
+		e.core.Tick(now)
 		e.apply()
 	case wokeAlarm:
-		e.core.alarm(now)
+		e.core.Alarm(now)
 		e.apply()
 	}
 	if first == nil {
@@ -232,8 +232,8 @@ const maxBatch = 256
 // frames rather than once for each (what an idle node costs is its
 // wake-ups).
 func (e *elector) untilBeat(now int64) time.Duration {
-	iv := int64(e.core.cfg.interval)
-	at := (now + e.core.cfg.wallOffset) % iv
+	iv := int64(e.core.cfg.Interval)
+	at := (now + e.core.cfg.WallOffset) % iv
 	if at < 0 {
 		at += iv
 	}
@@ -246,20 +246,20 @@ func (e *elector) handle(now int64, ev event) {
 	case evUp:
 		id := ev.l.linkID()
 		e.links[id] = ev.l
-		e.core.up(now, id, ev.l.linkServer(), ev.l.linkTag())
+		e.core.Up(now, id, ev.l.linkServer(), ev.l.linkTag())
 	case evDown:
 		id := ev.l.linkID()
 		delete(e.links, id)
-		e.core.down(now, id, ev.grace)
+		e.core.Down(now, id, ev.grace)
 		if e.drained != nil && len(e.links) == 0 {
 			close(e.drained)
 			e.drained = nil
 		}
 	case evUnreachable:
-		e.core.unreachable(now, ev.at, ev.server)
+		e.core.Unreachable(now, ev.at, ev.server)
 	case evBeat:
 		live := len(e.core.order)
-		e.core.recv(now, ev.at, ev.l.linkID(), &ev.beat)
+		e.core.Recv(now, ev.at, ev.l.linkID(), &ev.beat)
 		if len(e.core.order) > live {
 			e.host.wakeClients() // a peer is back: retry dialing the others now
 		}
@@ -280,46 +280,46 @@ func (e *elector) handle(now int64, ev event) {
 // apply carries out what the core asked for in its last steps.
 func (e *elector) apply() {
 	o := &e.core.out
-	for _, err := range o.errs {
+	for _, err := range o.Errs {
 		e.host.report(err)
 	}
-	for _, id := range o.close {
+	for _, id := range o.Close {
 		if l := e.links[id]; l != nil {
 			l.close()
 		}
 	}
-	for _, id := range o.wake {
+	for _, id := range o.Wake {
 		e.host.wakeClient(id)
 	}
-	for _, id := range o.attach {
+	for _, id := range o.Attach {
 		if l := e.links[id]; l != nil {
 			l.setLinked()
 		}
 	}
-	for _, ec := range o.echo {
-		if l := e.links[ec.id]; l != nil {
-			l.setEcho(ec.echo)
+	for _, ec := range o.Echoes {
+		if l := e.links[ec.ID]; l != nil {
+			l.setEcho(ec.Echo)
 		}
 	}
 	// The snapshot first: a node that steps down stops answering master
 	// before any frame can tell a peer it did.
-	if o.snap != nil {
-		e.host.publishSnap(o.snap)
+	if o.Snap != nil {
+		e.host.publishSnap(o.Snap)
 	}
-	if o.beat != nil {
-		e.publishBeat(o.beat)
+	if o.Beat != nil {
+		e.publishBeat(o.Beat)
 	}
 	// Send: to the claimants answered (flagged as replies), and on every
 	// connection if the core asks.
-	for _, id := range o.reply {
+	for _, id := range o.Reply {
 		if l := e.links[id]; l != nil {
 			l.setReply()
-			if !o.kick {
+			if !o.Kick {
 				l.sendBeat(true)
 			}
 		}
 	}
-	if o.kick {
+	if o.Kick {
 		for _, l := range e.sorted() {
 			l.sendBeat(true)
 		}
@@ -329,7 +329,7 @@ func (e *elector) apply() {
 	// IsMaster answers false and a first frame sent by a new connection
 	// holds back the stale claims of the heartbeat published before.
 	e.host.setSent(e.core.sent)
-	e.core.out.reset()
+	e.core.out.Reset()
 }
 
 // sorted returns the links in the order of their ids: the same order
@@ -349,13 +349,13 @@ func (e *elector) sorted() []link {
 func (e *elector) syncHeard() {
 	for id, l := range e.links {
 		if r, ok := l.takeHeard(); ok {
-			e.core.heard(id, r)
+			e.core.Heard(id, r)
 		}
 	}
 }
 
 // publishBeat encodes the heartbeat for the connections.
-func (e *elector) publishBeat(b *beat) {
+func (e *elector) publishBeat(b *Beat) {
 	full, err := encodeBeat(b, true)
 	if err != nil {
 		e.host.report(err)
@@ -369,10 +369,10 @@ func (e *elector) publishBeat(b *beat) {
 		full = short
 	}
 	claims := false
-	for _, c := range b.claims {
-		claims = claims || c.acting
+	for _, c := range b.Claims {
+		claims = claims || c.Acting
 	}
-	e.beat = &outBeat{uid: b.uid, version: b.version, leaving: b.leaving, claims: claims, full: full, short: short}
+	e.beat = &outBeat{uid: b.UID, version: b.Version, leaving: b.Leaving, claims: claims, full: full, short: short}
 	e.host.publishBeat(e.beat)
 }
 
@@ -387,7 +387,7 @@ type outBeat struct {
 
 // setKeys changes this node's key set, re-elects and tells the peers now.
 func (e *elector) setKeys(add, remove []string) {
-	e.core.setKeys(mono(), add, remove)
+	e.core.SetKeys(mono(), add, remove)
 	e.apply()
 }
 
@@ -401,7 +401,7 @@ func (e *elector) resolveNow(id string) {
 
 // The node is the elector's host.
 
-func (m *Msc) publishSnap(s *snapshot) {
+func (m *Msc) publishSnap(s *Snapshot) {
 	old := m.snap.Load()
 	m.snap.Store(s)
 	m.notifyChanges(old, s)

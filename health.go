@@ -33,14 +33,14 @@ func (e *elector) healthy(now int64) error {
 		slices.Sort(ids)
 		return fmt.Errorf("%w: waiting to hear from servers %s", ErrUnhealthy, strings.Join(ids, ", "))
 	}
-	wait := c.cfg.wait
+	wait := c.cfg.Wait
 	var stale []string
 	for _, p := range c.peers {
 		if ago := time.Duration(now - p.heard); ago > wait && len(p.conns) > 0 && !p.leaving {
 			stale = append(stale, fmt.Sprintf("%s (last heard %v ago)", p.uid, ago.Round(time.Millisecond)))
 		}
 	}
-	if q := c.cfg.quorum; q > 1 {
+	if q := c.cfg.Quorum; q > 1 {
 		// The voters the votes count (core.settle): live, by UID.
 		if n, _ := c.liveVoters(now); n < q {
 			return fmt.Errorf("%w: sees %d of the %d voters of a quorum", ErrUnhealthy, n, q)

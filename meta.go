@@ -25,7 +25,7 @@ func (m *Msc) SetMeta(meta map[string]string) error {
 	}
 	m.mu.Unlock()
 	if !m.call(func(e *elector) {
-		e.core.setMeta(mono(), meta)
+		e.core.SetMeta(mono(), meta)
 		e.apply()
 	}) {
 		return ErrStopped
@@ -39,26 +39,26 @@ func (m *Msc) SetMeta(meta map[string]string) error {
 // meta["http"]. ok is false while no master is known.
 func (m *Msc) MasterMeta(key string) (meta map[string]string, ok bool) {
 	m.call(func(e *elector) {
-		meta, ok = e.core.masterMeta(key)
+		meta, ok = e.core.MasterMeta(key)
 	})
 	return meta, ok
 }
 
-// masterMeta returns a copy of the metadata of the master of key.
-func (c *core) masterMeta(key string) (map[string]string, bool) {
+// MasterMeta returns a copy of the metadata of the master of key.
+func (c *Core) MasterMeta(key string) (map[string]string, bool) {
 	s := c.snap
-	uid := s.masterUID
+	uid := s.MasterUID
 	if key != "" {
-		ks, has := s.key(key)
+		ks, has := s.Key(key)
 		if !has {
 			return nil, false
 		}
-		uid = ks.uid
+		uid = ks.UID
 	}
 	if uid == "" {
 		return nil, false
 	}
-	if uid == c.cfg.uid {
+	if uid == c.cfg.UID {
 		return maps.Clone(c.meta), true
 	}
 	for _, p := range c.order {
@@ -88,7 +88,7 @@ func (m *Msc) SetPriority(p int) {
 	}
 	m.mu.Unlock()
 	m.call(func(e *elector) {
-		e.core.setPriority(mono(), int64(p))
+		e.core.SetPriority(mono(), int64(p))
 		e.apply()
 	})
 }

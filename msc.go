@@ -47,7 +47,7 @@ type Msc struct {
 	start int64  // StartTime, Unix nanoseconds: the election order
 	inc   uint64 // incarnation: random per Msc, tells a restart with the same UID
 
-	snap  atomic.Pointer[snapshot] // the hot read path
+	snap  atomic.Pointer[Snapshot] // the hot read path
 	suite atomic.Pointer[suite]    // this node's algorithm and keys; SetKey swaps it
 	beat  atomic.Pointer[outBeat]
 	// connSeq numbers the connections (connID).
@@ -140,11 +140,11 @@ func New(opts Options) (*Msc, error) {
 		stopDone: make(chan struct{}),
 	}
 	m.ctx, m.cancel = context.WithCancel(context.Background())
-	m.fresh = freshFor(cfg.Interval, cfg.WaitTimeout)
+	m.fresh = FreshFor(cfg.Interval, cfg.WaitTimeout)
 	for _, k := range cfg.Keys {
 		m.keys[k] = struct{}{}
 	}
-	m.snap.Store(&snapshot{ki: noKeys})
+	m.snap.Store(&Snapshot{KI: NoKeys})
 	m.suite.Store(cfg.suite)
 	m.lastWake.Store(mono() - int64(cfg.Interval))
 	m.disp.init()
@@ -245,7 +245,7 @@ func (m *Msc) Stop() error {
 	// a member, so that nobody takes over while the work this node runs as
 	// master (RunAsMaster) winds down.
 	m.call(func(e *elector) {
-		e.core.setResign(mono())
+		e.core.SetResign(mono())
 		e.apply()
 	})
 	m.waitRuns(m.cfg.WaitTimeout)
@@ -253,7 +253,7 @@ func (m *Msc) Stop() error {
 	// every connection; peers re-elect at once.
 	drained := make(chan struct{})
 	m.call(func(e *elector) {
-		e.core.setLeave(mono()) // the leaving heartbeat, sent on every connection
+		e.core.SetLeave(mono()) // the leaving heartbeat, sent on every connection
 		e.apply()
 		if len(e.links) == 0 {
 			close(drained)
@@ -291,7 +291,7 @@ func (m *Msc) abort() {
 	ln := m.ln
 	m.mu.Unlock()
 	m.leaving.Store(true)
-	m.snap.Store(&snapshot{ki: noKeys})
+	m.snap.Store(&Snapshot{KI: NoKeys})
 	if running {
 		ln.Close()
 	}
@@ -301,7 +301,7 @@ func (m *Msc) abort() {
 	m.wg.Wait()
 	// Again: the elector may have published a snapshot (still running,
 	// maybe master) before it saw the cancel.
-	m.snap.Store(&snapshot{ki: noKeys})
+	m.snap.Store(&Snapshot{KI: NoKeys})
 	m.closeWatchers()
 }
 

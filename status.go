@@ -92,11 +92,11 @@ func (e *elector) status() Status {
 		Priority:  int(c.self.prio),
 		Observer:  m.cfg.Observer,
 		Meta:      maps.Clone(c.meta),
-		Running:   s.running,
-		Ready:     s.ready,
-		IsMaster:  s.master && m.valid(s.lease), // as IsMaster: false until the elector has run after a pause
-		Master:    s.masterUID,
-		Term:      s.term,
+		Running:   s.Running,
+		Ready:     s.Ready,
+		IsMaster:  s.Master && m.valid(s.Lease), // as IsMaster: false until the elector has run after a pause
+		Master:    s.MasterUID,
+		Term:      s.Term,
 	}
 	if a := m.Addr(); a != nil {
 		st.Addr = a.String()
@@ -108,7 +108,7 @@ func (e *elector) status() Status {
 	sort.Slice(peers, func(i, j int) bool { return peers[i].before(peers[j].rank) })
 	for _, p := range peers {
 		ps := PeerStatus{UID: p.uid, StartTime: time.Unix(0, p.start), Priority: int(p.prio),
-			Live: p.live(now, c.cfg.wait), Leaving: p.leaving, Conns: len(p.conns), Master: p.claims[""].acting,
+			Live: p.live(now, c.cfg.Wait), Leaving: p.leaving, Conns: len(p.conns), Master: p.claims[""].Acting,
 			Observer: p.observer, Meta: maps.Clone(p.meta)}
 		if p.heard > 0 {
 			ps.LastHeard = monoTime(p.heard)
@@ -129,8 +129,8 @@ func (e *elector) status() Status {
 		slices.Sort(ps.Servers)
 		st.Peers = append(st.Peers, ps)
 	}
-	for i, ks := range s.keys {
-		st.Keys = append(st.Keys, KeyStatus{Key: s.ki.list[i], IsMaster: ks.master && m.valid(ks.lease), Master: ks.uid, Term: ks.term})
+	for i, ks := range s.Keys {
+		st.Keys = append(st.Keys, KeyStatus{Key: s.KI.List[i], IsMaster: ks.Master && m.valid(ks.Lease), Master: ks.UID, Term: ks.Term})
 	}
 	return st
 }
