@@ -5,6 +5,8 @@ import (
 	"slices"
 	"sync/atomic"
 	"time"
+
+	"github.com/msc-go/msc/internal/core"
 )
 
 // The elector drives the election core (core.go): it feeds it the events
@@ -21,7 +23,7 @@ import (
 // link is a connection as the elector sees it: a *conn, or the
 // simulator's end of a simulated connection.
 type link interface {
-	linkID() ConnID
+	linkID() core.ConnID
 	linkServer() string // the configured server id; "" for inbound
 	linkTag() uint64    // the same at both ends
 	// sendBeat sends the current heartbeat now (fresh: the elector has
@@ -39,9 +41,9 @@ type link interface {
 // host is what the elector acts on besides the connections: the node
 // (*Msc), or a simulated one.
 type host interface {
-	publishSnap(s *Snapshot) // for the readers; changes for OnChange and Watch
-	publishBeat(b *outBeat)  // the heartbeat the connections send
-	setSent(at int64)        // core.sent, after the snapshot (IsMaster)
+	publishSnap(s *core.Snapshot) // for the readers; changes for OnChange and Watch
+	publishBeat(b *outBeat)       // the heartbeat the connections send
+	setSent(at int64)             // core.sent, after the snapshot (IsMaster)
 	report(err error)
 	wakeClient(server string)
 	wakeClients()
@@ -63,41 +65,16 @@ type event struct {
 	l      link
 	server string
 	grace  bool // evDown: this end found the connection silent
-	beat   Msg
+	beat   core.Msg
 	fn     func(*elector)
 	done   chan struct{}
 	taken  *atomic.Bool // evFunc: fn runs only if the elector takes it first
 }
 
-// rank is a node's place in the election order.
-type rank struct {
-	prio  int64
-	start int64
-	uid   string
-}
-
-// before orders nodes: higher priority first, then the earlier start
-// time, then the smaller UID.
-func (a rank) before(b rank) bool {
-	if a.prio != b.prio {
-		return a.prio > b.prio
-	}
-	return less(a.start, a.uid, b.start, b.uid)
-}
-
-// less orders nodes of equal priority: earlier start time first, then the
-// smaller UID.
-func less(startA int64, uidA string, startB int64, uidB string) bool {
-	if startA != startB {
-		return startA < startB
-	}
-	return uidA < uidB
-}
-
 type elector struct {
-	core    *Core
+	core    *core.Core
 	host    host
-	links   map[ConnID]link
+	links   map[core.ConnID]link
 	beat    *outBeat      // the heartbeat published last
 	scratch []link        // sorted
 	drained chan struct{} // Stop: closed when the last connection is down
@@ -106,17 +83,17 @@ type elector struct {
 
 // newElector makes the elector of a node's core, and publishes the first
 // snapshot.
-func newElector(h host, c *Core) *elector {
-	e := &elector{host: h, core: c, links: make(map[ConnID]link)}
+func newElector(h host, c *core.Core) *elector {
+	e := &elector{host: h, core: c, links: make(map[core.ConnID]link)}
 	e.apply()
 	return e
 }
 
 // coreConfig returns the core's configuration of node m; now is the
 // monotonic clock, read with the wall clock.
-func (m *Msc) coreConfig(now int64) Config {
+func (m *Msc) coreConfig(now int64) core.Config {
 	cfg := m.cfg
-	return Config{UID: cfg.UID, Start: m.start, Inc: m.inc, Prio: int64(cfg.Priority),
+	return core.Config{UID: cfg.UID, Start: m.start, Inc: m.inc, Prio: int64(cfg.Priority),
 		Interval: cfg.Interval, Wait: cfg.WaitTimeout, Quorum: cfg.Quorum, Sticky: cfg.Sticky, Balance: cfg.Balance,
 		Observer:   cfg.Observer,
 		Voters:     voterSet(cfg.Voters),
@@ -152,7 +129,7 @@ func (e *elector) run() {
 		}
 	}
 	for {
-		if w := e.core.wake; w != 0 {
+		if w := e.core.Wake(); w != 0 {
 			wake.Reset(time.Duration(w - mono()))
 		} else {
 			wake.Stop()
@@ -197,7 +174,7 @@ func (e *elector) turn(now int64, woke int, first *event, next func() (event, in
 		// clock stood still: the core re-joins; reconnect now, not after
 		// a backoff. It steps at once, before any event: a reply must not
 		// carry the claims of the heartbeat published before the pause.
-		e.host.pausedFor(time.Duration(now - e.core.sent))
+		e.host.pausedFor(time.Duration(now - e.core.Sent()))
 		e.host.wakeClients()
 		woke = wokeTick
 	}
@@ -232,8 +209,9 @@ const maxBatch = 256
 // frames rather than once for each (what an idle node costs is its
 // wake-ups).
 func (e *elector) untilBeat(now int64) time.Duration {
-	iv := int64(e.core.cfg.Interval)
-	at := (now + e.core.cfg.WallOffset) % iv
+	cfg := e.core.Config()
+	iv := int64(cfg.Interval)
+	at := (now + cfg.WallOffset) % iv
 	if at < 0 {
 		at += iv
 	}
@@ -258,9 +236,9 @@ func (e *elector) handle(now int64, ev event) {
 	case evUnreachable:
 		e.core.Unreachable(now, ev.at, ev.server)
 	case evBeat:
-		live := len(e.core.order)
+		live := e.core.LiveCount()
 		e.core.Recv(now, ev.at, ev.l.linkID(), &ev.beat)
-		if len(e.core.order) > live {
+		if e.core.LiveCount() > live {
 			e.host.wakeClients() // a peer is back: retry dialing the others now
 		}
 	case evFunc:
@@ -279,9 +257,13 @@ func (e *elector) handle(now int64, ev event) {
 
 // apply carries out what the core asked for in its last steps.
 func (e *elector) apply() {
-	o := &e.core.out
-	for _, err := range o.Errs {
-		e.host.report(err)
+	o := e.core.Out()
+	for _, f := range o.Errs {
+		if f.Peer != "" {
+			e.host.report(&PeerError{Peer: f.Peer, Err: f.Err})
+		} else {
+			e.host.report(f.Err)
+		}
 	}
 	for _, id := range o.Close {
 		if l := e.links[id]; l != nil {
@@ -328,8 +310,8 @@ func (e *elector) apply() {
 	// the snapshot decided with it. Until the core has sent after a pause,
 	// IsMaster answers false and a first frame sent by a new connection
 	// holds back the stale claims of the heartbeat published before.
-	e.host.setSent(e.core.sent)
-	e.core.out.Reset()
+	e.host.setSent(e.core.Sent())
+	o.Reset()
 }
 
 // sorted returns the links in the order of their ids: the same order
@@ -355,7 +337,7 @@ func (e *elector) syncHeard() {
 }
 
 // publishBeat encodes the heartbeat for the connections.
-func (e *elector) publishBeat(b *Beat) {
+func (e *elector) publishBeat(b *core.Beat) {
 	full, err := encodeBeat(b, true)
 	if err != nil {
 		e.host.report(err)
@@ -393,15 +375,13 @@ func (e *elector) setKeys(add, remove []string) {
 
 // resolveNow counts a server as heard from or failed to reach now.
 func (e *elector) resolveNow(id string) {
-	now := mono()
-	e.core.begin(now)
-	e.core.resolve(now, now, id)
+	e.core.ResolveNow(mono(), id)
 	e.apply()
 }
 
 // The node is the elector's host.
 
-func (m *Msc) publishSnap(s *Snapshot) {
+func (m *Msc) publishSnap(s *core.Snapshot) {
 	old := m.snap.Load()
 	m.snap.Store(s)
 	m.notifyChanges(old, s)

@@ -11,6 +11,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/msc-go/msc/internal/core"
 )
 
 // Fuzz targets for everything a peer controls before and after
@@ -108,7 +110,7 @@ func FuzzDecodeBeat(f *testing.F) {
 			return
 		}
 		withKeys := v.flags&beatKeys != 0
-		b := &Beat{UID: string(v.uid), Start: v.start, Inc: v.inc, Leaving: v.flags&beatLeaving != 0,
+		b := &core.Beat{UID: string(v.uid), Start: v.start, Inc: v.inc, Leaving: v.flags&beatLeaving != 0,
 			Version: v.version, Keys: v.keys, Prio: v.prio, Claims: v.claims, Known: v.known, Votes: v.votes, Meta: v.meta}
 		q, err := encodeBeat(b, withKeys)
 		if err != nil {

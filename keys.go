@@ -90,7 +90,7 @@ func (m *Msc) Keys() []string {
 	m.mu.Unlock()
 	var keys []string
 	m.call(func(e *elector) {
-		keys = append(keys, e.core.ki.List...)
+		keys = append(keys, e.core.Keys()...)
 	})
 	slices.Sort(keys)
 	return keys
@@ -111,7 +111,7 @@ func (m *Msc) Update(keys ...string) {
 	var unknown []string
 	m.call(func(e *elector) {
 		for _, k := range keys {
-			if _, ok := e.core.keys[k]; !ok {
+			if !e.core.HasKey(k) {
 				unknown = append(unknown, k)
 			}
 		}

@@ -1,6 +1,10 @@
 package msc
 
-import "time"
+import (
+	"time"
+
+	"github.com/msc-go/msc/internal/core"
+)
 
 // Term returns the global fencing term: a number that strictly increases
 // each time global mastership passes to a node, agreed by the nodes that
@@ -44,12 +48,7 @@ func (m *Msc) IsMasterByKey(key string) bool {
 // resumed after a pause, whose peers may have elected another master,
 // does not act as master before its elector has looked around.
 func (m *Msc) valid(lease int64) bool {
-	return ValidAt(mono(), lease, m.lastSent.Load(), m.fresh)
-}
-
-// ValidAt is valid at now, for a node that last sent at sent.
-func ValidAt(now, lease, sent int64, fresh time.Duration) bool {
-	return (lease == 0 || now < lease) && now-sent <= int64(fresh)
+	return core.ValidAt(mono(), lease, m.lastSent.Load(), m.fresh)
 }
 
 // holds reports whether this node is master of key ("" global) in term,

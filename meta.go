@@ -44,31 +44,6 @@ func (m *Msc) MasterMeta(key string) (meta map[string]string, ok bool) {
 	return meta, ok
 }
 
-// MasterMeta returns a copy of the metadata of the master of key.
-func (c *Core) MasterMeta(key string) (map[string]string, bool) {
-	s := c.snap
-	uid := s.MasterUID
-	if key != "" {
-		ks, has := s.Key(key)
-		if !has {
-			return nil, false
-		}
-		uid = ks.UID
-	}
-	if uid == "" {
-		return nil, false
-	}
-	if uid == c.cfg.UID {
-		return maps.Clone(c.meta), true
-	}
-	for _, p := range c.order {
-		if p.uid == uid {
-			return maps.Clone(p.meta), true
-		}
-	}
-	return nil, false
-}
-
 // SetPriority changes this node's priority (Options.Priority) at run
 // time. Raising one node's priority above every other's moves mastership
 // to it, globally and of the keys it holds (but not the keys spread by

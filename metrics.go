@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"unicode/utf8"
+
+	"github.com/msc-go/msc/internal/core"
 )
 
 // metrics holds the counters that Status does not: errors by cause,
@@ -58,7 +60,7 @@ func (mt *metrics) countError(err error) {
 // passes to another node; a master unknown for a while (a pause, a
 // restart of the election) and then the same again is no change. It runs
 // on the elector, for each snapshot published.
-func (mt *metrics) countChanges(old, s *Snapshot) {
+func (mt *metrics) countChanges(old, s *core.Snapshot) {
 	if old.MasterUID == s.MasterUID && old.KI == s.KI && sameMasters(old.Keys, s.Keys) {
 		return
 	}
@@ -93,7 +95,7 @@ func (mt *metrics) note(key, uid string) {
 	}
 }
 
-func sameMasters(a, b []KeyState) bool {
+func sameMasters(a, b []core.KeyState) bool {
 	for i := range a {
 		if a[i].UID != b[i].UID {
 			return false

@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/msc-go/msc/internal/core"
 )
 
 // The deterministic simulator: N election cores (core.go) over a simulated
@@ -169,7 +171,7 @@ func (q *simQueue) Pop() any {
 // simConn is a TCP connection between two nodes: end 0 dialed, end 1
 // accepted.
 type simConn struct {
-	id      [2]ConnID
+	id      [2]core.ConnID
 	node    [2]int
 	inc     [2]int
 	up      [2]bool   // the end is open
@@ -190,14 +192,14 @@ type simNode struct {
 	i        int
 	inc      int
 	alive    bool
-	core     *Core
+	core     *core.Core
 	e        *elector // the production elector, over simulated links
 	s        *sim
 	ob       *outBeat // the heartbeat its elector published last
 	sent     int64    // local: its elector's last send (Msc.lastSent)
 	inbox    []event  // events for its elector, not yet taken
 	running  bool     // a seRun is scheduled
-	cfg      Config
+	cfg      core.Config
 	rate     float64 // clock rate
 	off      int64   // clock offset
 	pausedTo int64   // virtual: paused until then
@@ -206,7 +208,7 @@ type simNode struct {
 	busy     int64   // virtual: a slow process is busy until then
 	keys     []string
 	nextTick int64
-	conns    map[ConnID]*simConn
+	conns    map[core.ConnID]*simConn
 	stopping bool
 	pending  []*simEvent // timer events that came while paused
 	armed    int64       // the wake-up time a seWake event is pending for
@@ -226,10 +228,10 @@ type sim struct {
 	seq    uint64
 	nodes  []*simNode
 	n      int
-	cfg    Config // shared options
-	lat    [][2]int64 // [i*n+j]: min, jitter of latency from i to j
-	cut    []int      // [i*n+j]: 0 up, 1 hold, 2 reset
-	nextID ConnID
+	cfg    core.Config // shared options
+	lat    [][2]int64  // [i*n+j]: min, jitter of latency from i to j
+	cut    []int       // [i*n+j]: 0 up, 1 hold, 2 reset
+	nextID core.ConnID
 	out    func(string, ...any)
 	err    error
 	// terms of masterships started, per key: the highest.
@@ -288,10 +290,10 @@ func runSim(seed uint64, trace bool, w interface{ Write([]byte) (int, error) }) 
 	}
 	interval := 100 * time.Millisecond
 	wait := []time.Duration{2 * interval, 3 * interval, 3 * interval, 4 * interval, 5 * interval}[r.IntN(5)]
-	m := LeaseMargin(interval, wait)
+	m := core.LeaseMargin(interval, wait)
 	s.drift = 0.9 * float64(m) / float64(4*wait)
 	s.skew = int64(m / 4)
-	s.cfg = Config{Interval: interval, Wait: wait, Sticky: r.IntN(3) == 0, Balance: r.IntN(3) == 0}
+	s.cfg = core.Config{Interval: interval, Wait: wait, Sticky: r.IntN(3) == 0, Balance: r.IntN(3) == 0}
 	s.observers = 0
 	if s.n >= 3 && r.IntN(4) == 0 {
 		s.observers = 1 // the last node
@@ -367,7 +369,7 @@ func (s *sim) boot(n *simNode) {
 		// Younger; or (a fixed Options.StartTime) the same as before.
 		n.start = s.now + 10*int64(time.Second)
 	}
-	n.conns = map[ConnID]*simConn{}
+	n.conns = map[core.ConnID]*simConn{}
 	n.parked = map[int]int{}
 	n.ob, n.inbox, n.running, n.masters = nil, nil, false, nil
 	n.s = s
@@ -390,7 +392,7 @@ func (s *sim) boot(n *simNode) {
 	}
 	lt := s.local(n, s.now)
 	s.out("n%d boots (inc %d, start %d, prio %d, keys %v)", n.i, n.inc, n.start, n.prio, n.keys)
-	n.core = newCore(cfg, n.keys, servers, lt, nil)
+	n.core = core.New(cfg, n.keys, servers, lt, nil)
 	n.e = newElector(n, n.core)
 	s.check()
 	for j := range s.n {
@@ -492,7 +494,7 @@ type simEnd struct {
 	heardAt, synced int64
 }
 
-func (e *simEnd) linkID() ConnID { return e.c.id[e.end] }
+func (e *simEnd) linkID() core.ConnID { return e.c.id[e.end] }
 func (e *simEnd) linkServer() string {
 	if e.end == 1 {
 		return ""
@@ -536,7 +538,7 @@ func (e *simEnd) sendBeat(fresh bool) {
 	}
 	hb := n.ob
 	lt := s.local(n, s.now)
-	first, payload := e.w.plan(hb, !fresh && lt-n.sent > int64(FreshFor(s.cfg.Interval, s.cfg.Wait)))
+	first, payload := e.w.plan(hb, !fresh && lt-n.sent > int64(core.FreshFor(s.cfg.Interval, s.cfg.Wait)))
 	if payload == nil {
 		return
 	}
@@ -583,10 +585,10 @@ func (e *simEnd) receive(p []byte) {
 
 // The simulated node is its elector's host.
 
-func (n *simNode) publishSnap(snap *Snapshot) { n.s.observe(n, snap) }
-func (n *simNode) publishBeat(b *outBeat)     { n.ob = b }
-func (n *simNode) setSent(at int64)           { n.sent = at }
-func (n *simNode) report(error)               {}
+func (n *simNode) publishSnap(snap *core.Snapshot) { n.s.observe(n, snap) }
+func (n *simNode) publishBeat(b *outBeat)          { n.ob = b }
+func (n *simNode) setSent(at int64)                { n.sent = at }
+func (n *simNode) report(error)                    {}
 func (n *simNode) pausedFor(gap time.Duration) {
 	n.s.out("n%d notices a pause (%v since its last heartbeat)", n.i, gap)
 }
@@ -746,10 +748,10 @@ func (s *sim) run(n *simNode) {
 
 // observe follows n's masterships as RunAsMaster would: one starts when a
 // snapshot shows it, ends when one no longer does.
-func (s *sim) observe(n *simNode, snap *Snapshot) {
-	state := func(k string) KeyState {
+func (s *sim) observe(n *simNode, snap *core.Snapshot) {
+	state := func(k string) core.KeyState {
 		if !snap.Running {
-			return KeyState{}
+			return core.KeyState{}
 		}
 		return snap.State(k)
 	}
@@ -784,10 +786,10 @@ func (s *sim) observe(n *simNode, snap *Snapshot) {
 		// Quorum the fencing check below is the promise; and the core
 		// read here has taken in the whole batch, after the decision
 		// (seed 4093: a known term heard later in the batch).
-		if heard := n.core.rival[k]; s.cfg.Quorum <= 1 && st.Term <= heard {
+		if heard, _, _ := n.core.Terms(k); s.cfg.Quorum <= 1 && st.Term <= heard {
 			s.fail("terms: n%d is master of %q with term %d, not above %d it heard of", n.i, k, st.Term, heard)
 		}
-		if known := n.core.other[k]; s.cfg.Quorum <= 1 && st.Term < known {
+		if _, known, _ := n.core.Terms(k); s.cfg.Quorum <= 1 && st.Term < known {
 			s.fail("terms: n%d is master of %q with term %d, below %d it knew of", n.i, k, st.Term, known)
 		}
 		if s.cfg.Quorum > 1 {
@@ -812,14 +814,14 @@ func (s *sim) isMaster(n *simNode, k string) bool {
 	if !n.alive || s.now < n.pausedTo {
 		return false
 	}
-	snap := n.core.snap
-	var st KeyState
+	snap := n.core.Snap()
+	var st core.KeyState
 	if k == "" {
-		st = KeyState{Master: snap.Master, Lease: snap.Lease}
+		st = core.KeyState{Master: snap.Master, Lease: snap.Lease}
 	} else {
 		st, _ = snap.Key(k)
 	}
-	return st.Master && ValidAt(s.local(n, s.now), st.Lease, n.sent, FreshFor(s.cfg.Interval, s.cfg.Wait))
+	return st.Master && core.ValidAt(s.local(n, s.now), st.Lease, n.sent, core.FreshFor(s.cfg.Interval, s.cfg.Wait))
 }
 
 // settle notes that the effects of a fault last until end: then, after
@@ -845,7 +847,7 @@ func (s *sim) settle(end int64) {
 func (s *sim) agreeBound() int64 {
 	b := s.cfg.Wait + 2*s.cfg.Interval + 70*time.Millisecond
 	if s.cfg.Quorum > 1 {
-		b += LeaseMargin(s.cfg.Interval, s.cfg.Wait)
+		b += core.LeaseMargin(s.cfg.Interval, s.cfg.Wait)
 	}
 	return int64(b)
 }
@@ -898,12 +900,7 @@ func (s *sim) checkAgreement(conns bool) {
 			if m == n {
 				continue
 			}
-			p := n.core.peers[peerKey(m.cfg.UID, m.cfg.Inc)]
-			if p == nil || len(p.conns) != 1 {
-				conns := -1
-				if p != nil {
-					conns = len(p.conns)
-				}
+			if conns := n.core.PeerConns(m.cfg.UID, m.cfg.Inc); conns != 1 {
 				s.fail("n%d has %d connections to n%d, want 1", n.i, conns, m.i)
 				return
 			}
@@ -933,9 +930,9 @@ func (s *sim) checkAgreement(conns bool) {
 			}
 			var uid string
 			if k == "" {
-				uid = n.core.snap.MasterUID
+				uid = n.core.Snap().MasterUID
 			} else {
-				st, _ := n.core.snap.Key(k)
+				st, _ := n.core.Snap().Key(k)
 				uid = st.UID
 			}
 			uids[uid] = true
@@ -948,19 +945,18 @@ func (s *sim) checkAgreement(conns bool) {
 		}
 		if len(masters) != 1 || len(uids) != 1 {
 			for _, n := range live {
-				i, ok := n.core.slotIndex(k)
-				var sl slot
-				if ok {
-					sl = n.core.slots[i]
+				in := n.core.Inspect(s.local(n, s.now), k)
+				var sl core.SlotView
+				if in.Held {
+					sl = in.Slot
 				}
-				if ok {
-					u, me := n.core.rightful(i)
-					s.out("n%d: rightful %s %v resigned %v keys %v prio %d maxPrio %d", n.i, u, me, n.core.resigned[k], n.core.ki.List, n.core.self.prio, n.core.maxPrio(i))
+				if in.Held {
+					s.out("n%d: rightful %s %v resigned %v keys %v prio %d maxPrio %d", n.i, in.Rightful, in.RightfulSelf, in.Resigned, in.Keys, in.Prio, in.MaxPrio)
 				}
-				s.out("n%d: ready %v slot %+v vote %+v maxVote %d other %d used %d live %d", n.i, n.core.ready, sl,
-					n.core.votes[k], n.core.maxVote[k].Term, n.core.other[k], n.core.used[k], len(n.core.order))
-				for _, p := range n.core.peers {
-					s.out("   peer %s/%d live %v current %v (%d/%d) prio %d claims %+v votes %+v echo %d", p.uid, p.inc, p.live(s.local(n, s.now), s.cfg.Wait), p.current(), p.version, p.newest, p.prio, p.claims[k], p.votes[k], p.echo)
+				s.out("n%d: ready %v slot %+v vote %+v maxVote %d other %d used %d live %d", n.i, in.Ready, sl,
+					in.Vote, in.MaxVote.Term, in.Other, in.Used, in.Live)
+				for _, p := range in.Peers {
+					s.out("   peer %s/%d live %v current %v (%d/%d) prio %d claims %+v votes %+v echo %d", p.UID, p.Inc, p.Live, p.Current, p.Version, p.Newest, p.Prio, p.Claim, p.Vote, p.Echo)
 				}
 			}
 			s.fail("no agreement on %q after the faults: masters %v, named %v", k, masters, uids)
@@ -972,9 +968,9 @@ func (s *sim) checkAgreement(conns bool) {
 		if m := s.nodes[masters[0]]; true {
 			var term uint64
 			if k == "" {
-				term = m.core.snap.Term
+				term = m.core.Snap().Term
 			} else {
-				st, _ := m.core.snap.Key(k)
+				st, _ := m.core.Snap().Key(k)
 				term = st.Term
 			}
 			// With Quorum: the highest term ever used. Without: the
@@ -984,17 +980,17 @@ func (s *sim) checkAgreement(conns bool) {
 			if s.cfg.Quorum <= 1 {
 				want = 0
 				for _, n := range live {
-					if _, holds := n.core.slotIndex(k); holds {
-						want = max(want, n.core.used[k], n.core.other[k])
+					if in := n.core.Inspect(s.local(n, s.now), k); in.Held {
+						want = max(want, in.Used, in.Other)
 					}
 				}
 			}
 			if term < want {
 				for _, n := range live {
-					i, _ := n.core.slotIndex(k)
-					s.out("n%d: slot %+v used %d other %d version %d", n.i, n.core.slots[min(i, len(n.core.slots)-1)], n.core.used[k], n.core.other[k], n.core.version)
-					for _, p := range n.core.peers {
-						s.out("   peer %s/%d live %v v %d/%d claim %+v", p.uid, p.inc, p.live(s.local(n, s.now), s.cfg.Wait), p.version, p.newest, p.claims[k])
+					in := n.core.Inspect(s.local(n, s.now), k)
+					s.out("n%d: slot %+v used %d other %d version %d", n.i, in.Slot, in.Used, in.Other, in.Version)
+					for _, p := range in.Peers {
+						s.out("   peer %s/%d live %v v %d/%d claim %+v", p.UID, p.Inc, p.Live, p.Version, p.Newest, p.Claim)
 					}
 				}
 				s.fail("%q: master n%d has term %d, below %d used before", k, m.i, term, want)
@@ -1025,14 +1021,14 @@ func (s *sim) rightful(holders []*simNode, k string) int {
 	best := holders[0]
 	for _, n := range holders[1:] {
 		if k != "" && s.cfg.Balance {
-			kh := KeyHash(k)
-			w, bw := Weight(kh, NodeHash(n.cfg.UID)), Weight(kh, NodeHash(best.cfg.UID))
+			kh := core.KeyHash(k)
+			w, bw := core.Weight(kh, core.NodeHash(n.cfg.UID)), core.Weight(kh, core.NodeHash(best.cfg.UID))
 			if w > bw || w == bw && n.cfg.UID < best.cfg.UID {
 				best = n
 			}
 			continue
 		}
-		if (rank{n.prio, n.start, n.cfg.UID}).before(rank{best.prio, best.start, best.cfg.UID}) {
+		if core.Before(n.prio, n.start, n.cfg.UID, best.prio, best.start, best.cfg.UID) {
 			best = n
 		}
 	}
@@ -1081,7 +1077,7 @@ func (s *sim) step(e *simEvent) {
 			if c.id[1] != 0 && n.conns[c.id[1]] == c && c.node[1] == n.i {
 				end = 1
 			}
-			if s.now-c.lastIn[end] > int64(float64(SilentAfter(s.cfg.Interval, s.cfg.Wait))/n.rate) && c.ends[end] != nil {
+			if s.now-c.lastIn[end] > int64(float64(core.SilentAfter(s.cfg.Interval, s.cfg.Wait))/n.rate) && c.ends[end] != nil {
 				// As conn.serve does: a last frame that says this end
 				// redials, then the close.
 				c.silent[end] = true
@@ -1095,7 +1091,7 @@ func (s *sim) step(e *simEvent) {
 			return // superseded
 		}
 		n.armed = 0
-		if w := n.core.wake; w != 0 && w <= s.local(n, s.now) {
+		if w := n.core.Wake(); w != 0 && w <= s.local(n, s.now) {
 			n.e.turn(s.local(n, s.now), wokeAlarm, nil, nil)
 		}
 	case seDeliver:
@@ -1112,7 +1108,7 @@ func (s *sim) step(e *simEvent) {
 		s.run(n)
 	}
 	s.arm(n)
-	if n.core.yields > 0 && s.cfg.Sticky && s.cfg.Quorum > 1 {
+	if n.core.Yields() > 0 && s.cfg.Sticky && s.cfg.Quorum > 1 {
 		s.fail("sticky: n%d gave up a mastership to another live node", n.i)
 	}
 	s.check()
@@ -1120,7 +1116,7 @@ func (s *sim) step(e *simEvent) {
 
 // arm schedules the wake-up n's core asks for, like the elector's timer.
 func (s *sim) arm(n *simNode) {
-	w := n.core.wake
+	w := n.core.Wake()
 	if w == 0 || w == n.armed || !n.alive {
 		return
 	}
@@ -1130,7 +1126,7 @@ func (s *sim) arm(n *simNode) {
 }
 
 func sortedConns(n *simNode) []*simConn {
-	ids := make([]ConnID, 0, len(n.conns))
+	ids := make([]core.ConnID, 0, len(n.conns))
 	for id := range n.conns {
 		ids = append(ids, id)
 	}
@@ -1181,7 +1177,7 @@ func (s *sim) fault(kind, i, j int, d int64) {
 		// it started.
 		end = s.now + max(d, int64(s.cfg.Wait)) + int64(s.cfg.Wait)
 		if s.cfg.Quorum > 1 {
-			end += int64(LeaseMargin(s.cfg.Interval, s.cfg.Wait))
+			end += int64(core.LeaseMargin(s.cfg.Interval, s.cfg.Wait))
 		}
 	case 8:
 		end = s.now + int64(s.cfg.Wait) // a key removed after up to WaitTimeout

@@ -3,7 +3,6 @@ package msc
 import (
 	"maps"
 	"slices"
-	"sort"
 	"time"
 )
 
@@ -84,14 +83,14 @@ func (m *Msc) Status() Status {
 func (e *elector) status() Status {
 	m := e.m
 	c := e.core
-	s := c.snap
+	s := c.Snap()
 	now := mono()
 	st := Status{
 		UID:       m.cfg.UID,
 		StartTime: time.Unix(0, m.start),
-		Priority:  int(c.self.prio),
+		Priority:  int(c.Prio()),
 		Observer:  m.cfg.Observer,
-		Meta:      maps.Clone(c.meta),
+		Meta:      maps.Clone(c.Meta()),
 		Running:   s.Running,
 		Ready:     s.Ready,
 		IsMaster:  s.Master && m.valid(s.Lease), // as IsMaster: false until the elector has run after a pause
@@ -101,31 +100,22 @@ func (e *elector) status() Status {
 	if a := m.Addr(); a != nil {
 		st.Addr = a.String()
 	}
-	peers := make([]*cpeer, 0, len(c.peers))
-	for _, p := range c.peers {
-		peers = append(peers, p)
-	}
-	sort.Slice(peers, func(i, j int) bool { return peers[i].before(peers[j].rank) })
-	for _, p := range peers {
-		ps := PeerStatus{UID: p.uid, StartTime: time.Unix(0, p.start), Priority: int(p.prio),
-			Live: p.live(now, c.cfg.Wait), Leaving: p.leaving, Conns: len(p.conns), Master: p.claims[""].Acting,
-			Observer: p.observer, Meta: maps.Clone(p.meta)}
-		if p.heard > 0 {
-			ps.LastHeard = monoTime(p.heard)
+	for _, p := range c.Peers(now) {
+		ps := PeerStatus{UID: p.UID, StartTime: time.Unix(0, p.Start), Priority: int(p.Prio),
+			Live: p.Live, Leaving: p.Leaving, Conns: len(p.Conns), Master: p.Master,
+			Observer: p.Observer, Meta: maps.Clone(p.Meta)}
+		if p.Heard > 0 {
+			ps.LastHeard = monoTime(p.Heard)
 		}
 		var newest int64
-		for id := range p.conns {
+		for _, id := range p.Conns {
 			if cn, _ := e.links[id].(*conn); cn != nil && cn.certSubject != "" && cn.certAt >= newest {
 				ps.CertSubject, newest = cn.certSubject, cn.certAt
 			}
 		}
-		for k := range p.keys {
-			ps.Keys = append(ps.Keys, k)
-		}
+		ps.Keys = p.Keys
 		slices.Sort(ps.Keys)
-		for id := range p.servers {
-			ps.Servers = append(ps.Servers, id)
-		}
+		ps.Servers = p.Servers
 		slices.Sort(ps.Servers)
 		st.Peers = append(st.Peers, ps)
 	}

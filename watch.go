@@ -2,6 +2,8 @@ package msc
 
 import (
 	"context"
+
+	"github.com/msc-go/msc/internal/core"
 )
 
 // watcher is a channel registered by Watch. Its value is replaced, never
@@ -79,7 +81,7 @@ func (m *Msc) OnChange(cb func(Change)) {
 }
 
 // notifyChanges queues the changes between two snapshots for OnChange.
-func (m *Msc) notifyChanges(old, s *Snapshot) {
+func (m *Msc) notifyChanges(old, s *core.Snapshot) {
 	m.met.countChanges(old, s)
 	m.cbMu.Lock()
 	defer m.cbMu.Unlock()
@@ -92,7 +94,7 @@ func (m *Msc) notifyChanges(old, s *Snapshot) {
 		changes = append(changes, Change{IsMaster: s.Master, Master: s.MasterUID, Term: s.Term})
 	}
 	for i, ks := range s.Keys {
-		var o KeyState
+		var o core.KeyState
 		if old.KI == s.KI {
 			o = old.Keys[i]
 		} else {
@@ -104,7 +106,7 @@ func (m *Msc) notifyChanges(old, s *Snapshot) {
 	}
 	if old.KI != s.KI {
 		for i, k := range old.KI.List {
-			if o := old.Keys[i]; o != (KeyState{}) {
+			if o := old.Keys[i]; o != (core.KeyState{}) {
 				if _, ok := s.KI.Idx[k]; !ok {
 					changes = append(changes, Change{Key: k})
 				}

@@ -6,6 +6,8 @@ import (
 	"io"
 	"math"
 	"slices"
+
+	"github.com/msc-go/msc/internal/core"
 )
 
 // The wire format. Every constant here is pinned by TestWireConstants; the
@@ -144,23 +146,6 @@ func parseFrame(b []byte) (frame, error) {
 	return f, nil
 }
 
-// Beat is a heartbeat's content, as the core publishes it. The send time
-// and the echo are written into each frame as it is sealed (conn.sendBeat).
-type Beat struct {
-	UID      string
-	Start    int64 // start time, Unix nanoseconds
-	Inc      uint64
-	Prio     int64
-	Leaving  bool
-	Version  uint64            // of the state below; the full form travels when it changes
-	Keys     []string          // sorted; full form only
-	Claims   map[string]Claim  // key ("" global) → the sender's claim; full form only
-	Known    map[string]uint64 // key → the highest term the sender knows of, where it claims nothing; full form only
-	Votes    map[string]Vote   // key → the claim the sender acknowledges (Quorum); full form only
-	Observer bool
-	Meta     map[string]string // Options.Meta; full form only
-}
-
 // Offsets in a payload after the UID prefix: the send time and the echo,
 // which each frame fills in.
 const (
@@ -178,7 +163,7 @@ const (
 // time and echo. With withKeys the full state (keys, claims, votes) is
 // included. The UID prefix is uidPrefixLen(b.uid) bytes long; a sender
 // whose header carries the UID sends the payload without it.
-func encodeBeat(b *Beat, withKeys bool) ([]byte, error) {
+func encodeBeat(b *core.Beat, withKeys bool) ([]byte, error) {
 	size := uidPrefixLen(b.UID) + fixedBeat
 	if withKeys {
 		size += 4 + 4 + 4
@@ -347,18 +332,18 @@ type beatView struct {
 	flags   byte
 	version uint64
 	prio    int64
-	keys    []string          // with beatKeys only; allocated only then
-	claims  map[string]Claim  // with beatKeys only
-	known   map[string]uint64 // with beatKeys only
-	votes   map[string]Vote   // with beatKeys only
-	meta    map[string]string // with beatKeys only
+	keys    []string              // with beatKeys only; allocated only then
+	claims  map[string]core.Claim // with beatKeys only
+	known   map[string]uint64     // with beatKeys only
+	votes   map[string]core.Vote  // with beatKeys only
+	meta    map[string]string     // with beatKeys only
 }
 
 // msg returns the heartbeat as the core takes it; uid is v.uid as a
 // string (the caller keeps one, so that a steady heartbeat allocates
 // nothing).
-func (v *beatView) msg(uid string) Msg {
-	return Msg{
+func (v *beatView) msg(uid string) core.Msg {
+	return core.Msg{
 		UID: uid, Start: v.start, Inc: v.inc, Prio: v.prio, Sent: v.sent, Echo: v.echo,
 		Version: v.version, Leaving: v.flags&beatLeaving != 0, Full: v.flags&beatKeys != 0,
 		Reply: v.flags&beatReply != 0, Observer: v.flags&beatObserver != 0, Linked: v.flags&beatLinked != 0,
@@ -418,7 +403,7 @@ func decodeBeat(p []byte, uid []byte) (beatView, error) {
 // decodeClaims decodes the claims and known terms that follow the key
 // list: a count, then (key position uint32, term uint64, state uint8). It
 // returns what follows them.
-func decodeClaims(p []byte, keys []string) (map[string]Claim, map[string]uint64, []byte, error) {
+func decodeClaims(p []byte, keys []string) (map[string]core.Claim, map[string]uint64, []byte, error) {
 	if len(p) < 4 {
 		return nil, nil, nil, fmt.Errorf("%w: truncated claim count", ErrBadFrame)
 	}
@@ -427,7 +412,7 @@ func decodeClaims(p []byte, keys []string) (map[string]Claim, map[string]uint64,
 	if uint64(n)*13 > uint64(len(p)) {
 		return nil, nil, nil, fmt.Errorf("%w: %d claims in %d bytes", ErrBadFrame, n, len(p))
 	}
-	var claims map[string]Claim
+	var claims map[string]core.Claim
 	var known map[string]uint64
 	for range n {
 		i := binary.BigEndian.Uint32(p)
@@ -451,9 +436,9 @@ func decodeClaims(p []byte, keys []string) (map[string]Claim, map[string]uint64,
 			continue
 		}
 		if claims == nil {
-			claims = make(map[string]Claim)
+			claims = make(map[string]core.Claim)
 		}
-		claims[k] = Claim{Term: term, Acting: state == 1}
+		claims[k] = core.Claim{Term: term, Acting: state == 1}
 	}
 	return claims, known, p, nil
 }
@@ -461,7 +446,7 @@ func decodeClaims(p []byte, keys []string) (map[string]Claim, map[string]uint64,
 // decodeVotes decodes the votes that follow the claims: a count, then
 // (key length uint16, key, UID length uint8, UID, incarnation uint64,
 // term uint64). It returns what follows them.
-func decodeVotes(p []byte) (map[string]Vote, []byte, error) {
+func decodeVotes(p []byte) (map[string]core.Vote, []byte, error) {
 	if len(p) < 4 {
 		return nil, nil, fmt.Errorf("%w: truncated vote count", ErrBadFrame)
 	}
@@ -470,7 +455,7 @@ func decodeVotes(p []byte) (map[string]Vote, []byte, error) {
 	if uint64(n)*(2+1+1+16) > uint64(len(p)) {
 		return nil, nil, fmt.Errorf("%w: %d votes cannot fit in %d bytes", ErrBadFrame, n, len(p))
 	}
-	votes := make(map[string]Vote, n)
+	votes := make(map[string]core.Vote, n)
 	for range n {
 		if len(p) < 2 || len(p) < 2+int(binary.BigEndian.Uint16(p))+1 {
 			return nil, nil, fmt.Errorf("%w: truncated vote", ErrBadFrame)
@@ -482,7 +467,7 @@ func decodeVotes(p []byte) (map[string]Vote, []byte, error) {
 		if ul == 0 || len(p) < 1+ul+16 {
 			return nil, nil, fmt.Errorf("%w: truncated vote", ErrBadFrame)
 		}
-		v := Vote{UID: string(p[1 : 1+ul]), Inc: binary.BigEndian.Uint64(p[1+ul:]), Term: binary.BigEndian.Uint64(p[9+ul:])}
+		v := core.Vote{UID: string(p[1 : 1+ul]), Inc: binary.BigEndian.Uint64(p[1+ul:]), Term: binary.BigEndian.Uint64(p[9+ul:])}
 		p = p[17+ul:]
 		if v.Term == 0 {
 			return nil, nil, fmt.Errorf("%w: vote without a term", ErrBadFrame)

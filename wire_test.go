@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/msc-go/msc/internal/core"
 )
 
 // TestWireConstants pins every constant of the wire format. Changing one
@@ -74,9 +76,9 @@ func TestWireGolden(t *testing.T) {
 		t.Errorf("hello\n got %s\nwant %s", got, wantHello)
 	}
 
-	b := &Beat{UID: "n1", Start: 0x0102030405060708, Inc: 7, Leaving: true, Version: 3, Prio: -2,
-		Keys: []string{"a", "bc"}, Claims: map[string]Claim{"": {Term: 5, Acting: true}, "bc": {Term: 9}}, Known: map[string]uint64{"a": 7},
-		Votes: map[string]Vote{"a": {UID: "n2", Inc: 4, Term: 6}}, Meta: map[string]string{"http": ":8080"}}
+	b := &core.Beat{UID: "n1", Start: 0x0102030405060708, Inc: 7, Leaving: true, Version: 3, Prio: -2,
+		Keys: []string{"a", "bc"}, Claims: map[string]core.Claim{"": {Term: 5, Acting: true}, "bc": {Term: 9}}, Known: map[string]uint64{"a": 7},
+		Votes: map[string]core.Vote{"a": {UID: "n2", Inc: 4, Term: 6}}, Meta: map[string]string{"http": ":8080"}}
 	full, err := encodeBeat(b, true)
 	if err != nil {
 		t.Fatal(err)
@@ -119,22 +121,22 @@ func testKeys(n int) []string {
 // testBeat returns the heartbeat of "node0" with n keys: it claims the
 // global mastership and every other key (every fourth as master), and
 // votes for one key's claim by node1.
-func testBeat(n int) *Beat {
-	b := &Beat{UID: "node0", Start: base.UnixNano(), Inc: 0xdeadbeef, Version: 42, Keys: testKeys(n),
-		Claims: map[string]Claim{"": {Term: 3, Acting: true}}, Votes: map[string]Vote{"": {UID: "node0", Inc: 0xdeadbeef, Term: 3}}}
+func testBeat(n int) *core.Beat {
+	b := &core.Beat{UID: "node0", Start: base.UnixNano(), Inc: 0xdeadbeef, Version: 42, Keys: testKeys(n),
+		Claims: map[string]core.Claim{"": {Term: 3, Acting: true}}, Votes: map[string]core.Vote{"": {UID: "node0", Inc: 0xdeadbeef, Term: 3}}}
 	for i := 0; i < n; i += 2 {
-		b.Claims[b.Keys[i]] = Claim{Term: uint64(100 + i), Acting: i%4 == 0}
+		b.Claims[b.Keys[i]] = core.Claim{Term: uint64(100 + i), Acting: i%4 == 0}
 	}
 	if n > 3 {
 		b.Known = map[string]uint64{b.Keys[3]: 99}
 	}
 	if n > 1 {
-		b.Votes[b.Keys[1]] = Vote{UID: "node1", Inc: 7, Term: 5}
+		b.Votes[b.Keys[1]] = core.Vote{UID: "node1", Inc: 7, Term: 5}
 	}
 	return b
 }
 
-func checkView(t *testing.T, v beatView, b *Beat, withKeys bool) {
+func checkView(t *testing.T, v beatView, b *core.Beat, withKeys bool) {
 	t.Helper()
 	if string(v.uid) != b.UID || v.start != b.Start || v.inc != b.Inc || v.version != b.Version || v.prio != b.Prio {
 		t.Fatalf("decoded %q %d %d %d %d, want %q %d %d %d %d", v.uid, v.start, v.inc, v.version, v.prio,
@@ -174,8 +176,8 @@ func TestBeatRoundTrip(t *testing.T) {
 				b.Leaving = leaving
 				if leaving {
 					b.Prio = -7
-					b.Claims[""] = Claim{Term: 1 << 40}
-					b.Votes["k"] = Vote{UID: strings.Repeat("u", MaxUIDLen), Inc: 1, Term: 1 << 50}
+					b.Claims[""] = core.Claim{Term: 1 << 40}
+					b.Votes["k"] = core.Vote{UID: strings.Repeat("u", MaxUIDLen), Inc: 1, Term: 1 << 50}
 				}
 				for _, withKeys := range []bool{true, false} {
 					p, err := encodeBeat(b, withKeys)
@@ -279,9 +281,9 @@ func TestHeartbeatFrameSizes(t *testing.T) {
 			b := testBeat(n)
 			b.Claims, b.Votes, b.Known = nil, nil, nil
 			if claimed {
-				b.Claims = map[string]Claim{}
+				b.Claims = map[string]core.Claim{}
 				for _, k := range b.Keys {
-					b.Claims[k] = Claim{Term: 1, Acting: true}
+					b.Claims[k] = core.Claim{Term: 1, Acting: true}
 				}
 			}
 			full, _ := encodeBeat(b, true)
@@ -602,7 +604,7 @@ func TestEncodeBeatTooLarge(t *testing.T) {
 	for i := 0; len(keys)*(MaxKeyLen+2) < MaxFrameSize; i++ {
 		keys = append(keys, fmt.Sprintf("%06d%s", i, big[6:]))
 	}
-	b := &Beat{UID: "node0", Keys: keys}
+	b := &core.Beat{UID: "node0", Keys: keys}
 	if _, err := encodeBeat(b, true); !errors.Is(err, ErrKeySetTooLarge) {
 		t.Fatalf("%d keys of %d bytes: %v", len(keys), MaxKeyLen, err)
 	}

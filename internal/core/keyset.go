@@ -1,4 +1,4 @@
-package msc
+package core
 
 import (
 	"hash/fnv"

@@ -1,0 +1,22 @@
+package core
+
+import "errors"
+
+// The errors the core reports (Out.Errs). Package msc exports the same
+// values, so that errors.Is matches either.
+var (
+	// ErrQuorum is reported when the assumption Quorum rests on is
+	// broken: more live voters than 2*Quorum-1, or two live processes
+	// with one voter UID.
+	ErrQuorum = errors.New("msc: quorum")
+
+	// ErrDuplicateUID means a peer advertises this node's own UID.
+	ErrDuplicateUID = errors.New("msc: a peer uses this node's UID")
+)
+
+// Fault is an error the core reports; Peer, if set, is the UID of the
+// peer it concerns (the driver reports it as a *msc.PeerError).
+type Fault struct {
+	Peer string
+	Err  error
+}
