@@ -282,7 +282,7 @@ func (r *replayConn) Read(p []byte) (int, error) {
 // for silentAfter (before the peer counts dead, so that a broken flow is
 // redialed in time), and hands each to the elector.
 func (c *conn) readLoop() error {
-	wait := core.SilentAfter(c.m.cfg.Interval, c.m.cfg.WaitTimeout)
+	wait := silentAfter(c.m.cfg.Interval, c.m.cfg.WaitTimeout)
 	br := bufio.NewReaderSize(c.nc, 4096)
 	var buf, plain []byte
 	for {

@@ -94,7 +94,7 @@ func newElector(h host, c *core.Core) *elector {
 func (m *Msc) coreConfig(now int64) core.Config {
 	cfg := m.cfg
 	return core.Config{UID: cfg.UID, Start: m.start, Inc: m.inc, Prio: int64(cfg.Priority),
-		Interval: cfg.Interval, Wait: cfg.WaitTimeout, Quorum: cfg.Quorum, Sticky: cfg.Sticky, Balance: cfg.Balance,
+		Interval: core.Duration(cfg.Interval), Wait: core.Duration(cfg.WaitTimeout), Quorum: cfg.Quorum, Sticky: cfg.Sticky, Balance: cfg.Balance,
 		Observer:   cfg.Observer,
 		Voters:     voterSet(cfg.Voters),
 		WallOffset: time.Now().UnixNano() - now}

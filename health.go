@@ -29,7 +29,7 @@ func (e *elector) healthy(now int64) error {
 		ids := c.Pending()
 		return fmt.Errorf("%w: waiting to hear from servers %s", ErrUnhealthy, strings.Join(ids, ", "))
 	}
-	wait := c.Config().Wait
+	wait := time.Duration(c.Config().Wait)
 	var stale []string
 	for _, p := range c.Peers(now) {
 		if ago := time.Duration(now - p.Heard); ago > wait && len(p.Conns) > 0 && !p.Leaving {

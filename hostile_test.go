@@ -444,7 +444,7 @@ func TestHostileSilent(t *testing.T) {
 		// (WaitTimeout+Interval)/2 is closed, to be dialed again.
 		limit := testWait
 		if a.handshake {
-			limit = core.SilentAfter(testInterval, testWait)
+			limit = silentAfter(testInterval, testWait)
 		}
 		if res.d < limit-5*time.Millisecond {
 			t.Errorf("%s: closed after %v, before %v", a.name, res.d, limit)

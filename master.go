@@ -48,7 +48,7 @@ func (m *Msc) IsMasterByKey(key string) bool {
 // resumed after a pause, whose peers may have elected another master,
 // does not act as master before its elector has looked around.
 func (m *Msc) valid(lease int64) bool {
-	return core.ValidAt(mono(), lease, m.lastSent.Load(), m.fresh)
+	return validAt(mono(), lease, m.lastSent.Load(), m.fresh)
 }
 
 // holds reports whether this node is master of key ("" global) in term,
@@ -99,4 +99,22 @@ func (m *Msc) MasterKeys() []string {
 		}
 	}
 	return out
+}
+
+// freshFor, leaseMargin, silentAfter and validAt are the core's, in
+// time.Duration.
+func freshFor(interval, wait time.Duration) time.Duration {
+	return time.Duration(core.FreshFor(core.Duration(interval), core.Duration(wait)))
+}
+
+func leaseMargin(interval, wait time.Duration) time.Duration {
+	return time.Duration(core.LeaseMargin(core.Duration(interval), core.Duration(wait)))
+}
+
+func silentAfter(interval, wait time.Duration) time.Duration {
+	return time.Duration(core.SilentAfter(core.Duration(interval), core.Duration(wait)))
+}
+
+func validAt(now, lease, sent int64, fresh time.Duration) bool {
+	return core.ValidAt(now, lease, sent, core.Duration(fresh))
 }

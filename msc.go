@@ -142,7 +142,7 @@ func New(opts Options) (*Msc, error) {
 		stopDone: make(chan struct{}),
 	}
 	m.ctx, m.cancel = context.WithCancel(context.Background())
-	m.fresh = core.FreshFor(cfg.Interval, cfg.WaitTimeout)
+	m.fresh = freshFor(cfg.Interval, cfg.WaitTimeout)
 	for _, k := range cfg.Keys {
 		m.keys[k] = struct{}{}
 	}

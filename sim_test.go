@@ -290,10 +290,10 @@ func runSim(seed uint64, trace bool, w interface{ Write([]byte) (int, error) }) 
 	}
 	interval := 100 * time.Millisecond
 	wait := []time.Duration{2 * interval, 3 * interval, 3 * interval, 4 * interval, 5 * interval}[r.IntN(5)]
-	m := core.LeaseMargin(interval, wait)
+	m := leaseMargin(interval, wait)
 	s.drift = 0.9 * float64(m) / float64(4*wait)
 	s.skew = int64(m / 4)
-	s.cfg = core.Config{Interval: interval, Wait: wait, Sticky: r.IntN(3) == 0, Balance: r.IntN(3) == 0}
+	s.cfg = core.Config{Interval: core.Duration(interval), Wait: core.Duration(wait), Sticky: r.IntN(3) == 0, Balance: r.IntN(3) == 0}
 	s.observers = 0
 	if s.n >= 3 && r.IntN(4) == 0 {
 		s.observers = 1 // the last node
@@ -406,7 +406,7 @@ func (s *sim) boot(n *simNode) {
 // afterPause is when to look again at what waits for paused n: the end
 // of its pause, or sooner (the faults' end resumes every node).
 func (s *sim) afterPause(n *simNode) int64 {
-	return min(n.pausedTo, s.now+int64(s.cfg.Interval))
+	return min(n.pausedTo, s.now+int64(time.Duration(s.cfg.Interval)))
 }
 
 // nextTick arms n's Interval timer as the elector's run does: the next
@@ -432,7 +432,7 @@ func (s *sim) dial(n *simNode, j int, delay int64) {
 		if !m.alive || m.stopping || s.cut[n.i*s.n+j] != 0 || s.cut[j*s.n+n.i] != 0 {
 			// Unreachable: report it, retry after an Interval.
 			s.post(n, event{kind: evUnreachable, server: strconv.Itoa(j), at: s.local(n, s.now)})
-			s.dial(n, j, int64(s.cfg.Interval)+int64(s.rng.IntN(int(s.cfg.Interval))))
+			s.dial(n, j, int64(time.Duration(s.cfg.Interval))+int64(s.rng.IntN(int(time.Duration(s.cfg.Interval)))))
 			return
 		}
 		c := &simConn{node: [2]int{n.i, j}, inc: [2]int{n.inc, m.inc}, up: [2]bool{true, true}, tag: s.rng.Uint64()}
@@ -470,7 +470,7 @@ func (s *sim) dial(n *simNode, j int, delay int64) {
 // WaitTimeout-Interval (README, "Quorum"): with WaitTimeout 2*Interval,
 // one-way latency stays below (WaitTimeout-Interval)/4.
 func (s *sim) randLatency(most int) [2]int64 {
-	most = min(most, int((s.cfg.Wait-s.cfg.Interval)/4/time.Millisecond))
+	most = min(most, int((time.Duration(s.cfg.Wait)-time.Duration(s.cfg.Interval))/4/time.Millisecond))
 	return [2]int64{int64(s.rng.IntN(most)) * int64(time.Millisecond), int64(s.rng.IntN(most*2/5)+1) * int64(time.Millisecond)}
 }
 
@@ -538,7 +538,7 @@ func (e *simEnd) sendBeat(fresh bool) {
 	}
 	hb := n.ob
 	lt := s.local(n, s.now)
-	first, payload := e.w.plan(hb, !fresh && lt-n.sent > int64(core.FreshFor(s.cfg.Interval, s.cfg.Wait)))
+	first, payload := e.w.plan(hb, !fresh && lt-n.sent > int64(freshFor(time.Duration(s.cfg.Interval), time.Duration(s.cfg.Wait))))
 	if payload == nil {
 		return
 	}
@@ -678,11 +678,11 @@ func (s *sim) closeConn(c *simConn, end int, reset bool) {
 						if s.unpark(n, j) {
 							return
 						}
-						s.push(&simEvent{at: s.now + 4*int64(s.cfg.Wait) + int64(time.Second), kind: seFn, fn: recheck})
+						s.push(&simEvent{at: s.now + 4*int64(time.Duration(s.cfg.Wait)) + int64(time.Second), kind: seFn, fn: recheck})
 					}
-					s.push(&simEvent{at: s.now + 4*int64(s.cfg.Wait) + int64(time.Second), kind: seFn, fn: recheck})
+					s.push(&simEvent{at: s.now + 4*int64(time.Duration(s.cfg.Wait)) + int64(time.Second), kind: seFn, fn: recheck})
 				} else {
-					s.dial(n, j, int64(s.rng.IntN(int(s.cfg.Interval/2))))
+					s.dial(n, j, int64(s.rng.IntN(int(time.Duration(s.cfg.Interval)/2))))
 				}
 			}
 		}
@@ -821,7 +821,7 @@ func (s *sim) isMaster(n *simNode, k string) bool {
 	} else {
 		st, _ = snap.Key(k)
 	}
-	return st.Master && core.ValidAt(s.local(n, s.now), st.Lease, n.sent, core.FreshFor(s.cfg.Interval, s.cfg.Wait))
+	return st.Master && validAt(s.local(n, s.now), st.Lease, n.sent, freshFor(time.Duration(s.cfg.Interval), time.Duration(s.cfg.Wait)))
 }
 
 // settle notes that the effects of a fault last until end: then, after
@@ -845,9 +845,9 @@ func (s *sim) settle(end int64) {
 // agreeBound is the README's bound on agreement once faults stop:
 // WaitTimeout + 2*Interval plus the longest latency (plus M with Quorum).
 func (s *sim) agreeBound() int64 {
-	b := s.cfg.Wait + 2*s.cfg.Interval + 70*time.Millisecond
+	b := time.Duration(s.cfg.Wait) + 2*time.Duration(s.cfg.Interval) + 70*time.Millisecond
 	if s.cfg.Quorum > 1 {
-		b += core.LeaseMargin(s.cfg.Interval, s.cfg.Wait)
+		b += leaseMargin(time.Duration(s.cfg.Interval), time.Duration(s.cfg.Wait))
 	}
 	return int64(b)
 }
@@ -1077,7 +1077,7 @@ func (s *sim) step(e *simEvent) {
 			if c.id[1] != 0 && n.conns[c.id[1]] == c && c.node[1] == n.i {
 				end = 1
 			}
-			if s.now-c.lastIn[end] > int64(float64(core.SilentAfter(s.cfg.Interval, s.cfg.Wait))/n.rate) && c.ends[end] != nil {
+			if s.now-c.lastIn[end] > int64(float64(silentAfter(time.Duration(s.cfg.Interval), time.Duration(s.cfg.Wait)))/n.rate) && c.ends[end] != nil {
 				// As conn.serve does: a last frame that says this end
 				// redials, then the close.
 				c.silent[end] = true
@@ -1147,7 +1147,7 @@ func (s *sim) schedule() {
 		kind := r.IntN(12)
 		d := int64(r.IntN(1500)+50) * int64(time.Millisecond)
 		if kind == 4 && r.IntN(4) == 0 {
-			d = r.Int64N(50 * int64(s.cfg.Wait)) // long pauses, up to 50*WaitTimeout
+			d = r.Int64N(50 * int64(time.Duration(s.cfg.Wait))) // long pauses, up to 50*WaitTimeout
 		}
 		i, j := r.IntN(s.n), r.IntN(s.n)
 		s.push(&simEvent{at: t, kind: seFn, fn: func() { s.fault(kind, i, j, d) }})
@@ -1175,12 +1175,12 @@ func (s *sim) fault(kind, i, j int, d int64) {
 		// The restart, then a new process waits WaitTimeout to hear from
 		// its servers, and with Quorum votes only WaitTimeout+M after
 		// it started.
-		end = s.now + max(d, int64(s.cfg.Wait)) + int64(s.cfg.Wait)
+		end = s.now + max(d, int64(time.Duration(s.cfg.Wait))) + int64(time.Duration(s.cfg.Wait))
 		if s.cfg.Quorum > 1 {
-			end += int64(core.LeaseMargin(s.cfg.Interval, s.cfg.Wait))
+			end += int64(leaseMargin(time.Duration(s.cfg.Interval), time.Duration(s.cfg.Wait)))
 		}
 	case 8:
-		end = s.now + int64(s.cfg.Wait) // a key removed after up to WaitTimeout
+		end = s.now + int64(time.Duration(s.cfg.Wait)) // a key removed after up to WaitTimeout
 	}
 	s.settle(end)
 	if kind <= 3 || kind == 7 || kind == 11 {
@@ -1266,10 +1266,10 @@ func (s *sim) fault(kind, i, j int, d int64) {
 		s.out("FAULT stop n%d, restart after %v", i, time.Duration(d))
 		s.stop(n)
 		inc := n.inc
-		s.push(&simEvent{at: s.now + max(d, int64(s.cfg.Wait)), kind: seFn, fn: func() { s.restart(n, inc) }})
+		s.push(&simEvent{at: s.now + max(d, int64(time.Duration(s.cfg.Wait))), kind: seFn, fn: func() { s.restart(n, inc) }})
 	case 7: // slow process
 		s.out("FAULT slow n%d for %v", i, time.Duration(d))
-		n.slow = int64(s.rng.IntN(int(s.cfg.Interval / 4)))
+		n.slow = int64(s.rng.IntN(int(time.Duration(s.cfg.Interval) / 4)))
 		s.push(&simEvent{at: s.now + d, kind: seFn, fn: func() { n.slow = 0 }})
 	case 8: // keys added and removed
 		if !n.alive || s.now < n.pausedTo {
@@ -1293,7 +1293,7 @@ func (s *sim) fault(kind, i, j int, d int64) {
 				}
 				s.call(n, func(e *elector, lt int64) { e.core.SetKeys(lt, nil, []string{k}) })
 			}
-			s.push(&simEvent{at: s.now + int64(s.rng.IntN(int(s.cfg.Wait))), kind: seFn, fn: remove})
+			s.push(&simEvent{at: s.now + int64(s.rng.IntN(int(time.Duration(s.cfg.Wait)))), kind: seFn, fn: remove})
 		} else {
 			s.out("FAULT n%d adds key %q", i, k)
 			n.keys = append(slices.Clone(n.keys), k)
@@ -1377,7 +1377,7 @@ func (s *sim) resume(n *simNode, inc int, d int64) {
 	n.pausedTo = 0
 	// Stale master: a process paused for longer than WaitTimeout answers
 	// false before its elector has run.
-	if d > int64(s.cfg.Wait) {
+	if d > int64(time.Duration(s.cfg.Wait)) {
 		for _, k := range append([]string{""}, n.keys...) {
 			if s.isMaster(n, k) {
 				s.fail("stale master: n%d answers IsMaster(%q) after a pause of %v", n.i, k, time.Duration(d))
@@ -1449,7 +1449,7 @@ func (s *sim) stop(n *simNode) {
 	s.call(n, func(e *elector, lt int64) { e.core.SetResign(lt) })
 	s.call(n, func(e *elector, lt int64) { e.core.SetLeave(lt) })
 	inc := n.inc
-	s.push(&simEvent{at: s.now + int64(s.cfg.Wait), kind: seFn, fn: func() {
+	s.push(&simEvent{at: s.now + int64(time.Duration(s.cfg.Wait)), kind: seFn, fn: func() {
 		if n.inc == inc && n.alive {
 			s.crash(n)
 		}

@@ -2,7 +2,6 @@ package core
 
 import (
 	"maps"
-	"time"
 )
 
 // The election core: all election state in one type, with no goroutine,
@@ -51,8 +50,8 @@ type Config struct {
 	Start    int64 // StartTime, Unix ns
 	Inc      uint64
 	Prio     int64
-	Interval time.Duration
-	Wait     time.Duration
+	Interval Duration
+	Wait     Duration
 	Quorum   int
 	Sticky   bool
 	Balance  bool
@@ -214,7 +213,7 @@ func (c *Core) begin(now int64) {
 // not sent its heartbeat for longer than freshFor, so its peers may have
 // counted it dead.
 func (c *Core) Paused(now int64) bool {
-	return time.Duration(now-c.sent) > FreshFor(c.cfg.Interval, c.cfg.Wait) && !c.leaving
+	return Duration(now-c.sent) > FreshFor(c.cfg.Interval, c.cfg.Wait) && !c.leaving
 }
 
 // kick asks for the heartbeat on every connection now.

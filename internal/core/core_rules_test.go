@@ -11,8 +11,8 @@ import (
 // a few lines. Each names the simulator seed that found it, where one did.
 
 const (
-	ruleInterval = 100 * time.Millisecond
-	ruleWait     = 300 * time.Millisecond
+	ruleInterval = Duration(100 * time.Millisecond)
+	ruleWait     = Duration(300 * time.Millisecond)
 	ms           = int64(time.Millisecond)
 )
 

@@ -20,3 +20,15 @@ type Fault struct {
 	Peer string
 	Err  error
 }
+
+// wrapped is err with a message after it, as fmt.Errorf("%w: %s", err,
+// msg) makes it (the core does not import fmt).
+type wrapped struct {
+	err error
+	msg string
+}
+
+func (w *wrapped) Error() string { return w.err.Error() + ": " + w.msg }
+
+// Unwrap returns the error it wraps.
+func (w *wrapped) Unwrap() error { return w.err }

@@ -1,7 +1,6 @@
 package core
 
 import (
-	"hash/fnv"
 	"slices"
 )
 
@@ -68,9 +67,13 @@ func (b bitset) has(i int) bool { return b[i/64]&(1<<(i%64)) != 0 }
 // takes or held.
 
 func KeyHash(k string) uint64 {
-	h := fnv.New64a()
-	h.Write([]byte(k))
-	return h.Sum64()
+	// FNV-1a, 64 bits, as hash/fnv computes it.
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(k); i++ {
+		h ^= uint64(k[i])
+		h *= 1099511628211
+	}
+	return h
 }
 
 func NodeHash(uid string) uint64 { return mix64(KeyHash(uid)) }

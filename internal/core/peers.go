@@ -2,7 +2,6 @@ package core
 
 import (
 	"strconv"
-	"time"
 )
 
 // cpeer is what the core knows of another node (one process: UID and
@@ -32,8 +31,8 @@ type cpeer struct {
 }
 
 // live: connected, heard within WaitTimeout, not leaving, state known.
-func (p *cpeer) live(now int64, wait time.Duration) bool {
-	return (len(p.conns) > 0 || now <= p.grace) && !p.leaving && p.version > 0 && time.Duration(now-p.heard) <= wait
+func (p *cpeer) live(now int64, wait Duration) bool {
+	return (len(p.conns) > 0 || now <= p.grace) && !p.leaving && p.version > 0 && Duration(now-p.heard) <= wait
 }
 
 // candidate reports whether p claims something it should be answered on

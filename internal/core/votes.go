@@ -2,9 +2,8 @@ package core
 
 import (
 	"cmp"
-	"fmt"
 	"slices"
-	"time"
+	"strconv"
 )
 
 // castVotes updates this node's votes. It reports whether they changed.
@@ -102,7 +101,7 @@ func (c *Core) vote(now int64, key string) bool {
 
 // quorumWarnEvery is how often at most the core reports that the
 // assumption Quorum rests on is broken (checkQuorum).
-const quorumWarnEvery = 10 * time.Second
+const quorumWarnEvery = 10 * second
 
 // liveVoters counts the voters live now, this node included, once per
 // UID; dup names a voter UID that more than one live process uses.
@@ -141,9 +140,10 @@ func (c *Core) checkQuorum(now int64) {
 	var err error
 	switch {
 	case dup != "":
-		err = fmt.Errorf("%w: two live processes use voter UID %s: two masters are possible", ErrQuorum, dup)
+		err = &wrapped{ErrQuorum, "two live processes use voter UID " + dup + ": two masters are possible"}
 	case n > 2*c.cfg.Quorum-1:
-		err = fmt.Errorf("%w: %d live voters, more than 2*Quorum-1 = %d: two disjoint quorums of %d are possible; set Options.Voters", ErrQuorum, n, 2*c.cfg.Quorum-1, c.cfg.Quorum)
+		err = &wrapped{ErrQuorum, strconv.Itoa(n) + " live voters, more than 2*Quorum-1 = " + strconv.Itoa(2*c.cfg.Quorum-1) +
+			": two disjoint quorums of " + strconv.Itoa(c.cfg.Quorum) + " are possible; set Options.Voters"}
 	default:
 		return
 	}
