@@ -9,7 +9,7 @@ import (
 	"github.com/msc-go/msc/internal/core"
 )
 
-// The elector drives the election core (core.go): it feeds it the events
+// The elector drives the election core (internal/core): it feeds it the events
 // of the connections, the public methods and the clock, and applies what
 // the core asks: it publishes the snapshot for readers and the heartbeat,
 // sets each connection's echo, sends the heartbeat on the connections,

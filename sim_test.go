@@ -18,7 +18,7 @@ import (
 	"github.com/msc-go/msc/internal/core"
 )
 
-// The deterministic simulator: N election cores (core.go) over a simulated
+// The deterministic simulator: N election cores (internal/core) over a simulated
 // network in virtual time. One seed is one schedule: the same seed gives
 // the same run, event for event. It models what the drivers do (two TCP
 // connections per pair, one dialed by each end, heartbeats both ways on

@@ -4,43 +4,6 @@ import (
 	"maps"
 )
 
-// The election core: all election state in one type, with no goroutine,
-// no clock read, no socket and no randomness inside. Its inputs are
-// events (a heartbeat received, a connection up or down, a tick, a local
-// change), each with the current monotonic time; after each one it
-// leaves in c.out what the drivers must do: the snapshot to publish, the
-// heartbeat to send, the connections to close, the echoes to send back,
-// the errors to report. The elector goroutine (elector.go) drives it
-// over real sockets; the simulator (sim_test.go) drives many of them over
-// a simulated network in virtual time.
-//
-// # The protocol
-//
-// Every mastership, global (key "") or of a key, is a claim with a term.
-// The node the rules name (the oldest, or with Balance the heaviest, among
-// the live nodes holding the key; with Sticky a live master first) claims
-// it with a term above every term it has heard of for that key; a node
-// that claims nothing sends the highest term it knows of, so that a node
-// that comes later takes one above it.
-//
-// Without Quorum a claim is a mastership as soon as no live peer is
-// master of it: a master steps down when it hears of the node the rules
-// name, which then takes over (a handoff, not an overlap).
-//
-// With Quorum, a node also votes: for each key, it acknowledges at most
-// one claim at a time, never a term at or below one it acknowledged
-// before, and it keeps acknowledging a claim (a promise) until the
-// claimant withdraws, leaves, or has not been heard for WaitTimeout+M.
-// A claim is a mastership once Quorum nodes, the claimant included,
-// acknowledge it: two claims of one term cannot both gather a majority,
-// so terms are unique. Its lease runs until WaitTimeout after the send
-// time of the claimant's newest heartbeat that the Quorum-1'th freshest
-// acknowledging peer echoed back; that peer's promise runs until at least
-// WaitTimeout+M after it received that heartbeat, which is later. So a
-// master's lease ends at least M before anyone else can be acknowledged:
-// never two masters at one instant, with clock rates apart by up to
-// M/(WaitTimeout+M).
-
 // ConnID names a connection to the core.
 type ConnID uint64
 
@@ -66,6 +29,9 @@ type Config struct {
 	WallOffset int64
 }
 
+// Core is one node's election state; its methods are the steps (with
+// the monotonic time) and the queries. It is not safe for concurrent use:
+// one driver calls it.
 type Core struct {
 	cfg   Config
 	self  rank
@@ -133,6 +99,8 @@ type connState struct {
 	redial bool   // the peer closes it as silent and redials
 }
 
+// New makes the core of a node holding keys, waiting for servers, at
+// now (mono); it runs the first election.
 func New(cfg Config, keys []string, servers []string, now int64, meta map[string]string) *Core {
 	c := &Core{
 		cfg:     cfg,
@@ -348,6 +316,7 @@ func (c *Core) AddServer(now int64, id string) {
 	c.servers[id] = true
 }
 
+// RemoveServer removes a configured server.
 func (c *Core) RemoveServer(now int64, id string) {
 	c.begin(now)
 	delete(c.servers, id)
@@ -562,6 +531,7 @@ func (c *Core) SetResign(now int64) {
 	c.Elect(now)
 }
 
+// SetLeave is Stop's second step: this node leaves.
 func (c *Core) SetLeave(now int64) {
 	c.begin(now)
 	c.resign, c.leaving = true, true

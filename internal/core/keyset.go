@@ -66,6 +66,7 @@ func (b bitset) has(i int) bool { return b[i/64]&(1<<(i%64)) != 0 }
 // the same weights, and a node joining or leaving moves only the keys it
 // takes or held.
 
+// KeyHash is fnv1a64 of a key.
 func KeyHash(k string) uint64 {
 	// FNV-1a, 64 bits, as hash/fnv computes it.
 	h := uint64(14695981039346656037)
@@ -76,8 +77,10 @@ func KeyHash(k string) uint64 {
 	return h
 }
 
+// NodeHash is mix64(fnv1a64(uid)), for Balance.
 func NodeHash(uid string) uint64 { return mix64(KeyHash(uid)) }
 
+// Weight is the rendezvous weight of a node for a key.
 func Weight(keyHash, nodeHash uint64) uint64 { return mix64(keyHash ^ nodeHash) }
 
 func mix64(x uint64) uint64 {

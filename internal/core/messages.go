@@ -1,6 +1,6 @@
 package core
 
-// Claim is a node's Claim of a mastership.
+// Claim is a node's claim of a mastership.
 type Claim struct {
 	Term   uint64
 	Acting bool // acknowledged by a quorum (or no Quorum): master

@@ -3,6 +3,7 @@ package core
 // margin is the lease margin M = max(Interval, WaitTimeout/4).
 func (c *Core) margin() Duration { return LeaseMargin(c.cfg.Interval, c.cfg.Wait) }
 
+// LeaseMargin is the lease margin M = max(Interval, WaitTimeout/4).
 func LeaseMargin(interval, wait Duration) Duration { return max(interval, wait/4) }
 
 // SilentAfter is how long a connection may carry nothing before its
