@@ -163,18 +163,18 @@ func BenchmarkElectBalanced(b *testing.B) {
 	for _, balance := range []bool{true, false} {
 		b.Run(fmt.Sprintf("balance=%v", balance), func(b *testing.B) {
 			c, now := newCoreBench(b, 9, manyKeys(10000), balance, func(i int) int64 { return base.UnixNano() + int64(i%2) }, base.Add(1))
-			if n := len(c.order); n != 9 {
+			if n := c.LiveCount(); n != 9 {
 				b.Fatalf("%d live peers, want 9", n)
 			}
 			mastered := 0
-			for _, ks := range c.snap.keys {
-				if ks.master {
+			for _, ks := range c.Snap().Keys {
+				if ks.Master {
 					mastered++
 				}
 			}
 			b.ReportAllocs()
 			for b.Loop() {
-				c.elect(now)
+				c.Elect(now)
 			}
 			b.ReportMetric(float64(mastered), "keys-mastered-by-self")
 		})

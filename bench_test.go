@@ -8,6 +8,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/msc-go/msc/internal/core"
 )
 
 // loneNode starts a node without peers, master at once, with keys.
@@ -187,16 +189,16 @@ func BenchmarkOpenBeat(b *testing.B) {
 // peers (started at start(i)) live over connections, holding the same
 // keys, fed in through recv as a real node would be. It returns the core
 // and the time of its last step.
-func newCoreBench(tb testing.TB, peers int, keys []string, balance bool, start func(i int) int64, self time.Time) (*core, int64) {
+func newCoreBench(tb testing.TB, peers int, keys []string, balance bool, start func(i int) int64, self time.Time) (*core.Core, int64) {
 	now := int64(time.Second)
-	cfg := coreConfig{uid: "self", start: self.UnixNano(), inc: 1, interval: 100 * time.Millisecond, wait: 300 * time.Millisecond, balance: balance}
-	c := newCore(cfg, keys, nil, now, nil)
+	cfg := core.Config{UID: "self", Start: self.UnixNano(), Inc: 1, Interval: core.Duration(100 * time.Millisecond), Wait: core.Duration(300 * time.Millisecond), Balance: balance}
+	c := core.New(cfg, keys, nil, now, nil)
 	for i := range peers {
-		id := connID(i + 1)
-		c.up(now, id, "", uint64(i))
-		c.recv(now, now, id, &beatMsg{uid: fmt.Sprintf("peer%d", i), start: start(i), inc: uint64(i + 2), sent: 1, version: 1, full: true, keys: keys})
+		id := core.ConnID(i + 1)
+		c.Up(now, id, "", uint64(i))
+		c.Recv(now, now, id, &core.Msg{UID: fmt.Sprintf("peer%d", i), Start: start(i), Inc: uint64(i + 2), Sent: 1, Version: 1, Full: true, Keys: keys})
 	}
-	c.tick(now)
+	c.Tick(now)
 	return c, now
 }
 
@@ -207,12 +209,12 @@ func BenchmarkElect(b *testing.B) {
 			c, now := newCoreBench(b, 9, testKeys(1000), balance,
 				func(i int) int64 { return base.Add(time.Duration(i) * 15 * time.Second).UnixNano() }, // 0-3 older, 4-8 younger
 				base.Add(time.Minute))
-			if s := c.snap; s.master || s.masterUID != "peer0" || len(s.keys) != 1000 {
-				b.Fatalf("elected %q (self master %v) over %d keys", s.masterUID, s.master, len(s.keys))
+			if s := c.Snap(); s.Master || s.MasterUID != "peer0" || len(s.Keys) != 1000 {
+				b.Fatalf("elected %q (self master %v) over %d keys", s.MasterUID, s.Master, len(s.Keys))
 			}
 			b.ReportAllocs()
 			for b.Loop() {
-				c.elect(now)
+				c.Elect(now)
 			}
 		})
 	}
@@ -309,7 +311,7 @@ func TestSteadyHeartbeatAllocs(t *testing.T) {
 	b := testBeat(10)
 	full, _ := encodeBeat(b, true)
 	short, _ := encodeBeat(b, false)
-	hb := &outBeat{uid: b.uid, version: b.version, full: full, short: short}
+	hb := &outBeat{uid: b.UID, version: b.Version, full: full, short: short}
 	m, err := New(Options{Key: "k"})
 	if err != nil {
 		t.Fatal(err)
@@ -335,8 +337,8 @@ func TestSteadyHeartbeatAllocs(t *testing.T) {
 	next := 0
 	var buf, plain []byte
 	r := bytes.NewReader(nil)
-	var msg beatMsg
-	peerUID := b.uid
+	var msg core.Msg
+	peerUID := b.UID
 	read := func() {
 		r.Reset(frames[next])
 		next++
@@ -360,14 +362,14 @@ func TestSteadyHeartbeatAllocs(t *testing.T) {
 	}
 
 	// The core taking it in.
-	core, now := newCoreBench(t, 1, testKeys(10), false, func(int) int64 { return base.UnixNano() }, base.Add(time.Minute))
-	steady := beatMsg{uid: "peer0", start: base.UnixNano(), inc: 2, version: 1}
+	cc, now := newCoreBench(t, 1, testKeys(10), false, func(int) int64 { return base.UnixNano() }, base.Add(time.Minute))
+	steady := core.Msg{UID: "peer0", Start: base.UnixNano(), Inc: 2, Version: 1}
 	sent := int64(1)
 	take := func() {
 		sent++
 		now += int64(time.Millisecond)
-		steady.sent = sent
-		core.recv(now, now, 1, &steady)
+		steady.Sent = sent
+		cc.Recv(now, now, 1, &steady)
 	}
 	take()
 	if n := testing.AllocsPerRun(100, take); n != 0 {

@@ -219,7 +219,7 @@ func (m *Msc) wakeClient(id string) {
 // linked reports whether the peer (uid, inc) has a connection up.
 func (m *Msc) linked(uid string, inc uint64) bool {
 	var ok bool
-	m.call(func(e *elector) { ok = e.core.linked(uid, inc) })
+	m.call(func(e *elector) { ok = e.core.Linked(uid, inc) })
 	return ok
 }
 
@@ -276,7 +276,7 @@ func (m *Msc) addServer(id string, c ServerConfig, discovered bool) error {
 	}
 	m.mu.Unlock()
 	if running {
-		m.call(func(e *elector) { e.core.addServer(mono(), id) })
+		m.call(func(e *elector) { e.core.AddServer(mono(), id) })
 	}
 	return nil
 }
@@ -309,7 +309,7 @@ func (m *Msc) RemoveServer(id string) error {
 	if running {
 		cl.cancel()
 		m.call(func(e *elector) {
-			e.core.removeServer(mono(), id)
+			e.core.RemoveServer(mono(), id)
 			e.apply()
 		})
 	}

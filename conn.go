@@ -14,6 +14,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/msc-go/msc/internal/core"
 )
 
 // conn is one authenticated TCP connection to a peer, dialed by this node
@@ -28,7 +30,7 @@ import (
 // read loop then ends.
 type conn struct {
 	m      *Msc
-	id     connID
+	id     core.ConnID
 	nc     net.Conn        // what the read loop reads and sendBeat writes; set up by handshake
 	raw    net.Conn        // the socket under nc
 	out    *outbox         // the socket's sending side, under nc; close closes it
@@ -81,7 +83,7 @@ type conn struct {
 func newConn(m *Msc, nc net.Conn, ctx context.Context, server string, s *suite) *conn {
 	out := newOutbox(nc, m.cfg.WaitTimeout)
 	c := &conn{
-		m: m, id: connID(m.connSeq.Add(1)), nc: out, raw: nc, out: out, ctx: ctx, server: server, suite: s,
+		m: m, id: core.ConnID(m.connSeq.Add(1)), nc: out, raw: nc, out: out, ctx: ctx, server: server, suite: s,
 		w: newWriter(),
 	}
 	c.name = server
@@ -97,12 +99,12 @@ func (c *conn) close() { c.out.Close() }
 
 // The conn is a link of the elector.
 
-func (c *conn) linkID() connID     { return c.id }
-func (c *conn) linkServer() string { return c.server }
-func (c *conn) linkTag() uint64    { return c.tag }
-func (c *conn) setEcho(echo int64) { c.echo.Store(echo) }
-func (c *conn) setLinked()         { c.linked.Store(true) }
-func (c *conn) setReply()          { c.reply.Store(true) }
+func (c *conn) linkID() core.ConnID { return c.id }
+func (c *conn) linkServer() string  { return c.server }
+func (c *conn) linkTag() uint64     { return c.tag }
+func (c *conn) setEcho(echo int64)  { c.echo.Store(echo) }
+func (c *conn) setLinked()          { c.linked.Store(true) }
+func (c *conn) setReply()           { c.reply.Store(true) }
 func (c *conn) takeHeard() (int64, bool) {
 	r := c.lastRead.Load()
 	if r <= c.synced {

@@ -245,13 +245,7 @@ func (m *Msc) found(answer []string, first bool) {
 		}
 		// While the node waits for its servers (at Start, or after a
 		// pause), it waits for these too.
-		m.call(func(e *elector) {
-			if !e.core.ready {
-				for _, id := range ids {
-					e.core.pending[id] = true
-				}
-			}
-		})
+		m.call(func(e *elector) { e.core.AwaitServers(ids) })
 		for i, a := range add {
 			host, port, _ := net.SplitHostPort(a)
 			p, _ := strconv.Atoi(port)

@@ -5,9 +5,11 @@ import (
 	"slices"
 	"sync/atomic"
 	"time"
+
+	"github.com/msc-go/msc/internal/core"
 )
 
-// The elector drives the election core (core.go): it feeds it the events
+// The elector drives the election core (internal/core): it feeds it the events
 // of the connections, the public methods and the clock, and applies what
 // the core asks: it publishes the snapshot for readers and the heartbeat,
 // sets each connection's echo, sends the heartbeat on the connections,
@@ -21,7 +23,7 @@ import (
 // link is a connection as the elector sees it: a *conn, or the
 // simulator's end of a simulated connection.
 type link interface {
-	linkID() connID
+	linkID() core.ConnID
 	linkServer() string // the configured server id; "" for inbound
 	linkTag() uint64    // the same at both ends
 	// sendBeat sends the current heartbeat now (fresh: the elector has
@@ -39,9 +41,9 @@ type link interface {
 // host is what the elector acts on besides the connections: the node
 // (*Msc), or a simulated one.
 type host interface {
-	publishSnap(s *snapshot) // for the readers; changes for OnChange and Watch
-	publishBeat(b *outBeat)  // the heartbeat the connections send
-	setSent(at int64)        // core.sent, after the snapshot (IsMaster)
+	publishSnap(s *core.Snapshot) // for the readers; changes for OnChange and Watch
+	publishBeat(b *outBeat)       // the heartbeat the connections send
+	setSent(at int64)             // core.sent, after the snapshot (IsMaster)
 	report(err error)
 	wakeClient(server string)
 	wakeClients()
@@ -63,41 +65,16 @@ type event struct {
 	l      link
 	server string
 	grace  bool // evDown: this end found the connection silent
-	beat   beatMsg
+	beat   core.Msg
 	fn     func(*elector)
 	done   chan struct{}
 	taken  *atomic.Bool // evFunc: fn runs only if the elector takes it first
 }
 
-// rank is a node's place in the election order.
-type rank struct {
-	prio  int64
-	start int64
-	uid   string
-}
-
-// before orders nodes: higher priority first, then the earlier start
-// time, then the smaller UID.
-func (a rank) before(b rank) bool {
-	if a.prio != b.prio {
-		return a.prio > b.prio
-	}
-	return less(a.start, a.uid, b.start, b.uid)
-}
-
-// less orders nodes of equal priority: earlier start time first, then the
-// smaller UID.
-func less(startA int64, uidA string, startB int64, uidB string) bool {
-	if startA != startB {
-		return startA < startB
-	}
-	return uidA < uidB
-}
-
 type elector struct {
-	core    *core
+	core    *core.Core
 	host    host
-	links   map[connID]link
+	links   map[core.ConnID]link
 	beat    *outBeat      // the heartbeat published last
 	scratch []link        // sorted
 	drained chan struct{} // Stop: closed when the last connection is down
@@ -106,21 +83,21 @@ type elector struct {
 
 // newElector makes the elector of a node's core, and publishes the first
 // snapshot.
-func newElector(h host, c *core) *elector {
-	e := &elector{host: h, core: c, links: make(map[connID]link)}
+func newElector(h host, c *core.Core) *elector {
+	e := &elector{host: h, core: c, links: make(map[core.ConnID]link)}
 	e.apply()
 	return e
 }
 
 // coreConfig returns the core's configuration of node m; now is the
 // monotonic clock, read with the wall clock.
-func (m *Msc) coreConfig(now int64) coreConfig {
+func (m *Msc) coreConfig(now int64) core.Config {
 	cfg := m.cfg
-	return coreConfig{uid: cfg.UID, start: m.start, inc: m.inc, prio: int64(cfg.Priority),
-		interval: cfg.Interval, wait: cfg.WaitTimeout, quorum: cfg.Quorum, sticky: cfg.Sticky, balance: cfg.Balance,
-		observer:   cfg.Observer,
-		voters:     voterSet(cfg.Voters),
-		wallOffset: time.Now().UnixNano() - now}
+	return core.Config{UID: cfg.UID, Start: m.start, Inc: m.inc, Prio: int64(cfg.Priority),
+		Interval: core.Duration(cfg.Interval), Wait: core.Duration(cfg.WaitTimeout), Quorum: cfg.Quorum, Sticky: cfg.Sticky, Balance: cfg.Balance,
+		Observer:   cfg.Observer,
+		Voters:     voterSet(cfg.Voters),
+		WallOffset: time.Now().UnixNano() - now}
 }
 
 // voterSet returns Options.Voters as a set; nil if unset.
@@ -152,7 +129,7 @@ func (e *elector) run() {
 		}
 	}
 	for {
-		if w := e.core.wake; w != 0 {
+		if w := e.core.Wake(); w != 0 {
 			wake.Reset(time.Duration(w - mono()))
 		} else {
 			wake.Stop()
@@ -192,21 +169,21 @@ const (
 // connections) costs one send on each connection, not one per event.
 func (e *elector) turn(now int64, woke int, first *event, next func() (event, int64, bool)) {
 	e.syncHeard()
-	if e.core.paused(now) {
+	if e.core.Paused(now) {
 		// This process was paused (SIGSTOP, a VM freeze), starved, or its
 		// clock stood still: the core re-joins; reconnect now, not after
 		// a backoff. It steps at once, before any event: a reply must not
 		// carry the claims of the heartbeat published before the pause.
-		e.host.pausedFor(time.Duration(now - e.core.sent))
+		e.host.pausedFor(time.Duration(now - e.core.Sent()))
 		e.host.wakeClients()
 		woke = wokeTick
 	}
 	switch woke {
 	case wokeTick:
-		e.core.tick(now)
+		e.core.Tick(now)
 		e.apply()
 	case wokeAlarm:
-		e.core.alarm(now)
+		e.core.Alarm(now)
 		e.apply()
 	}
 	if first == nil {
@@ -232,8 +209,9 @@ const maxBatch = 256
 // frames rather than once for each (what an idle node costs is its
 // wake-ups).
 func (e *elector) untilBeat(now int64) time.Duration {
-	iv := int64(e.core.cfg.interval)
-	at := (now + e.core.cfg.wallOffset) % iv
+	cfg := e.core.Config()
+	iv := int64(cfg.Interval)
+	at := (now + cfg.WallOffset) % iv
 	if at < 0 {
 		at += iv
 	}
@@ -246,21 +224,21 @@ func (e *elector) handle(now int64, ev event) {
 	case evUp:
 		id := ev.l.linkID()
 		e.links[id] = ev.l
-		e.core.up(now, id, ev.l.linkServer(), ev.l.linkTag())
+		e.core.Up(now, id, ev.l.linkServer(), ev.l.linkTag())
 	case evDown:
 		id := ev.l.linkID()
 		delete(e.links, id)
-		e.core.down(now, id, ev.grace)
+		e.core.Down(now, id, ev.grace)
 		if e.drained != nil && len(e.links) == 0 {
 			close(e.drained)
 			e.drained = nil
 		}
 	case evUnreachable:
-		e.core.unreachable(now, ev.at, ev.server)
+		e.core.Unreachable(now, ev.at, ev.server)
 	case evBeat:
-		live := len(e.core.order)
-		e.core.recv(now, ev.at, ev.l.linkID(), &ev.beat)
-		if len(e.core.order) > live {
+		live := e.core.LiveCount()
+		e.core.Recv(now, ev.at, ev.l.linkID(), &ev.beat)
+		if e.core.LiveCount() > live {
 			e.host.wakeClients() // a peer is back: retry dialing the others now
 		}
 	case evFunc:
@@ -279,47 +257,51 @@ func (e *elector) handle(now int64, ev event) {
 
 // apply carries out what the core asked for in its last steps.
 func (e *elector) apply() {
-	o := &e.core.out
-	for _, err := range o.errs {
-		e.host.report(err)
+	o := e.core.Out()
+	for _, f := range o.Errs {
+		if f.Peer != "" {
+			e.host.report(&PeerError{Peer: f.Peer, Err: f.Err})
+		} else {
+			e.host.report(f.Err)
+		}
 	}
-	for _, id := range o.close {
+	for _, id := range o.Close {
 		if l := e.links[id]; l != nil {
 			l.close()
 		}
 	}
-	for _, id := range o.wake {
+	for _, id := range o.Wake {
 		e.host.wakeClient(id)
 	}
-	for _, id := range o.attach {
+	for _, id := range o.Attach {
 		if l := e.links[id]; l != nil {
 			l.setLinked()
 		}
 	}
-	for _, ec := range o.echo {
-		if l := e.links[ec.id]; l != nil {
-			l.setEcho(ec.echo)
+	for _, ec := range o.Echoes {
+		if l := e.links[ec.ID]; l != nil {
+			l.setEcho(ec.Echo)
 		}
 	}
 	// The snapshot first: a node that steps down stops answering master
 	// before any frame can tell a peer it did.
-	if o.snap != nil {
-		e.host.publishSnap(o.snap)
+	if o.Snap != nil {
+		e.host.publishSnap(o.Snap)
 	}
-	if o.beat != nil {
-		e.publishBeat(o.beat)
+	if o.Beat != nil {
+		e.publishBeat(o.Beat)
 	}
 	// Send: to the claimants answered (flagged as replies), and on every
 	// connection if the core asks.
-	for _, id := range o.reply {
+	for _, id := range o.Reply {
 		if l := e.links[id]; l != nil {
 			l.setReply()
-			if !o.kick {
+			if !o.Kick {
 				l.sendBeat(true)
 			}
 		}
 	}
-	if o.kick {
+	if o.Kick {
 		for _, l := range e.sorted() {
 			l.sendBeat(true)
 		}
@@ -328,8 +310,8 @@ func (e *elector) apply() {
 	// the snapshot decided with it. Until the core has sent after a pause,
 	// IsMaster answers false and a first frame sent by a new connection
 	// holds back the stale claims of the heartbeat published before.
-	e.host.setSent(e.core.sent)
-	e.core.out.reset()
+	e.host.setSent(e.core.Sent())
+	o.Reset()
 }
 
 // sorted returns the links in the order of their ids: the same order
@@ -349,13 +331,13 @@ func (e *elector) sorted() []link {
 func (e *elector) syncHeard() {
 	for id, l := range e.links {
 		if r, ok := l.takeHeard(); ok {
-			e.core.heard(id, r)
+			e.core.Heard(id, r)
 		}
 	}
 }
 
 // publishBeat encodes the heartbeat for the connections.
-func (e *elector) publishBeat(b *beat) {
+func (e *elector) publishBeat(b *core.Beat) {
 	full, err := encodeBeat(b, true)
 	if err != nil {
 		e.host.report(err)
@@ -369,10 +351,10 @@ func (e *elector) publishBeat(b *beat) {
 		full = short
 	}
 	claims := false
-	for _, c := range b.claims {
-		claims = claims || c.acting
+	for _, c := range b.Claims {
+		claims = claims || c.Acting
 	}
-	e.beat = &outBeat{uid: b.uid, version: b.version, leaving: b.leaving, claims: claims, full: full, short: short}
+	e.beat = &outBeat{uid: b.UID, version: b.Version, leaving: b.Leaving, claims: claims, full: full, short: short}
 	e.host.publishBeat(e.beat)
 }
 
@@ -387,21 +369,19 @@ type outBeat struct {
 
 // setKeys changes this node's key set, re-elects and tells the peers now.
 func (e *elector) setKeys(add, remove []string) {
-	e.core.setKeys(mono(), add, remove)
+	e.core.SetKeys(mono(), add, remove)
 	e.apply()
 }
 
 // resolveNow counts a server as heard from or failed to reach now.
 func (e *elector) resolveNow(id string) {
-	now := mono()
-	e.core.begin(now)
-	e.core.resolve(now, now, id)
+	e.core.ResolveNow(mono(), id)
 	e.apply()
 }
 
 // The node is the elector's host.
 
-func (m *Msc) publishSnap(s *snapshot) {
+func (m *Msc) publishSnap(s *core.Snapshot) {
 	old := m.snap.Load()
 	m.snap.Store(s)
 	m.notifyChanges(old, s)

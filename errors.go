@@ -3,6 +3,8 @@ package msc
 import (
 	"errors"
 	"fmt"
+
+	"github.com/msc-go/msc/internal/core"
 )
 
 // Errors returned by [New], [Msc.Start], [Msc.AddServer] and the other
@@ -38,7 +40,7 @@ var (
 	// Options.Voters, and reported to OnError when the assumption Quorum
 	// rests on is broken: more live voters than 2*Quorum-1 (without
 	// Voters), or two live processes with one voter UID.
-	ErrQuorum = errors.New("msc: quorum")
+	ErrQuorum = core.ErrQuorum
 
 	// ErrUnknownKey is reported to OnError by Update, naming the keys it
 	// was given that this node does not hold.
@@ -76,7 +78,7 @@ var (
 	ErrUnreachable = errors.New("msc: server unreachable")
 
 	// ErrDuplicateUID means a peer advertises this node's own UID.
-	ErrDuplicateUID = errors.New("msc: a peer uses this node's UID")
+	ErrDuplicateUID = core.ErrDuplicateUID
 
 	// ErrCertificate means a TLS handshake (Options.TLS) failed over a
 	// certificate: the peer's did not verify (signed by another CA,

@@ -11,6 +11,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/msc-go/msc/internal/core"
 )
 
 // Fuzz targets for everything a peer controls before and after
@@ -29,7 +31,7 @@ func fuzzSeedFrames(t testing.TB) [][]byte {
 			p, _ := encodeBeat(b, withKeys)
 			for _, hidden := range []bool{false, true} {
 				seq++
-				out = append(out, sealBeat(d.send, p, b.uid, seq, hidden))
+				out = append(out, sealBeat(d.send, p, b.UID, seq, hidden))
 			}
 		}
 	}
@@ -87,11 +89,11 @@ func FuzzReadFrame(f *testing.F) {
 func FuzzDecodeBeat(f *testing.F) {
 	for _, n := range []int{0, 3, 40} {
 		b := testBeat(n)
-		b.prio = 5
+		b.Prio = 5
 		for _, withKeys := range []bool{true, false} {
 			p, _ := encodeBeat(b, withKeys)
 			f.Add(p, false)
-			f.Add(p[uidPrefixLen(b.uid):], true)
+			f.Add(p[uidPrefixLen(b.UID):], true)
 			f.Add(p[:len(p)-1], false)
 		}
 	}
@@ -108,13 +110,13 @@ func FuzzDecodeBeat(f *testing.F) {
 			return
 		}
 		withKeys := v.flags&beatKeys != 0
-		b := &beat{uid: string(v.uid), start: v.start, inc: v.inc, leaving: v.flags&beatLeaving != 0,
-			version: v.version, keys: v.keys, prio: v.prio, claims: v.claims, known: v.known, votes: v.votes, meta: v.meta}
+		b := &core.Beat{UID: string(v.uid), Start: v.start, Inc: v.inc, Leaving: v.flags&beatLeaving != 0,
+			Version: v.version, Keys: v.keys, Prio: v.prio, Claims: v.claims, Known: v.known, Votes: v.votes, Meta: v.meta}
 		q, err := encodeBeat(b, withKeys)
 		if err != nil {
 			return // too large to send back, or a claim of a key listed twice: fine
 		}
-		off := uidPrefixLen(b.uid)
+		off := uidPrefixLen(b.UID)
 		binary.BigEndian.PutUint64(q[off+offSent:], uint64(v.sent))
 		binary.BigEndian.PutUint64(q[off+offEcho:], uint64(v.echo))
 		w, err := decodeBeat(q, nil)

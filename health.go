@@ -22,27 +22,23 @@ func (m *Msc) Healthy() error {
 
 func (e *elector) healthy(now int64) error {
 	c := e.core
-	if c.leaving {
+	if c.Leaving() {
 		return fmt.Errorf("%w: %w", ErrUnhealthy, ErrStopped)
 	}
-	if !c.ready {
-		var ids []string
-		for id := range c.pending {
-			ids = append(ids, id)
-		}
-		slices.Sort(ids)
+	if !c.Ready() {
+		ids := c.Pending()
 		return fmt.Errorf("%w: waiting to hear from servers %s", ErrUnhealthy, strings.Join(ids, ", "))
 	}
-	wait := c.cfg.wait
+	wait := time.Duration(c.Config().Wait)
 	var stale []string
-	for _, p := range c.peers {
-		if ago := time.Duration(now - p.heard); ago > wait && len(p.conns) > 0 && !p.leaving {
-			stale = append(stale, fmt.Sprintf("%s (last heard %v ago)", p.uid, ago.Round(time.Millisecond)))
+	for _, p := range c.Peers(now) {
+		if ago := time.Duration(now - p.Heard); ago > wait && len(p.Conns) > 0 && !p.Leaving {
+			stale = append(stale, fmt.Sprintf("%s (last heard %v ago)", p.UID, ago.Round(time.Millisecond)))
 		}
 	}
-	if q := c.cfg.quorum; q > 1 {
+	if q := c.Config().Quorum; q > 1 {
 		// The voters the votes count (core.settle): live, by UID.
-		if n, _ := c.liveVoters(now); n < q {
+		if n, _ := c.LiveVoters(now); n < q {
 			return fmt.Errorf("%w: sees %d of the %d voters of a quorum", ErrUnhealthy, n, q)
 		}
 	}

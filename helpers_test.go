@@ -196,7 +196,7 @@ func (c *testCluster) stopAll() {
 func (c *testCluster) running() []*Msc {
 	var out []*Msc
 	for _, m := range c.nodes {
-		if m.snap.Load().running {
+		if m.snap.Load().Running {
 			out = append(out, m)
 		}
 	}
@@ -231,7 +231,7 @@ func (c *testCluster) describe() string {
 	var b strings.Builder
 	for _, m := range c.nodes {
 		uid, ok := m.Master()
-		fmt.Fprintf(&b, "%s: running=%v master=%v thinks=%q/%v\n", m.UID(), m.snap.Load().running, m.IsMaster(), uid, ok)
+		fmt.Fprintf(&b, "%s: running=%v master=%v thinks=%q/%v\n", m.UID(), m.snap.Load().Running, m.IsMaster(), uid, ok)
 	}
 	return b.String()
 }

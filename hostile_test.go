@@ -16,6 +16,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/msc-go/msc/internal/core"
 )
 
 // Tests of a node under attack: raw TCP clients that speak (or garble) the
@@ -180,7 +182,7 @@ func (r *rawConn) handshake(s *suite) {
 // beatFrame returns a sealed heartbeat of uid with the next sequence
 // number, UID in the header.
 func (r *rawConn) beatFrame(uid string) []byte {
-	b := &beat{uid: uid, start: base.Add(time.Hour).UnixNano(), inc: 1, version: 1}
+	b := &core.Beat{UID: uid, Start: base.Add(time.Hour).UnixNano(), Inc: 1, Version: 1}
 	p, _ := encodeBeat(b, true)
 	r.seq++
 	return sealBeat(r.s.send, p, uid, r.seq, false)

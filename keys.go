@@ -68,7 +68,7 @@ func (m *Msc) changeKeys(add bool, keys ...string) {
 	// WaitTimeout) for their RunAsMasterByKey functions to return; then
 	// remove them.
 	m.call(func(e *elector) {
-		e.core.resignKeys(mono(), keys)
+		e.core.ResignKeys(mono(), keys)
 		e.apply()
 	})
 	m.waitRuns(m.cfg.WaitTimeout, keys...)
@@ -90,7 +90,7 @@ func (m *Msc) Keys() []string {
 	m.mu.Unlock()
 	var keys []string
 	m.call(func(e *elector) {
-		keys = append(keys, e.core.ki.list...)
+		keys = append(keys, e.core.Keys()...)
 	})
 	slices.Sort(keys)
 	return keys
@@ -111,11 +111,11 @@ func (m *Msc) Update(keys ...string) {
 	var unknown []string
 	m.call(func(e *elector) {
 		for _, k := range keys {
-			if _, ok := e.core.keys[k]; !ok {
+			if !e.core.HasKey(k) {
 				unknown = append(unknown, k)
 			}
 		}
-		e.core.tick(mono())
+		e.core.Tick(mono())
 		e.apply()
 	})
 	if len(unknown) > 0 {

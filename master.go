@@ -1,19 +1,23 @@
 package msc
 
-import "time"
+import (
+	"time"
+
+	"github.com/msc-go/msc/internal/core"
+)
 
 // Term returns the global fencing term: a number that strictly increases
 // each time global mastership passes to a node, agreed by the nodes that
 // saw both masters. Pass it with every write a master makes to a store
 // that refuses writes with a term lower than one it has seen, and a
 // deposed master's late writes are refused.
-func (m *Msc) Term() uint64 { return m.snap.Load().term }
+func (m *Msc) Term() uint64 { return m.snap.Load().Term }
 
 // TermByKey returns the fencing term of key's mastership (0 for a key this
 // node has not added).
 func (m *Msc) TermByKey(key string) uint64 {
-	ks, _ := m.snap.Load().key(key)
-	return ks.term
+	ks, _ := m.snap.Load().Key(key)
+	return ks.Term
 }
 
 // IsMaster reports whether this node is the global master: the first in
@@ -26,7 +30,7 @@ func (m *Msc) TermByKey(key string) uint64 {
 // after a pause, until it has looked around again).
 func (m *Msc) IsMaster() bool {
 	s := m.snap.Load()
-	return s.master && m.valid(s.lease)
+	return s.Master && m.valid(s.Lease)
 }
 
 // IsMasterByKey reports whether this node is master for key: the oldest of
@@ -34,8 +38,8 @@ func (m *Msc) IsMaster() bool {
 // is false for a key this node has not added. It is a lock-free read that
 // does not allocate.
 func (m *Msc) IsMasterByKey(key string) bool {
-	ks, _ := m.snap.Load().key(key)
-	return ks.master && m.valid(ks.lease)
+	ks, _ := m.snap.Load().Key(key)
+	return ks.Master && m.valid(ks.Lease)
 }
 
 // valid reports whether a mastership of the published snapshot still
@@ -47,29 +51,24 @@ func (m *Msc) valid(lease int64) bool {
 	return validAt(mono(), lease, m.lastSent.Load(), m.fresh)
 }
 
-// validAt is valid at now, for a node that last sent at sent.
-func validAt(now, lease, sent int64, fresh time.Duration) bool {
-	return (lease == 0 || now < lease) && now-sent <= int64(fresh)
-}
-
 // holds reports whether this node is master of key ("" global) in term,
 // now, as IsMaster(ByKey) answers.
 func (m *Msc) holds(key string, term uint64) bool {
-	ks := m.snap.Load().state(key)
-	return ks.master && ks.term == term && m.valid(ks.lease)
+	ks := m.snap.Load().State(key)
+	return ks.Master && ks.Term == term && m.valid(ks.Lease)
 }
 
 // validUntil returns when the mastership of key ("" global) ends unless
 // it is renewed: the lease, or freshFor after the last heartbeat sent if
 // earlier. ok is false if this node is not master of key.
 func (m *Msc) validUntil(key string) (end time.Time, ok bool) {
-	ks := m.snap.Load().state(key)
-	if !ks.master {
+	ks := m.snap.Load().State(key)
+	if !ks.Master {
 		return time.Time{}, false
 	}
 	t := m.lastSent.Load() + int64(m.fresh)
-	if ks.lease != 0 {
-		t = min(t, ks.lease)
+	if ks.Lease != 0 {
+		t = min(t, ks.Lease)
 	}
 	return monoTime(t), true
 }
@@ -79,25 +78,43 @@ func (m *Msc) validUntil(key string) (end time.Time, ok bool) {
 // from its peers after Start.
 func (m *Msc) Master() (uid string, ok bool) {
 	s := m.snap.Load()
-	return s.masterUID, s.masterUID != ""
+	return s.MasterUID, s.MasterUID != ""
 }
 
 // MasterByKey returns the UID of the master for key among the nodes that
 // hold it. ok is false for a key this node has not added, and when Master
 // would return false.
 func (m *Msc) MasterByKey(key string) (uid string, ok bool) {
-	ks, _ := m.snap.Load().key(key)
-	return ks.uid, ks.uid != ""
+	ks, _ := m.snap.Load().Key(key)
+	return ks.UID, ks.UID != ""
 }
 
 // MasterKeys returns the keys this node is master of, sorted.
 func (m *Msc) MasterKeys() []string {
 	s := m.snap.Load()
 	var out []string
-	for i, ks := range s.keys {
-		if ks.master {
-			out = append(out, s.ki.list[i])
+	for i, ks := range s.Keys {
+		if ks.Master {
+			out = append(out, s.KI.List[i])
 		}
 	}
 	return out
+}
+
+// freshFor, leaseMargin, silentAfter and validAt are the core's, in
+// time.Duration.
+func freshFor(interval, wait time.Duration) time.Duration {
+	return time.Duration(core.FreshFor(core.Duration(interval), core.Duration(wait)))
+}
+
+func leaseMargin(interval, wait time.Duration) time.Duration {
+	return time.Duration(core.LeaseMargin(core.Duration(interval), core.Duration(wait)))
+}
+
+func silentAfter(interval, wait time.Duration) time.Duration {
+	return time.Duration(core.SilentAfter(core.Duration(interval), core.Duration(wait)))
+}
+
+func validAt(now, lease, sent int64, fresh time.Duration) bool {
+	return core.ValidAt(now, lease, sent, core.Duration(fresh))
 }

@@ -25,7 +25,7 @@ func (m *Msc) SetMeta(meta map[string]string) error {
 	}
 	m.mu.Unlock()
 	if !m.call(func(e *elector) {
-		e.core.setMeta(mono(), meta)
+		e.core.SetMeta(mono(), meta)
 		e.apply()
 	}) {
 		return ErrStopped
@@ -39,34 +39,9 @@ func (m *Msc) SetMeta(meta map[string]string) error {
 // meta["http"]. ok is false while no master is known.
 func (m *Msc) MasterMeta(key string) (meta map[string]string, ok bool) {
 	m.call(func(e *elector) {
-		meta, ok = e.core.masterMeta(key)
+		meta, ok = e.core.MasterMeta(key)
 	})
 	return meta, ok
-}
-
-// masterMeta returns a copy of the metadata of the master of key.
-func (c *core) masterMeta(key string) (map[string]string, bool) {
-	s := c.snap
-	uid := s.masterUID
-	if key != "" {
-		ks, has := s.key(key)
-		if !has {
-			return nil, false
-		}
-		uid = ks.uid
-	}
-	if uid == "" {
-		return nil, false
-	}
-	if uid == c.cfg.uid {
-		return maps.Clone(c.meta), true
-	}
-	for _, p := range c.order {
-		if p.uid == uid {
-			return maps.Clone(p.meta), true
-		}
-	}
-	return nil, false
 }
 
 // SetPriority changes this node's priority (Options.Priority) at run
@@ -88,7 +63,7 @@ func (m *Msc) SetPriority(p int) {
 	}
 	m.mu.Unlock()
 	m.call(func(e *elector) {
-		e.core.setPriority(mono(), int64(p))
+		e.core.SetPriority(mono(), int64(p))
 		e.apply()
 	})
 }

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"unicode/utf8"
+
+	"github.com/msc-go/msc/internal/core"
 )
 
 // metrics holds the counters that Status does not: errors by cause,
@@ -58,8 +60,8 @@ func (mt *metrics) countError(err error) {
 // passes to another node; a master unknown for a while (a pause, a
 // restart of the election) and then the same again is no change. It runs
 // on the elector, for each snapshot published.
-func (mt *metrics) countChanges(old, s *snapshot) {
-	if old.masterUID == s.masterUID && old.ki == s.ki && sameMasters(old.keys, s.keys) {
+func (mt *metrics) countChanges(old, s *core.Snapshot) {
+	if old.MasterUID == s.MasterUID && old.KI == s.KI && sameMasters(old.Keys, s.Keys) {
 		return
 	}
 	mt.mu.Lock()
@@ -67,13 +69,13 @@ func (mt *metrics) countChanges(old, s *snapshot) {
 	if mt.changes == nil {
 		mt.changes, mt.last = make(map[string]uint64), make(map[string]string)
 	}
-	mt.note("", s.masterUID)
-	for i, ks := range s.keys {
-		mt.note(s.ki.list[i], ks.uid)
+	mt.note("", s.MasterUID)
+	for i, ks := range s.Keys {
+		mt.note(s.KI.List[i], ks.UID)
 	}
-	if old.ki != s.ki { // keys removed: forget them
+	if old.KI != s.KI { // keys removed: forget them
 		for k := range mt.last {
-			if _, ok := s.ki.idx[k]; !ok && k != "" {
+			if _, ok := s.KI.Idx[k]; !ok && k != "" {
 				delete(mt.last, k)
 				delete(mt.changes, k)
 			}
@@ -93,9 +95,9 @@ func (mt *metrics) note(key, uid string) {
 	}
 }
 
-func sameMasters(a, b []keyState) bool {
+func sameMasters(a, b []core.KeyState) bool {
 	for i := range a {
-		if a[i].uid != b[i].uid {
+		if a[i].UID != b[i].UID {
 			return false
 		}
 	}

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/msc-go/msc/internal/core"
 )
 
 // Msc is one node of a cluster. Create it with [New], configure its peers
@@ -47,8 +49,8 @@ type Msc struct {
 	start int64  // StartTime, Unix nanoseconds: the election order
 	inc   uint64 // incarnation: random per Msc, tells a restart with the same UID
 
-	snap  atomic.Pointer[snapshot] // the hot read path
-	suite atomic.Pointer[suite]    // this node's algorithm and keys; SetKey swaps it
+	snap  atomic.Pointer[core.Snapshot] // the hot read path
+	suite atomic.Pointer[suite]         // this node's algorithm and keys; SetKey swaps it
 	beat  atomic.Pointer[outBeat]
 	// connSeq numbers the connections (connID).
 	connSeq atomic.Uint64
@@ -144,7 +146,7 @@ func New(opts Options) (*Msc, error) {
 	for _, k := range cfg.Keys {
 		m.keys[k] = struct{}{}
 	}
-	m.snap.Store(&snapshot{ki: noKeys})
+	m.snap.Store(&core.Snapshot{KI: core.NoKeys})
 	m.suite.Store(cfg.suite)
 	m.lastWake.Store(mono() - int64(cfg.Interval))
 	m.disp.init()
@@ -188,7 +190,7 @@ func (m *Msc) Start() error {
 	for k := range m.keys {
 		keys = append(keys, k)
 	}
-	e := newElector(m, newCore(m.coreConfig(now), keys, servers, now, m.cfg.Meta)) // publishes the first snapshot before Start returns
+	e := newElector(m, core.New(m.coreConfig(now), keys, servers, now, m.cfg.Meta)) // publishes the first snapshot before Start returns
 	e.m = m
 	m.keys = nil
 	m.started.Store(true)
@@ -245,7 +247,7 @@ func (m *Msc) Stop() error {
 	// a member, so that nobody takes over while the work this node runs as
 	// master (RunAsMaster) winds down.
 	m.call(func(e *elector) {
-		e.core.setResign(mono())
+		e.core.SetResign(mono())
 		e.apply()
 	})
 	m.waitRuns(m.cfg.WaitTimeout)
@@ -253,7 +255,7 @@ func (m *Msc) Stop() error {
 	// every connection; peers re-elect at once.
 	drained := make(chan struct{})
 	m.call(func(e *elector) {
-		e.core.setLeave(mono()) // the leaving heartbeat, sent on every connection
+		e.core.SetLeave(mono()) // the leaving heartbeat, sent on every connection
 		e.apply()
 		if len(e.links) == 0 {
 			close(drained)
@@ -291,7 +293,7 @@ func (m *Msc) abort() {
 	ln := m.ln
 	m.mu.Unlock()
 	m.leaving.Store(true)
-	m.snap.Store(&snapshot{ki: noKeys})
+	m.snap.Store(&core.Snapshot{KI: core.NoKeys})
 	if running {
 		ln.Close()
 	}
@@ -301,7 +303,7 @@ func (m *Msc) abort() {
 	m.wg.Wait()
 	// Again: the elector may have published a snapshot (still running,
 	// maybe master) before it saw the cancel.
-	m.snap.Store(&snapshot{ki: noKeys})
+	m.snap.Store(&core.Snapshot{KI: core.NoKeys})
 	m.closeWatchers()
 }
 

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/msc-go/msc/internal/core"
 )
 
 // TestKeyRotation rotates a 3-node cluster's key at run time: every node
@@ -602,7 +604,7 @@ func serveRawListener(ln net.Listener, uid string, sealWith, openWith *suite, st
 		return fmt.Errorf("the dialer's first frame: %w", err)
 	}
 	s := newSealer(send, dirFromListener)
-	b := &beat{uid: uid, start: base.Add(time.Hour).UnixNano(), inc: 1, version: 1}
+	b := &core.Beat{UID: uid, Start: base.Add(time.Hour).UnixNano(), Inc: 1, Version: 1}
 	p, _ := encodeBeat(b, true)
 	go io.Copy(io.Discard, nc)
 	for seq := uint64(1); ; seq++ {

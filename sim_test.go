@@ -14,9 +14,11 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/msc-go/msc/internal/core"
 )
 
-// The deterministic simulator: N election cores (core.go) over a simulated
+// The deterministic simulator: N election cores (internal/core) over a simulated
 // network in virtual time. One seed is one schedule: the same seed gives
 // the same run, event for event. It models what the drivers do (two TCP
 // connections per pair, one dialed by each end, heartbeats both ways on
@@ -169,7 +171,7 @@ func (q *simQueue) Pop() any {
 // simConn is a TCP connection between two nodes: end 0 dialed, end 1
 // accepted.
 type simConn struct {
-	id      [2]connID
+	id      [2]core.ConnID
 	node    [2]int
 	inc     [2]int
 	up      [2]bool   // the end is open
@@ -190,14 +192,14 @@ type simNode struct {
 	i        int
 	inc      int
 	alive    bool
-	core     *core
+	core     *core.Core
 	e        *elector // the production elector, over simulated links
 	s        *sim
 	ob       *outBeat // the heartbeat its elector published last
 	sent     int64    // local: its elector's last send (Msc.lastSent)
 	inbox    []event  // events for its elector, not yet taken
 	running  bool     // a seRun is scheduled
-	cfg      coreConfig
+	cfg      core.Config
 	rate     float64 // clock rate
 	off      int64   // clock offset
 	pausedTo int64   // virtual: paused until then
@@ -206,7 +208,7 @@ type simNode struct {
 	busy     int64   // virtual: a slow process is busy until then
 	keys     []string
 	nextTick int64
-	conns    map[connID]*simConn
+	conns    map[core.ConnID]*simConn
 	stopping bool
 	pending  []*simEvent // timer events that came while paused
 	armed    int64       // the wake-up time a seWake event is pending for
@@ -226,10 +228,10 @@ type sim struct {
 	seq    uint64
 	nodes  []*simNode
 	n      int
-	cfg    coreConfig // shared options
-	lat    [][2]int64 // [i*n+j]: min, jitter of latency from i to j
-	cut    []int      // [i*n+j]: 0 up, 1 hold, 2 reset
-	nextID connID
+	cfg    core.Config // shared options
+	lat    [][2]int64  // [i*n+j]: min, jitter of latency from i to j
+	cut    []int       // [i*n+j]: 0 up, 1 hold, 2 reset
+	nextID core.ConnID
 	out    func(string, ...any)
 	err    error
 	// terms of masterships started, per key: the highest.
@@ -291,13 +293,13 @@ func runSim(seed uint64, trace bool, w interface{ Write([]byte) (int, error) }) 
 	m := leaseMargin(interval, wait)
 	s.drift = 0.9 * float64(m) / float64(4*wait)
 	s.skew = int64(m / 4)
-	s.cfg = coreConfig{interval: interval, wait: wait, sticky: r.IntN(3) == 0, balance: r.IntN(3) == 0}
+	s.cfg = core.Config{Interval: core.Duration(interval), Wait: core.Duration(wait), Sticky: r.IntN(3) == 0, Balance: r.IntN(3) == 0}
 	s.observers = 0
 	if s.n >= 3 && r.IntN(4) == 0 {
 		s.observers = 1 // the last node
 	}
 	if voters := s.n - s.observers; r.IntN(2) == 0 && voters > 1 {
-		s.cfg.quorum = voters/2 + 1
+		s.cfg.Quorum = voters/2 + 1
 	}
 	s.keysPool = []string{"a", "b", "c", "d"}
 	// Now and then many keys: 64 in one seed of 50, 1,000 in one of 500.
@@ -314,7 +316,7 @@ func runSim(seed uint64, trace bool, w interface{ Write([]byte) (int, error) }) 
 			s.keysPool[i] = fmt.Sprintf("k%03d", i)
 		}
 	}
-	s.out("seed %d: n=%d (%d observers) interval=%v wait=%v quorum=%d sticky=%v balance=%v", seed, s.n, s.observers, interval, wait, s.cfg.quorum, s.cfg.sticky, s.cfg.balance)
+	s.out("seed %d: n=%d (%d observers) interval=%v wait=%v quorum=%d sticky=%v balance=%v", seed, s.n, s.observers, interval, wait, s.cfg.Quorum, s.cfg.Sticky, s.cfg.Balance)
 	s.lat = make([][2]int64, s.n*s.n)
 	s.cut = make([]int, s.n*s.n)
 	for i := range s.lat {
@@ -367,20 +369,20 @@ func (s *sim) boot(n *simNode) {
 		// Younger; or (a fixed Options.StartTime) the same as before.
 		n.start = s.now + 10*int64(time.Second)
 	}
-	n.conns = map[connID]*simConn{}
+	n.conns = map[core.ConnID]*simConn{}
 	n.parked = map[int]int{}
 	n.ob, n.inbox, n.running, n.masters = nil, nil, false, nil
 	n.s = s
 	n.fn = map[string]uint64{}
 	n.pausedTo, n.armed = 0, 0
 	cfg := s.cfg
-	cfg.uid = fmt.Sprintf("n%d", n.i)
-	cfg.inc = uint64(n.inc)
-	cfg.start = n.start
-	cfg.prio = n.prio
-	cfg.observer = n.i >= s.n-s.observers
+	cfg.UID = fmt.Sprintf("n%d", n.i)
+	cfg.Inc = uint64(n.inc)
+	cfg.Start = n.start
+	cfg.Prio = n.prio
+	cfg.Observer = n.i >= s.n-s.observers
 	// The wall clock: within ±skew of the true time.
-	cfg.wallOffset = s.wall + s.now - s.local(n, s.now) + s.rng.Int64N(2*s.skew+1) - s.skew
+	cfg.WallOffset = s.wall + s.now - s.local(n, s.now) + s.rng.Int64N(2*s.skew+1) - s.skew
 	n.cfg = cfg
 	servers := []string{}
 	for j := range s.n {
@@ -390,7 +392,7 @@ func (s *sim) boot(n *simNode) {
 	}
 	lt := s.local(n, s.now)
 	s.out("n%d boots (inc %d, start %d, prio %d, keys %v)", n.i, n.inc, n.start, n.prio, n.keys)
-	n.core = newCore(cfg, n.keys, servers, lt, nil)
+	n.core = core.New(cfg, n.keys, servers, lt, nil)
 	n.e = newElector(n, n.core)
 	s.check()
 	for j := range s.n {
@@ -404,7 +406,7 @@ func (s *sim) boot(n *simNode) {
 // afterPause is when to look again at what waits for paused n: the end
 // of its pause, or sooner (the faults' end resumes every node).
 func (s *sim) afterPause(n *simNode) int64 {
-	return min(n.pausedTo, s.now+int64(s.cfg.interval))
+	return min(n.pausedTo, s.now+int64(time.Duration(s.cfg.Interval)))
 }
 
 // nextTick arms n's Interval timer as the elector's run does: the next
@@ -430,7 +432,7 @@ func (s *sim) dial(n *simNode, j int, delay int64) {
 		if !m.alive || m.stopping || s.cut[n.i*s.n+j] != 0 || s.cut[j*s.n+n.i] != 0 {
 			// Unreachable: report it, retry after an Interval.
 			s.post(n, event{kind: evUnreachable, server: strconv.Itoa(j), at: s.local(n, s.now)})
-			s.dial(n, j, int64(s.cfg.interval)+int64(s.rng.IntN(int(s.cfg.interval))))
+			s.dial(n, j, int64(time.Duration(s.cfg.Interval))+int64(s.rng.IntN(int(time.Duration(s.cfg.Interval)))))
 			return
 		}
 		c := &simConn{node: [2]int{n.i, j}, inc: [2]int{n.inc, m.inc}, up: [2]bool{true, true}, tag: s.rng.Uint64()}
@@ -468,7 +470,7 @@ func (s *sim) dial(n *simNode, j int, delay int64) {
 // WaitTimeout-Interval (README, "Quorum"): with WaitTimeout 2*Interval,
 // one-way latency stays below (WaitTimeout-Interval)/4.
 func (s *sim) randLatency(most int) [2]int64 {
-	most = min(most, int((s.cfg.wait-s.cfg.interval)/4/time.Millisecond))
+	most = min(most, int((time.Duration(s.cfg.Wait)-time.Duration(s.cfg.Interval))/4/time.Millisecond))
 	return [2]int64{int64(s.rng.IntN(most)) * int64(time.Millisecond), int64(s.rng.IntN(most*2/5)+1) * int64(time.Millisecond)}
 }
 
@@ -492,7 +494,7 @@ type simEnd struct {
 	heardAt, synced int64
 }
 
-func (e *simEnd) linkID() connID { return e.c.id[e.end] }
+func (e *simEnd) linkID() core.ConnID { return e.c.id[e.end] }
 func (e *simEnd) linkServer() string {
 	if e.end == 1 {
 		return ""
@@ -536,7 +538,7 @@ func (e *simEnd) sendBeat(fresh bool) {
 	}
 	hb := n.ob
 	lt := s.local(n, s.now)
-	first, payload := e.w.plan(hb, !fresh && lt-n.sent > int64(freshFor(s.cfg.interval, s.cfg.wait)))
+	first, payload := e.w.plan(hb, !fresh && lt-n.sent > int64(freshFor(time.Duration(s.cfg.Interval), time.Duration(s.cfg.Wait))))
 	if payload == nil {
 		return
 	}
@@ -571,7 +573,7 @@ func (e *simEnd) receive(p []byte) {
 		return
 	}
 	lt := s.local(n, s.now)
-	if !e.filter.news(&v, s.cfg.quorum > 1) {
+	if !e.filter.news(&v, s.cfg.Quorum > 1) {
 		e.heardAt = lt
 		return
 	}
@@ -583,10 +585,10 @@ func (e *simEnd) receive(p []byte) {
 
 // The simulated node is its elector's host.
 
-func (n *simNode) publishSnap(snap *snapshot) { n.s.observe(n, snap) }
-func (n *simNode) publishBeat(b *outBeat)     { n.ob = b }
-func (n *simNode) setSent(at int64)           { n.sent = at }
-func (n *simNode) report(error)               {}
+func (n *simNode) publishSnap(snap *core.Snapshot) { n.s.observe(n, snap) }
+func (n *simNode) publishBeat(b *outBeat)          { n.ob = b }
+func (n *simNode) setSent(at int64)                { n.sent = at }
+func (n *simNode) report(error)                    {}
 func (n *simNode) pausedFor(gap time.Duration) {
 	n.s.out("n%d notices a pause (%v since its last heartbeat)", n.i, gap)
 }
@@ -638,7 +640,7 @@ func (s *sim) route(c *simConn, from, dst, to int, e *simEvent) {
 // linked to the incarnation of j it parked for. It reports whether it
 // dialed.
 func (s *sim) unpark(n *simNode, j int) bool {
-	if n.core.linked(fmt.Sprintf("n%d", j), uint64(n.parked[j])) {
+	if n.core.Linked(fmt.Sprintf("n%d", j), uint64(n.parked[j])) {
 		return false
 	}
 	n.parked[j] = 0
@@ -663,7 +665,7 @@ func (s *sim) closeConn(c *simConn, end int, reset bool) {
 			}
 			if end == 0 && !n.stopping {
 				j := c.node[1]
-				if c.heard[0] && n.core.linked(fmt.Sprintf("n%d", j), uint64(c.inc[1])) {
+				if c.heard[0] && n.core.Linked(fmt.Sprintf("n%d", j), uint64(c.inc[1])) {
 					// One connection per pair: the peer's is up. Dial
 					// again when the elector wakes the client, or later.
 					n.parked[j] = c.inc[1]
@@ -676,11 +678,11 @@ func (s *sim) closeConn(c *simConn, end int, reset bool) {
 						if s.unpark(n, j) {
 							return
 						}
-						s.push(&simEvent{at: s.now + 4*int64(s.cfg.wait) + int64(time.Second), kind: seFn, fn: recheck})
+						s.push(&simEvent{at: s.now + 4*int64(time.Duration(s.cfg.Wait)) + int64(time.Second), kind: seFn, fn: recheck})
 					}
-					s.push(&simEvent{at: s.now + 4*int64(s.cfg.wait) + int64(time.Second), kind: seFn, fn: recheck})
+					s.push(&simEvent{at: s.now + 4*int64(time.Duration(s.cfg.Wait)) + int64(time.Second), kind: seFn, fn: recheck})
 				} else {
-					s.dial(n, j, int64(s.rng.IntN(int(s.cfg.interval/2))))
+					s.dial(n, j, int64(s.rng.IntN(int(time.Duration(s.cfg.Interval)/2))))
 				}
 			}
 		}
@@ -746,27 +748,27 @@ func (s *sim) run(n *simNode) {
 
 // observe follows n's masterships as RunAsMaster would: one starts when a
 // snapshot shows it, ends when one no longer does.
-func (s *sim) observe(n *simNode, snap *snapshot) {
-	state := func(k string) keyState {
-		if !snap.running {
-			return keyState{}
+func (s *sim) observe(n *simNode, snap *core.Snapshot) {
+	state := func(k string) core.KeyState {
+		if !snap.Running {
+			return core.KeyState{}
 		}
-		return snap.state(k)
+		return snap.State(k)
 	}
 	for k, term := range n.fn {
-		if st := state(k); !st.master || st.term != term {
+		if st := state(k); !st.Master || st.Term != term {
 			s.out("n%d ends mastership of %q term %d", n.i, k, term)
 			delete(n.fn, k)
 		}
 	}
 	// The keys it is master of, by this snapshot: what check looks at.
 	n.masters = n.masters[:0]
-	if snap.running && snap.master {
+	if snap.Running && snap.Master {
 		n.masters = append(n.masters, "")
 	}
-	for i := range snap.keys {
-		if snap.running && snap.keys[i].master {
-			n.masters = append(n.masters, snap.ki.list[i])
+	for i := range snap.Keys {
+		if snap.Running && snap.Keys[i].Master {
+			n.masters = append(n.masters, snap.KI.List[i])
 		}
 	}
 	for _, k := range n.masters {
@@ -774,9 +776,9 @@ func (s *sim) observe(n *simNode, snap *snapshot) {
 		if _, ok := n.fn[k]; ok {
 			continue
 		}
-		n.fn[k] = st.term
-		s.out("n%d starts mastership of %q term %d", n.i, k, st.term)
-		if n.cfg.observer {
+		n.fn[k] = st.Term
+		s.out("n%d starts mastership of %q term %d", n.i, k, st.Term)
+		if n.cfg.Observer {
 			s.fail("observer n%d is master of %q", n.i, k)
 		}
 		// Above every term it heard of from another claim or vote, and
@@ -784,26 +786,26 @@ func (s *sim) observe(n *simNode, snap *snapshot) {
 		// Quorum the fencing check below is the promise; and the core
 		// read here has taken in the whole batch, after the decision
 		// (seed 4093: a known term heard later in the batch).
-		if heard := n.core.rival[k]; s.cfg.quorum <= 1 && st.term <= heard {
-			s.fail("terms: n%d is master of %q with term %d, not above %d it heard of", n.i, k, st.term, heard)
+		if heard, _, _ := n.core.Terms(k); s.cfg.Quorum <= 1 && st.Term <= heard {
+			s.fail("terms: n%d is master of %q with term %d, not above %d it heard of", n.i, k, st.Term, heard)
 		}
-		if known := n.core.other[k]; s.cfg.quorum <= 1 && st.term < known {
-			s.fail("terms: n%d is master of %q with term %d, below %d it knew of", n.i, k, st.term, known)
+		if _, known, _ := n.core.Terms(k); s.cfg.Quorum <= 1 && st.Term < known {
+			s.fail("terms: n%d is master of %q with term %d, below %d it knew of", n.i, k, st.Term, known)
 		}
-		if s.cfg.quorum > 1 {
-			if st.term <= s.terms[k] {
-				s.fail("fencing: n%d is master of %q with term %d, not above %d used before", n.i, k, st.term, s.terms[k])
+		if s.cfg.Quorum > 1 {
+			if st.Term <= s.terms[k] {
+				s.fail("fencing: n%d is master of %q with term %d, not above %d used before", n.i, k, st.Term, s.terms[k])
 			}
 			// No other node's RunAsMaster still runs.
 			for _, m := range s.nodes {
 				if m != n && m.alive && s.now >= m.pausedTo {
 					if t, ok := m.fn[k]; ok {
-						s.fail("quorum: n%d starts %q (term %d) while n%d still runs it (term %d)", n.i, k, st.term, m.i, t)
+						s.fail("quorum: n%d starts %q (term %d) while n%d still runs it (term %d)", n.i, k, st.Term, m.i, t)
 					}
 				}
 			}
 		}
-		s.terms[k] = max(s.terms[k], st.term)
+		s.terms[k] = max(s.terms[k], st.Term)
 	}
 }
 
@@ -812,14 +814,14 @@ func (s *sim) isMaster(n *simNode, k string) bool {
 	if !n.alive || s.now < n.pausedTo {
 		return false
 	}
-	snap := n.core.snap
-	var st keyState
+	snap := n.core.Snap()
+	var st core.KeyState
 	if k == "" {
-		st = keyState{master: snap.master, lease: snap.lease}
+		st = core.KeyState{Master: snap.Master, Lease: snap.Lease}
 	} else {
-		st, _ = snap.key(k)
+		st, _ = snap.Key(k)
 	}
-	return st.master && validAt(s.local(n, s.now), st.lease, n.sent, freshFor(s.cfg.interval, s.cfg.wait))
+	return st.Master && validAt(s.local(n, s.now), st.Lease, n.sent, freshFor(time.Duration(s.cfg.Interval), time.Duration(s.cfg.Wait)))
 }
 
 // settle notes that the effects of a fault last until end: then, after
@@ -843,9 +845,9 @@ func (s *sim) settle(end int64) {
 // agreeBound is the README's bound on agreement once faults stop:
 // WaitTimeout + 2*Interval plus the longest latency (plus M with Quorum).
 func (s *sim) agreeBound() int64 {
-	b := s.cfg.wait + 2*s.cfg.interval + 70*time.Millisecond
-	if s.cfg.quorum > 1 {
-		b += leaseMargin(s.cfg.interval, s.cfg.wait)
+	b := time.Duration(s.cfg.Wait) + 2*time.Duration(s.cfg.Interval) + 70*time.Millisecond
+	if s.cfg.Quorum > 1 {
+		b += leaseMargin(time.Duration(s.cfg.Interval), time.Duration(s.cfg.Wait))
 	}
 	return int64(b)
 }
@@ -854,7 +856,7 @@ func (s *sim) agreeBound() int64 {
 // (with Quorum always; without it, except while the network is cut and
 // for the agreement bound after: netUntil).
 func (s *sim) check() {
-	if s.cfg.quorum <= 1 && s.now <= s.netUntil {
+	if s.cfg.Quorum <= 1 && s.now <= s.netUntil {
 		return
 	}
 	// Only the keys each node's snapshot says it is master of can answer
@@ -898,12 +900,7 @@ func (s *sim) checkAgreement(conns bool) {
 			if m == n {
 				continue
 			}
-			p := n.core.peers[peerKey(m.cfg.uid, m.cfg.inc)]
-			if p == nil || len(p.conns) != 1 {
-				conns := -1
-				if p != nil {
-					conns = len(p.conns)
-				}
+			if conns := n.core.PeerConns(m.cfg.UID, m.cfg.Inc); conns != 1 {
 				s.fail("n%d has %d connections to n%d, want 1", n.i, conns, m.i)
 				return
 			}
@@ -914,7 +911,7 @@ func (s *sim) checkAgreement(conns bool) {
 		for _, n := range live {
 			if k == "" || slices.Contains(n.keys, k) {
 				holders = append(holders, n)
-				if !n.cfg.observer {
+				if !n.cfg.Observer {
 					competing = append(competing, n)
 				}
 			}
@@ -933,14 +930,14 @@ func (s *sim) checkAgreement(conns bool) {
 			}
 			var uid string
 			if k == "" {
-				uid = n.core.snap.masterUID
+				uid = n.core.Snap().MasterUID
 			} else {
-				st, _ := n.core.snap.key(k)
-				uid = st.uid
+				st, _ := n.core.Snap().Key(k)
+				uid = st.UID
 			}
 			uids[uid] = true
 		}
-		if s.cfg.quorum > 1 && voters(live) < s.cfg.quorum {
+		if s.cfg.Quorum > 1 && voters(live) < s.cfg.Quorum {
 			if len(masters) != 0 {
 				s.fail("%q: masters %v with fewer than a quorum of voters up", k, masters)
 			}
@@ -948,19 +945,18 @@ func (s *sim) checkAgreement(conns bool) {
 		}
 		if len(masters) != 1 || len(uids) != 1 {
 			for _, n := range live {
-				i, ok := n.core.slotIndex(k)
-				var sl slot
-				if ok {
-					sl = n.core.slots[i]
+				in := n.core.Inspect(s.local(n, s.now), k)
+				var sl core.SlotView
+				if in.Held {
+					sl = in.Slot
 				}
-				if ok {
-					u, me := n.core.rightful(i)
-					s.out("n%d: rightful %s %v resigned %v keys %v prio %d maxPrio %d", n.i, u, me, n.core.resigned[k], n.core.ki.list, n.core.self.prio, n.core.maxPrio(i))
+				if in.Held {
+					s.out("n%d: rightful %s %v resigned %v keys %v prio %d maxPrio %d", n.i, in.Rightful, in.RightfulSelf, in.Resigned, in.Keys, in.Prio, in.MaxPrio)
 				}
-				s.out("n%d: ready %v slot %+v vote %+v maxVote %d other %d used %d live %d", n.i, n.core.ready, sl,
-					n.core.votes[k], n.core.maxVote[k].term, n.core.other[k], n.core.used[k], len(n.core.order))
-				for _, p := range n.core.peers {
-					s.out("   peer %s/%d live %v current %v (%d/%d) prio %d claims %+v votes %+v echo %d", p.uid, p.inc, p.live(s.local(n, s.now), s.cfg.wait), p.current(), p.version, p.newest, p.prio, p.claims[k], p.votes[k], p.echo)
+				s.out("n%d: ready %v slot %+v vote %+v maxVote %d other %d used %d live %d", n.i, in.Ready, sl,
+					in.Vote, in.MaxVote.Term, in.Other, in.Used, in.Live)
+				for _, p := range in.Peers {
+					s.out("   peer %s/%d live %v current %v (%d/%d) prio %d claims %+v votes %+v echo %d", p.UID, p.Inc, p.Live, p.Current, p.Version, p.Newest, p.Prio, p.Claim, p.Vote, p.Echo)
 				}
 			}
 			s.fail("no agreement on %q after the faults: masters %v, named %v", k, masters, uids)
@@ -972,36 +968,36 @@ func (s *sim) checkAgreement(conns bool) {
 		if m := s.nodes[masters[0]]; true {
 			var term uint64
 			if k == "" {
-				term = m.core.snap.term
+				term = m.core.Snap().Term
 			} else {
-				st, _ := m.core.snap.key(k)
-				term = st.term
+				st, _ := m.core.Snap().Key(k)
+				term = st.Term
 			}
 			// With Quorum: the highest term ever used. Without: the
 			// highest any live process holding the key knows of (one that
 			// crashed, or removed the key, keeps what only it knew).
 			want := s.terms[k]
-			if s.cfg.quorum <= 1 {
+			if s.cfg.Quorum <= 1 {
 				want = 0
 				for _, n := range live {
-					if _, holds := n.core.slotIndex(k); holds {
-						want = max(want, n.core.used[k], n.core.other[k])
+					if in := n.core.Inspect(s.local(n, s.now), k); in.Held {
+						want = max(want, in.Used, in.Other)
 					}
 				}
 			}
 			if term < want {
 				for _, n := range live {
-					i, _ := n.core.slotIndex(k)
-					s.out("n%d: slot %+v used %d other %d version %d", n.i, n.core.slots[min(i, len(n.core.slots)-1)], n.core.used[k], n.core.other[k], n.core.version)
-					for _, p := range n.core.peers {
-						s.out("   peer %s/%d live %v v %d/%d claim %+v", p.uid, p.inc, p.live(s.local(n, s.now), s.cfg.wait), p.version, p.newest, p.claims[k])
+					in := n.core.Inspect(s.local(n, s.now), k)
+					s.out("n%d: slot %+v used %d other %d version %d", n.i, in.Slot, in.Used, in.Other, in.Version)
+					for _, p := range in.Peers {
+						s.out("   peer %s/%d live %v v %d/%d claim %+v", p.UID, p.Inc, p.Live, p.Version, p.Newest, p.Claim)
 					}
 				}
 				s.fail("%q: master n%d has term %d, below %d used before", k, m.i, term, want)
 			}
 		}
 
-		if !s.cfg.sticky {
+		if !s.cfg.Sticky {
 			want := s.rightful(competing, k)
 			if masters[0] != want {
 				s.fail("%q: master n%d, the rules name n%d", k, masters[0], want)
@@ -1013,7 +1009,7 @@ func (s *sim) checkAgreement(conns bool) {
 func voters(nodes []*simNode) int {
 	n := 0
 	for _, x := range nodes {
-		if !x.cfg.observer {
+		if !x.cfg.Observer {
 			n++
 		}
 	}
@@ -1024,15 +1020,15 @@ func voters(nodes []*simNode) int {
 func (s *sim) rightful(holders []*simNode, k string) int {
 	best := holders[0]
 	for _, n := range holders[1:] {
-		if k != "" && s.cfg.balance {
-			kh := keyHash(k)
-			w, bw := weight(kh, nodeHash(n.cfg.uid)), weight(kh, nodeHash(best.cfg.uid))
-			if w > bw || w == bw && n.cfg.uid < best.cfg.uid {
+		if k != "" && s.cfg.Balance {
+			kh := core.KeyHash(k)
+			w, bw := core.Weight(kh, core.NodeHash(n.cfg.UID)), core.Weight(kh, core.NodeHash(best.cfg.UID))
+			if w > bw || w == bw && n.cfg.UID < best.cfg.UID {
 				best = n
 			}
 			continue
 		}
-		if (rank{n.prio, n.start, n.cfg.uid}).before(rank{best.prio, best.start, best.cfg.uid}) {
+		if core.Before(n.prio, n.start, n.cfg.UID, best.prio, best.start, best.cfg.UID) {
 			best = n
 		}
 	}
@@ -1081,7 +1077,7 @@ func (s *sim) step(e *simEvent) {
 			if c.id[1] != 0 && n.conns[c.id[1]] == c && c.node[1] == n.i {
 				end = 1
 			}
-			if s.now-c.lastIn[end] > int64(float64(silentAfter(s.cfg.interval, s.cfg.wait))/n.rate) && c.ends[end] != nil {
+			if s.now-c.lastIn[end] > int64(float64(silentAfter(time.Duration(s.cfg.Interval), time.Duration(s.cfg.Wait)))/n.rate) && c.ends[end] != nil {
 				// As conn.serve does: a last frame that says this end
 				// redials, then the close.
 				c.silent[end] = true
@@ -1095,7 +1091,7 @@ func (s *sim) step(e *simEvent) {
 			return // superseded
 		}
 		n.armed = 0
-		if w := n.core.wake; w != 0 && w <= s.local(n, s.now) {
+		if w := n.core.Wake(); w != 0 && w <= s.local(n, s.now) {
 			n.e.turn(s.local(n, s.now), wokeAlarm, nil, nil)
 		}
 	case seDeliver:
@@ -1112,7 +1108,7 @@ func (s *sim) step(e *simEvent) {
 		s.run(n)
 	}
 	s.arm(n)
-	if n.core.yields > 0 && s.cfg.sticky && s.cfg.quorum > 1 {
+	if n.core.Yields() > 0 && s.cfg.Sticky && s.cfg.Quorum > 1 {
 		s.fail("sticky: n%d gave up a mastership to another live node", n.i)
 	}
 	s.check()
@@ -1120,7 +1116,7 @@ func (s *sim) step(e *simEvent) {
 
 // arm schedules the wake-up n's core asks for, like the elector's timer.
 func (s *sim) arm(n *simNode) {
-	w := n.core.wake
+	w := n.core.Wake()
 	if w == 0 || w == n.armed || !n.alive {
 		return
 	}
@@ -1130,7 +1126,7 @@ func (s *sim) arm(n *simNode) {
 }
 
 func sortedConns(n *simNode) []*simConn {
-	ids := make([]connID, 0, len(n.conns))
+	ids := make([]core.ConnID, 0, len(n.conns))
 	for id := range n.conns {
 		ids = append(ids, id)
 	}
@@ -1151,7 +1147,7 @@ func (s *sim) schedule() {
 		kind := r.IntN(12)
 		d := int64(r.IntN(1500)+50) * int64(time.Millisecond)
 		if kind == 4 && r.IntN(4) == 0 {
-			d = r.Int64N(50 * int64(s.cfg.wait)) // long pauses, up to 50*WaitTimeout
+			d = r.Int64N(50 * int64(time.Duration(s.cfg.Wait))) // long pauses, up to 50*WaitTimeout
 		}
 		i, j := r.IntN(s.n), r.IntN(s.n)
 		s.push(&simEvent{at: t, kind: seFn, fn: func() { s.fault(kind, i, j, d) }})
@@ -1179,12 +1175,12 @@ func (s *sim) fault(kind, i, j int, d int64) {
 		// The restart, then a new process waits WaitTimeout to hear from
 		// its servers, and with Quorum votes only WaitTimeout+M after
 		// it started.
-		end = s.now + max(d, int64(s.cfg.wait)) + int64(s.cfg.wait)
-		if s.cfg.quorum > 1 {
-			end += int64(leaseMargin(s.cfg.interval, s.cfg.wait))
+		end = s.now + max(d, int64(time.Duration(s.cfg.Wait))) + int64(time.Duration(s.cfg.Wait))
+		if s.cfg.Quorum > 1 {
+			end += int64(leaseMargin(time.Duration(s.cfg.Interval), time.Duration(s.cfg.Wait)))
 		}
 	case 8:
-		end = s.now + int64(s.cfg.wait) // a key removed after up to WaitTimeout
+		end = s.now + int64(time.Duration(s.cfg.Wait)) // a key removed after up to WaitTimeout
 	}
 	s.settle(end)
 	if kind <= 3 || kind == 7 || kind == 11 {
@@ -1270,10 +1266,10 @@ func (s *sim) fault(kind, i, j int, d int64) {
 		s.out("FAULT stop n%d, restart after %v", i, time.Duration(d))
 		s.stop(n)
 		inc := n.inc
-		s.push(&simEvent{at: s.now + max(d, int64(s.cfg.wait)), kind: seFn, fn: func() { s.restart(n, inc) }})
+		s.push(&simEvent{at: s.now + max(d, int64(time.Duration(s.cfg.Wait))), kind: seFn, fn: func() { s.restart(n, inc) }})
 	case 7: // slow process
 		s.out("FAULT slow n%d for %v", i, time.Duration(d))
-		n.slow = int64(s.rng.IntN(int(s.cfg.interval / 4)))
+		n.slow = int64(s.rng.IntN(int(time.Duration(s.cfg.Interval) / 4)))
 		s.push(&simEvent{at: s.now + d, kind: seFn, fn: func() { n.slow = 0 }})
 	case 8: // keys added and removed
 		if !n.alive || s.now < n.pausedTo {
@@ -1284,7 +1280,7 @@ func (s *sim) fault(kind, i, j int, d int64) {
 			s.out("FAULT n%d removes key %q", i, k)
 			n.keys = slices.DeleteFunc(slices.Clone(n.keys), func(x string) bool { return x == k })
 			// As RemoveKey does: give it up, wait for its work, remove it.
-			s.call(n, func(e *elector, lt int64) { e.core.resignKeys(lt, []string{k}) })
+			s.call(n, func(e *elector, lt int64) { e.core.ResignKeys(lt, []string{k}) })
 			inc := n.inc
 			var remove func()
 			remove = func() {
@@ -1295,13 +1291,13 @@ func (s *sim) fault(kind, i, j int, d int64) {
 					s.push(&simEvent{at: s.afterPause(n), kind: seFn, fn: remove})
 					return
 				}
-				s.call(n, func(e *elector, lt int64) { e.core.setKeys(lt, nil, []string{k}) })
+				s.call(n, func(e *elector, lt int64) { e.core.SetKeys(lt, nil, []string{k}) })
 			}
-			s.push(&simEvent{at: s.now + int64(s.rng.IntN(int(s.cfg.wait))), kind: seFn, fn: remove})
+			s.push(&simEvent{at: s.now + int64(s.rng.IntN(int(time.Duration(s.cfg.Wait)))), kind: seFn, fn: remove})
 		} else {
 			s.out("FAULT n%d adds key %q", i, k)
 			n.keys = append(slices.Clone(n.keys), k)
-			s.call(n, func(e *elector, lt int64) { e.core.setKeys(lt, []string{k}, nil) })
+			s.call(n, func(e *elector, lt int64) { e.core.SetKeys(lt, []string{k}, nil) })
 		}
 	case 10: // SetPriority
 		if !n.alive || s.now < n.pausedTo {
@@ -1310,7 +1306,7 @@ func (s *sim) fault(kind, i, j int, d int64) {
 		p := int64(s.rng.IntN(4))
 		s.out("FAULT n%d sets priority %d", i, p)
 		n.prio = p
-		s.call(n, func(e *elector, lt int64) { e.core.setPriority(lt, p) })
+		s.call(n, func(e *elector, lt int64) { e.core.SetPriority(lt, p) })
 	case 11: // a group partition: a random side against the rest, hold or reset
 		mode := 1 + s.rng.IntN(2)
 		var side []int
@@ -1381,7 +1377,7 @@ func (s *sim) resume(n *simNode, inc int, d int64) {
 	n.pausedTo = 0
 	// Stale master: a process paused for longer than WaitTimeout answers
 	// false before its elector has run.
-	if d > int64(s.cfg.wait) {
+	if d > int64(time.Duration(s.cfg.Wait)) {
 		for _, k := range append([]string{""}, n.keys...) {
 			if s.isMaster(n, k) {
 				s.fail("stale master: n%d answers IsMaster(%q) after a pause of %v", n.i, k, time.Duration(d))
@@ -1450,10 +1446,10 @@ func (s *sim) crash(n *simNode) {
 
 func (s *sim) stop(n *simNode) {
 	n.stopping = true
-	s.call(n, func(e *elector, lt int64) { e.core.setResign(lt) })
-	s.call(n, func(e *elector, lt int64) { e.core.setLeave(lt) })
+	s.call(n, func(e *elector, lt int64) { e.core.SetResign(lt) })
+	s.call(n, func(e *elector, lt int64) { e.core.SetLeave(lt) })
 	inc := n.inc
-	s.push(&simEvent{at: s.now + int64(s.cfg.wait), kind: seFn, fn: func() {
+	s.push(&simEvent{at: s.now + int64(time.Duration(s.cfg.Wait)), kind: seFn, fn: func() {
 		if n.inc == inc && n.alive {
 			s.crash(n)
 		}

@@ -3,7 +3,6 @@ package msc
 import (
 	"maps"
 	"slices"
-	"sort"
 	"time"
 )
 
@@ -84,53 +83,44 @@ func (m *Msc) Status() Status {
 func (e *elector) status() Status {
 	m := e.m
 	c := e.core
-	s := c.snap
+	s := c.Snap()
 	now := mono()
 	st := Status{
 		UID:       m.cfg.UID,
 		StartTime: time.Unix(0, m.start),
-		Priority:  int(c.self.prio),
+		Priority:  int(c.Prio()),
 		Observer:  m.cfg.Observer,
-		Meta:      maps.Clone(c.meta),
-		Running:   s.running,
-		Ready:     s.ready,
-		IsMaster:  s.master && m.valid(s.lease), // as IsMaster: false until the elector has run after a pause
-		Master:    s.masterUID,
-		Term:      s.term,
+		Meta:      maps.Clone(c.Meta()),
+		Running:   s.Running,
+		Ready:     s.Ready,
+		IsMaster:  s.Master && m.valid(s.Lease), // as IsMaster: false until the elector has run after a pause
+		Master:    s.MasterUID,
+		Term:      s.Term,
 	}
 	if a := m.Addr(); a != nil {
 		st.Addr = a.String()
 	}
-	peers := make([]*cpeer, 0, len(c.peers))
-	for _, p := range c.peers {
-		peers = append(peers, p)
-	}
-	sort.Slice(peers, func(i, j int) bool { return peers[i].before(peers[j].rank) })
-	for _, p := range peers {
-		ps := PeerStatus{UID: p.uid, StartTime: time.Unix(0, p.start), Priority: int(p.prio),
-			Live: p.live(now, c.cfg.wait), Leaving: p.leaving, Conns: len(p.conns), Master: p.claims[""].acting,
-			Observer: p.observer, Meta: maps.Clone(p.meta)}
-		if p.heard > 0 {
-			ps.LastHeard = monoTime(p.heard)
+	for _, p := range c.Peers(now) {
+		ps := PeerStatus{UID: p.UID, StartTime: time.Unix(0, p.Start), Priority: int(p.Prio),
+			Live: p.Live, Leaving: p.Leaving, Conns: len(p.Conns), Master: p.Master,
+			Observer: p.Observer, Meta: maps.Clone(p.Meta)}
+		if p.Heard > 0 {
+			ps.LastHeard = monoTime(p.Heard)
 		}
 		var newest int64
-		for id := range p.conns {
+		for _, id := range p.Conns {
 			if cn, _ := e.links[id].(*conn); cn != nil && cn.certSubject != "" && cn.certAt >= newest {
 				ps.CertSubject, newest = cn.certSubject, cn.certAt
 			}
 		}
-		for k := range p.keys {
-			ps.Keys = append(ps.Keys, k)
-		}
+		ps.Keys = p.Keys
 		slices.Sort(ps.Keys)
-		for id := range p.servers {
-			ps.Servers = append(ps.Servers, id)
-		}
+		ps.Servers = p.Servers
 		slices.Sort(ps.Servers)
 		st.Peers = append(st.Peers, ps)
 	}
-	for i, ks := range s.keys {
-		st.Keys = append(st.Keys, KeyStatus{Key: s.ki.list[i], IsMaster: ks.master && m.valid(ks.lease), Master: ks.uid, Term: ks.term})
+	for i, ks := range s.Keys {
+		st.Keys = append(st.Keys, KeyStatus{Key: s.KI.List[i], IsMaster: ks.Master && m.valid(ks.Lease), Master: ks.UID, Term: ks.Term})
 	}
 	return st
 }

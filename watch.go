@@ -2,6 +2,8 @@ package msc
 
 import (
 	"context"
+
+	"github.com/msc-go/msc/internal/core"
 )
 
 // watcher is a channel registered by Watch. Its value is replaced, never
@@ -49,10 +51,10 @@ func (m *Msc) Watch(ctx context.Context, key string) <-chan Change {
 func (m *Msc) current(key string) Change {
 	s := m.snap.Load()
 	if key == "" {
-		return Change{IsMaster: s.master, Master: s.masterUID, Term: s.term}
+		return Change{IsMaster: s.Master, Master: s.MasterUID, Term: s.Term}
 	}
-	ks, _ := s.key(key)
-	return Change{Key: key, IsMaster: ks.master, Master: ks.uid, Term: ks.term}
+	ks, _ := s.Key(key)
+	return Change{Key: key, IsMaster: ks.Master, Master: ks.UID, Term: ks.Term}
 }
 
 // closeWatchers closes every Watch channel after the last state: Stop.
@@ -79,7 +81,7 @@ func (m *Msc) OnChange(cb func(Change)) {
 }
 
 // notifyChanges queues the changes between two snapshots for OnChange.
-func (m *Msc) notifyChanges(old, s *snapshot) {
+func (m *Msc) notifyChanges(old, s *core.Snapshot) {
 	m.met.countChanges(old, s)
 	m.cbMu.Lock()
 	defer m.cbMu.Unlock()
@@ -88,24 +90,24 @@ func (m *Msc) notifyChanges(old, s *snapshot) {
 		return
 	}
 	var changes []Change
-	if old.master != s.master || old.masterUID != s.masterUID || old.term != s.term {
-		changes = append(changes, Change{IsMaster: s.master, Master: s.masterUID, Term: s.term})
+	if old.Master != s.Master || old.MasterUID != s.MasterUID || old.Term != s.Term {
+		changes = append(changes, Change{IsMaster: s.Master, Master: s.MasterUID, Term: s.Term})
 	}
-	for i, ks := range s.keys {
-		var o keyState
-		if old.ki == s.ki {
-			o = old.keys[i]
+	for i, ks := range s.Keys {
+		var o core.KeyState
+		if old.KI == s.KI {
+			o = old.Keys[i]
 		} else {
-			o, _ = old.key(s.ki.list[i])
+			o, _ = old.Key(s.KI.List[i])
 		}
 		if o != ks {
-			changes = append(changes, Change{Key: s.ki.list[i], IsMaster: ks.master, Master: ks.uid, Term: ks.term})
+			changes = append(changes, Change{Key: s.KI.List[i], IsMaster: ks.Master, Master: ks.UID, Term: ks.Term})
 		}
 	}
-	if old.ki != s.ki {
-		for i, k := range old.ki.list {
-			if o := old.keys[i]; o != (keyState{}) {
-				if _, ok := s.ki.idx[k]; !ok {
+	if old.KI != s.KI {
+		for i, k := range old.KI.List {
+			if o := old.Keys[i]; o != (core.KeyState{}) {
+				if _, ok := s.KI.Idx[k]; !ok {
 					changes = append(changes, Change{Key: k})
 				}
 			}

@@ -6,6 +6,8 @@ import (
 	"io"
 	"math"
 	"slices"
+
+	"github.com/msc-go/msc/internal/core"
 )
 
 // The wire format. Every constant here is pinned by TestWireConstants; the
@@ -144,23 +146,6 @@ func parseFrame(b []byte) (frame, error) {
 	return f, nil
 }
 
-// beat is a heartbeat's content, as the core publishes it. The send time
-// and the echo are written into each frame as it is sealed (conn.sendBeat).
-type beat struct {
-	uid      string
-	start    int64 // start time, Unix nanoseconds
-	inc      uint64
-	prio     int64
-	leaving  bool
-	version  uint64            // of the state below; the full form travels when it changes
-	keys     []string          // sorted; full form only
-	claims   map[string]claim  // key ("" global) → the sender's claim; full form only
-	known    map[string]uint64 // key → the highest term the sender knows of, where it claims nothing; full form only
-	votes    map[string]vote   // key → the claim the sender acknowledges (Quorum); full form only
-	observer bool
-	meta     map[string]string // Options.Meta; full form only
-}
-
 // Offsets in a payload after the UID prefix: the send time and the echo,
 // which each frame fills in.
 const (
@@ -178,53 +163,53 @@ const (
 // time and echo. With withKeys the full state (keys, claims, votes) is
 // included. The UID prefix is uidPrefixLen(b.uid) bytes long; a sender
 // whose header carries the UID sends the payload without it.
-func encodeBeat(b *beat, withKeys bool) ([]byte, error) {
-	size := uidPrefixLen(b.uid) + fixedBeat
+func encodeBeat(b *core.Beat, withKeys bool) ([]byte, error) {
+	size := uidPrefixLen(b.UID) + fixedBeat
 	if withKeys {
 		size += 4 + 4 + 4
-		for _, k := range b.keys {
+		for _, k := range b.Keys {
 			size += 2 + len(k)
 		}
-		size += (len(b.claims) + len(b.known)) * (4 + 8 + 1)
-		for k, v := range b.votes {
-			size += 2 + len(k) + 1 + len(v.uid) + 8 + 8
+		size += (len(b.Claims) + len(b.Known)) * (4 + 8 + 1)
+		for k, v := range b.Votes {
+			size += 2 + len(k) + 1 + len(v.UID) + 8 + 8
 		}
-		size += metaSize(b.meta)
+		size += metaSize(b.Meta)
 	}
 	if size+headerSize+64 > MaxFrameSize {
 		return nil, ErrKeySetTooLarge
 	}
 	p := make([]byte, 0, size)
-	p = append(p, byte(len(b.uid)))
-	p = append(p, b.uid...)
+	p = append(p, byte(len(b.UID)))
+	p = append(p, b.UID...)
 	p = append(p, make([]byte, 16)...) // sent, echo
-	p = binary.BigEndian.AppendUint64(p, uint64(b.start))
-	p = binary.BigEndian.AppendUint64(p, b.inc)
+	p = binary.BigEndian.AppendUint64(p, uint64(b.Start))
+	p = binary.BigEndian.AppendUint64(p, b.Inc)
 	var fl byte
-	if b.leaving {
+	if b.Leaving {
 		fl |= beatLeaving
 	}
 	if withKeys {
 		fl |= beatKeys
 	}
-	if b.observer {
+	if b.Observer {
 		fl |= beatObserver
 	}
 	p = append(p, fl)
-	p = binary.BigEndian.AppendUint64(p, b.version)
-	p = binary.BigEndian.AppendUint64(p, uint64(b.prio))
+	p = binary.BigEndian.AppendUint64(p, b.Version)
+	p = binary.BigEndian.AppendUint64(p, uint64(b.Prio))
 	if !withKeys {
 		return p, nil
 	}
-	p = binary.BigEndian.AppendUint32(p, uint32(len(b.keys)))
-	for _, k := range b.keys {
+	p = binary.BigEndian.AppendUint32(p, uint32(len(b.Keys)))
+	for _, k := range b.Keys {
 		p = binary.BigEndian.AppendUint16(p, uint16(len(k)))
 		p = append(p, k...)
 	}
 	// Claims and known terms, by key position, in key order, the global
 	// one first: (position, term, state) with state 0 a candidacy, 1 a
 	// mastership, 2 no claim (the highest term the sender knows of).
-	p = binary.BigEndian.AppendUint32(p, uint32(len(b.claims)+len(b.known)))
+	p = binary.BigEndian.AppendUint32(p, uint32(len(b.Claims)+len(b.Known)))
 	entry := func(pos uint32, term uint64, state byte) {
 		p = binary.BigEndian.AppendUint32(p, pos)
 		p = binary.BigEndian.AppendUint64(p, term)
@@ -232,45 +217,45 @@ func encodeBeat(b *beat, withKeys bool) ([]byte, error) {
 	}
 	n := 0
 	add := func(pos uint32, k string) {
-		if c, ok := b.claims[k]; ok {
+		if c, ok := b.Claims[k]; ok {
 			state := byte(0)
-			if c.acting {
+			if c.Acting {
 				state = 1
 			}
-			entry(pos, c.term, state)
+			entry(pos, c.Term, state)
 			n++
-		} else if t, ok := b.known[k]; ok {
+		} else if t, ok := b.Known[k]; ok {
 			entry(pos, t, 2)
 			n++
 		}
 	}
 	add(globalClaim, "")
-	for i, k := range b.keys {
-		if n == len(b.claims)+len(b.known) {
+	for i, k := range b.Keys {
+		if n == len(b.Claims)+len(b.Known) {
 			break
 		}
 		add(uint32(i), k)
 	}
-	if n != len(b.claims)+len(b.known) {
+	if n != len(b.Claims)+len(b.Known) {
 		return nil, fmt.Errorf("%w: a claim or term of a key the node does not hold, or both", ErrBadFrame)
 	}
 	// Votes, by key name, sorted.
-	vk := make([]string, 0, len(b.votes))
-	for k := range b.votes {
+	vk := make([]string, 0, len(b.Votes))
+	for k := range b.Votes {
 		vk = append(vk, k)
 	}
 	slices.Sort(vk)
 	p = binary.BigEndian.AppendUint32(p, uint32(len(vk)))
 	for _, k := range vk {
-		v := b.votes[k]
+		v := b.Votes[k]
 		p = binary.BigEndian.AppendUint16(p, uint16(len(k)))
 		p = append(p, k...)
-		p = append(p, byte(len(v.uid)))
-		p = append(p, v.uid...)
-		p = binary.BigEndian.AppendUint64(p, v.inc)
-		p = binary.BigEndian.AppendUint64(p, v.term)
+		p = append(p, byte(len(v.UID)))
+		p = append(p, v.UID...)
+		p = binary.BigEndian.AppendUint64(p, v.Inc)
+		p = binary.BigEndian.AppendUint64(p, v.Term)
 	}
-	return appendMeta(p, b.meta), nil
+	return appendMeta(p, b.Meta), nil
 }
 
 // MaxMetaSize is the largest Options.Meta, encoded: a uint16 count, then
@@ -347,23 +332,23 @@ type beatView struct {
 	flags   byte
 	version uint64
 	prio    int64
-	keys    []string          // with beatKeys only; allocated only then
-	claims  map[string]claim  // with beatKeys only
-	known   map[string]uint64 // with beatKeys only
-	votes   map[string]vote   // with beatKeys only
-	meta    map[string]string // with beatKeys only
+	keys    []string              // with beatKeys only; allocated only then
+	claims  map[string]core.Claim // with beatKeys only
+	known   map[string]uint64     // with beatKeys only
+	votes   map[string]core.Vote  // with beatKeys only
+	meta    map[string]string     // with beatKeys only
 }
 
 // msg returns the heartbeat as the core takes it; uid is v.uid as a
 // string (the caller keeps one, so that a steady heartbeat allocates
 // nothing).
-func (v *beatView) msg(uid string) beatMsg {
-	return beatMsg{
-		uid: uid, start: v.start, inc: v.inc, prio: v.prio, sent: v.sent, echo: v.echo,
-		version: v.version, leaving: v.flags&beatLeaving != 0, full: v.flags&beatKeys != 0,
-		reply: v.flags&beatReply != 0, observer: v.flags&beatObserver != 0, linked: v.flags&beatLinked != 0,
-		redial: v.flags&beatRedial != 0,
-		keys:   v.keys, claims: v.claims, known: v.known, votes: v.votes, meta: v.meta,
+func (v *beatView) msg(uid string) core.Msg {
+	return core.Msg{
+		UID: uid, Start: v.start, Inc: v.inc, Prio: v.prio, Sent: v.sent, Echo: v.echo,
+		Version: v.version, Leaving: v.flags&beatLeaving != 0, Full: v.flags&beatKeys != 0,
+		Reply: v.flags&beatReply != 0, Observer: v.flags&beatObserver != 0, Linked: v.flags&beatLinked != 0,
+		Redial: v.flags&beatRedial != 0,
+		Keys:   v.keys, Claims: v.claims, Known: v.known, Votes: v.votes, Meta: v.meta,
 	}
 }
 
@@ -418,7 +403,7 @@ func decodeBeat(p []byte, uid []byte) (beatView, error) {
 // decodeClaims decodes the claims and known terms that follow the key
 // list: a count, then (key position uint32, term uint64, state uint8). It
 // returns what follows them.
-func decodeClaims(p []byte, keys []string) (map[string]claim, map[string]uint64, []byte, error) {
+func decodeClaims(p []byte, keys []string) (map[string]core.Claim, map[string]uint64, []byte, error) {
 	if len(p) < 4 {
 		return nil, nil, nil, fmt.Errorf("%w: truncated claim count", ErrBadFrame)
 	}
@@ -427,7 +412,7 @@ func decodeClaims(p []byte, keys []string) (map[string]claim, map[string]uint64,
 	if uint64(n)*13 > uint64(len(p)) {
 		return nil, nil, nil, fmt.Errorf("%w: %d claims in %d bytes", ErrBadFrame, n, len(p))
 	}
-	var claims map[string]claim
+	var claims map[string]core.Claim
 	var known map[string]uint64
 	for range n {
 		i := binary.BigEndian.Uint32(p)
@@ -451,9 +436,9 @@ func decodeClaims(p []byte, keys []string) (map[string]claim, map[string]uint64,
 			continue
 		}
 		if claims == nil {
-			claims = make(map[string]claim)
+			claims = make(map[string]core.Claim)
 		}
-		claims[k] = claim{term: term, acting: state == 1}
+		claims[k] = core.Claim{Term: term, Acting: state == 1}
 	}
 	return claims, known, p, nil
 }
@@ -461,7 +446,7 @@ func decodeClaims(p []byte, keys []string) (map[string]claim, map[string]uint64,
 // decodeVotes decodes the votes that follow the claims: a count, then
 // (key length uint16, key, UID length uint8, UID, incarnation uint64,
 // term uint64). It returns what follows them.
-func decodeVotes(p []byte) (map[string]vote, []byte, error) {
+func decodeVotes(p []byte) (map[string]core.Vote, []byte, error) {
 	if len(p) < 4 {
 		return nil, nil, fmt.Errorf("%w: truncated vote count", ErrBadFrame)
 	}
@@ -470,7 +455,7 @@ func decodeVotes(p []byte) (map[string]vote, []byte, error) {
 	if uint64(n)*(2+1+1+16) > uint64(len(p)) {
 		return nil, nil, fmt.Errorf("%w: %d votes cannot fit in %d bytes", ErrBadFrame, n, len(p))
 	}
-	votes := make(map[string]vote, n)
+	votes := make(map[string]core.Vote, n)
 	for range n {
 		if len(p) < 2 || len(p) < 2+int(binary.BigEndian.Uint16(p))+1 {
 			return nil, nil, fmt.Errorf("%w: truncated vote", ErrBadFrame)
@@ -482,9 +467,9 @@ func decodeVotes(p []byte) (map[string]vote, []byte, error) {
 		if ul == 0 || len(p) < 1+ul+16 {
 			return nil, nil, fmt.Errorf("%w: truncated vote", ErrBadFrame)
 		}
-		v := vote{uid: string(p[1 : 1+ul]), inc: binary.BigEndian.Uint64(p[1+ul:]), term: binary.BigEndian.Uint64(p[9+ul:])}
+		v := core.Vote{UID: string(p[1 : 1+ul]), Inc: binary.BigEndian.Uint64(p[1+ul:]), Term: binary.BigEndian.Uint64(p[9+ul:])}
 		p = p[17+ul:]
-		if v.term == 0 {
+		if v.Term == 0 {
 			return nil, nil, fmt.Errorf("%w: vote without a term", ErrBadFrame)
 		}
 		votes[k] = v

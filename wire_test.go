@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/msc-go/msc/internal/core"
 )
 
 // TestWireConstants pins every constant of the wire format. Changing one
@@ -74,9 +76,9 @@ func TestWireGolden(t *testing.T) {
 		t.Errorf("hello\n got %s\nwant %s", got, wantHello)
 	}
 
-	b := &beat{uid: "n1", start: 0x0102030405060708, inc: 7, leaving: true, version: 3, prio: -2,
-		keys: []string{"a", "bc"}, claims: map[string]claim{"": {term: 5, acting: true}, "bc": {term: 9}}, known: map[string]uint64{"a": 7},
-		votes: map[string]vote{"a": {uid: "n2", inc: 4, term: 6}}, meta: map[string]string{"http": ":8080"}}
+	b := &core.Beat{UID: "n1", Start: 0x0102030405060708, Inc: 7, Leaving: true, Version: 3, Prio: -2,
+		Keys: []string{"a", "bc"}, Claims: map[string]core.Claim{"": {Term: 5, Acting: true}, "bc": {Term: 9}}, Known: map[string]uint64{"a": 7},
+		Votes: map[string]core.Vote{"a": {UID: "n2", Inc: 4, Term: 6}}, Meta: map[string]string{"http": ":8080"}}
 	full, err := encodeBeat(b, true)
 	if err != nil {
 		t.Fatal(err)
@@ -102,7 +104,7 @@ func TestWireGolden(t *testing.T) {
 	if got := hex.EncodeToString(short); got != wantShort {
 		t.Errorf("short heartbeat\n got %s\nwant %s", got, wantShort)
 	}
-	if off := uidPrefixLen(b.uid); hex.EncodeToString(short[off+offSent:off+offEcho+8]) != strings.Repeat("0", 32) {
+	if off := uidPrefixLen(b.UID); hex.EncodeToString(short[off+offSent:off+offEcho+8]) != strings.Repeat("0", 32) {
 		t.Errorf("sent and echo are not at offsets %d and %d", offSent, offEcho)
 	}
 }
@@ -119,29 +121,29 @@ func testKeys(n int) []string {
 // testBeat returns the heartbeat of "node0" with n keys: it claims the
 // global mastership and every other key (every fourth as master), and
 // votes for one key's claim by node1.
-func testBeat(n int) *beat {
-	b := &beat{uid: "node0", start: base.UnixNano(), inc: 0xdeadbeef, version: 42, keys: testKeys(n),
-		claims: map[string]claim{"": {term: 3, acting: true}}, votes: map[string]vote{"": {uid: "node0", inc: 0xdeadbeef, term: 3}}}
+func testBeat(n int) *core.Beat {
+	b := &core.Beat{UID: "node0", Start: base.UnixNano(), Inc: 0xdeadbeef, Version: 42, Keys: testKeys(n),
+		Claims: map[string]core.Claim{"": {Term: 3, Acting: true}}, Votes: map[string]core.Vote{"": {UID: "node0", Inc: 0xdeadbeef, Term: 3}}}
 	for i := 0; i < n; i += 2 {
-		b.claims[b.keys[i]] = claim{term: uint64(100 + i), acting: i%4 == 0}
+		b.Claims[b.Keys[i]] = core.Claim{Term: uint64(100 + i), Acting: i%4 == 0}
 	}
 	if n > 3 {
-		b.known = map[string]uint64{b.keys[3]: 99}
+		b.Known = map[string]uint64{b.Keys[3]: 99}
 	}
 	if n > 1 {
-		b.votes[b.keys[1]] = vote{uid: "node1", inc: 7, term: 5}
+		b.Votes[b.Keys[1]] = core.Vote{UID: "node1", Inc: 7, Term: 5}
 	}
 	return b
 }
 
-func checkView(t *testing.T, v beatView, b *beat, withKeys bool) {
+func checkView(t *testing.T, v beatView, b *core.Beat, withKeys bool) {
 	t.Helper()
-	if string(v.uid) != b.uid || v.start != b.start || v.inc != b.inc || v.version != b.version || v.prio != b.prio {
+	if string(v.uid) != b.UID || v.start != b.Start || v.inc != b.Inc || v.version != b.Version || v.prio != b.Prio {
 		t.Fatalf("decoded %q %d %d %d %d, want %q %d %d %d %d", v.uid, v.start, v.inc, v.version, v.prio,
-			b.uid, b.start, b.inc, b.version, b.prio)
+			b.UID, b.Start, b.Inc, b.Version, b.Prio)
 	}
-	if got := v.flags&beatLeaving != 0; got != b.leaving {
-		t.Fatalf("leaving = %v, want %v", got, b.leaving)
+	if got := v.flags&beatLeaving != 0; got != b.Leaving {
+		t.Fatalf("leaving = %v, want %v", got, b.Leaving)
 	}
 	if got := v.flags&beatKeys != 0; got != withKeys {
 		t.Fatalf("keys flag = %v, want %v", got, withKeys)
@@ -152,17 +154,17 @@ func checkView(t *testing.T, v beatView, b *beat, withKeys bool) {
 		}
 		return
 	}
-	if !slices.Equal(v.keys, b.keys) || v.keys == nil {
-		t.Fatalf("keys: got %d, want %d", len(v.keys), len(b.keys))
+	if !slices.Equal(v.keys, b.Keys) || v.keys == nil {
+		t.Fatalf("keys: got %d, want %d", len(v.keys), len(b.Keys))
 	}
-	if !maps.Equal(v.claims, b.claims) && !(len(v.claims) == 0 && len(b.claims) == 0) {
-		t.Fatalf("claims: got %v, want %v", v.claims, b.claims)
+	if !maps.Equal(v.claims, b.Claims) && !(len(v.claims) == 0 && len(b.Claims) == 0) {
+		t.Fatalf("claims: got %v, want %v", v.claims, b.Claims)
 	}
-	if !maps.Equal(v.known, b.known) && !(len(v.known) == 0 && len(b.known) == 0) {
-		t.Fatalf("known terms: got %v, want %v", v.known, b.known)
+	if !maps.Equal(v.known, b.Known) && !(len(v.known) == 0 && len(b.Known) == 0) {
+		t.Fatalf("known terms: got %v, want %v", v.known, b.Known)
 	}
-	if !maps.Equal(v.votes, b.votes) && !(len(v.votes) == 0 && len(b.votes) == 0) {
-		t.Fatalf("votes: got %v, want %v", v.votes, b.votes)
+	if !maps.Equal(v.votes, b.Votes) && !(len(v.votes) == 0 && len(b.Votes) == 0) {
+		t.Fatalf("votes: got %v, want %v", v.votes, b.Votes)
 	}
 }
 
@@ -171,11 +173,11 @@ func TestBeatRoundTrip(t *testing.T) {
 		for _, leaving := range []bool{false, true} {
 			t.Run(fmt.Sprintf("keys=%d/leaving=%v", n, leaving), func(t *testing.T) {
 				b := testBeat(n)
-				b.leaving = leaving
+				b.Leaving = leaving
 				if leaving {
-					b.prio = -7
-					b.claims[""] = claim{term: 1 << 40}
-					b.votes["k"] = vote{uid: strings.Repeat("u", MaxUIDLen), inc: 1, term: 1 << 50}
+					b.Prio = -7
+					b.Claims[""] = core.Claim{Term: 1 << 40}
+					b.Votes["k"] = core.Vote{UID: strings.Repeat("u", MaxUIDLen), Inc: 1, Term: 1 << 50}
 				}
 				for _, withKeys := range []bool{true, false} {
 					p, err := encodeBeat(b, withKeys)
@@ -189,7 +191,7 @@ func TestBeatRoundTrip(t *testing.T) {
 					}
 					checkView(t, v, b, withKeys)
 					// UID in the header: the payload without its UID prefix.
-					v, err = decodeBeat(p[uidPrefixLen(b.uid):], []byte(b.uid))
+					v, err = decodeBeat(p[uidPrefixLen(b.UID):], []byte(b.UID))
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -212,12 +214,12 @@ func TestBeatFrameRoundTrip(t *testing.T) {
 				var stream bytes.Buffer
 				for seq, withKeys := range []bool{true, false, false} {
 					p, _ := encodeBeat(b, withKeys)
-					stream.Write(sealBeat(d.send, p, b.uid, uint64(seq+1), hidden))
+					stream.Write(sealBeat(d.send, p, b.UID, uint64(seq+1), hidden))
 				}
-				if hidden && bytes.Contains(stream.Bytes(), []byte(b.uid)) {
+				if hidden && bytes.Contains(stream.Bytes(), []byte(b.UID)) {
 					t.Fatal("UID readable on the wire with the header encrypted")
 				}
-				if !hidden && !bytes.Contains(stream.Bytes(), []byte(b.uid)) {
+				if !hidden && !bytes.Contains(stream.Bytes(), []byte(b.UID)) {
 					t.Fatal("UID not in the clear header")
 				}
 				var buf, plain []byte
@@ -277,19 +279,19 @@ func TestHeartbeatFrameSizes(t *testing.T) {
 	for _, n := range []int{0, 10, 1000} {
 		for _, claimed := range []bool{false, true} {
 			b := testBeat(n)
-			b.claims, b.votes, b.known = nil, nil, nil
+			b.Claims, b.Votes, b.Known = nil, nil, nil
 			if claimed {
-				b.claims = map[string]claim{}
-				for _, k := range b.keys {
-					b.claims[k] = claim{term: 1, acting: true}
+				b.Claims = map[string]core.Claim{}
+				for _, k := range b.Keys {
+					b.Claims[k] = core.Claim{Term: 1, Acting: true}
 				}
 			}
 			full, _ := encodeBeat(b, true)
 			short, _ := encodeBeat(b, false)
-			fullFrame := sealBeat(d.send, full, b.uid, 1, false)
-			shortFrame := sealBeat(d.send, short, b.uid, 2, false)
-			fullHidden := sealBeat(d.send, full, b.uid, 3, true)
-			shortHidden := sealBeat(d.send, short, b.uid, 4, true)
+			fullFrame := sealBeat(d.send, full, b.UID, 1, false)
+			shortFrame := sealBeat(d.send, short, b.UID, 2, false)
+			fullHidden := sealBeat(d.send, full, b.UID, 3, true)
+			shortHidden := sealBeat(d.send, short, b.UID, 4, true)
 			what := "master of no key "
 			if claimed {
 				what = "master of each key"
@@ -324,13 +326,13 @@ func TestHeartbeatFrameSizes(t *testing.T) {
 func TestDecodeBeatTruncated(t *testing.T) {
 	for _, n := range []int{0, 10, 1000} {
 		b := testBeat(n)
-		b.leaving = true
+		b.Leaving = true
 		for _, withKeys := range []bool{true, false} {
 			p, _ := encodeBeat(b, withKeys)
 			for _, inHeader := range []bool{false, true} {
 				payload, uid := p, []byte(nil)
 				if inHeader {
-					payload, uid = p[uidPrefixLen(b.uid):], []byte(b.uid)
+					payload, uid = p[uidPrefixLen(b.UID):], []byte(b.UID)
 				}
 				for i := range len(payload) {
 					if n >= 1000 && i > 64 && i < len(payload)-64 && i%13 != 0 {
@@ -602,7 +604,7 @@ func TestEncodeBeatTooLarge(t *testing.T) {
 	for i := 0; len(keys)*(MaxKeyLen+2) < MaxFrameSize; i++ {
 		keys = append(keys, fmt.Sprintf("%06d%s", i, big[6:]))
 	}
-	b := &beat{uid: "node0", keys: keys}
+	b := &core.Beat{UID: "node0", Keys: keys}
 	if _, err := encodeBeat(b, true); !errors.Is(err, ErrKeySetTooLarge) {
 		t.Fatalf("%d keys of %d bytes: %v", len(keys), MaxKeyLen, err)
 	}
@@ -611,20 +613,20 @@ func TestEncodeBeatTooLarge(t *testing.T) {
 	}
 	// The largest set that encodeBeat accepts must make a frame that
 	// readFrame accepts, even sealed and with the longest UID.
-	b.uid = strings.Repeat("u", MaxUIDLen)
-	for len(b.keys) > 0 {
+	b.UID = strings.Repeat("u", MaxUIDLen)
+	for len(b.Keys) > 0 {
 		if _, err := encodeBeat(b, true); err == nil {
 			break
 		}
-		b.keys = b.keys[:len(b.keys)-1]
+		b.Keys = b.Keys[:len(b.Keys)-1]
 	}
 	d, _ := testSession(t, "aes256", "test passphrase")
 	p, _ := encodeBeat(b, true)
 	for _, hidden := range []bool{false, true} {
-		frame := sealBeat(d.send, p, b.uid, 1, hidden)
+		frame := sealBeat(d.send, p, b.UID, 1, hidden)
 		if _, _, err := readFrame(bytes.NewReader(frame), nil); err != nil {
 			t.Fatalf("largest accepted key set (%d keys, headerEncrypted=%v): frame of %d bytes refused: %v",
-				len(b.keys), hidden, len(frame), err)
+				len(b.Keys), hidden, len(frame), err)
 		}
 	}
 }

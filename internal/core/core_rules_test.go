@@ -1,4 +1,4 @@
-package msc
+package core
 
 import (
 	"testing"
@@ -11,15 +11,15 @@ import (
 // a few lines. Each names the simulator seed that found it, where one did.
 
 const (
-	ruleInterval = 100 * time.Millisecond
-	ruleWait     = 300 * time.Millisecond
+	ruleInterval = Duration(100 * time.Millisecond)
+	ruleWait     = Duration(300 * time.Millisecond)
 	ms           = int64(time.Millisecond)
 )
 
 // ruleCore is a core under test, "self", with the peers it was given.
 type ruleCore struct {
 	t   *testing.T
-	c   *core
+	c   *Core
 	now int64
 	ver map[string]uint64 // each peer's state version sent
 }
@@ -29,11 +29,11 @@ type ruleCore struct {
 // the peers' names: self waits to hear from each.
 func newRuleCore(t *testing.T, quorum int, start int64, keys []string, peers ...string) *ruleCore {
 	t.Helper()
-	cfg := coreConfig{uid: "self", start: start, inc: 1, interval: ruleInterval, wait: ruleWait, quorum: quorum}
+	cfg := Config{UID: "self", Start: start, Inc: 1, Interval: ruleInterval, Wait: ruleWait, Quorum: quorum}
 	r := &ruleCore{t: t, now: 1000 * ms, ver: map[string]uint64{}}
-	r.c = newCore(cfg, keys, peers, r.now, nil)
+	r.c = New(cfg, keys, peers, r.now, nil)
 	for i, p := range peers {
-		r.c.up(r.now, connID(i+1), p, uint64(i))
+		r.c.Up(r.now, ConnID(i+1), p, uint64(i))
 	}
 	return r
 }
@@ -44,26 +44,26 @@ func (r *ruleCore) at(t int64) *ruleCore { r.now = 1000*ms + t*ms; return r }
 // frame delivers a full heartbeat of peer (started at start, holding
 // keys, claiming claims) on connection id, echoing self's frame sent at
 // echo (0: self's last send, answered).
-func (r *ruleCore) frame(id connID, peer string, start int64, keys []string, claims map[string]claim, echo int64, flags ...func(*beatMsg)) {
+func (r *ruleCore) frame(id ConnID, peer string, start int64, keys []string, claims map[string]Claim, echo int64, flags ...func(*Msg)) {
 	if echo == 0 {
 		echo = r.c.sent
 	}
 	r.ver[peer]++
-	b := &beatMsg{uid: peer, start: start, inc: 7, sent: r.now, echo: echo, version: r.ver[peer], full: true, keys: keys, claims: claims}
+	b := &Msg{UID: peer, Start: start, Inc: 7, Sent: r.now, Echo: echo, Version: r.ver[peer], Full: true, Keys: keys, Claims: claims}
 	for _, f := range flags {
 		f(b)
 	}
-	r.c.recv(r.now, r.now, id, b)
+	r.c.Recv(r.now, r.now, id, b)
 }
 
 // tick is the Interval timer.
-func (r *ruleCore) tick() { r.c.tick(r.now) }
+func (r *ruleCore) tick() { r.c.Tick(r.now) }
 
 // master reports whether self is master of key now, as IsMaster answers
 // (its lease and the freshness of its last send).
 func (r *ruleCore) master(key string) bool {
-	st := r.c.snap.state(key)
-	return st.master && validAt(r.now, st.lease, r.c.sent, freshFor(ruleInterval, ruleWait))
+	st := r.c.snap.State(key)
+	return st.Master && ValidAt(r.now, st.Lease, r.c.sent, FreshFor(ruleInterval, ruleWait))
 }
 
 var (
@@ -72,7 +72,7 @@ var (
 	selfAt  = int64(time.Hour)
 )
 
-func acting(term uint64) map[string]claim { return map[string]claim{"": {term: term, acting: true}} }
+func acting(term uint64) map[string]Claim { return map[string]Claim{"": {Term: term, Acting: true}} }
 
 // The oldest live node is master; a younger one is not.
 func TestRuleOldestIsMaster(t *testing.T) {
@@ -85,8 +85,8 @@ func TestRuleOldestIsMaster(t *testing.T) {
 	r = newRuleCore(t, 0, selfAt, nil, "p")
 	r.frame(1, "p", older, nil, acting(1), 0)
 	r.at(10).tick()
-	if r.master("") || r.c.snap.masterUID != "p" {
-		t.Fatalf("self is master %v, names %q; want p", r.master(""), r.c.snap.masterUID)
+	if r.master("") || r.c.snap.MasterUID != "p" {
+		t.Fatalf("self is master %v, names %q; want p", r.master(""), r.c.snap.MasterUID)
 	}
 }
 
@@ -129,7 +129,7 @@ func TestRulePauseFromLastSend(t *testing.T) {
 // model widened.)
 func TestRuleStallKeepsConnectedPeersLive(t *testing.T) {
 	r := newRuleCore(t, 0, selfAt, []string{"k"}, "p")
-	r.frame(1, "p", older, []string{"k"}, map[string]claim{"k": {term: 1, acting: true}}, 0)
+	r.frame(1, "p", older, []string{"k"}, map[string]Claim{"k": {Term: 1, Acting: true}}, 0)
 	r.at(10).tick()
 	r.at(100).tick()
 	// Self stalls from 100 to 320 (less than freshFor since its send):
@@ -138,7 +138,7 @@ func TestRuleStallKeepsConnectedPeersLive(t *testing.T) {
 	if r.master("k") {
 		t.Fatal("self took key k from p, its master, right after its own stall")
 	}
-	if got := r.c.snap.state("k").uid; got != "p" {
+	if got := r.c.snap.State("k").UID; got != "p" {
 		t.Fatalf("master of k %q, want p", got)
 	}
 }
@@ -148,11 +148,11 @@ func TestRuleStallKeepsConnectedPeersLive(t *testing.T) {
 // connection then closes plainly (its dedupe). (Seed 41910, same model.)
 func TestRuleGraceSurvivesDedupeClose(t *testing.T) {
 	r := newRuleCore(t, 0, younger, []string{"k"}, "p")
-	r.c.up(r.now, 2, "", 9) // p's own dial
-	r.frame(1, "p", older, []string{"k"}, map[string]claim{"k": {term: 1, acting: true}}, 0)
-	r.frame(2, "p", older, []string{"k"}, map[string]claim{"k": {term: 1, acting: true}}, 0)
-	r.at(200).c.down(r.now, 1, true) // silent
-	r.at(210).c.down(r.now, 2, false)
+	r.c.Up(r.now, 2, "", 9) // p's own dial
+	r.frame(1, "p", older, []string{"k"}, map[string]Claim{"k": {Term: 1, Acting: true}}, 0)
+	r.frame(2, "p", older, []string{"k"}, map[string]Claim{"k": {Term: 1, Acting: true}}, 0)
+	r.at(200).c.Down(r.now, 1, true) // silent
+	r.at(210).c.Down(r.now, 2, false)
 	r.tick()
 	if r.master("k") {
 		t.Fatal("self took k while p was within its grace")
@@ -172,14 +172,14 @@ func TestRuleGraceLease(t *testing.T) {
 	r.frame(1, "p", younger, nil, nil, 0)
 	r.at(100).tick()
 	sent := r.c.sent
-	r.at(110).frame(1, "p", younger, nil, nil, 0, func(b *beatMsg) { b.redial = true })
-	r.c.down(r.now, 1, false)
+	r.at(110).frame(1, "p", younger, nil, nil, 0, func(b *Msg) { b.Redial = true })
+	r.c.Down(r.now, 1, false)
 	r.at(200).tick()
 	if !r.master("") {
 		t.Fatal("not master within freshFor of the send p echoed")
 	}
-	if end := sent + int64(freshFor(ruleInterval, ruleWait)); r.c.snap.lease != end {
-		t.Fatalf("lease %d, want %d (echo + freshFor)", r.c.snap.lease, end)
+	if end := sent + int64(FreshFor(ruleInterval, ruleWait)); r.c.snap.Lease != end {
+		t.Fatalf("lease %d, want %d (echo + freshFor)", r.c.snap.Lease, end)
 	}
 	r.at(100 + 251)
 	if r.master("") {
@@ -194,50 +194,50 @@ func TestRuleUnknownPeerDelaysClaim(t *testing.T) {
 	r := newRuleCore(t, 0, selfAt, nil, "p")
 	r.frame(1, "p", younger, nil, nil, 0)
 	r.at(10).tick()
-	r.c.up(r.now, 2, "", 5) // a new process, nothing heard yet
-	r.c.setKeys(r.now, []string{"k"}, nil)
+	r.c.Up(r.now, 2, "", 5) // a new process, nothing heard yet
+	r.c.SetKeys(r.now, []string{"k"}, nil)
 	if r.master("k") {
 		t.Fatal("master of k before the new connection's first frame")
 	}
-	r.at(20).frame(2, "q", older, []string{"k"}, map[string]claim{"k": {term: 3, acting: true}}, 0)
+	r.at(20).frame(2, "q", older, []string{"k"}, map[string]Claim{"k": {Term: 3, Acting: true}}, 0)
 	r.tick()
-	if r.master("k") || r.c.snap.state("k").uid != "q" {
-		t.Fatalf("k: self master %v, names %q; want q", r.master("k"), r.c.snap.state("k").uid)
+	if r.master("k") || r.c.snap.State("k").UID != "q" {
+		t.Fatalf("k: self master %v, names %q; want q", r.master("k"), r.c.snap.State("k").UID)
 	}
 }
 
 // With Voters, only the listed UIDs' votes count, and a UID counts once
 // whatever its incarnations.
 func TestRuleVotersCountOncePerUID(t *testing.T) {
-	cfg := coreConfig{uid: "self", start: selfAt, inc: 1, interval: ruleInterval, wait: ruleWait, quorum: 3,
-		voters: map[string]bool{"self": true, "a": true, "b": true}}
-	c := newCore(cfg, nil, nil, 0, nil)
+	cfg := Config{UID: "self", Start: selfAt, Inc: 1, Interval: ruleInterval, Wait: ruleWait, Quorum: 3,
+		Voters: map[string]bool{"self": true, "a": true, "b": true}}
+	c := New(cfg, nil, nil, 0, nil)
 	now := int64(10 * time.Second) // past the restart vote delay
-	c.tick(now)
-	term := c.slots[0].term
-	if term == 0 || c.votes[""].uid != "self" {
+	c.Tick(now)
+	term := c.slots[0].Term
+	if term == 0 || c.votes[""].UID != "self" {
 		t.Fatalf("self claims term %d and votes %+v", term, c.votes[""])
 	}
-	me := vote{uid: "self", inc: 1, term: term}
+	me := Vote{UID: "self", Inc: 1, Term: term}
 	// Two incarnations of a, and x (not a voter), all acknowledge.
 	for i, p := range []struct {
 		uid string
 		inc uint64
 	}{{"a", 1}, {"a", 2}, {"x", 1}} {
-		id := connID(i + 1)
-		c.up(now, id, "", uint64(i))
-		c.recv(now, now, id, &beatMsg{uid: p.uid, start: younger, inc: p.inc, sent: now, echo: c.sent, version: 1, full: true,
-			votes: map[string]vote{"": me}})
+		id := ConnID(i + 1)
+		c.Up(now, id, "", uint64(i))
+		c.Recv(now, now, id, &Msg{UID: p.uid, Start: younger, Inc: p.inc, Sent: now, Echo: c.sent, Version: 1, Full: true,
+			Votes: map[string]Vote{"": me}})
 	}
-	c.tick(now)
-	if c.slots[0].acting {
+	c.Tick(now)
+	if c.slots[0].Acting {
 		t.Fatal("master with votes of self, a (twice) and x: a counts once, x does not vote")
 	}
-	c.up(now, 9, "", 9)
-	c.recv(now, now, 9, &beatMsg{uid: "b", start: younger, inc: 1, sent: now, echo: c.sent, version: 1, full: true,
-		votes: map[string]vote{"": me}})
-	c.tick(now)
-	if !c.slots[0].acting {
+	c.Up(now, 9, "", 9)
+	c.Recv(now, now, 9, &Msg{UID: "b", Start: younger, Inc: 1, Sent: now, Echo: c.sent, Version: 1, Full: true,
+		Votes: map[string]Vote{"": me}})
+	c.Tick(now)
+	if !c.slots[0].Acting {
 		t.Fatal("not master with the votes of self, a and b")
 	}
 }

@@ -1,50 +1,49 @@
-package msc
+package core
 
 import (
-	"hash/fnv"
 	"slices"
 )
 
-// keyIndex is an immutable, sorted set of this node's keys with an index,
+// KeyIndex is an immutable, sorted set of this node's keys with an index,
 // shared by the elector and the snapshots built on it. A new one is built
 // whenever the node's own key set changes; peers' key sets are kept as
 // bitsets over it, so an election tests a bit rather than hashing a string.
-type keyIndex struct {
-	list []string         // sorted
-	idx  map[string]int32 // key → position in list
+type KeyIndex struct {
+	List []string         // sorted
+	Idx  map[string]int32 // key → position in list
 	hash []uint64         // keyHash of each key, for Balance
 }
 
-// noKeys is the index of a node without keys.
-var noKeys = &keyIndex{}
+// NoKeys is the index of a node without keys.
+var NoKeys = &KeyIndex{}
 
-func newKeyIndex(keys map[string]struct{}) *keyIndex {
-	ki := &keyIndex{list: make([]string, 0, len(keys)), idx: make(map[string]int32, len(keys))}
+func newKeyIndex(keys map[string]struct{}) *KeyIndex {
+	ki := &KeyIndex{List: make([]string, 0, len(keys)), Idx: make(map[string]int32, len(keys))}
 	for k := range keys {
-		ki.list = append(ki.list, k)
+		ki.List = append(ki.List, k)
 	}
-	slices.Sort(ki.list)
-	ki.hash = make([]uint64, len(ki.list))
-	for i, k := range ki.list {
-		ki.idx[k] = int32(i)
-		ki.hash[i] = keyHash(k)
+	slices.Sort(ki.List)
+	ki.hash = make([]uint64, len(ki.List))
+	for i, k := range ki.List {
+		ki.Idx[k] = int32(i)
+		ki.hash[i] = KeyHash(k)
 	}
 	return ki
 }
 
 // bits returns the set of keys, as a bitset over the index, that are in
 // keys.
-func (ki *keyIndex) bits(keys map[string]struct{}) bitset {
-	b := make(bitset, (len(ki.list)+63)/64)
-	if len(keys) < len(ki.list) {
+func (ki *KeyIndex) bits(keys map[string]struct{}) bitset {
+	b := make(bitset, (len(ki.List)+63)/64)
+	if len(keys) < len(ki.List) {
 		for k := range keys {
-			if i, ok := ki.idx[k]; ok {
+			if i, ok := ki.Idx[k]; ok {
 				b.set(int(i))
 			}
 		}
 		return b
 	}
-	for i, k := range ki.list {
+	for i, k := range ki.List {
 		if _, ok := keys[k]; ok {
 			b.set(i)
 		}
@@ -67,15 +66,22 @@ func (b bitset) has(i int) bool { return b[i/64]&(1<<(i%64)) != 0 }
 // the same weights, and a node joining or leaving moves only the keys it
 // takes or held.
 
-func keyHash(k string) uint64 {
-	h := fnv.New64a()
-	h.Write([]byte(k))
-	return h.Sum64()
+// KeyHash is fnv1a64 of a key.
+func KeyHash(k string) uint64 {
+	// FNV-1a, 64 bits, as hash/fnv computes it.
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(k); i++ {
+		h ^= uint64(k[i])
+		h *= 1099511628211
+	}
+	return h
 }
 
-func nodeHash(uid string) uint64 { return mix64(keyHash(uid)) }
+// NodeHash is mix64(fnv1a64(uid)), for Balance.
+func NodeHash(uid string) uint64 { return mix64(KeyHash(uid)) }
 
-func weight(keyHash, nodeHash uint64) uint64 { return mix64(keyHash ^ nodeHash) }
+// Weight is the rendezvous weight of a node for a key.
+func Weight(keyHash, nodeHash uint64) uint64 { return mix64(keyHash ^ nodeHash) }
 
 func mix64(x uint64) uint64 {
 	x ^= x >> 30

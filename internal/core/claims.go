@@ -1,0 +1,125 @@
+package core
+
+// slot is this node's claim of one mastership.
+type slot struct {
+	Claim
+	lease int64 // with Quorum, while acting: master until then (mono)
+	since int64 // when the claim was made (mono)
+}
+
+// learn records a term heard of for key: of a claim or a vote (rival),
+// or only known to a peer, perhaps this node's own term passed on. A
+// higher one for a mastership this node competes for is passed on in
+// turn (the state it sends changes).
+func (c *Core) learn(key string, term uint64, rival bool) {
+	if rival && term > c.rival[key] {
+		c.rival[key] = term
+	}
+	if term <= c.other[key] {
+		return
+	}
+	c.other[key] = term
+	if _, ok := c.slotIndex(key); ok {
+		c.dirty = true
+	}
+}
+
+// claimSlot decides whether this node claims slot i, and with which term.
+// It reports whether its claim changed.
+func (c *Core) claimSlot(now int64, i int) bool {
+	s := &c.slots[i]
+	old := s.Claim
+	_, mine := c.rightful(i)
+	if !mine || !c.ready || c.resign || c.leaving || c.cfg.Observer || i > 0 && c.resigned[c.ki.List[i-1]] {
+		if s.Acting && !mine && c.ready && !c.resign && !c.leaving && c.maxPrio(i) <= c.self.prio {
+			c.yields++
+		}
+		*s = slot{}
+		return old != s.Claim
+	}
+	key := c.slotKey(i)
+	if s.Term == 0 || !s.Acting && (c.rival[key] >= s.Term || c.other[key] > s.Term || now-s.since > int64(c.cfg.Wait+c.margin())) {
+		// A new claim, a candidate outbid, or one that gathered no
+		// quorum for WaitTimeout+M (its voters may have moved on): a
+		// term above every term heard of.
+		t := max(c.other[key], c.used[key], c.maxVote[key].Term) + 1
+		if c.quorum() {
+			t = max(t, uint64((now+c.cfg.WallOffset)/1000))
+		}
+		*s = slot{Claim: Claim{Term: t}, since: now}
+		c.used[key] = t
+	}
+	if !c.quorum() && s.Acting && (c.rival[key] >= s.Term || c.other[key] > s.Term) {
+		// Another master has a term as high (a healed partition): a new
+		// term, above it, so that a store fencing on terms refuses the
+		// other master's writes.
+		s.Term = max(c.other[key], c.used[key]) + 1
+		c.used[key] = s.Term
+	}
+	if !c.quorum() && s.Acting {
+		// A competing peer whose connections closed to be redialed (live
+		// by grace) may have lost this node's frames in flight: it counts
+		// this node dead WaitTimeout after it received the last frame it
+		// read, whose send time it echoed. Master until freshFor after
+		// that send time; past it, as after a pause, the claim waits for
+		// the peer's answer to a frame sent from now on.
+		s.lease = c.graceLease(now, i)
+		if s.lease != 0 && now >= s.lease {
+			s.Acting, s.lease = false, 0
+			c.rankAt = now
+		} else if s.lease != 0 {
+			c.wakeAt(s.lease)
+		}
+	}
+	if !c.quorum() && !s.Acting {
+		// A master once no live peer competing for it is master of it,
+		// and every one has taken in this node's place in the order as
+		// it stands (echoed a frame sent since it last changed: at start,
+		// SetPriority, a key change): a master steps down when it hears
+		// of a node before it, before it answers (no overlap on a
+		// handoff). Peers answer a claim at once.
+		s.Acting = !c.unknownPeer(now)
+		c.waiting = c.waiting || !s.Acting
+		for _, p := range c.order {
+			if h, a := c.holds(p, i); h && (a || !p.current() || p.echo < c.rankAt) {
+				s.Acting = false
+				c.waiting = true
+				break
+			}
+		}
+	}
+	return old != s.Claim
+}
+
+// graceLease returns, without Quorum, when this node's mastership of
+// slot i ends for want of an answer from a competing peer whose
+// connections closed to be redialed (see claimSlot); 0: none such.
+func (c *Core) graceLease(now int64, i int) int64 {
+	var end int64
+	for _, p := range c.order {
+		if len(p.conns) > 0 || now > p.grace {
+			continue
+		}
+		if h, _ := c.holds(p, i); h {
+			if e := p.echo + int64(FreshFor(c.cfg.Interval, c.cfg.Wait)); end == 0 || e < end {
+				end = e
+			}
+		}
+	}
+	return end
+}
+
+// unknownPeer reports whether a connection came up less than WaitTimeout
+// ago whose peer's state is not known yet: a process that may hold any
+// key and be master of it (one that just restarted, and claimed before
+// it heard of this node's new key). Without Quorum a claim waits for its
+// first full frame, which follows the handshake at once.
+func (c *Core) unknownPeer(now int64) bool {
+	for _, cs := range c.conns {
+		if (cs.peer == nil || cs.peer.version == 0) && now < cs.upAt+int64(c.cfg.Wait) {
+			c.wakeAt(cs.upAt + int64(c.cfg.Wait))
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,619 @@
+package core
+
+import (
+	"maps"
+)
+
+// ConnID names a connection to the core.
+type ConnID uint64
+
+// Config is what the core needs of the options.
+type Config struct {
+	UID      string
+	Start    int64 // StartTime, Unix ns
+	Inc      uint64
+	Prio     int64
+	Interval Duration
+	Wait     Duration
+	Quorum   int
+	Sticky   bool
+	Balance  bool
+	Observer bool // never claims, does not vote
+	// Voters, if set, are the UIDs whose votes count (Options.Voters);
+	// nil: every node that is not an observer.
+	Voters map[string]bool
+	// WallOffset is the wall clock minus the monotonic clock, in ns, at
+	// creation. With Quorum, new terms are at least the wall clock in
+	// microseconds, so that a term stays above those of masterships
+	// whose voters have all restarted since (and forgotten them).
+	WallOffset int64
+}
+
+// Core is one node's election state; its methods are the steps (with
+// the monotonic time) and the queries. It is not safe for concurrent use:
+// one driver calls it.
+type Core struct {
+	cfg   Config
+	self  rank
+	selfH uint64
+	conns map[ConnID]*connState
+	peers map[string]*cpeer
+	keys  map[string]struct{}
+	meta  map[string]string
+	ki    *KeyIndex
+	// slots[0] is the global mastership, slots[i+1] that of ki.list[i].
+	slots []slot
+	// used is the highest term this node claimed, per key; other the
+	// highest term heard of from the others (claims, votes for anyone but
+	// this node, and terms they only know of), per key; rival the highest
+	// of their claims and votes alone (what outbids this node's claim).
+	used, other, rival map[string]uint64
+	// votes is this node's acknowledgement per key (Quorum); maxVote the
+	// claim of highest term it ever acknowledged per key.
+	votes   map[string]Vote
+	maxVote map[string]Vote
+	version uint64 // of this node's state as sent
+	dirty   bool   // the state to send changed outside elect (keys, leaving)
+
+	servers map[string]bool // configured server ids
+	pending map[string]bool // servers not yet heard from or failed, since since
+	ready   bool
+	rejoin  bool // waiting after a pause: only answers to frames sent since count
+	readyAt int64
+	since   int64
+	leaving bool
+	resign  bool // Stop has begun: master of nothing, still a member
+	// resigned are keys about to be removed (RemoveKey): held, so that no
+	// peer takes over, but not claimed.
+	resigned map[string]bool
+	// sent is when (mono) this node last asked for its heartbeat to go
+	// out on every connection: its peers count it dead WaitTimeout after
+	// they received the last one.
+	sent     int64
+	lastStep int64 // mono: the last step (begin)
+	born     int64 // mono: when the core was made
+	refresh  int64 // Quorum: when leases were last recomputed on an echo
+	// quorumWarned is when (mono) checkQuorum last reported (0: never),
+	// quorumChecked when it last looked; voterSeen its scratch.
+	quorumWarned, quorumChecked int64
+	voterSeen                   map[string]bool
+	yields                      int   // masterships given up to another live node (Sticky: tests expect none)
+	waiting                     bool  // without Quorum: a claim waits for the peers' answers
+	rankAt                      int64 // mono: when this node's place in the order last changed (start, priority, keys)
+
+	snap   *Snapshot
+	spare  *Snapshot // built and found equal to snap: reused by the next election
+	order  []*cpeer  // scratch: live peers in election order
+	echoes []uidEcho // scratch: settle
+	wake   int64     // next wake-up wanted (mono); 0: none
+	out    Out
+}
+
+// connState is a connection the core knows of.
+type connState struct {
+	upAt   int64  // mono: when it came up
+	server string // configured server id; "" for inbound
+	tag    uint64 // the same at both ends (the dialer's handshake nonce)
+	peer   *cpeer // nil until its first heartbeat
+	linked bool   // the peer has identified this node on it
+	redial bool   // the peer closes it as silent and redials
+}
+
+// New makes the core of a node holding keys, waiting for servers, at
+// now (mono); it runs the first election.
+func New(cfg Config, keys []string, servers []string, now int64, meta map[string]string) *Core {
+	c := &Core{
+		cfg:     cfg,
+		self:    rank{prio: cfg.Prio, start: cfg.Start, uid: cfg.UID},
+		selfH:   NodeHash(cfg.UID),
+		conns:   make(map[ConnID]*connState),
+		peers:   make(map[string]*cpeer),
+		keys:    make(map[string]struct{}, len(keys)),
+		used:    make(map[string]uint64),
+		other:   make(map[string]uint64),
+		rival:   make(map[string]uint64),
+		votes:   make(map[string]Vote),
+		maxVote: make(map[string]Vote),
+		servers: make(map[string]bool, len(servers)),
+		snap:    &Snapshot{KI: NoKeys},
+		version: 1,
+		meta:    meta,
+	}
+	for _, k := range keys {
+		c.keys[k] = struct{}{}
+	}
+	for _, s := range servers {
+		c.servers[s] = true
+	}
+	c.ki = newKeyIndex(c.keys)
+	c.slots = make([]slot, 1+len(c.ki.List))
+	c.sent, c.lastStep, c.born, c.rankAt = now, now, now, now
+	c.await(now)
+	c.dirty = true
+	c.Elect(now)
+	return c
+}
+
+func (c *Core) quorum() bool { return c.cfg.Quorum > 1 }
+
+// await makes the node wait, before it claims anything, until it has heard
+// from or failed to reach each server, or WaitTimeout has passed.
+func (c *Core) await(now int64) {
+	c.pending = make(map[string]bool, len(c.servers))
+	for s := range c.servers {
+		c.pending[s] = true
+	}
+	c.ready = len(c.pending) == 0
+	c.since = now
+	c.readyAt = now + int64(c.cfg.Wait)
+}
+
+// begin starts a step: it notices a pause.
+func (c *Core) begin(now int64) {
+	if now-c.lastStep > int64(c.cfg.Interval+c.cfg.Interval/2) {
+		// This node did not step for longer than an Interval (stopped,
+		// starved): the frames its peers sent meanwhile may wait in the
+		// sockets, unread. A connected peer is not counted silent for
+		// that: it stays live for an Interval more, time for the readers
+		// to hand those frames over.
+		for _, p := range c.peers {
+			if len(p.conns) > 0 {
+				p.heard = max(p.heard, now-int64(c.cfg.Wait-c.cfg.Interval))
+			}
+		}
+	}
+	c.lastStep = now
+	if c.Paused(now) {
+		// This process was paused, starved, or its clock stood still:
+		// its peers may have counted it dead and elected another master.
+		// Claim nothing until it has heard from its servers again, and
+		// then only once every live peer has answered a frame sent from
+		// now on (rankAt): a peer's frames that waited in the socket
+		// during the pause may be stale.
+		c.await(now)
+		c.rankAt = now
+		c.rejoin = true
+		c.kick(now)
+	}
+}
+
+// Paused reports whether a step at now would notice a pause: this node has
+// not sent its heartbeat for longer than freshFor, so its peers may have
+// counted it dead.
+func (c *Core) Paused(now int64) bool {
+	return Duration(now-c.sent) > FreshFor(c.cfg.Interval, c.cfg.Wait) && !c.leaving
+}
+
+// kick asks for the heartbeat on every connection now.
+func (c *Core) kick(now int64) {
+	c.out.Kick = true
+	c.sent = now
+}
+
+// Tick is called every Interval: it re-elects and sends the heartbeat.
+func (c *Core) Tick(now int64) {
+	c.Alarm(now)
+	c.kick(now)
+}
+
+// Alarm: the time the core asked for (wake) has come. It re-elects, and
+// the heartbeat goes out only if that changed something: the wake-ups of
+// a node that hears from many peers at scattered times cost no traffic.
+func (c *Core) Alarm(now int64) {
+	c.begin(now)
+	if !c.ready && now >= c.readyAt {
+		c.ready, c.rejoin = true, false
+	}
+	limit := now - int64(10*c.cfg.Wait)
+	for k, p := range c.peers {
+		if len(p.conns) == 0 && p.heard < limit {
+			delete(c.peers, k)
+		}
+	}
+	c.Elect(now)
+}
+
+// Up: a connection finished its handshake. tag is the same at both ends.
+func (c *Core) Up(now int64, id ConnID, server string, tag uint64) {
+	c.begin(now)
+	c.conns[id] = &connState{upAt: now, server: server, tag: tag}
+}
+
+// Down: a connection ended; silent: this end closed it because nothing
+// came on it for a while.
+func (c *Core) Down(now int64, id ConnID, silent bool) {
+	c.begin(now)
+	cs := c.conns[id]
+	if cs == nil {
+		return
+	}
+	delete(c.conns, id)
+	if p := cs.peer; p != nil {
+		delete(p.conns, id)
+		if silent || cs.redial {
+			// Closed to be dialed again, not by a crash: the peer
+			// stays live until WaitTimeout after it was last heard, even
+			// if its other connection closes plainly meanwhile (one
+			// connection per pair: the peer's dedupe may close the one
+			// it dialed, not yet knowing the one kept is gone).
+			p.grace = max(p.grace, p.heard+int64(c.cfg.Wait))
+		}
+		if len(p.conns) == 0 {
+			// Its clients may be waiting while another connection was
+			// up: dial it again now.
+			for s := range p.servers {
+				c.out.Wake = append(c.out.Wake, s)
+			}
+			c.Elect(now)
+		}
+	}
+}
+
+// Heard: a frame that brought nothing new (the driver did not pass it on)
+// arrived on connection id at time at. Not a step: it only keeps the
+// peer's last-Heard time, for the next one.
+func (c *Core) Heard(id ConnID, at int64) {
+	if cs := c.conns[id]; cs != nil && cs.peer != nil && at > cs.peer.heard {
+		cs.peer.heard = at
+	}
+}
+
+// Linked reports whether the peer (uid, inc) has a connection up.
+func (c *Core) Linked(uid string, inc uint64) bool {
+	p := c.peers[peerKey(uid, inc)]
+	return p != nil && len(p.conns) > 0
+}
+
+// dedupe keeps one connection to p. The node of the larger UID does it:
+// it closes the connections it dialed once the peer's (the survivor) is
+// known to lead to the peer at both ends (its frames say beatLinked), so
+// that neither counts the other dead for a moment. Among several
+// connections the peer dialed, the one of the largest tag (the same at
+// both ends) survives.
+func (c *Core) dedupe(p *cpeer) {
+	if len(p.conns) < 2 || c.cfg.UID < p.uid {
+		return
+	}
+	var keep *connState
+	var keepID ConnID
+	for id := range p.conns {
+		if cs := c.conns[id]; cs.server == "" && (keep == nil || cs.tag > keep.tag) {
+			keep, keepID = cs, id
+		}
+	}
+	if keep == nil || !keep.linked {
+		return
+	}
+	for id := range p.conns {
+		if id != keepID {
+			c.dropConn(id, c.conns[id])
+		}
+	}
+}
+
+// Unreachable: a configured server could not be reached, at time at.
+func (c *Core) Unreachable(now, at int64, server string) {
+	c.begin(now)
+	c.resolve(now, at, server)
+}
+
+// resolve marks a server as heard from or failed to reach at time at;
+// what happened before the node began waiting does not count.
+func (c *Core) resolve(now, at int64, server string) {
+	if server == "" || !c.pending[server] || at < c.since {
+		return
+	}
+	delete(c.pending, server)
+	if !c.ready && len(c.pending) == 0 {
+		c.ready, c.rejoin = true, false
+		c.Elect(now)
+	}
+}
+
+// AddServer and removeServer change the configured servers.
+func (c *Core) AddServer(now int64, id string) {
+	c.begin(now)
+	c.servers[id] = true
+}
+
+// RemoveServer removes a configured server.
+func (c *Core) RemoveServer(now int64, id string) {
+	c.begin(now)
+	delete(c.servers, id)
+	c.resolve(now, now, id)
+}
+
+// Recv: a heartbeat read from connection id at time at is handled at now.
+func (c *Core) Recv(now, at int64, id ConnID, b *Msg) {
+	c.begin(now)
+	cs := c.conns[id]
+	if cs == nil {
+		return // already down
+	}
+	if b.UID == c.cfg.UID {
+		if b.Inc == c.cfg.Inc {
+			// Connected to itself: a server list that names this node.
+			c.resolve(now, at, cs.server)
+		} else {
+			c.out.Errs = append(c.out.Errs, Fault{Peer: b.UID, Err: ErrDuplicateUID})
+		}
+		c.dropConn(id, cs)
+		return
+	}
+	changed := false
+	p := cs.peer
+	if p == nil || p.uid != b.UID || p.inc != b.Inc {
+		p = c.peers[peerKey(b.UID, b.Inc)]
+	}
+	if p == nil {
+		p = &cpeer{inc: b.Inc, hash: NodeHash(b.UID), conns: make(map[ConnID]struct{}), servers: make(map[string]bool)}
+		p.uid = b.UID
+		c.peers[peerKey(b.UID, b.Inc)] = p
+	}
+	if cs.peer != p {
+		if cs.peer != nil {
+			delete(cs.peer.conns, id)
+		}
+		cs.peer = p
+		p.conns[id] = struct{}{}
+		c.out.Attach = append(c.out.Attach, id)
+		changed = true
+	}
+	if b.Redial {
+		cs.redial = true
+	}
+	if b.Linked && !cs.linked {
+		cs.linked = true
+		c.dedupe(p)
+		if _, ok := p.conns[id]; !ok {
+			return // this one was a duplicate
+		}
+	}
+	wasLive := p.live(now, c.cfg.Wait)
+	p.heard = now
+	p.newest = max(p.newest, b.Version)
+	if cs.server != "" && !p.servers[cs.server] {
+		p.servers[cs.server] = true
+	}
+	if b.Leaving && !p.leaving {
+		p.leaving = true
+		changed = true
+	}
+	if b.Observer != p.observer {
+		p.observer = b.Observer
+		changed = true
+	}
+	if b.Full && b.Version > p.version {
+		// Newer state: applied even if it came on a slower connection
+		// than a short frame of the same version.
+		p.version = b.Version
+		p.keys = make(map[string]struct{}, len(b.Keys))
+		for _, k := range b.Keys {
+			p.keys[k] = struct{}{}
+		}
+		p.claims, p.votes, p.meta = b.Claims, b.Votes, b.Meta
+		for k, cl := range p.claims {
+			c.learn(k, cl.Term, true)
+		}
+		for k, t := range b.Known {
+			c.learn(k, t, false)
+		}
+		for k, v := range p.votes {
+			if v.UID != c.cfg.UID || v.Inc != c.cfg.Inc {
+				c.learn(k, v.Term, true)
+			}
+		}
+		p.ki = nil
+		changed = true
+	}
+	if b.Sent > p.sent && b.Version == p.version {
+		// The newest frame of the state known: its echo is current.
+		p.sent = b.Sent
+		if b.Echo > p.echo {
+			p.echo = b.Echo
+			if c.quorum() && now-c.refresh >= int64(c.cfg.Interval/4) || !c.quorum() && c.waiting {
+				changed = true // renew the leases, or a claim may be a mastership now
+			}
+		}
+		if p.start != b.Start || p.prio != b.Prio {
+			p.start, p.prio = b.Start, b.Prio
+			changed = true
+		}
+		for cid := range p.conns {
+			c.out.Echoes = append(c.out.Echoes, ConnEcho{cid, p.sent})
+		}
+		if !b.Reply && p.candidate(c.quorum()) {
+			// Echo it back at once. With Quorum: the claimant's lease is
+			// anchored at the send time of its frame this echo names, so
+			// a prompt echo keeps the lease fresh whatever the latency.
+			// Without: a claimant waits for every peer's answer.
+			c.out.Reply = append(c.out.Reply, id)
+		}
+	}
+	if !wasLive && p.live(now, c.cfg.Wait) {
+		changed = true
+	}
+	if p.version > 0 && (!c.rejoin || p.echo >= c.since) {
+		// Heard all of it: resolve its servers. After a pause, only a
+		// frame that answers one sent since: frames that waited in the
+		// socket during the pause are stale.
+		c.resolve(now, at, cs.server)
+		for s := range p.servers {
+			c.resolve(now, at, s)
+		}
+	}
+	if changed {
+		c.Elect(now)
+	}
+}
+
+func (c *Core) dropConn(id ConnID, cs *connState) {
+	delete(c.conns, id)
+	if cs.peer != nil {
+		delete(cs.peer.conns, id)
+	}
+	c.out.Close = append(c.out.Close, id)
+}
+
+// SetKeys changes this node's key set.
+func (c *Core) SetKeys(now int64, add, remove []string) {
+	c.begin(now)
+	changed := false
+	for _, k := range add {
+		if _, ok := c.keys[k]; !ok {
+			c.keys[k] = struct{}{}
+			changed = true
+		}
+	}
+	for _, k := range remove {
+		delete(c.resigned, k)
+		if _, ok := c.keys[k]; ok {
+			delete(c.keys, k)
+			changed = true
+		}
+	}
+	for _, k := range add {
+		delete(c.resigned, k)
+	}
+	if !changed {
+		return
+	}
+	old, oldSlots := c.ki, c.slots
+	c.rankAt = now
+	c.ki = newKeyIndex(c.keys)
+	c.slots = make([]slot, 1+len(c.ki.List))
+	c.slots[0] = oldSlots[0]
+	for i, k := range c.ki.List {
+		if j, ok := old.Idx[k]; ok {
+			c.slots[i+1] = oldSlots[j+1]
+		}
+	}
+	c.dirty = true
+	c.Elect(now)
+}
+
+// ResignKeys gives up the masterships of keys but keeps holding them,
+// until setKeys removes them.
+func (c *Core) ResignKeys(now int64, keys []string) {
+	c.begin(now)
+	if c.resigned == nil {
+		c.resigned = make(map[string]bool)
+	}
+	for _, k := range keys {
+		if _, ok := c.keys[k]; ok {
+			c.resigned[k] = true
+		}
+	}
+	c.Elect(now)
+}
+
+// SetPriority changes this node's priority.
+func (c *Core) SetPriority(now int64, prio int64) {
+	c.begin(now)
+	c.self.prio, c.cfg.Prio = prio, prio
+	c.rankAt = now
+	c.dirty = true
+	c.Elect(now)
+}
+
+// SetMeta changes this node's metadata.
+func (c *Core) SetMeta(now int64, meta map[string]string) {
+	c.begin(now)
+	c.meta = meta
+	c.dirty = true
+	c.Elect(now)
+}
+
+// SetResign and setLeave: Stop's two steps.
+func (c *Core) SetResign(now int64) {
+	c.begin(now)
+	c.resign = true
+	c.Elect(now)
+}
+
+// SetLeave is Stop's second step: this node leaves.
+func (c *Core) SetLeave(now int64) {
+	c.begin(now)
+	c.resign, c.leaving = true, true
+	c.dirty = true
+	c.Elect(now)
+	c.kick(now)
+}
+
+// Elect recomputes claims, votes and masterships; it sets c.out.snap and
+// c.out.beat when they change.
+func (c *Core) Elect(now int64) {
+	c.wake = 0
+	c.waiting = false
+	if !c.ready && !c.leaving {
+		c.wakeAt(c.readyAt)
+	}
+	c.collect(now)
+	for _, p := range c.order {
+		// A live peer silent for WaitTimeout is dead then, not at the
+		// next tick.
+		c.wakeAt(p.heard + int64(c.cfg.Wait) + 1)
+	}
+	changed := false
+	for i := range c.slots {
+		if c.claimSlot(now, i) {
+			changed = true
+		}
+	}
+	if c.quorum() {
+		c.checkQuorum(now)
+		if c.castVotes(now) {
+			changed = true
+		}
+		for i := range c.slots {
+			if c.settle(now, i) {
+				changed = true
+			}
+		}
+		c.refresh = now
+	}
+	if changed || c.dirty {
+		c.version++
+		c.dirty = false
+		c.publish()
+		c.kick(now)
+	}
+	s := c.snapshot(c.spare)
+	if !s.equal(c.snap) {
+		c.snap, c.spare = s, nil
+		c.out.Snap = s
+	} else {
+		c.spare = s // unpublished: reused by the next election
+	}
+}
+
+func (c *Core) wakeAt(t int64) {
+	if c.wake == 0 || t < c.wake {
+		c.wake = t
+	}
+}
+
+// MasterMeta returns a copy of the metadata of the master of key.
+func (c *Core) MasterMeta(key string) (map[string]string, bool) {
+	s := c.snap
+	uid := s.MasterUID
+	if key != "" {
+		ks, has := s.Key(key)
+		if !has {
+			return nil, false
+		}
+		uid = ks.UID
+	}
+	if uid == "" {
+		return nil, false
+	}
+	if uid == c.cfg.UID {
+		return maps.Clone(c.meta), true
+	}
+	for _, p := range c.order {
+		if p.uid == uid {
+			return maps.Clone(p.meta), true
+		}
+	}
+	return nil, false
+}

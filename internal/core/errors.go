@@ -1,0 +1,34 @@
+package core
+
+import "errors"
+
+// The errors the core reports (Out.Errs). Package msc exports the same
+// values, so that errors.Is matches either.
+var (
+	// ErrQuorum is reported when the assumption Quorum rests on is
+	// broken: more live voters than 2*Quorum-1, or two live processes
+	// with one voter UID.
+	ErrQuorum = errors.New("msc: quorum")
+
+	// ErrDuplicateUID means a peer advertises this node's own UID.
+	ErrDuplicateUID = errors.New("msc: a peer uses this node's UID")
+)
+
+// Fault is an error the core reports; Peer, if set, is the UID of the
+// peer it concerns (the driver reports it as a *msc.PeerError).
+type Fault struct {
+	Peer string
+	Err  error
+}
+
+// wrapped is err with a message after it, as fmt.Errorf("%w: %s", err,
+// msg) makes it (the core does not import fmt).
+type wrapped struct {
+	err error
+	msg string
+}
+
+func (w *wrapped) Error() string { return w.err.Error() + ": " + w.msg }
+
+// Unwrap returns the error it wraps.
+func (w *wrapped) Unwrap() error { return w.err }

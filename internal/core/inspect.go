@@ -1,0 +1,89 @@
+package core
+
+// Inspection, for tests and debugging (the simulator's checks and
+// traces): read-only copies of the core's internal state. Nothing here
+// changes the core.
+
+// Inspection is what the core holds about one key ("" global).
+type Inspection struct {
+	// Rival is the highest term of the others' claims and votes heard
+	// of; Other the highest term heard of from the others; Used the
+	// highest term this node claimed.
+	Rival, Other, Used uint64
+	Held               bool     // this node competes for the key (it has a slot)
+	Slot               SlotView // this node's claim of it, if Held
+	// Rightful is the node the rules name (RightfulSelf: this node),
+	// MaxPrio the highest priority competing for it; if Held.
+	Rightful     string
+	RightfulSelf bool
+	MaxPrio      int64
+	Resigned     bool   // given up until it is removed (RemoveKey)
+	Vote         Vote   // this node's acknowledgement (Quorum)
+	MaxVote      Vote   // the claim of highest term it ever acknowledged
+	Ready        bool   // see Core.Ready
+	Live         int    // live peers at the last election
+	Version      uint64 // of this node's state as sent
+	Prio         int64  // this node's priority
+	Keys         []string
+	Peers        []PeerInspection // every peer known, in no order
+}
+
+// SlotView is this node's claim of one mastership.
+type SlotView struct {
+	Claim
+	Lease int64 // with Quorum, while acting: master until then (mono)
+	Since int64 // when the claim was made (mono)
+}
+
+// PeerInspection is what the core knows of one peer, about one key.
+type PeerInspection struct {
+	UID     string
+	Inc     uint64
+	Live    bool
+	Current bool // its newest state is known
+	Version uint64
+	Newest  uint64
+	Prio    int64
+	Claim   Claim // its claim of the key
+	Vote    Vote  // its vote for the key
+	Echo    int64
+	Conns   int
+}
+
+// Inspect returns what the core holds about key at now.
+func (c *Core) Inspect(now int64, key string) Inspection {
+	in := Inspection{Rival: c.rival[key], Other: c.other[key], Used: c.used[key], Vote: c.votes[key], MaxVote: c.maxVote[key],
+		Resigned: c.resigned[key], Ready: c.ready, Live: len(c.order), Version: c.version, Prio: c.self.prio, Keys: c.ki.List}
+	if i, ok := c.slotIndex(key); ok {
+		s := c.slots[i]
+		in.Held, in.Slot = true, SlotView{Claim: s.Claim, Lease: s.lease, Since: s.since}
+		in.Rightful, in.RightfulSelf = c.rightful(i)
+		in.MaxPrio = c.maxPrio(i)
+	}
+	for _, p := range c.peers {
+		in.Peers = append(in.Peers, PeerInspection{UID: p.uid, Inc: p.inc, Live: p.live(now, c.cfg.Wait), Current: p.current(),
+			Version: p.version, Newest: p.newest, Prio: p.prio, Claim: p.claims[key], Vote: p.votes[key], Echo: p.echo, Conns: len(p.conns)})
+	}
+	return in
+}
+
+// Terms returns, for key, the highest term of the others' claims and
+// votes heard of (rival), the highest heard of from the others (other),
+// and the highest this node claimed (used).
+func (c *Core) Terms(key string) (rival, other, used uint64) {
+	return c.rival[key], c.other[key], c.used[key]
+}
+
+// PeerConns returns how many connections are up to the peer (uid, inc);
+// -1 for a peer the core does not know.
+func (c *Core) PeerConns(uid string, inc uint64) int {
+	p := c.peers[peerKey(uid, inc)]
+	if p == nil {
+		return -1
+	}
+	return len(p.conns)
+}
+
+// Yields returns how many masterships this node gave up to another live
+// node (with Sticky, none are expected).
+func (c *Core) Yields() int { return c.yields }

@@ -1,0 +1,83 @@
+package core
+
+// Claim is a node's claim of a mastership.
+type Claim struct {
+	Term   uint64
+	Acting bool // acknowledged by a quorum (or no Quorum): master
+}
+
+// Vote is a node's acknowledgement of a claim.
+type Vote struct {
+	UID  string
+	Inc  uint64
+	Term uint64
+}
+
+// Msg is a decoded heartbeat, as the core takes it. Keys, claims and
+// votes are set only in the full form (full).
+type Msg struct {
+	UID      string
+	Start    int64
+	Inc      uint64
+	Prio     int64
+	Sent     int64 // the sender's clock at sending
+	Echo     int64 // the receiver's clock: send time of its newest frame the sender had processed
+	Version  uint64
+	Leaving  bool
+	Full     bool
+	Reply    bool // sent at once in answer to a frame of this node
+	Linked   bool // the sender has identified this node on the connection
+	Redial   bool // the sender closes the connection as silent, and redials
+	Observer bool
+	Meta     map[string]string
+	Keys     []string
+	Claims   map[string]Claim
+	Known    map[string]uint64
+	Votes    map[string]Vote
+}
+
+// Out is what the drivers must do after a step. The outputs of
+// several steps accumulate until the driver takes them (reset): a driver
+// may take in a burst of events, then apply once.
+type Out struct {
+	Snap   *Snapshot // the snapshot to publish; nil: unchanged
+	Beat   *Beat     // the heartbeat to send from now on; nil: unchanged
+	Kick   bool      // send the heartbeat on every connection now
+	Close  []ConnID  // connections to close
+	Wake   []string  // servers to dial again now
+	Attach []ConnID  // connections now known to lead to a peer (beatLinked from now on)
+	Reply  []ConnID  // connections to send the heartbeat on now, as a reply
+	Echoes []ConnEcho
+	Errs   []Fault
+}
+
+// Reset empties the outputs, keeping their storage: a steady heartbeat
+// allocates nothing.
+func (o *Out) Reset() {
+	o.Snap, o.Beat, o.Kick = nil, nil, false
+	o.Close, o.Wake, o.Attach, o.Reply = o.Close[:0], o.Wake[:0], o.Attach[:0], o.Reply[:0]
+	o.Echoes, o.Errs = o.Echoes[:0], o.Errs[:0]
+}
+
+// ConnEcho is the echo to send on a connection from now on.
+type ConnEcho struct {
+	ID   ConnID
+	Echo int64
+}
+
+// Beat is a heartbeat's content, as the core publishes it. The send time
+// and the echo are written into each frame as it is sealed (conn.sendBeat).
+type Beat struct {
+	UID      string
+	Start    int64 // start time, Unix nanoseconds
+	Inc      uint64
+	Prio     int64
+	Leaving  bool
+	Version  uint64            // of the state below; the full form travels when it changes
+	Keys     []string          // sorted; full form only
+	Claims   map[string]Claim  // key ("" global) → the sender's claim; full form only
+	Known    map[string]uint64 // key → the highest term the sender knows of, where it claims nothing; full form only
+	Votes    map[string]Vote   // key → the claim the sender acknowledges (Quorum); full form only
+	Observer bool
+	Meta     map[string]string // Options.Meta; full form only
+}

@@ -1,0 +1,176 @@
+package core
+
+import (
+	"math"
+	"sort"
+)
+
+// collect fills c.order with the live peers in election order and brings
+// their bitsets up to date.
+func (c *Core) collect(now int64) {
+	c.order = c.order[:0]
+	for _, p := range c.peers {
+		if !p.live(now, c.cfg.Wait) {
+			continue
+		}
+		if p.ki != c.ki {
+			p.ki = c.ki
+			n := (len(c.ki.List) + 63) / 64
+			p.has, p.acting = make(bitset, n), make(bitset, n)
+			for k := range p.keys {
+				if i, ok := c.ki.Idx[k]; ok {
+					p.has.set(int(i))
+				}
+			}
+			for k, cl := range p.claims {
+				if i, ok := c.ki.Idx[k]; ok && cl.Term > 0 && cl.Acting {
+					p.acting.set(int(i))
+				}
+			}
+		}
+		c.order = append(c.order, p)
+	}
+	sort.Slice(c.order, func(i, j int) bool { return c.order[i].before(c.order[j].rank) })
+}
+
+// slotKey is the key of slot i ("" for the global mastership).
+func (c *Core) slotKey(i int) string {
+	if i == 0 {
+		return ""
+	}
+	return c.ki.List[i-1]
+}
+
+// holds reports whether live peer p competes for slot i, and whether it
+// is master of it as far as this node knows (see cpeer.current).
+func (c *Core) holds(p *cpeer, i int) (holds, acting bool) {
+	if p.observer {
+		return false, false
+	}
+	if i == 0 {
+		cl := p.claims[""]
+		return true, cl.Term > 0 && cl.Acting
+	}
+	return p.has.has(i - 1), p.acting.has(i - 1)
+}
+
+// rightful returns the node the rules name for slot i: with Sticky a
+// live master first; else (and among several masters) the first in
+// order, or for a key with Balance the one of highest weight. self is
+// true when it is this node.
+func (c *Core) rightful(i int) (uid string, self bool) {
+	if c.cfg.Sticky {
+		// A live master keeps it; among several (a healed partition
+		// without Quorum), the first by the rules below. With Quorum
+		// there are never several: another node that looks like a
+		// master too is seen through stale frames.
+		// A higher priority still wins (SetPriority moves a master).
+		top := c.maxPrio(i)
+		if c.slots[i].Acting && c.quorum() && (c.self.prio >= top || i > 0 && c.cfg.Balance) {
+			return c.cfg.UID, true
+		}
+		if uid, self, ok := c.first(i, true); ok && (c.prioOf(uid) >= top || i > 0 && c.cfg.Balance) {
+			return uid, self
+		}
+	}
+	uid, self, _ = c.first(i, false)
+	return uid, self
+}
+
+// maxPrio returns the highest priority among this node and the live
+// peers competing for slot i; for a key with Balance, where priority does
+// not apply, the lowest possible.
+func (c *Core) maxPrio(i int) int64 {
+	if i > 0 && c.cfg.Balance {
+		return math.MinInt64
+	}
+	best := int64(math.MinInt64)
+	if !c.cfg.Observer {
+		best = c.self.prio
+	}
+	for _, p := range c.order {
+		if h, _ := c.holds(p, i); h {
+			best = max(best, p.prio)
+		}
+	}
+	return best
+}
+
+// prioOf returns the priority of uid, this node or a live peer.
+func (c *Core) prioOf(uid string) int64 {
+	if uid == c.cfg.UID {
+		return c.self.prio
+	}
+	for _, p := range c.order {
+		if p.uid == uid {
+			return p.prio
+		}
+	}
+	return math.MinInt64
+}
+
+// first returns the first by the rules among this node and the live
+// peers that compete for slot i (only the masters of it, with masters).
+func (c *Core) first(i int, masters bool) (uid string, self, ok bool) {
+	if !c.cfg.Observer && (!masters || c.slots[i].Acting) {
+		uid, self, ok = c.cfg.UID, true, true
+	}
+	if i > 0 && c.cfg.Balance {
+		kh := c.ki.hash[i-1]
+		var bestW uint64
+		if ok {
+			bestW = Weight(kh, c.selfH)
+		}
+		for _, p := range c.order {
+			if h, a := c.holds(p, i); !h || masters && (!a || !p.current()) {
+				continue
+			}
+			if w := Weight(kh, p.hash); !ok || w > bestW || w == bestW && p.uid < uid {
+				uid, bestW, self, ok = p.uid, w, false, true
+			}
+		}
+		return uid, self, ok
+	}
+	for _, p := range c.order { // in order: the first that competes
+		if ok && self && !p.before(c.self) {
+			break
+		}
+		if h, a := c.holds(p, i); h && (!masters || a && p.current()) {
+			return p.uid, false, true
+		}
+	}
+	return uid, self, ok
+}
+
+// rank is a node's place in the election order.
+type rank struct {
+	prio  int64
+	start int64
+	uid   string
+}
+
+// before orders nodes: higher priority first, then the earlier start
+// time, then the smaller UID.
+func (a rank) before(b rank) bool {
+	if a.prio != b.prio {
+		return a.prio > b.prio
+	}
+	return less(a.start, a.uid, b.start, b.uid)
+}
+
+// less orders nodes of equal priority: earlier start time first, then the
+// smaller UID.
+func less(startA int64, uidA string, startB int64, uidB string) bool {
+	if startA != startB {
+		return startA < startB
+	}
+	return uidA < uidB
+}
+
+// Before reports whether the node of priority prioA, start time startA
+// and UID uidA comes before the node (prioB, startB, uidB) in the
+// election order: higher priority first, then the earlier start time,
+// then the smaller UID.
+func Before(prioA, startA int64, uidA string, prioB, startB int64, uidB string) bool {
+	return rank{prioA, startA, uidA}.before(rank{prioB, startB, uidB})
+}

@@ -1,0 +1,126 @@
+package core
+
+import "slices"
+
+// snapshot builds the snapshot of the current state.
+// It fills s if given (a snapshot never published), else a new one.
+func (c *Core) snapshot(s *Snapshot) *Snapshot {
+	keys := make([]KeyState, len(c.ki.List))
+	if s != nil && cap(s.Keys) >= len(c.ki.List) {
+		keys = s.Keys[:len(c.ki.List)]
+	}
+	if s == nil {
+		s = new(Snapshot)
+	}
+	*s = Snapshot{Running: !c.leaving, Ready: c.ready && !c.leaving && !c.resign, KI: c.ki, Keys: keys}
+	if !s.Running {
+		return s
+	}
+	st := c.slotState(0)
+	s.Master, s.MasterUID, s.Term, s.Lease = st.Master, st.UID, st.Term, st.Lease
+	for i := range s.Keys {
+		s.Keys[i] = c.slotState(i + 1)
+	}
+	return s
+}
+
+func (c *Core) slotState(i int) KeyState {
+	sl := c.slots[i]
+	key := c.slotKey(i)
+	term := max(c.used[key], c.other[key])
+	if sl.Acting {
+		return KeyState{Master: true, UID: c.cfg.UID, Term: sl.Term, Lease: sl.lease}
+	}
+	if !c.ready {
+		return KeyState{Term: term}
+	}
+	// Not master: the master this node knows of, else the one the rules
+	// name.
+	for _, p := range c.order {
+		if h, a := c.holds(p, i); h && a {
+			return KeyState{UID: p.uid, Term: term}
+		}
+	}
+	uid, self := c.rightful(i)
+	if self && c.resign {
+		uid = ""
+	}
+	return KeyState{UID: uid, Term: term}
+}
+
+// publish builds the heartbeat this node sends from now on.
+func (c *Core) publish() {
+	b := &Beat{UID: c.cfg.UID, Start: c.cfg.Start, Inc: c.cfg.Inc, Prio: c.self.prio,
+		Leaving: c.leaving, Version: c.version, Keys: c.ki.List, Observer: c.cfg.Observer, Meta: c.meta}
+	for i := range c.slots {
+		k := c.slotKey(i)
+		if c.slots[i].Term > 0 && !c.leaving {
+			if b.Claims == nil {
+				b.Claims = make(map[string]Claim)
+			}
+			b.Claims[k] = c.slots[i].Claim
+		} else if t := max(c.used[k], c.other[k]); t > 0 {
+			// Not claimed: the highest term known, so that a node that
+			// comes later takes a term above it (fencing).
+			if b.Known == nil {
+				b.Known = make(map[string]uint64)
+			}
+			b.Known[k] = t
+		}
+	}
+	if len(c.votes) > 0 && !c.leaving {
+		b.Votes = make(map[string]Vote, len(c.votes))
+		for k, v := range c.votes {
+			b.Votes[k] = v
+		}
+	}
+	c.out.Beat = b
+}
+
+// Snapshot is the published, immutable result of an election. Readers load
+// it atomically; it is never modified after publication.
+type Snapshot struct {
+	Running   bool
+	Ready     bool
+	Master    bool
+	MasterUID string
+	Term      uint64
+	// Lease, with Quorum, is when (mono) this node's global mastership
+	// ends unless renewed: past it, IsMaster is false even if the elector
+	// could not run (a starved or paused process).
+	Lease int64
+	KI    *KeyIndex  // this node's keys
+	Keys  []KeyState // by position in ki
+}
+
+// Key returns the state of Key, and false for a Key this node lacks.
+func (s *Snapshot) Key(k string) (KeyState, bool) {
+	i, ok := s.KI.Idx[k]
+	if !ok {
+		return KeyState{}, false
+	}
+	return s.Keys[i], true
+}
+
+// State returns the mastership of key, "" for the global one; the zero
+// State for a key this node lacks.
+func (s *Snapshot) State(k string) KeyState {
+	if k == "" {
+		return KeyState{Master: s.Master, UID: s.MasterUID, Term: s.Term, Lease: s.Lease}
+	}
+	ks, _ := s.Key(k)
+	return ks
+}
+
+func (s *Snapshot) equal(o *Snapshot) bool {
+	return s.Running == o.Running && s.Ready == o.Ready && s.Master == o.Master && s.MasterUID == o.MasterUID &&
+		s.Term == o.Term && s.Lease == o.Lease && s.KI == o.KI && slices.Equal(s.Keys, o.Keys)
+}
+
+// KeyState is the mastership of one key.
+type KeyState struct {
+	Master bool
+	UID    string
+	Term   uint64
+	Lease  int64 // as snapshot.lease
+}
