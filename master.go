@@ -48,7 +48,7 @@ func (m *Msc) IsMasterByKey(key string) bool {
 // resumed after a pause, whose peers may have elected another master,
 // does not act as master before its elector has looked around.
 func (m *Msc) valid(lease int64) bool {
-	return validAt(mono(), lease, m.lastSent.Load(), m.fresh)
+	return core.ValidAt(mono(), lease, m.lastSent.Load(), core.Duration(m.fresh))
 }
 
 // holds reports whether this node is master of key ("" global) in term,

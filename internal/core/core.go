@@ -550,9 +550,11 @@ func (c *Core) Elect(now int64) {
 	}
 	c.collect(now)
 	for _, p := range c.order {
-		// A live peer silent for WaitTimeout is dead then, not at the
-		// next tick.
-		c.wakeAt(p.heard + int64(c.cfg.Wait) + 1)
+		// A live peer silent for WaitTimeout is dead then (once
+		// confirmed: dead), not at the next tick.
+		if t := p.heard + int64(c.cfg.Wait) + 1; t > now {
+			c.wakeAt(t)
+		}
 	}
 	changed := false
 	for i := range c.slots {

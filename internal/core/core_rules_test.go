@@ -241,3 +241,36 @@ func TestRuleVotersCountOncePerUID(t *testing.T) {
 		t.Fatal("not master with the votes of self, a and b")
 	}
 }
+
+// A connected peer silent for WaitTimeout counts dead only once its
+// silence still holds a moment later: a node whose timer fired first
+// after a stop or a starvation reads the frames that waited, and the
+// peer stays live. (Seed 1074341: WaitTimeout 2*Interval, a stop of 92
+// ms, shorter than the stall rule's 1.5*Interval.)
+func TestRuleSilenceConfirmed(t *testing.T) {
+	r := newRuleCore(t, 0, younger, []string{"k"}, "p")
+	r.frame(1, "p", older, []string{"k"}, map[string]Claim{"k": {Term: 1, Acting: true}}, 0)
+	for _, at := range []int64{100, 200, 300} {
+		r.at(at).tick()
+	}
+	r.at(301).tick() // p's frames of 100..300 wait unread in the socket
+	if r.master("k") {
+		t.Fatal("self took k from p at the first look at p's silence")
+	}
+	r.at(302).frame(1, "p", older, []string{"k"}, map[string]Claim{"k": {Term: 1, Acting: true}}, 0)
+	r.at(310).tick()
+	if r.master("k") || r.c.snap.State("k").UID != "p" {
+		t.Fatalf("k: self master %v, names %q; want p", r.master("k"), r.c.snap.State("k").UID)
+	}
+	// Silent for good: dead after the confirmation.
+	for _, at := range []int64{400, 500, 600, 603} {
+		r.at(at).tick()
+	}
+	if r.master("k") {
+		t.Fatal("self master of k before p's silence was confirmed")
+	}
+	r.at(603 + 5).tick()
+	if !r.master("k") {
+		t.Fatal("self not master of k once p's silence was confirmed")
+	}
+}

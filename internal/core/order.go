@@ -10,7 +10,7 @@ import (
 func (c *Core) collect(now int64) {
 	c.order = c.order[:0]
 	for _, p := range c.peers {
-		if !p.live(now, c.cfg.Wait) {
+		if !p.live(now, c.cfg.Wait) && c.dead(p, now) {
 			continue
 		}
 		if p.ki != c.ki {
@@ -32,6 +32,30 @@ func (c *Core) collect(now int64) {
 	}
 	sort.Slice(c.order, func(i, j int) bool { return c.order[i].before(c.order[j].rank) })
 }
+
+// dead reports whether p, not live by its own state, is dead. A peer
+// that is connected and only silent for WaitTimeout is dead once the
+// silence still holds confirmSilence after this node first saw it: when
+// this node was stopped or starved, its timer may fire before its readers
+// have handed over the frames that waited in the sockets meanwhile.
+func (c *Core) dead(p *cpeer, now int64) bool {
+	if len(p.conns) == 0 || p.leaving || p.version == 0 {
+		return true
+	}
+	if p.suspect <= p.heard {
+		p.suspect = now
+	}
+	end := p.suspect + int64(c.confirmSilence())
+	if now < end {
+		c.wakeAt(end)
+		return false
+	}
+	return true
+}
+
+// confirmSilence is how long a connected peer's silence is confirmed
+// before it counts dead: Interval/20, the time for readers to run.
+func (c *Core) confirmSilence() Duration { return c.cfg.Interval / 20 }
 
 // slotKey is the key of slot i ("" for the global mastership).
 func (c *Core) slotKey(i int) string {

@@ -13,6 +13,7 @@ type cpeer struct {
 	conns    map[ConnID]struct{}
 	servers  map[string]bool // configured server ids it answered on
 	heard    int64           // mono: its newest frame arrived
+	suspect  int64           // mono: when its silence was first seen (collect)
 	sent     int64           // its clock: send time of its newest frame processed
 	echo     int64           // this node's clock: send time of this node's newest frame it had processed
 	observer bool            // it never claims and does not vote
