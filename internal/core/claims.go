@@ -78,7 +78,7 @@ func (c *Core) claimSlot(now int64, i int) bool {
 		// SetPriority, a key change): a master steps down when it hears
 		// of a node before it, before it answers (no overlap on a
 		// handoff). Peers answer a claim at once.
-		s.Acting = !c.unknownPeer(now)
+		s.Acting = !c.unknownPeer(now, s.since)
 		c.waiting = c.waiting || !s.Acting
 		for _, p := range c.order {
 			if h, a := c.holds(p, i); h && (a || !p.current() || p.echo < c.rankAt) {
@@ -113,11 +113,18 @@ func (c *Core) graceLease(now int64, i int) int64 {
 // ago whose peer's state is not known yet: a process that may hold any
 // key and be master of it (one that just restarted, and claimed before
 // it heard of this node's new key). Without Quorum a claim waits for its
-// first full frame, which follows the handshake at once.
-func (c *Core) unknownPeer(now int64) bool {
+// first full frame, which follows the handshake at once; but a claim made
+// at since waits so at most WaitTimeout in all: a process that connects
+// and never speaks (its elector stuck), again and again, does not hold
+// every claim back.
+func (c *Core) unknownPeer(now, since int64) bool {
+	limit := since + int64(c.cfg.Wait)
+	if now >= limit {
+		return false
+	}
 	for _, cs := range c.conns {
 		if (cs.peer == nil || cs.peer.version == 0) && now < cs.upAt+int64(c.cfg.Wait) {
-			c.wakeAt(cs.upAt + int64(c.cfg.Wait))
+			c.wakeAt(min(cs.upAt+int64(c.cfg.Wait), limit))
 			return true
 		}
 	}

@@ -274,3 +274,25 @@ func TestRuleSilenceConfirmed(t *testing.T) {
 		t.Fatal("self not master of k once p's silence was confirmed")
 	}
 }
+
+// A claim waits WaitTimeout at most for connections whose peer has not
+// spoken: a process that connects again and again and never sends (its
+// elector stuck) does not hold every claim back (TestSilentPeerHandoff).
+func TestRuleUnknownPeerWaitBounded(t *testing.T) {
+	r := newRuleCore(t, 0, selfAt, nil, "p")
+	r.frame(1, "p", younger, nil, nil, 0)
+	r.at(10).tick()
+	r.c.Up(r.now, 9, "", 9)
+	r.c.SetKeys(r.now, []string{"k"}, nil) // the claim of k, at 10
+	for i, at := range []int64{10, 100, 200, 300} {
+		r.at(at).c.Up(r.now, ConnID(10+i), "", uint64(10+i)) // a new silent connection each time
+		r.tick()
+		if r.master("k") && at < 310 {
+			t.Fatalf("master of k at %d ms, while a connection that has not spoken came up at %d", at, at)
+		}
+	}
+	r.at(311).tick()
+	if !r.master("k") {
+		t.Fatal("not master of k WaitTimeout after its claim, held back by connections that never spoke")
+	}
+}
