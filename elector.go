@@ -151,7 +151,8 @@ func (e *elector) run() {
 		if got {
 			first = &ev
 		}
-		e.turn(mono(), woke, first, next)
+		now := mono()
+		e.turn(now, wallNow(), woke, first, next)
 	}
 }
 
@@ -162,14 +163,18 @@ const (
 	wokeAlarm        // the wake-up the core asked for (core.wake)
 )
 
-// turn is one turn of the elector's loop, at now: woken by a timer or by
-// the event first; next returns the events waiting after it, with the
+// wallNow reads the wall clock (Unix ns) for the elector's turn.
+func wallNow() int64 { return time.Now().UnixNano() }
+
+// turn is one turn of the elector's loop, at now (mono) and wall (the
+// wall clock, Unix ns: a suspend stops only the monotonic clock), woken
+// by a timer or by the event first; next returns the events waiting after it, with the
 // clock when each is taken (false: none). The events are taken in, up to
 // maxBatch, then applied once: a burst (a cluster starting, news on many
 // connections) costs one send on each connection, not one per event.
-func (e *elector) turn(now int64, woke int, first *event, next func() (event, int64, bool)) {
+func (e *elector) turn(now, wall int64, woke int, first *event, next func() (event, int64, bool)) {
 	e.syncHeard()
-	if e.core.Paused(now) {
+	if e.core.WallClock(now, wall) || e.core.Paused(now) {
 		// This process was paused (SIGSTOP, a VM freeze), starved, or its
 		// clock stood still: the core re-joins; reconnect now, not after
 		// a backoff. It steps at once, before any event: a reply must not

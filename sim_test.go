@@ -735,7 +735,7 @@ func (s *sim) run(n *simNode) {
 		taken++
 		return n.inbox[taken-1], lt, true
 	}
-	n.e.turn(lt, wokeEvent, &first, next)
+	n.e.turn(lt, lt+n.cfg.WallOffset, wokeEvent, &first, next)
 	// What the turn did not take moves to the front (the array is kept).
 	rest := copy(n.inbox, n.inbox[taken:])
 	clear(n.inbox[rest:])
@@ -1070,7 +1070,8 @@ func (s *sim) step(e *simEvent) {
 	}
 	switch e.kind {
 	case seTick:
-		n.e.turn(s.local(n, s.now), wokeTick, nil, nil)
+		lt := s.local(n, s.now)
+		n.e.turn(lt, lt+n.cfg.WallOffset, wokeTick, nil, nil)
 		// The read deadline: a connection silent for (WaitTimeout+Interval)/2 ends.
 		for _, c := range sortedConns(n) {
 			end := 0
@@ -1092,7 +1093,8 @@ func (s *sim) step(e *simEvent) {
 		}
 		n.armed = 0
 		if w := n.core.Wake(); w != 0 && w <= s.local(n, s.now) {
-			n.e.turn(s.local(n, s.now), wokeAlarm, nil, nil)
+			lt := s.local(n, s.now)
+			n.e.turn(lt, lt+n.cfg.WallOffset, wokeAlarm, nil, nil)
 		}
 	case seDeliver:
 		c := e.conn

@@ -177,6 +177,32 @@ func (c *Core) begin(now int64) {
 	}
 }
 
+// WallClock tells the core the wall clock (Unix ns) at now (mono), as the
+// driver reads it each turn. If the wall clock moved on by more than
+// FreshFor beyond the monotonic clock since the core last knew their
+// offset, the monotonic clock stood still while time passed (Linux stops
+// it during a suspend; a VM restored from a snapshot jumps): by wall time
+// this node did not send for that long, and its peers may have counted it
+// dead. The core then re-joins as after a pause (it claims nothing until
+// it has heard from its peers) and reports true. The offset is taken in
+// at every call: terms and the ticks' phase follow the wall clock.
+func (c *Core) WallClock(now, wall int64) (jumped bool) {
+	off := wall - now
+	d := off - c.cfg.WallOffset
+	c.cfg.WallOffset = off // a slow drift (NTP slewing) is followed turn by turn
+	if d <= int64(FreshFor(c.cfg.Interval, c.cfg.Wait)) {
+		return false
+	}
+	if c.leaving {
+		return false
+	}
+	// As if nothing was sent, and no step made, for that long.
+	c.sent = min(c.sent, now-d)
+	c.lastStep = min(c.lastStep, now-d)
+	c.begin(now)
+	return true
+}
+
 // Paused reports whether a step at now would notice a pause: this node has
 // not sent its heartbeat for longer than freshFor, so its peers may have
 // counted it dead.

@@ -296,3 +296,31 @@ func TestRuleUnknownPeerWaitBounded(t *testing.T) {
 		t.Fatal("not master of k WaitTimeout after its claim, held back by connections that never spoke")
 	}
 }
+
+// A suspend stops the monotonic clock while the wall clock runs on: the
+// driver's wall clock reading shows it, and the node re-joins as after a
+// pause. A slow drift of the offset does not count.
+func TestRuleClockJump(t *testing.T) {
+	r := newRuleCore(t, 0, selfAt, nil, "p")
+	wall := int64(1_700_000_000) * int64(time.Second)
+	r.c.WallClock(r.now, wall+r.now)
+	r.frame(1, "p", younger, nil, nil, 0)
+	r.at(100).tick()
+	if r.c.WallClock(r.now, wall+r.now+int64(time.Millisecond)) || !r.master("") {
+		t.Fatal("a 1 ms drift counted as a jump, or not master")
+	}
+	// Suspended for 10 s by the wall clock; the monotonic clock moved 1 ms.
+	r.at(101)
+	if !r.c.WallClock(r.now, wall+r.now+10*int64(time.Second)) {
+		t.Fatal("a 10 s jump of the wall clock not noticed")
+	}
+	r.tick() // the driver steps at once
+	if r.master("") || r.c.ready {
+		t.Fatalf("after the jump: master %v ready %v; want neither until p answers", r.master(""), r.c.ready)
+	}
+	r.at(102).frame(1, "p", younger, nil, nil, 0)
+	r.tick()
+	if !r.master("") {
+		t.Fatal("not master again once p answered")
+	}
+}
