@@ -8,7 +8,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"hash/fnv"
 	"io"
 	"log/slog"
 	"net"
@@ -21,6 +20,7 @@ import (
 	"time"
 
 	"github.com/msc-go/msc"
+	"github.com/msc-go/msc/internal/core"
 )
 
 // workerEnv, set to "1", makes the binary run as a worker.
@@ -64,20 +64,11 @@ func balanceKeys(n int) []string {
 	return keys
 }
 
-// keyHash hashes s to 64 bits, the same in every process: FNV-1a, then a
-// finalizer that mixes every input bit into every output bit, so that
-// sums of hashes of different sets of keys almost never coincide.
-func keyHash(s string) uint64 {
-	h := fnv.New64a()
-	io.WriteString(h, s)
-	x := h.Sum64()
-	x ^= x >> 30
-	x *= 0xbf58476d1ce4e5b9
-	x ^= x >> 27
-	x *= 0x94d049bb133111eb
-	x ^= x >> 31
-	return x
-}
+// keyHash hashes s to 64 bits, the same in every process: the library's
+// key hash (FNV-1a, then a finalizer that mixes every input bit into
+// every output bit), so that sums of hashes of different sets of keys
+// almost never coincide.
+func keyHash(s string) uint64 { return core.KeyHash(s) }
 
 // sumHashes returns the sum, modulo 2^64, of the hashes of keys: what the
 // MasteredSum of the running workers adds up to when every key has
