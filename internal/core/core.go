@@ -409,7 +409,8 @@ func (c *Core) Recv(now, at int64, id ConnID, b *Msg) {
 		p.observer = b.Observer
 		changed = true
 	}
-	if b.Full && b.Version > p.version {
+	news := b.Full && b.Version > p.version
+	if news {
 		// Newer state: applied even if it came on a slower connection
 		// than a short frame of the same version.
 		p.version = b.Version
@@ -448,10 +449,12 @@ func (c *Core) Recv(now, at int64, id ConnID, b *Msg) {
 		for cid := range p.conns {
 			c.out.Echoes = append(c.out.Echoes, ConnEcho{cid, p.sent})
 		}
-		if !b.Reply && p.candidate(c.quorum()) {
+		if !b.Reply && (p.candidate(c.quorum()) || news) {
 			// Echo it back at once. With Quorum: the claimant's lease is
 			// anchored at the send time of its frame this echo names, so
 			// a prompt echo keeps the lease fresh whatever the latency.
+			// A new state is answered at once too: a node that re-joins
+			// after a pause waits for answers to its frames.
 			// Without: a claimant waits for every peer's answer.
 			c.out.Reply = append(c.out.Reply, id)
 		}
