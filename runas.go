@@ -136,7 +136,8 @@ type masterCtx struct {
 func (m *Msc) masterContext(parent context.Context, key string, term uint64) *masterCtx {
 	c := &masterCtx{m: m, key: key, term: term}
 	c.Context, c.cancel = context.WithCancel(parent)
-	c.timer = time.AfterFunc(c.until(), c.check)
+	c.timer = time.AfterFunc(time.Hour, c.check) // armed once c.timer is set: check reads it
+	c.timer.Reset(c.until())
 	return c
 }
 
