@@ -72,7 +72,7 @@ func (o *overlapMeter) result() (time.Duration, string) {
 // stepped down, and when the partition heals the old master (the oldest)
 // takes over only after the other has stepped down. Never two masters.
 func TestQuorumPartitionNoOverlap(t *testing.T) {
-	reps := 10
+	reps := 5
 	if testing.Short() {
 		reps = 3
 	}
