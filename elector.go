@@ -174,12 +174,13 @@ func wallNow() int64 { return time.Now().UnixNano() }
 // connections) costs one send on each connection, not one per event.
 func (e *elector) turn(now, wall int64, woke int, first *event, next func() (event, int64, bool)) {
 	e.syncHeard()
+	gap := time.Duration(now - e.core.Sent())
 	if e.core.WallClock(now, wall) || e.core.Paused(now) {
 		// This process was paused (SIGSTOP, a VM freeze), starved, or its
 		// clock stood still: the core re-joins; reconnect now, not after
 		// a backoff. It steps at once, before any event: a reply must not
 		// carry the claims of the heartbeat published before the pause.
-		e.host.pausedFor(time.Duration(now - e.core.Sent()))
+		e.host.pausedFor(gap) // by the monotonic clock: small after a suspend
 		e.host.wakeClients()
 		woke = wokeTick
 	}

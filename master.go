@@ -101,7 +101,7 @@ func (m *Msc) MasterKeys() []string {
 	return out
 }
 
-// freshFor, leaseMargin, silentAfter and validAt are the core's, in
+// freshFor, leaseMargin and silentAfter are the core's, in
 // time.Duration.
 func freshFor(interval, wait time.Duration) time.Duration {
 	return time.Duration(core.FreshFor(core.Duration(interval), core.Duration(wait)))
@@ -113,8 +113,4 @@ func leaseMargin(interval, wait time.Duration) time.Duration {
 
 func silentAfter(interval, wait time.Duration) time.Duration {
 	return time.Duration(core.SilentAfter(core.Duration(interval), core.Duration(wait)))
-}
-
-func validAt(now, lease, sent int64, fresh time.Duration) bool {
-	return core.ValidAt(now, lease, sent, core.Duration(fresh))
 }

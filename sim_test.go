@@ -825,7 +825,7 @@ func (s *sim) isMaster(n *simNode, k string) bool {
 	} else {
 		st, _ = snap.Key(k)
 	}
-	return st.Master && validAt(s.local(n, s.now), st.Lease, n.sent, freshFor(time.Duration(s.cfg.Interval), time.Duration(s.cfg.Wait)))
+	return st.Master && core.ValidAt(s.local(n, s.now), st.Lease, n.sent, core.FreshFor(s.cfg.Interval, s.cfg.Wait))
 }
 
 // settle notes that the effects of a fault last until end: then, after
