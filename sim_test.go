@@ -38,6 +38,10 @@ var (
 	simFresh = flag.Bool("sim.fresh", true, "TestSimulate: also run as many fresh random seeds")
 )
 
+// simRaceSeeds, if set (race_test.go), bounds the seeds of each range
+// under the race detector.
+var simRaceSeeds int
+
 // simFlagSet reports whether the flag name was given.
 func simFlagSet(name string) bool {
 	set := false
@@ -66,6 +70,9 @@ func TestSimulate(t *testing.T) {
 	n := *simSeeds
 	if testing.Short() {
 		n = min(n, 200)
+	}
+	if simRaceSeeds > 0 && !simFlagSet("sim.seeds") {
+		n = min(n, simRaceSeeds)
 	}
 	for i := range n {
 		seeds = append(seeds, *simFirst+uint64(i))
