@@ -192,7 +192,8 @@ func BenchmarkOpenBeat(b *testing.B) {
 func newCoreBench(tb testing.TB, peers int, keys []string, balance bool, start func(i int) int64, self time.Time) (*core.Core, int64) {
 	now := int64(time.Second)
 	cfg := core.Config{UID: "self", Start: self.UnixNano(), Inc: 1, Interval: core.Duration(100 * time.Millisecond), Wait: core.Duration(300 * time.Millisecond), Balance: balance}
-	c := core.New(cfg, keys, nil, now, nil)
+	c := core.New(cfg, keys, nil)
+	c.Start(now, nil)
 	for i := range peers {
 		id := core.ConnID(i + 1)
 		c.Up(now, id, "", uint64(i))

@@ -42,23 +42,6 @@ func (m *Msc) changeKeys(add bool, keys ...string) {
 	if len(keys) == 0 {
 		return
 	}
-	m.mu.Lock()
-	switch m.state {
-	case stateNew:
-		for _, key := range keys {
-			if add {
-				m.keys[key] = struct{}{}
-			} else {
-				delete(m.keys, key)
-			}
-		}
-		m.mu.Unlock()
-		return
-	case stateStopped:
-		m.mu.Unlock()
-		return
-	}
-	m.mu.Unlock()
 	if add {
 		m.call(func(e *elector) { e.setKeys(keys, nil) })
 		return
@@ -77,17 +60,6 @@ func (m *Msc) changeKeys(add bool, keys ...string) {
 
 // Keys returns the keys this node competes for, sorted.
 func (m *Msc) Keys() []string {
-	m.mu.Lock()
-	if m.state != stateRunning {
-		keys := make([]string, 0, len(m.keys))
-		for k := range m.keys {
-			keys = append(keys, k)
-		}
-		m.mu.Unlock()
-		slices.Sort(keys)
-		return keys
-	}
-	m.mu.Unlock()
 	var keys []string
 	m.call(func(e *elector) {
 		keys = append(keys, e.core.Keys()...)
@@ -108,6 +80,9 @@ func (m *Msc) Keys() []string {
 // OnError, in one error wrapping ErrUnknownKey, so that a misspelt or
 // removed key does not go unnoticed.
 func (m *Msc) Update(keys ...string) {
+	if !m.started.Load() {
+		return // before Start: nothing to elect or send yet
+	}
 	var unknown []string
 	m.call(func(e *elector) {
 		for _, k := range keys {

@@ -13,17 +13,6 @@ func (m *Msc) SetMeta(meta map[string]string) error {
 	if err := checkMeta(meta); err != nil {
 		return err
 	}
-	m.mu.Lock()
-	switch m.state {
-	case stateNew:
-		m.cfg.Meta = meta
-		m.mu.Unlock()
-		return nil
-	case stateStopped:
-		m.mu.Unlock()
-		return ErrStopped
-	}
-	m.mu.Unlock()
 	if !m.call(func(e *elector) {
 		e.core.SetMeta(mono(), meta)
 		e.apply()
@@ -55,13 +44,6 @@ func (m *Msc) MasterMeta(key string) (meta map[string]string, ok bool) {
 // keeps its mastership against older nodes, not against a higher
 // priority. It does nothing on a stopped node.
 func (m *Msc) SetPriority(p int) {
-	m.mu.Lock()
-	if m.state == stateNew {
-		m.cfg.Priority = p
-		m.mu.Unlock()
-		return
-	}
-	m.mu.Unlock()
 	m.call(func(e *elector) {
 		e.core.SetPriority(mono(), int64(p))
 		e.apply()

@@ -92,7 +92,9 @@ type Msc struct {
 	state   int // stateNew, stateRunning, stateStopped
 	ln      net.Listener
 	clients map[string]*client
-	keys    map[string]struct{} // before Start; the elector owns the key set after
+	// el is the elector; before Start, call runs functions on it under
+	// mu; from Start on, only its goroutine touches it.
+	el *elector
 
 	// cbMu guards the callbacks and the error rate limit. The elector takes
 	// it, so nobody holding it may wait for the elector.
@@ -135,7 +137,6 @@ func New(opts Options) (*Msc, error) {
 		inc:      binary.BigEndian.Uint64(b[:]),
 		clients:  make(map[string]*client),
 		errSeen:  make(map[string]time.Time),
-		keys:     make(map[string]struct{}, len(cfg.Keys)),
 		watchers: make(map[*watcher]struct{}),
 		events:   make(chan event, 256),
 		dialing:  make(chan struct{}, maxDialing),
@@ -143,10 +144,12 @@ func New(opts Options) (*Msc, error) {
 	}
 	m.ctx, m.cancel = context.WithCancel(context.Background())
 	m.fresh = freshFor(cfg.Interval, cfg.WaitTimeout)
-	for _, k := range cfg.Keys {
-		m.keys[k] = struct{}{}
-	}
 	m.snap.Store(&core.Snapshot{KI: core.NoKeys})
+	// The core exists from now on; it elects from Start. Until then the
+	// methods that change it (AddKey, SetPriority, SetMeta) run on it
+	// directly, under mu (call).
+	m.el = newElector(m, core.New(m.coreConfig(mono()), cfg.Keys, cfg.Meta))
+	m.el.m = m
 	m.suite.Store(cfg.suite)
 	m.lastWake.Store(mono() - int64(cfg.Interval))
 	m.disp.init()
@@ -186,13 +189,10 @@ func (m *Msc) Start() error {
 	}
 	now := mono()
 	m.lastSent.Store(now)
-	keys := make([]string, 0, len(m.keys))
-	for k := range m.keys {
-		keys = append(keys, k)
-	}
-	e := newElector(m, core.New(m.coreConfig(now), keys, servers, now, m.cfg.Meta)) // publishes the first snapshot before Start returns
-	e.m = m
-	m.keys = nil
+	e := m.el
+	e.core.WallClock(now, wallNow())
+	e.core.Start(now, servers)
+	e.apply() // the first snapshot, published before Start returns
 	m.started.Store(true)
 	m.wg.Add(3)
 	go m.disp.run(&m.wg)
@@ -307,11 +307,22 @@ func (m *Msc) abort() {
 	m.closeWatchers()
 }
 
-// call runs fn on the elector and waits for it. It returns false if the
-// node is not running.
+// call runs fn on the elector and waits for it. Before Start it runs fn
+// at once (nothing is elected or sent until Start). It returns false if
+// the node is stopped.
 func (m *Msc) call(fn func(*elector)) bool {
 	if !m.started.Load() {
-		return false // no elector yet
+		m.mu.Lock()
+		switch m.state {
+		case stateNew:
+			defer m.mu.Unlock()
+			fn(m.el)
+			return true
+		case stateStopped:
+			m.mu.Unlock()
+			return false // stopped before Start
+		}
+		m.mu.Unlock() // started meanwhile
 	}
 	done := make(chan struct{})
 	taken := new(atomic.Bool) // set by whichever of the elector and this call gets it first

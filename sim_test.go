@@ -399,7 +399,8 @@ func (s *sim) boot(n *simNode) {
 	}
 	lt := s.local(n, s.now)
 	s.out("n%d boots (inc %d, start %d, prio %d, keys %v)", n.i, n.inc, n.start, n.prio, n.keys)
-	n.core = core.New(cfg, n.keys, servers, lt, nil)
+	n.core = core.New(cfg, n.keys, nil)
+	n.core.Start(lt, servers)
 	n.e = newElector(n, n.core)
 	s.check()
 	for j := range s.n {

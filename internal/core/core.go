@@ -33,14 +33,15 @@ type Config struct {
 // the monotonic time) and the queries. It is not safe for concurrent use:
 // one driver calls it.
 type Core struct {
-	cfg   Config
-	self  rank
-	selfH uint64
-	conns map[ConnID]*connState
-	peers map[string]*cpeer
-	keys  map[string]struct{}
-	meta  map[string]string
-	ki    *KeyIndex
+	cfg     Config
+	started bool // Start has run
+	self    rank
+	selfH   uint64
+	conns   map[ConnID]*connState
+	peers   map[string]*cpeer
+	keys    map[string]struct{}
+	meta    map[string]string
+	ki      *KeyIndex
 	// slots[0] is the global mastership, slots[i+1] that of ki.list[i].
 	slots []slot
 	// used is the highest term this node claimed, per key; other the
@@ -99,9 +100,10 @@ type connState struct {
 	redial bool   // the peer closes it as silent and redials
 }
 
-// New makes the core of a node holding keys, waiting for servers, at
-// now (mono); it runs the first election.
-func New(cfg Config, keys []string, servers []string, now int64, meta map[string]string) *Core {
+// New makes the core of a node holding keys. It is not started: until
+// Start, steps only record what changes (keys, priority, metadata) and
+// nothing is elected or sent.
+func New(cfg Config, keys []string, meta map[string]string) *Core {
 	c := &Core{
 		cfg:     cfg,
 		self:    rank{prio: cfg.Prio, start: cfg.Start, uid: cfg.UID},
@@ -114,7 +116,7 @@ func New(cfg Config, keys []string, servers []string, now int64, meta map[string
 		rival:   make(map[string]uint64),
 		votes:   make(map[string]Vote),
 		maxVote: make(map[string]Vote),
-		servers: make(map[string]bool, len(servers)),
+		servers: make(map[string]bool),
 		snap:    &Snapshot{KI: NoKeys},
 		version: 1,
 		meta:    meta,
@@ -122,16 +124,22 @@ func New(cfg Config, keys []string, servers []string, now int64, meta map[string
 	for _, k := range keys {
 		c.keys[k] = struct{}{}
 	}
+	c.ki = newKeyIndex(c.keys)
+	c.slots = make([]slot, 1+len(c.ki.List))
+	return c
+}
+
+// Start starts the core at now (mono), waiting for servers (those added
+// before Start), and runs the first election.
+func (c *Core) Start(now int64, servers []string) {
+	c.started = true
 	for _, s := range servers {
 		c.servers[s] = true
 	}
-	c.ki = newKeyIndex(c.keys)
-	c.slots = make([]slot, 1+len(c.ki.List))
 	c.sent, c.lastStep, c.born, c.rankAt = now, now, now, now
 	c.await(now)
 	c.dirty = true
 	c.Elect(now)
-	return c
 }
 
 func (c *Core) quorum() bool { return c.cfg.Quorum > 1 }
@@ -150,6 +158,9 @@ func (c *Core) await(now int64) {
 
 // begin starts a step: it notices a pause.
 func (c *Core) begin(now int64) {
+	if !c.started {
+		return
+	}
 	if now-c.lastStep > int64(c.cfg.Interval+c.cfg.Interval/2) {
 		// This node did not step for longer than an Interval (stopped,
 		// starved): the frames its peers sent meanwhile may wait in the
@@ -212,6 +223,9 @@ func (c *Core) Paused(now int64) bool {
 
 // kick asks for the heartbeat on every connection now.
 func (c *Core) kick(now int64) {
+	if !c.started {
+		return
+	}
 	c.out.Kick = true
 	c.sent = now
 }
@@ -572,6 +586,9 @@ func (c *Core) SetLeave(now int64) {
 // Elect recomputes claims, votes and masterships; it sets c.out.snap and
 // c.out.beat when they change.
 func (c *Core) Elect(now int64) {
+	if !c.started {
+		return // Start elects
+	}
 	c.wake = 0
 	c.waiting = false
 	if !c.ready && !c.leaving {

@@ -31,7 +31,8 @@ func newRuleCore(t *testing.T, quorum int, start int64, keys []string, peers ...
 	t.Helper()
 	cfg := Config{UID: "self", Start: start, Inc: 1, Interval: ruleInterval, Wait: ruleWait, Quorum: quorum}
 	r := &ruleCore{t: t, now: 1000 * ms, ver: map[string]uint64{}}
-	r.c = New(cfg, keys, peers, r.now, nil)
+	r.c = New(cfg, keys, nil)
+	r.c.Start(r.now, peers)
 	for i, p := range peers {
 		r.c.Up(r.now, ConnID(i+1), p, uint64(i))
 	}
@@ -211,7 +212,8 @@ func TestRuleUnknownPeerDelaysClaim(t *testing.T) {
 func TestRuleVotersCountOncePerUID(t *testing.T) {
 	cfg := Config{UID: "self", Start: selfAt, Inc: 1, Interval: ruleInterval, Wait: ruleWait, Quorum: 3,
 		Voters: map[string]bool{"self": true, "a": true, "b": true}}
-	c := New(cfg, nil, nil, 0, nil)
+	c := New(cfg, nil, nil)
+	c.Start(0, nil)
 	now := int64(10 * time.Second) // past the restart vote delay
 	c.Tick(now)
 	term := c.slots[0].Term
