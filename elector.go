@@ -242,9 +242,7 @@ func (e *elector) handle(now int64, ev event) {
 	case evUnreachable:
 		e.core.Unreachable(now, ev.at, ev.server)
 	case evBeat:
-		live := e.core.LiveCount()
-		e.core.Recv(now, ev.at, ev.l.linkID(), &ev.beat)
-		if e.core.LiveCount() > live {
+		if e.core.Recv(now, ev.at, ev.l.linkID(), &ev.beat) {
 			e.host.wakeClients() // a peer is back: retry dialing the others now
 		}
 	case evFunc:

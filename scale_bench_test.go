@@ -103,3 +103,79 @@ func cpuTime() time.Duration {
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// BenchmarkScaleKeys runs n nodes in one process, full mesh, Interval
+// 100ms, Balance, every node holding the same k keys, and reports the time
+// until every node names the same master for every key (and exactly one
+// node is master of each), then, over the steady window, CPU and the
+// changes of any mastership (it fails on any). Run:
+//
+//	go test -run '^$' -bench ScaleKeys -benchtime 1x [-scale.window 30s]
+func BenchmarkScaleKeys(b *testing.B) {
+	for _, nk := range [][2]int{{20, 100}, {40, 30}, {40, 100}} {
+		b.Run(fmt.Sprintf("%dx%d", nk[0], nk[1]), func(b *testing.B) {
+			for b.Loop() {
+				scaleKeysRun(b, nk[0], nk[1], *scaleWindow)
+			}
+		})
+	}
+}
+
+func scaleKeysRun(b *testing.B, n, k int, window time.Duration) {
+	keys := make([]string, k)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("job-%03d", i)
+	}
+	c := newCluster(b, n, func(i int, o *Options) {
+		o.Interval, o.WaitTimeout = DefaultInterval, 3*DefaultInterval
+		o.Balance, o.Keys = true, keys
+	})
+	// agreed: every node names the same master of every key, and that
+	// node says it is master of it.
+	agreed := func() bool {
+		byUID := map[string]*Msc{}
+		for _, m := range c.nodes {
+			byUID[m.UID()] = m
+		}
+		for _, key := range keys {
+			want, ok := c.nodes[0].MasterByKey(key)
+			if !ok || byUID[want] == nil || !byUID[want].IsMasterByKey(key) {
+				return false
+			}
+			for _, m := range c.nodes[1:] {
+				if uid, ok := m.MasterByKey(key); !ok || uid != want {
+					return false
+				}
+				if m.UID() != want && m.IsMasterByKey(key) {
+					return false
+				}
+			}
+		}
+		return true
+	}
+	t0 := time.Now()
+	c.start()
+	waitFor(b, "convergence", agreed, func() string {
+		hist := map[int]int{}
+		for _, m := range c.nodes {
+			hist[liveCount(m.Status())]++
+		}
+		return fmt.Sprintf("live peers → nodes: %v", hist)
+	})
+	conv := time.Since(t0)
+	var changes atomic.Int64
+	for _, m := range c.nodes {
+		m.OnChange(func(Change) { changes.Add(1) })
+	}
+	cpu0, start := cpuTime(), time.Now()
+	time.Sleep(window) // a measurement window, not a synchronisation
+	cpu, elapsed := cpuTime()-cpu0, time.Since(start)
+	moved := changes.Load()
+	if moved != 0 || !agreed() {
+		b.Fatalf("%d mastership changes during the steady window", moved)
+	}
+	c.stopAll()
+	b.ReportMetric(float64(conv)/float64(time.Millisecond), "converge-ms")
+	b.ReportMetric(cpu.Seconds()/elapsed.Seconds(), "cores")
+	b.ReportMetric(float64(moved), "changes")
+}

@@ -35,13 +35,17 @@ type Config struct {
 type Core struct {
 	cfg     Config
 	started bool // Start has run
-	self    rank
-	selfH   uint64
-	conns   map[ConnID]*connState
-	peers   map[string]*cpeer
-	keys    map[string]struct{}
-	meta    map[string]string
-	ki      *KeyIndex
+	// electDue: a step asked for an election at electAt, not run yet
+	// (electLater).
+	electDue bool
+	electAt  int64
+	self     rank
+	selfH    uint64
+	conns    map[ConnID]*connState
+	peers    map[string]*cpeer
+	keys     map[string]struct{}
+	meta     map[string]string
+	ki       *KeyIndex
 	// slots[0] is the global mastership, slots[i+1] that of ki.list[i].
 	slots []slot
 	// used is the highest term this node claimed, per key; other the
@@ -364,7 +368,9 @@ func (c *Core) RemoveServer(now int64, id string) {
 }
 
 // Recv: a heartbeat read from connection id at time at is handled at now.
-func (c *Core) Recv(now, at int64, id ConnID, b *Msg) {
+// back reports whether the peer became live with it. The election it may
+// call for runs when the driver next reads the outputs (electLater).
+func (c *Core) Recv(now, at int64, id ConnID, b *Msg) (back bool) {
 	c.begin(now)
 	cs := c.conns[id]
 	if cs == nil {
@@ -486,7 +492,22 @@ func (c *Core) Recv(now, at int64, id ConnID, b *Msg) {
 		}
 	}
 	if changed {
-		c.Elect(now)
+		c.electLater(now)
+	}
+	return !wasLive && p.live(now, c.cfg.Wait)
+}
+
+// electLater asks for an election at now, held until the driver reads
+// the outputs (flush) or another step elects: a burst of frames with
+// news, taken in as one batch, costs one election, not one per frame.
+func (c *Core) electLater(now int64) {
+	c.electDue, c.electAt = true, now
+}
+
+// flush runs the election a step left for later.
+func (c *Core) flush() {
+	if c.electDue {
+		c.Elect(c.electAt)
 	}
 }
 
@@ -589,6 +610,7 @@ func (c *Core) Elect(now int64) {
 	if !c.started {
 		return // Start elects
 	}
+	c.electDue = false
 	c.wake = 0
 	c.waiting = false
 	if !c.ready && !c.leaving {
@@ -643,6 +665,7 @@ func (c *Core) wakeAt(t int64) {
 
 // MasterMeta returns a copy of the metadata of the master of key.
 func (c *Core) MasterMeta(key string) (map[string]string, bool) {
+	c.flush()
 	s := c.snap
 	uid := s.MasterUID
 	if key != "" {

@@ -52,6 +52,7 @@ type PeerInspection struct {
 
 // Inspect returns what the core holds about key at now.
 func (c *Core) Inspect(now int64, key string) Inspection {
+	c.flush()
 	in := Inspection{Rival: c.rival[key], Other: c.other[key], Used: c.used[key], Vote: c.votes[key], MaxVote: c.maxVote[key],
 		Resigned: c.resigned[key], Ready: c.ready, Live: len(c.order), Version: c.version, Prio: c.self.prio, Keys: c.ki.List}
 	if i, ok := c.slotIndex(key); ok {
@@ -71,6 +72,7 @@ func (c *Core) Inspect(now int64, key string) Inspection {
 // votes heard of (rival), the highest heard of from the others (other),
 // and the highest this node claimed (used).
 func (c *Core) Terms(key string) (rival, other, used uint64) {
+	c.flush()
 	return c.rival[key], c.other[key], c.used[key]
 }
 
@@ -86,4 +88,7 @@ func (c *Core) PeerConns(uid string, inc uint64) int {
 
 // Yields returns how many masterships this node gave up to another live
 // node (with Sticky, none are expected).
-func (c *Core) Yields() int { return c.yields }
+func (c *Core) Yields() int {
+	c.flush()
+	return c.yields
+}

@@ -12,18 +12,31 @@ import (
 
 // Snap returns the snapshot of the last election: the one published, or
 // about to be (Out.Snap).
-func (c *Core) Snap() *Snapshot { return c.snap }
+func (c *Core) Snap() *Snapshot {
+	c.flush()
+	return c.snap
+}
 
 // Wake returns the next wake-up the core wants (mono); 0: none.
-func (c *Core) Wake() int64 { return c.wake }
+func (c *Core) Wake() int64 {
+	c.flush()
+	return c.wake
+}
 
 // Sent returns when (mono) the core last asked for its heartbeat to go
 // out on every connection.
-func (c *Core) Sent() int64 { return c.sent }
+func (c *Core) Sent() int64 {
+	c.flush()
+	return c.sent
+}
 
 // Out returns what the driver must do after the steps since it last took
-// the outputs; the driver calls Out().Reset() once it has.
-func (c *Core) Out() *Out { return &c.out }
+// the outputs (electing first, if a step left that for later); the driver
+// calls Out().Reset() once it has.
+func (c *Core) Out() *Out {
+	c.flush()
+	return &c.out
+}
 
 // Config returns the core's configuration (its Prio as last set).
 func (c *Core) Config() Config { return c.cfg }
@@ -51,7 +64,10 @@ func (c *Core) HasKey(key string) bool {
 }
 
 // LiveCount returns how many peers were live at the last election.
-func (c *Core) LiveCount() int { return len(c.order) }
+func (c *Core) LiveCount() int {
+	c.flush()
+	return len(c.order)
+}
 
 // LiveVoters counts the voters live now, this node included, once per
 // UID; dup names a voter UID that more than one live process uses.
@@ -103,6 +119,7 @@ type PeerView struct {
 
 // Peers returns the peers the core knows of, in election order.
 func (c *Core) Peers(now int64) []PeerView {
+	c.flush()
 	peers := make([]*cpeer, 0, len(c.peers))
 	for _, p := range c.peers {
 		peers = append(peers, p)
