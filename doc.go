@@ -61,6 +61,16 @@
 // A node started again is younger than every node that kept running, so
 // mastership does not move back to it.
 //
+// All of this is decided by one state machine with no goroutine, clock,
+// socket or randomness inside (the internal package core), driven by one
+// loop (the elector's turn: batching, pause and clock-jump detection,
+// ticks, wake-ups) and one set of connection rules (which frames a
+// connection sends, which it hands over). The process runs them over real
+// sockets; the repository's deterministic simulator runs the same code
+// over simulated connections and clocks, under crashes, pauses, frozen
+// and jumping clocks, partitions, starved processes and slow RunAsMaster
+// functions, and checks the invariants the README lists at every step.
+//
 // # The wire
 //
 // Nodes talk over TCP: each node dials each peer, and a pair keeps one
@@ -115,8 +125,12 @@
 //     mastership and claims nothing until it has heard from its peers
 //     again and each has answered a frame sent since; before its elector
 //     runs, [Msc.IsMaster] already answers false, and so does the Err of
-//     a [Msc.RunAsMaster] context. Work that must never run twice should
-//     use [Options].Quorum and fencing terms (below).
+//     a [Msc.RunAsMaster] context. A suspended machine (Linux stops the
+//     monotonic clock during a suspend) is noticed at the elector's first
+//     turn after it, by the wall clock; until then (a timer or a peer's
+//     frame: within an Interval) IsMaster may answer from before. Work
+//     that must never run twice should use [Options].Quorum and fencing
+//     terms (below).
 //
 // # Beyond the Node package
 //
