@@ -378,3 +378,22 @@ func TestSteadyHeartbeatAllocs(t *testing.T) {
 	}
 	_ = msg
 }
+
+// BenchmarkRecvNews: a peer's new state (its claims changed, its keys
+// the same), as during a cluster's churn: 19 live peers holding the same
+// 100 keys with Balance; each frame is taken in and elected on (Recv,
+// then Out, as the elector does).
+func BenchmarkRecvNews(b *testing.B) {
+	keys := testKeys(100)
+	c, now := newCoreBench(b, 19, keys, true,
+		func(i int) int64 { return base.Add(time.Duration(i) * time.Second).UnixNano() }, base.Add(time.Minute))
+	c.Out().Reset()
+	b.ReportAllocs()
+	v := uint64(1)
+	for b.Loop() {
+		v++
+		claims := map[string]core.Claim{keys[v%100]: {Term: v, Acting: true}}
+		c.Recv(now, now, 1, &core.Msg{UID: "peer0", Start: base.UnixNano(), Inc: 2, Sent: int64(v), Version: v, Full: true, Keys: keys, Claims: claims})
+		c.Out().Reset()
+	}
+}

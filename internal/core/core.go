@@ -2,6 +2,7 @@ package core
 
 import (
 	"maps"
+	"slices"
 )
 
 // ConnID names a connection to the core.
@@ -434,11 +435,18 @@ func (c *Core) Recv(now, at int64, id ConnID, b *Msg) (back bool) {
 		// Newer state: applied even if it came on a slower connection
 		// than a short frame of the same version.
 		p.version = b.Version
-		p.keys = make(map[string]struct{}, len(b.Keys))
-		for _, k := range b.Keys {
-			p.keys[k] = struct{}{}
+		if !slices.Equal(b.Keys, p.keyList) {
+			// Keys sent sorted: the same list is the same set, and its
+			// map and bitset stay (a churn of claims re-sends the keys).
+			p.keyList = b.Keys
+			p.keys = make(map[string]struct{}, len(b.Keys))
+			for _, k := range b.Keys {
+				p.keys[k] = struct{}{}
+			}
+			p.ki = nil
 		}
 		p.claims, p.votes, p.meta = b.Claims, b.Votes, b.Meta
+		p.actingOK = false
 		for k, cl := range p.claims {
 			c.learn(k, cl.Term, true)
 		}
@@ -450,7 +458,6 @@ func (c *Core) Recv(now, at int64, id ConnID, b *Msg) (back bool) {
 				c.learn(k, v.Term, true)
 			}
 		}
-		p.ki = nil
 		changed = true
 	}
 	if b.Sent > p.sent && b.Version == p.version {

@@ -13,20 +13,29 @@ func (c *Core) collect(now int64) {
 		if !p.live(now, c.cfg.Wait) && c.dead(p, now) {
 			continue
 		}
+		n := (len(c.ki.List) + 63) / 64
 		if p.ki != c.ki {
-			p.ki = c.ki
-			n := (len(c.ki.List) + 63) / 64
-			p.has, p.acting = make(bitset, n), make(bitset, n)
+			p.ki, p.actingOK = c.ki, false
+			p.has = make(bitset, n)
 			for k := range p.keys {
 				if i, ok := c.ki.Idx[k]; ok {
 					p.has.set(int(i))
 				}
 			}
+		}
+		if !p.actingOK || len(p.acting) != n {
+			// Claims are replaced whole with a new state: their bitset
+			// is rebuilt then, in place.
+			if len(p.acting) != n {
+				p.acting = make(bitset, n)
+			}
+			clear(p.acting)
 			for k, cl := range p.claims {
 				if i, ok := c.ki.Idx[k]; ok && cl.Term > 0 && cl.Acting {
 					p.acting.set(int(i))
 				}
 			}
+			p.actingOK = true
 		}
 		c.order = append(c.order, p)
 	}

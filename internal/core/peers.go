@@ -25,10 +25,14 @@ type cpeer struct {
 	keys     map[string]struct{}
 	claims   map[string]Claim
 	votes    map[string]Vote
-	// Bitsets over the core's key index, rebuilt when either changes.
-	ki     *KeyIndex
-	has    bitset // holds the key
-	acting bitset // claims the key and is master of it
+	keyList  []string // keys as last sent (sorted)
+	// Bitsets over the core's key index: has is rebuilt when the index
+	// or the keys change (ki nil), acting when the claims do (actingOK
+	// false).
+	ki       *KeyIndex
+	has      bitset // holds the key
+	acting   bitset // claims the key and is master of it
+	actingOK bool
 }
 
 // live: connected, heard within WaitTimeout, not leaving, state known.
