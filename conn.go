@@ -332,7 +332,7 @@ func (c *conn) readLoop() error {
 		if err != nil {
 			return err
 		}
-		v, err := decodeBeat(plain, uid)
+		v, err := c.filter.decode(plain, uid)
 		if err != nil {
 			return err
 		}

@@ -103,6 +103,12 @@ func FuzzDecodeBeat(f *testing.F) {
 			uid = []byte("node7")
 		}
 		v, err := decodeBeat(p, uid)
+		var f beatFilter // a connection's keys seen before: the same frame twice
+		for range 2 {
+			if u, ferr := f.decode(p, uid); (ferr == nil) != (err == nil) || err == nil && !slices.Equal(u.keys, v.keys) {
+				t.Fatalf("decoded with a connection's keys: %v, %v; without: %v, %v", u.keys, ferr, v.keys, err)
+			}
+		}
 		if err != nil {
 			if !errors.Is(err, ErrBadFrame) {
 				t.Fatalf("error %v does not wrap ErrBadFrame", err)
@@ -119,7 +125,7 @@ func FuzzDecodeBeat(f *testing.F) {
 		off := uidPrefixLen(b.UID)
 		binary.BigEndian.PutUint64(q[off+offSent:], uint64(v.sent))
 		binary.BigEndian.PutUint64(q[off+offEcho:], uint64(v.echo))
-		w, err := decodeBeat(q, nil)
+		w, err := f.decode(q, nil)
 		if err != nil {
 			t.Fatalf("re-encoded heartbeat does not decode: %v", err)
 		}

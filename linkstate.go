@@ -72,6 +72,13 @@ type beatFilter struct {
 	lastFlags   byte
 	peerUID     string
 	peerInc     uint64
+	keys        keyIntern // the keys its frames named (decode)
+}
+
+// decode decodes a heartbeat read on the connection (decodeBeat), the
+// keys of a full form taken from those its frames named before.
+func (f *beatFilter) decode(p, uid []byte) (beatView, error) {
+	return decodeBeatIn(p, uid, &f.keys)
 }
 
 // news reports whether frame v goes to the elector. Without Quorum (whose

@@ -575,7 +575,7 @@ func (e *simEnd) sendBye() {
 // production filter; news goes to the elector.
 func (e *simEnd) receive(p []byte) {
 	s, n := e.s, e.n
-	v, err := decodeBeat(p, nil)
+	v, err := e.filter.decode(p, nil)
 	if err != nil {
 		s.fail("n%d receives a heartbeat that does not decode: %v", n.i, err)
 		return

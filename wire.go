@@ -354,7 +354,12 @@ func (v *beatView) msg(uid string) core.Msg {
 
 // decodeBeat decodes a payload; uid, if not nil, is the sender UID from
 // the header, and the payload then starts without it.
-func decodeBeat(p []byte, uid []byte) (beatView, error) {
+func decodeBeat(p []byte, uid []byte) (beatView, error) { return decodeBeatIn(p, uid, nil) }
+
+// decodeBeatIn is decodeBeat taking the keys of a full form from in, if
+// not nil, where they were seen before: a connection's full forms repeat
+// the same keys, which then cost no allocation.
+func decodeBeatIn(p []byte, uid []byte, in *keyIntern) (beatView, error) {
 	var v beatView
 	if uid == nil {
 		if len(p) < 1 || len(p) < 1+int(p[0]) {
@@ -383,7 +388,7 @@ func decodeBeat(p []byte, uid []byte) (beatView, error) {
 		}
 		return v, nil
 	}
-	keys, p, err := readKeys(p)
+	keys, p, err := readKeys(p, in)
 	if err != nil {
 		return v, err
 	}
@@ -479,16 +484,41 @@ func decodeVotes(p []byte) (map[string]core.Vote, []byte, error) {
 
 // decodeKeys decodes a key list: a count, then length-prefixed keys.
 func decodeKeys(p []byte) ([]string, error) {
-	keys, rest, err := readKeys(p)
+	keys, rest, err := readKeys(p, nil)
 	if err == nil && len(rest) != 0 {
 		return nil, fmt.Errorf("%w: %d trailing bytes", ErrBadFrame, len(rest))
 	}
 	return keys, err
 }
 
+// keyIntern holds the keys a connection's frames named, each as one
+// string: a full form that repeats them allocates none. It is dropped
+// whole when it grows past maxIntern (a peer that changes its keys all
+// the time).
+type keyIntern map[string]string
+
+const maxIntern = 1 << 16
+
+// key returns b as a string, the one seen before if any. A nil *keyIntern
+// allocates each.
+func (in *keyIntern) key(b []byte) string {
+	if in == nil {
+		return string(b)
+	}
+	if k, ok := (*in)[string(b)]; ok { // no allocation for the lookup
+		return k
+	}
+	k := string(b)
+	if *in == nil || len(*in) >= maxIntern {
+		*in = make(keyIntern)
+	}
+	(*in)[k] = k
+	return k
+}
+
 // readKeys reads a key list, sorted and without repeats, and returns what
 // follows it.
-func readKeys(p []byte) ([]string, []byte, error) {
+func readKeys(p []byte, in *keyIntern) ([]string, []byte, error) {
 	if len(p) < 4 {
 		return nil, nil, fmt.Errorf("%w: truncated key count", ErrBadFrame)
 	}
@@ -506,7 +536,7 @@ func readKeys(p []byte) ([]string, []byte, error) {
 		if len(p) < 2+l || l == 0 {
 			return nil, nil, fmt.Errorf("%w: bad key length %d", ErrBadFrame, l)
 		}
-		k := string(p[2 : 2+l])
+		k := in.key(p[2 : 2+l])
 		if len(keys) > 0 && k <= keys[len(keys)-1] {
 			// A node's keys are a set, sent sorted: a claim names a key
 			// by its position, which a repeated key would make ambiguous.

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"github.com/msc-go/msc/internal/core"
 )
@@ -628,5 +629,35 @@ func TestEncodeBeatTooLarge(t *testing.T) {
 			t.Fatalf("largest accepted key set (%d keys, headerEncrypted=%v): frame of %d bytes refused: %v",
 				len(b.Keys), hidden, len(frame), err)
 		}
+	}
+}
+
+// TestDecodeInternsKeys: a connection's full forms that repeat the same
+// keys allocate no string for them after the first (beatFilter.decode);
+// the keys decoded are the same either way.
+func TestDecodeInternsKeys(t *testing.T) {
+	b := testBeat(100)
+	p, err := encodeBeat(b, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f beatFilter
+	first, err := f.decode(p, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkView(t, first, b, true)
+	again, err := f.decode(p, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkView(t, again, b, true)
+	if unsafe.StringData(again.keys[7]) != unsafe.StringData(first.keys[7]) {
+		t.Error("the second full form's key is a new string")
+	}
+	plain := testing.AllocsPerRun(20, func() { decodeBeat(p, nil) })
+	interned := testing.AllocsPerRun(20, func() { f.decode(p, nil) })
+	if plain-interned < 100 {
+		t.Errorf("decoding 100 keys seen before: %v allocations, %v without the connection's keys; want 100 fewer", interned, plain)
 	}
 }
