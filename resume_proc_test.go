@@ -23,13 +23,24 @@ import (
 	"github.com/msc-go/msc"
 )
 
-// resumeEnv, set to "uid startNanos quorum", makes TestResumeWorker run a
-// worker process of TestResumedMasterProcesses.
+// resumeEnv, set to "uid startNanos quorum intervalNanos waitNanos", makes
+// TestResumeWorker run a worker process of TestResumedMasterProcesses.
 const resumeEnv = "MSC_RESUME_WORKER"
 
 // resumePauses are the pauses of one mode, one per resume; 0 resumes as
 // soon as another worker is master, when a stale answer is likeliest.
 var resumePauses = []time.Duration{0, 400 * time.Millisecond, 0, time.Second}
+
+// The sweep's timing: short, so that pauses up to 20×WaitTimeout are
+// cheap. sweepPauses are its pauses in WaitTimeouts, from one the others
+// never elect in (W/2), through those around W−M/2 and W where the
+// paused node's freshness and its peers' silence race, to 20×W.
+const (
+	sweepInterval = 20 * time.Millisecond
+	sweepWait     = 60 * time.Millisecond
+)
+
+var sweepPauses = []float64{0.5, 0.75, 1, 1.25, 1.5, 2, 3, 5, 10, 20}
 
 // TestResumeWorker is not a test: it returns at once unless resumeEnv is
 // set, and then runs a worker and exits.
@@ -38,6 +49,10 @@ func TestResumeWorker(t *testing.T) {
 		os.Exit(resumeWorker())
 	}
 }
+
+// resumeGap is the longest a worker's poller may not poll before its next
+// poll is reported as one after a gap: shorter than any pause.
+const resumeGap = 5 * time.Millisecond
 
 // wall returns the wall clock in Unix nanoseconds, shared by the processes.
 func wall() int64 { return time.Now().UnixNano() }
@@ -62,12 +77,13 @@ func resumeWorker() int {
 	var uid string
 	var start int64
 	var quorum int
-	_, err := fmt.Sscan(os.Getenv(resumeEnv), &uid, &start, &quorum)
+	var interval, wait time.Duration
+	_, err := fmt.Sscan(os.Getenv(resumeEnv), &uid, &start, &quorum, &interval, &wait)
 	check(err)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	check(err)
 	m, err := msc.New(msc.Options{Key: "resume test key", UID: uid, Listener: ln,
-		StartTime: time.Unix(0, start), Interval: 100 * time.Millisecond, Quorum: quorum})
+		StartTime: time.Unix(0, start), Interval: interval, WaitTimeout: wait, Quorum: quorum})
 	check(err)
 	say("addr %s", ln.Addr())
 	in := bufio.NewScanner(os.Stdin)
@@ -118,19 +134,25 @@ func resumeWorker() int {
 // pollMaster polls m.IsMaster every 200µs until ctx is done, then once
 // more. It prints "poll <answer> <t0> <t1> <p0>" when the answer changes
 // (t0, t1: the start and end of the poll, p0: the start of the one
-// before), and "gap <answer> <t0> <t1> <p1>" for the first poll after a
-// gap of more than 50ms since the end p1 of the poll before: a pause.
+// before), and "gap <answer> <t0> <t1> <p1> <p0>" for the first poll
+// after a gap of more than resumeGap since the end p1 of the poll before:
+// a pause, or the poller starved (what the answer was meanwhile is not
+// known). A poll that itself took more than resumeGap (the pause fell
+// inside it, and its answer may be from before) makes the next poll the
+// one after the gap.
 func pollMaster(ctx context.Context, m *msc.Msc, say func(string, ...any)) {
-	var was bool
+	gap := int64(resumeGap)
+	var was, straddled bool
 	p0, p1 := wall(), wall()
 	for {
 		last := ctx.Err() != nil
 		t0 := wall()
 		v := m.IsMaster()
 		t1 := wall()
-		if t0-p1 > int64(50*time.Millisecond) {
-			say("gap %t %d %d %d", v, t0, t1, p1)
+		if t0-p1 > gap || straddled {
+			say("gap %t %d %d %d %d", v, t0, t1, p1, p0)
 		}
+		straddled = t1-t0 > gap
 		if v != was {
 			say("poll %t %d %d %d", v, t0, t1, p0)
 			was = v
@@ -144,12 +166,12 @@ func pollMaster(ctx context.Context, m *msc.Msc, say func(string, ...any)) {
 
 // resumeEvent is a line of worker w: kind is poll, gap, write, change or
 // prio; t is its stamp (a poll's start), t1 a poll's end, p the previous
-// poll's start (poll) or end (gap), n the term (write, change) or the
-// priority.
+// poll's start (poll) or end (gap), q its start (gap), n the term (write,
+// change) or the priority.
 type resumeEvent struct {
-	w, kind, who string
-	v            bool
-	t, t1, p, n  int64
+	w, kind, who   string
+	v              bool
+	t, t1, p, q, n int64
 }
 
 // describe tells what the event is, its times in ms from zero.
@@ -187,13 +209,13 @@ func (p *resumeProc) read(w string, r io.Reader) {
 	for sc := bufio.NewScanner(r); sc.Scan(); {
 		f := append(strings.Fields(sc.Text()), "", "", "", "", "")
 		e := resumeEvent{w: w, kind: f[0], v: f[1] == "true"}
-		var x [4]int64
+		var x [5]int64
 		for i := range x {
 			x[i], _ = strconv.ParseInt(f[i+1], 10, 64)
 		}
 		switch e.kind {
 		case "poll", "gap":
-			e.t, e.t1, e.p = x[1], x[2], x[3]
+			e.t, e.t1, e.p, e.q = x[1], x[2], x[3], x[4]
 		case "write", "prio":
 			e.n, e.t = x[0], x[1]
 		case "change":
@@ -221,9 +243,10 @@ func (p *resumeProc) since(kind string, t int64) bool {
 	return p.last[kind] > t
 }
 
-// startResumeProcs starts three workers, w0 the oldest, tells each the
-// others' addresses, and kills them when the test ends.
-func startResumeProcs(t *testing.T, quorum int) []*resumeProc {
+// startResumeProcs starts three workers, w0 the oldest, with the options
+// given, tells each the others' addresses, and kills them when the test
+// ends.
+func startResumeProcs(t *testing.T, quorum int, interval, wait time.Duration) []*resumeProc {
 	procs := make([]*resumeProc, 0, 3)
 	t.Cleanup(func() {
 		for _, p := range procs {
@@ -237,7 +260,7 @@ func startResumeProcs(t *testing.T, quorum int) []*resumeProc {
 	for i := range cap(procs) {
 		p := &resumeProc{done: make(chan struct{}), last: map[string]int64{}}
 		p.cmd = exec.Command(os.Args[0], "-test.run=^TestResumeWorker$")
-		p.cmd.Env = append(os.Environ(), fmt.Sprintf("%s=w%d %d %d", resumeEnv, i, base+int64(i)*1e6, quorum))
+		p.cmd.Env = append(os.Environ(), fmt.Sprintf("%s=w%d %d %d %d %d", resumeEnv, i, base+int64(i)*1e6, quorum, interval, wait))
 		p.cmd.Stderr = os.Stderr
 		var err error
 		if p.stdin, err = p.cmd.StdinPipe(); err != nil {
@@ -292,62 +315,106 @@ func waitResume(t *testing.T, what string, procs []*resumeProc, from int64, cond
 	}
 }
 
-// resumeCycle is one pause: of which worker, which one was master
-// meanwhile, and when (wall clock) the SIGSTOP, the SIGCONT and the
-// settling after it were.
+// resumeCycle is one pause: of which worker, which one became master
+// meanwhile (-1: none, or not known yet), when (wall clock) the SIGSTOP,
+// the SIGCONT and the settling after it were, and how long after a
+// heartbeat the SIGSTOP was (its phase in the Interval).
 type resumeCycle struct {
-	paused, next    int
-	stop, cont, end int64
+	paused, next           int
+	stop, cont, end, phase int64
 }
 
 // TestResumedMasterProcesses pauses the master of three worker processes
-// until another is master, resumes it, and checks from the workers' lines
-// that it answered IsMaster true at no instant when another worker did,
-// and that its RunAsMaster function wrote nothing after the SIGCONT in its
-// old term or while another was master.
+// with SIGSTOP, resumes it, and checks from the workers' lines (judgeResume)
+// that its first IsMaster after the SIGCONT was false if another worker had
+// become master meanwhile, that no two workers answered IsMaster true at
+// one instant from the SIGSTOP on (the resumed one from its first poll
+// after the SIGCONT), and that its RunAsMaster function, which checks
+// ctx.Err() before each write, wrote nothing after the SIGCONT in its old
+// term once another had become master, nor while another was master, nor
+// after another wrote in a newer term; with and without Quorum.
+//
+// With Interval 100ms and WaitTimeout 300ms it pauses the master 60-95ms
+// after a heartbeat until another is master, for at least resumePauses
+// (with Quorum the new master is given the highest priority before the
+// resume, so that the resumed one has no claim at all). The sweep, with
+// Interval 20ms and WaitTimeout 60ms (W), pauses the master (the oldest,
+// which takes mastership back) for each of sweepPauses, from W/2, which
+// the others do not notice, to 20×W, each at another of 10 phases of the
+// Interval after its heartbeat, the two modes half-way round from each
+// other, and the pairing of pauses and phases starting at random each run.
 func TestResumedMasterProcesses(t *testing.T) {
 	if testing.Short() {
 		t.Skip("real processes and pauses")
 	}
 	for _, quorum := range []int{0, 2} {
 		t.Run(fmt.Sprintf("Quorum=%d", quorum), func(t *testing.T) {
-			procs := startResumeProcs(t, quorum)
+			procs := startResumeProcs(t, quorum, 100*time.Millisecond, 300*time.Millisecond)
 			waitResume(t, "a first master", procs, wall(), func() bool { return len(resumeMasters(procs)) == 1 })
 			var cycles []resumeCycle
 			for i, pause := range resumePauses {
 				cycles = append(cycles, pauseResume(t, procs, pause, quorum > 1, 10*(i+1)))
 			}
-			for _, p := range procs {
-				fmt.Fprintln(p.stdin, "quit")
-			}
-			for i, p := range procs {
-				select {
-				case <-p.done:
-				case <-time.After(10 * time.Second):
-					t.Fatalf("worker w%d did not quit within 10s", i)
-				}
-				if err := p.cmd.Wait(); err != nil {
-					t.Errorf("worker w%d: %v", i, err)
-				}
-			}
-			var badMaster, badWrite int
-			for k, c := range cycles {
-				master, writes, msg := judgeResume(procs, c)
-				if msg != "" {
-					t.Errorf("resume %d, of w%d after %v (w%d master meanwhile):%s", k, c.paused,
-						time.Duration(c.cont-c.stop).Round(time.Millisecond), c.next, msg)
-				}
-				if master {
-					badMaster++
-				}
-				if writes {
-					badWrite++
-				}
-			}
-			t.Logf("%d resumes: %d with IsMaster true beside another master, %d with writes after the SIGCONT",
-				len(cycles), badMaster, badWrite)
+			judgeCycles(t, procs, cycles)
 		})
 	}
+	n := len(sweepPauses)
+	r := rand.IntN(n)
+	for mode, quorum := range []int{0, 2} {
+		t.Run(fmt.Sprintf("Sweep/Quorum=%d", quorum), func(t *testing.T) {
+			procs := startResumeProcs(t, quorum, sweepInterval, sweepWait)
+			waitResume(t, "w0 master", procs, wall(), func() bool { return slices.Equal(resumeMasters(procs), []int{0}) })
+			var cycles []resumeCycle
+			for i, x := range sweepPauses {
+				k := (3*i + r + mode*n/2) % n // 3 is prime to n: each phase once per mode
+				phase := sweepInterval * time.Duration(k) / time.Duration(n)
+				cycles = append(cycles, sweepResume(t, procs, time.Duration(x*float64(sweepWait)), phase))
+			}
+			judgeCycles(t, procs, cycles)
+		})
+	}
+}
+
+// judgeCycles makes the workers quit, and judges each of their pauses.
+func judgeCycles(t *testing.T, procs []*resumeProc, cycles []resumeCycle) {
+	t.Helper()
+	for _, p := range procs {
+		fmt.Fprintln(p.stdin, "quit")
+	}
+	for i, p := range procs {
+		select {
+		case <-p.done:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("worker w%d did not quit within 10s", i)
+		}
+		if err := p.cmd.Wait(); err != nil {
+			t.Errorf("worker w%d: %v", i, err)
+		}
+	}
+	var badMaster, badWrite, meanwhile int
+	for k, c := range cycles {
+		v := judgeResume(procs, c)
+		what := fmt.Sprintf("resume %d, of w%d after %v, stopped %v after a heartbeat", k, c.paused,
+			time.Duration(c.cont-c.stop).Round(time.Millisecond), time.Duration(c.phase).Round(100*time.Microsecond))
+		if v.next >= 0 {
+			what += fmt.Sprintf(" (w%d master meanwhile)", v.next)
+			meanwhile++
+		} else {
+			what += " (no other master meanwhile)"
+		}
+		if v.msg != "" {
+			t.Errorf("%s:%s", what, v.msg)
+		}
+		t.Logf("%s: first IsMaster %t, %d writes after the SIGCONT, %d of them in the term from before", what, v.first, v.written, v.old)
+		if v.master {
+			badMaster++
+		}
+		if v.writes {
+			badWrite++
+		}
+	}
+	t.Logf("%d resumes, %d with another master meanwhile: %d with IsMaster true beside another master, %d with writes after the SIGCONT that should not be",
+		len(cycles), meanwhile, badMaster, badWrite)
 }
 
 // pauseResume pauses the master, for at least pause and until another
@@ -363,6 +430,7 @@ func pauseResume(t *testing.T, procs []*resumeProc, pause time.Duration, quorum 
 	phase := int64(60+rand.IntN(36)) * 1e6
 	time.Sleep(time.Duration((phase - wall()%1e8 + 1e8) % 1e8))
 	c := resumeCycle{paused: m, next: -1, stop: wall()}
+	c.phase = c.stop % 1e8
 	syscall.Kill(procs[m].cmd.Process.Pid, syscall.SIGSTOP)
 	waitResume(t, "another master", procs, c.stop, func() bool {
 		for _, w := range resumeMasters(procs) {
@@ -392,13 +460,47 @@ func pauseResume(t *testing.T, procs []*resumeProc, pause time.Duration, quorum 
 	return c
 }
 
+// sweepResume stops the master phase after a heartbeat (they go out on
+// the multiples of the Interval of the wall clock), for pause whatever
+// happens meanwhile, resumes it, and waits until it is again the only
+// master (it is the oldest), and 3×WaitTimeout have passed since the
+// resume.
+func sweepResume(t *testing.T, procs []*resumeProc, pause, phase time.Duration) resumeCycle {
+	t.Helper()
+	m := resumeMasters(procs)[0]
+	iv := int64(sweepInterval)
+	time.Sleep(time.Duration((int64(phase) - wall()%iv + iv) % iv))
+	c := resumeCycle{paused: m, next: -1, stop: wall()}
+	c.phase = c.stop % iv
+	syscall.Kill(procs[m].cmd.Process.Pid, syscall.SIGSTOP)
+	time.Sleep(pause) // the fault itself: how long the process stays stopped
+	c.cont = wall()
+	syscall.Kill(procs[m].cmd.Process.Pid, syscall.SIGCONT)
+	waitResume(t, fmt.Sprintf("w%d alone master after the resume", m), procs, c.stop, func() bool {
+		return wall()-c.cont > int64(3*sweepWait) && slices.Equal(resumeMasters(procs), []int{m}) &&
+			procs[m].since("gap", c.cont)
+	})
+	c.end = wall()
+	return c
+}
+
 // trueRuns returns the spans in which a worker certainly answered true:
-// from the end of the first true poll of each run to the start of its last.
+// from the end of the first true poll of each run to the start of its
+// last. A gap between polls ends a run: the answer may have changed and
+// changed back meanwhile.
 func trueRuns(evs []resumeEvent) [][2]int64 {
 	var runs [][2]int64
 	start := int64(-1)
 	for _, e := range evs {
 		switch {
+		case e.kind == "gap":
+			if start >= 0 {
+				runs = append(runs, [2]int64{start, max(start, e.q)})
+			}
+			start = -1
+			if e.v {
+				start = e.t1
+			}
 		case e.kind != "poll":
 		case e.v:
 			start = e.t1
@@ -413,17 +515,40 @@ func trueRuns(evs []resumeEvent) [][2]int64 {
 	return runs
 }
 
-// judgeResume checks one resume. master reports that the resumed worker
-// answered IsMaster true while another was certainly master (at its first
-// poll, or overlapping), writes that its RunAsMaster function wrote after
-// the SIGCONT in its old term or while another was certainly master; msg
-// tells what went wrong, with the lines around it, or is "".
-func judgeResume(procs []*resumeProc, c resumeCycle) (master, writes bool, msg string) {
+// resumeVerdict is what judgeResume found in one pause.
+type resumeVerdict struct {
+	next    int  // a worker that became master during the pause, or -1
+	first   bool // the resumed worker's first IsMaster answer after the SIGCONT
+	written int  // its function's writes after the SIGCONT, until the settling
+	old     int  // those of them in its term from before the pause
+
+	// master: it answered IsMaster true at its first poll after the
+	// SIGCONT while another had become master meanwhile or was certainly
+	// master, or two workers answered true at once; writes: its function
+	// wrote when it should not have; msg tells what went wrong, with the
+	// lines around it, or is "".
+	master, writes bool
+	msg            string
+}
+
+// judgeResume checks one pause, from the SIGSTOP to the settling after the
+// SIGCONT.
+func judgeResume(procs []*resumeProc, c resumeCycle) (v resumeVerdict) {
+	evs := make([][]resumeEvent, len(procs))
 	runs := make([][][2]int64, len(procs))
+	firstWrite := map[int64]int64{} // the first write in each term by another worker since the SIGSTOP
 	for i, p := range procs {
 		p.mu.Lock()
-		runs[i] = trueRuns(p.evs)
+		evs[i] = slices.Clone(p.evs)
 		p.mu.Unlock()
+		runs[i] = trueRuns(evs[i])
+		for _, e := range evs[i] {
+			if i != c.paused && e.kind == "write" && e.t > c.stop && e.t <= c.end {
+				if f, ok := firstWrite[e.n]; !ok || e.t < f {
+					firstWrite[e.n] = e.t
+				}
+			}
+		}
 	}
 	other := func(a, b int64) int { // a worker but the paused one certainly master over [a, b], or -1
 		for w := range procs {
@@ -435,48 +560,104 @@ func judgeResume(procs []*resumeProc, c resumeCycle) (master, writes bool, msg s
 		}
 		return -1
 	}
-	var b strings.Builder
-	var oldTerm int64
-	back := c.end // the end of the resumed worker's first poll after the SIGCONT
-	var bad []resumeEvent
-	p := procs[c.paused]
-	p.mu.Lock()
-	for _, e := range p.evs {
-		switch {
-		case e.t < c.stop && (e.kind == "write" || e.kind == "change" && e.v):
-			oldTerm = max(oldTerm, e.n)
-		case e.t <= c.cont || e.t > c.end:
-		case e.kind == "gap" && back == c.end:
-			back = e.t1
-			if w := other(e.t, e.t1); e.v && w >= 0 {
-				fmt.Fprintf(&b, "\n  IsMaster true at its first poll after the SIGCONT, while w%d was master", w)
+	became := func(a, b int64) int { // a worker but the paused one whose IsMaster turned true in (a, b], or -1
+		for w := range procs {
+			for _, r := range runs[w] {
+				if w != c.paused && a < r[0] && r[0] <= b {
+					return w
+				}
 			}
-		case e.kind == "write" && (e.n <= oldTerm || other(e.t, e.t) >= 0):
-			bad = append(bad, e)
+		}
+		return -1
+	}
+	newer := func(term, at int64) bool { // another worker wrote in a newer term before at
+		for n, t := range firstWrite {
+			if n > term && t < at {
+				return true
+			}
+		}
+		return false
+	}
+	if v.next = c.next; v.next < 0 {
+		v.next = became(c.stop, c.cont)
+	}
+	var oldTerm int64 // the resumed worker's term from before the pause
+	for _, e := range evs[c.paused] {
+		if e.t < c.stop && (e.kind == "write" || e.kind == "change" && e.v) {
+			oldTerm = max(oldTerm, e.n)
 		}
 	}
-	p.mu.Unlock()
+	// handedBack reports whether a line stamped after the SIGCONT and
+	// before at shows that the master elected meanwhile had stepped down
+	// (its IsMaster false, or its OnChange), or that the resumed worker had
+	// a new term (its OnChange): mastership was handed back before at, so a
+	// true IsMaster at at is not the one from before the pause.
+	handedBack := func(at int64) bool {
+		for w := range procs {
+			for _, e := range evs[w] {
+				if e.t <= c.cont || e.t >= at {
+					continue
+				}
+				if w == v.next && (e.kind == "poll" && !e.v && e.t1 < at || e.kind == "change" && !e.v) ||
+					w == c.paused && e.kind == "change" && e.v && e.n > oldTerm {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	var b strings.Builder
+	back := c.end // the end of the resumed worker's first poll after the SIGCONT
+	var bad []resumeEvent
+	for _, e := range evs[c.paused] {
+		switch {
+		case e.t <= c.cont || e.t > c.end:
+		case e.kind == "gap" && back == c.end:
+			back, v.first = e.t1, e.v
+			if w := other(e.t, e.t1); e.v && w >= 0 {
+				fmt.Fprintf(&b, "\n  IsMaster true at its first poll after the SIGCONT, while w%d was master", w)
+			} else if e.v && v.next >= 0 && !handedBack(e.t) {
+				fmt.Fprintf(&b, "\n  IsMaster true at its first poll after the SIGCONT, after w%d had become master meanwhile", v.next)
+			}
+		case e.kind != "write":
+		default:
+			v.written++
+			if e.n <= oldTerm {
+				v.old++
+			}
+			if e.n <= oldTerm && became(c.stop, e.t) >= 0 || other(e.t, e.t) >= 0 || newer(e.n, e.t) {
+				bad = append(bad, e)
+			}
+		}
+	}
 	var overlap int64
 	for w := range procs {
-		for _, r := range runs[c.paused] {
-			for _, q := range runs[w] {
-				if lo, hi := max(r[0], q[0], back), min(r[1], q[1], c.end); w != c.paused && hi > lo {
-					overlap += hi - lo
+		for q := w + 1; q < len(procs); q++ {
+			from := c.stop
+			if w == c.paused || q == c.paused {
+				from = back
+			}
+			for _, r := range runs[w] {
+				for _, s := range runs[q] {
+					if lo, hi := max(r[0], s[0], from), min(r[1], s[1], c.end); hi > lo {
+						overlap += hi - lo
+					}
 				}
 			}
 		}
 	}
 	if overlap > 0 {
-		fmt.Fprintf(&b, "\n  IsMaster true beside another master for %v after the SIGCONT", time.Duration(overlap))
+		fmt.Fprintf(&b, "\n  IsMaster true on two workers at once for %v (the resumed one from its first poll after the SIGCONT)", time.Duration(overlap))
 	}
 	if len(bad) > 0 {
-		fmt.Fprintf(&b, "\n  RunAsMaster wrote %d times after the SIGCONT (term before the pause: %d)", len(bad), oldTerm)
+		fmt.Fprintf(&b, "\n  RunAsMaster wrote %d times after the SIGCONT when it should not have (term before the pause: %d)", len(bad), oldTerm)
 	}
 	if b.Len() == 0 {
-		return false, false, ""
+		return v
 	}
-	dump := dumpResume(procs, "the SIGCONT", c.cont, c.stop-int64(200*time.Millisecond), c.end, bad)
-	return strings.Contains(b.String(), "IsMaster"), len(bad) > 0, b.String() + "\n" + dump
+	v.master, v.writes = strings.Contains(b.String(), "IsMaster"), len(bad) > 0
+	v.msg = b.String() + "\n" + dumpResume(procs, "the SIGCONT", c.cont, c.stop-int64(200*time.Millisecond), c.end, bad)
+	return v
 }
 
 // dumpResume formats the workers' lines stamped in [from, to], times in
