@@ -282,11 +282,10 @@ func (r *replayConn) Read(p []byte) (int, error) {
 // for silentAfter (before the peer counts dead, so that a broken flow is
 // redialed in time), and hands each to the elector.
 func (c *conn) readLoop() error {
-	wait := silentAfter(c.m.cfg.Interval, c.m.cfg.WaitTimeout)
 	br := bufio.NewReaderSize(c.nc, 4096)
 	var buf, plain []byte
 	for {
-		c.nc.SetReadDeadline(time.Now().Add(wait))
+		c.nc.SetReadDeadline(time.Now().Add(c.filter.silence(c.m.cfg.Interval, c.m.cfg.WaitTimeout)))
 		_, err := br.Peek(1)
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			// Nothing of the next frame read yet. On a loaded CPU the
@@ -336,6 +335,7 @@ func (c *conn) readLoop() error {
 		if err != nil {
 			return err
 		}
+		c.filter.lateness(&v, c.m.cfg.Interval)
 		if !c.filter.news(&v, c.m.cfg.Quorum > 1) {
 			// Nothing new: the elector reads when it was heard before its
 			// next step.

@@ -1,6 +1,9 @@
 package msc
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+	"time"
+)
 
 // What a connection decides on its own, shared by the process's
 // connections (conn.go) and the simulator's: which frames go out for a
@@ -73,6 +76,33 @@ type beatFilter struct {
 	peerUID     string
 	peerInc     uint64
 	keys        keyIntern // the keys its frames named (decode)
+	// lastSent is the peer's clock at its newest frame; lateAt at the
+	// newest that came more than 1.5 Intervals (by the peer's clock)
+	// after the one before it: the peer's sends were late (0: never).
+	lastSent, lateAt int64
+}
+
+// lateness takes in the send time (the peer's clock) of each frame read.
+func (f *beatFilter) lateness(v *beatView, interval time.Duration) {
+	if f.lastSent != 0 && time.Duration(v.sent-f.lastSent) > interval+interval/2 {
+		f.lateAt = v.sent
+	}
+	f.lastSent = max(f.lastSent, v.sent)
+}
+
+// silence is how long the connection may carry nothing before this end
+// closes it as silent and redials: silentAfter, before the peer counts
+// dead, so that a broken flow is redialed in time. But a peer whose own
+// sends came late within its last 10 Intervals is overloaded (or
+// starved), not cut off: its silence is waited out until WaitTimeout,
+// when the core counts it dead anyway. Redialing it would add a handshake
+// and a full state to the load that made it late, and on a loaded machine
+// that turned into a storm of redials.
+func (f *beatFilter) silence(interval, wait time.Duration) time.Duration {
+	if f.lateAt != 0 && time.Duration(f.lastSent-f.lateAt) < 10*interval {
+		return wait
+	}
+	return silentAfter(interval, wait)
 }
 
 // decode decodes a heartbeat read on the connection (decodeBeat), the
