@@ -2,6 +2,7 @@ package core
 
 import (
 	"maps"
+	"slices"
 )
 
 // ConnID names a connection to the core.
@@ -256,6 +257,10 @@ func (c *Core) Down(now int64, id ConnID, silent bool) {
 	delete(c.conns, id)
 	if p := cs.peer; p != nil {
 		delete(p.conns, id)
+		// The connection that kept dedupe from closing the others (the
+		// peer's of the largest tag, not yet linked: a half-open one,
+		// whose other end is gone) may be this one: look again.
+		c.dedupe(p)
 		if silent || cs.redial {
 			// Closed to be dialed again, not by a crash: the peer
 			// stays live until WaitTimeout after it was last heard, even
@@ -310,10 +315,17 @@ func (c *Core) dedupe(p *cpeer) {
 	if keep == nil || !keep.linked {
 		return
 	}
+	// In the order of their ids: the closes go out the same way each
+	// time (a simulated schedule replays).
+	ids := make([]ConnID, 0, len(p.conns))
 	for id := range p.conns {
 		if id != keepID {
-			c.dropConn(id, c.conns[id])
+			ids = append(ids, id)
 		}
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		c.dropConn(id, c.conns[id])
 	}
 }
 

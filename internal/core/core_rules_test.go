@@ -324,3 +324,30 @@ func TestRuleClockJump(t *testing.T) {
 		t.Fatal("not master again once p answered")
 	}
 }
+
+// One connection per pair: the node of the larger UID closes the
+// connections it dialed once the peer's connection of the largest tag is
+// linked. If that connection ends before it is linked (half-open: the
+// peer's end is gone), the next one the peer dialed is kept, even if it
+// was linked before (seed 311: two connections to a peer for 3 s).
+func TestRuleDedupeAfterDown(t *testing.T) {
+	r := newRuleCore(t, 0, selfAt, nil, "a") // conn 1: dialed by self
+	linked := func(b *Msg) { b.Linked = true }
+	r.c.Up(r.now, 2, "", 5) // dialed by a
+	r.c.Up(r.now, 3, "", 9) // dialed by a, half-open: a's end is gone
+	r.frame(3, "a", older, nil, nil, 0)
+	r.frame(2, "a", older, nil, nil, 0, linked)
+	r.frame(1, "a", older, nil, nil, 0, linked)
+	if n := r.c.PeerConns("a", 7); n != 3 {
+		t.Fatalf("%d connections before the half-open one ends, want 3", n)
+	}
+	r.c.Out().Reset()
+	r.at(200)
+	r.c.Down(r.now, 3, true) // its read deadline
+	if n := r.c.PeerConns("a", 7); n != 1 {
+		t.Fatalf("%d connections after the half-open one ended, want 1 (closes %v)", n, r.c.Out().Close)
+	}
+	if cl := r.c.Out().Close; len(cl) != 1 || cl[0] != 1 {
+		t.Fatalf("closes %v, want the one self dialed [1]", cl)
+	}
+}
