@@ -351,3 +351,33 @@ func TestRuleDedupeAfterDown(t *testing.T) {
 		t.Fatalf("closes %v, want the one self dialed [1]", cl)
 	}
 }
+
+// A suspend shorter than FreshFor counts too: the time the monotonic
+// clock lost adds to the time since the last send, and a lease measured
+// on it ran longer than it shows (seed 603: 85 ms lost, 100 ms after the
+// last send; the peers had elected another master).
+func TestRuleShortSuspendRejoins(t *testing.T) {
+	r := newRuleCore(t, 0, selfAt, nil, "p")
+	wall := int64(1_700_000_000) * int64(time.Second)
+	r.c.WallClock(r.now, wall+r.now)
+	r.frame(1, "p", younger, nil, nil, 0)
+	r.at(100).tick()
+	if !r.master("") {
+		t.Fatal("not master")
+	}
+	// 200 ms later by the monotonic clock (below FreshFor), 100 ms more by
+	// the wall clock.
+	r.at(300)
+	if !r.c.WallClock(r.now, wall+r.now+100*ms) {
+		t.Fatal("a 100 ms jump of the wall clock not noticed")
+	}
+	r.tick()
+	if r.master("") || r.c.ready {
+		t.Fatalf("after the jump: master %v ready %v; want neither until p answers", r.master(""), r.c.ready)
+	}
+	r.at(302).frame(1, "p", younger, nil, nil, 0)
+	r.tick()
+	if !r.master("") {
+		t.Fatal("not master again once p answered")
+	}
+}
