@@ -24,11 +24,22 @@ import (
 // connections per pair, one dialed by each end, heartbeats both ways on
 // both, a read deadline of WaitTimeout, redialing, the first frame short)
 // and what goes wrong: latency and jitter per link, partitions that hold
-// bytes back and deliver them late and in order or reset the connections,
-// symmetric, asymmetric and partial, flapping links, pauses, crashes and
-// restarts (a new incarnation), graceful stops, slow processes, clock
-// rates that drift apart, and keys added and removed during faults. The
-// invariants are checked after every step.
+// bytes back and deliver them late and in order, reset the connections,
+// or leave them half-open (one end gone, the other never told: it stays
+// open and silent until its read deadline, and what is written into it is
+// lost), symmetric, asymmetric, partial and between groups, flapping
+// links, pauses, suspends (the monotonic clock stands still while the
+// wall clock runs on) and snapshot restores (it jumps by part of the
+// time), crashes (some half-open) and restarts (a new incarnation),
+// graceful stops that wait for the RunAsMaster functions, slow processes,
+// starved electors (turns and timers late by up to several Intervals,
+// sometimes beyond WaitTimeout, while frames queue up) and starved readers
+// (frames read late while the timers run on time), clock rates that
+// drift apart, and keys added and removed during faults. RunAsMaster
+// functions check ctx.Err() before each write and return up to M after
+// they learned of the cancel. The invariants are checked after every step:
+// the named checks, one per row of the README's table, are listed at the
+// top of sim_checks_test.go; the faults are in sim_faults_test.go.
 
 var (
 	simSeeds = flag.Int("sim.seeds", 1000, "TestSimulate: how many seeds to run from -sim.first (and as many fresh ones)")
@@ -143,8 +154,12 @@ type simEvent struct {
 	conn *simConn
 	dir  int    // which end receives (0: the dialer, 1: the listener)
 	msg  []byte // seDeliver: the frame's payload, UID first
-	wake int64  // seWake: the wake-up time it was armed for
+	wake int64  // seWake: the wake-up time it was armed for; seTick: the timer's generation
 	fn   func()
+	// delayed: a starved goroutine took the event late once already (it
+	// is not delayed again).
+	delayed bool
+	sentAt  int64 // seDeliver: when (virtual) the frame was sent
 }
 
 const (
@@ -193,6 +208,7 @@ type simConn struct {
 	reply   [2]bool        // each end's next frame answers a claimant
 	heard   [2]bool        // each end received a frame
 	silent  [2]bool        // the end closed it as silent
+	readAt  [2]int64       // a starved reader takes frames from then (in order)
 }
 
 type simNode struct {
@@ -214,7 +230,8 @@ type simNode struct {
 	slow     int64   // virtual: each step of a slow process is delayed up to this
 	busy     int64   // virtual: a slow process is busy until then
 	keys     []string
-	nextTick int64
+	tickGen  int64 // the generation of the Interval timer's pending event
+	tickDue  int64 // local: when the pending Interval timer fires
 	conns    map[core.ConnID]*simConn
 	stopping bool
 	pending  []*simEvent // timer events that came while paused
@@ -223,9 +240,33 @@ type simNode struct {
 	prio     int64
 	start    int64
 	masters  []string // keys ("" global) its last snapshot says it is master of
-	// fn: the RunAsMaster functions running (mastership seen in the last
-	// snapshot), per key ("" global), with their terms.
+	// fn: the masterships seen in the last snapshot, per key ("" global),
+	// with their terms.
 	fn map[string]uint64
+	// runs: the RunAsMaster functions of this incarnation that have not
+	// returned, per key; again: a mastership seen while the previous
+	// function had not returned yet (runAs starts the next after).
+	runs  map[string]*simRun
+	again map[string]bool
+	// Clock faults: a suspend or restore during which the monotonic
+	// clock ran only monoFrac of the time; unturned: when (virtual) such
+	// a node resumed, while its elector has not run since (0: not).
+	monoFrac float64
+	unturned int64
+	// Starved goroutines: the elector's turns and timers (starveTo,
+	// starveMax), or the connections' readers (readTo, readMax), run late
+	// until then, by up to that.
+	starveTo, starveMax int64
+	readTo, readMax     int64
+	lagTo               int64 // the end of its last slow or starved spell
+	// For checkResumedDefersToNewMaster: faultAt, the last fault of this
+	// node (pause, crash, stop, starvation); pausedAt, resumedAt: its last
+	// pause; deposed: per key, the node that became master while it was
+	// paused; reheard: the nodes it received a frame from sent after
+	// resumedAt.
+	faultAt, pausedAt, resumedAt int64
+	deposed                      map[string]int
+	reheard                      map[int]bool
 }
 
 type sim struct {
@@ -265,6 +306,12 @@ type sim struct {
 	steps     int
 	quiet     bool // faults have stopped
 	observers int  // the last observers nodes are observers
+	// linkAt: [i*n+j], when the link from i to j was last cut or healed.
+	linkAt []int64
+	// wrote: per key, the RunAsMaster runs that wrote (checkWritesNeverOverlap).
+	wrote map[string][]*simRun
+	// quietClose: closeConn does not tell the other end (half-open).
+	quietClose bool
 }
 
 func (s *sim) push(e *simEvent) {
@@ -326,6 +373,8 @@ func runSim(seed uint64, trace bool, w interface{ Write([]byte) (int, error) }) 
 	s.out("seed %d: n=%d (%d observers) interval=%v wait=%v quorum=%d sticky=%v balance=%v", seed, s.n, s.observers, interval, wait, s.cfg.Quorum, s.cfg.Sticky, s.cfg.Balance)
 	s.lat = make([][2]int64, s.n*s.n)
 	s.cut = make([]int, s.n*s.n)
+	s.linkAt = make([]int64, s.n*s.n)
+	s.wrote = map[string][]*simRun{}
 	for i := range s.lat {
 		s.lat[i] = s.randLatency(30)
 	}
@@ -361,7 +410,7 @@ func runSim(seed uint64, trace bool, w interface{ Write([]byte) (int, error) }) 
 	}
 	if s.err == nil {
 		s.now = int64(simLength)
-		s.checkAgreement(true)
+		s.checkAgreementWithin(true)
 	}
 	return s.err
 }
@@ -381,6 +430,9 @@ func (s *sim) boot(n *simNode) {
 	n.ob, n.inbox, n.running, n.masters = nil, nil, false, nil
 	n.s = s
 	n.fn = map[string]uint64{}
+	n.runs, n.again = map[string]*simRun{}, map[string]bool{}
+	n.deposed, n.reheard = map[string]int{}, map[int]bool{}
+	n.unturned, n.starveTo, n.readTo = 0, 0, 0
 	n.pausedTo, n.armed = 0, 0
 	cfg := s.cfg
 	cfg.UID = fmt.Sprintf("n%d", n.i)
@@ -420,7 +472,19 @@ func (s *sim) afterPause(n *simNode) int64 {
 // multiple of Interval on its wall clock (untilBeat).
 func (s *sim) nextTick(n *simNode) {
 	d := n.e.untilBeat(s.local(n, s.now))
-	s.push(&simEvent{at: s.now + int64(float64(d)/n.rate) + 1, kind: seTick, node: n.i, inc: n.inc})
+	n.tickGen++
+	n.tickDue = s.local(n, s.now) + int64(d)
+	s.push(&simEvent{at: s.now + int64(float64(d)/n.rate) + 1, kind: seTick, node: n.i, inc: n.inc, wake: n.tickGen})
+}
+
+// turn is one turn of n's elector (elector.turn), at the current instant.
+func (s *sim) turn(n *simNode, woke int, first *event, next func() (event, int64, bool)) {
+	if n.unturned != 0 {
+		s.checkSuspendNoticedWithinInterval(n)
+		n.unturned = 0
+	}
+	lt := s.local(n, s.now)
+	n.e.turn(lt, lt+n.cfg.WallOffset, woke, first, next)
 }
 
 // dial connects n to node j after delay, if the link lets a handshake through.
@@ -616,7 +680,7 @@ func (n *simNode) wakeClients() {
 func (s *sim) transmit(c *simConn, end int, m []byte) {
 	to := 1 - end
 	from, dst := c.node[end], c.node[to]
-	e := &simEvent{kind: seDeliver, node: dst, inc: c.inc[to], conn: c, dir: to, msg: m}
+	e := &simEvent{kind: seDeliver, node: dst, inc: c.inc[to], conn: c, dir: to, msg: m, sentAt: s.now}
 	s.route(c, from, dst, to, e)
 }
 
@@ -637,6 +701,8 @@ func (s *sim) route(c *simConn, from, dst, to int, e *simEvent) {
 			}
 		}
 		return
+	case 3:
+		return // half-open: lost, and nobody learns of it
 	}
 	e.at = max(s.now+s.latency(from, dst), c.arrive[to])
 	c.arrive[to] = e.at
@@ -694,6 +760,9 @@ func (s *sim) closeConn(c *simConn, end int, reset bool) {
 			}
 		}
 	}
+	if s.quietClose {
+		return // half-open: the other end never learns of it
+	}
 	to := 1 - end
 	e := &simEvent{kind: seDown, node: c.node[to], inc: c.inc[to], conn: c, dir: to}
 	if reset {
@@ -742,7 +811,7 @@ func (s *sim) run(n *simNode) {
 		taken++
 		return n.inbox[taken-1], lt, true
 	}
-	n.e.turn(lt, lt+n.cfg.WallOffset, wokeEvent, &first, next)
+	s.turn(n, wokeEvent, &first, next)
 	// What the turn did not take moves to the front (the array is kept).
 	rest := copy(n.inbox, n.inbox[taken:])
 	clear(n.inbox[rest:])
@@ -788,50 +857,110 @@ func (s *sim) step(e *simEvent) {
 	}
 	switch e.kind {
 	case seTick:
-		lt := s.local(n, s.now)
-		n.e.turn(lt, lt+n.cfg.WallOffset, wokeTick, nil, nil)
-		// The read deadline: a connection silent for (WaitTimeout+Interval)/2 ends.
-		for _, c := range sortedConns(n) {
-			end := 0
-			if c.id[1] != 0 && n.conns[c.id[1]] == c && c.node[1] == n.i {
-				end = 1
-			}
-			if s.now-c.lastIn[end] > int64(float64(silentAfter(time.Duration(s.cfg.Interval), time.Duration(s.cfg.Wait)))/n.rate) && c.ends[end] != nil {
-				// As conn.serve does: a last frame that says this end
-				// redials, then the close.
-				c.silent[end] = true
-				c.ends[end].sendBye()
-				s.closeConn(c, end, false)
-			}
+		if e.wake != n.tickGen {
+			return // the timer was moved (a frozen clock)
 		}
+		if !e.delayed {
+			s.readDeadlines(n)
+		}
+		if s.starved(n, e) {
+			return
+		}
+		s.turn(n, wokeTick, nil, nil)
 		s.nextTick(n)
 	case seWake:
 		if e.wake != n.armed {
 			return // superseded
 		}
+		if s.starved(n, e) {
+			return
+		}
 		n.armed = 0
 		if w := n.core.Wake(); w != 0 && w <= s.local(n, s.now) {
-			lt := s.local(n, s.now)
-			n.e.turn(lt, lt+n.cfg.WallOffset, wokeAlarm, nil, nil)
+			s.turn(n, wokeAlarm, nil, nil)
 		}
 	case seDeliver:
 		c := e.conn
 		if !c.up[e.dir] || c.ends[e.dir] == nil {
 			return
 		}
+		if s.readLate(n, e) {
+			return
+		}
 		c.lastIn[e.dir] = s.now
 		c.heard[e.dir] = true
+		if from := c.node[1-e.dir]; e.sentAt >= n.resumedAt && n.resumedAt != 0 {
+			n.reheard[from] = true
+		}
 		c.ends[e.dir].receive(e.msg)
 	case seDown:
+		if s.readLate(n, e) {
+			return
+		}
 		s.closeConn(e.conn, e.dir, false)
 	case seRun:
+		if s.starved(n, e) {
+			return
+		}
 		s.run(n)
 	}
 	s.arm(n)
-	if n.core.Yields() > 0 && s.cfg.Sticky && s.cfg.Quorum > 1 {
-		s.fail("sticky: n%d gave up a mastership to another live node", n.i)
+	if n.core.Yields() > 0 {
+		s.checkStickyQuorum(n)
 	}
 	s.check()
+}
+
+// readDeadlines closes n's connections silent for longer than the read
+// deadline, (WaitTimeout+Interval)/2, as conn.serve does.
+func (s *sim) readDeadlines(n *simNode) {
+	for _, c := range sortedConns(n) {
+		end := 0
+		if c.id[1] != 0 && n.conns[c.id[1]] == c && c.node[1] == n.i {
+			end = 1
+		}
+		if s.now-c.lastIn[end] > int64(float64(silentAfter(time.Duration(s.cfg.Interval), time.Duration(s.cfg.Wait)))/n.rate) && c.ends[end] != nil {
+			// As conn.serve does: a last frame that says this end
+			// redials, then the close.
+			c.silent[end] = true
+			c.ends[end].sendBye()
+			s.closeConn(c, end, false)
+		}
+	}
+}
+
+// starved reports whether n's elector is starved now: then e (a timer or
+// the elector's turn) happens late, once, by a random delay, and the
+// readers' frames queue up meanwhile.
+func (s *sim) starved(n *simNode, e *simEvent) bool {
+	if e.delayed || s.now >= n.starveTo {
+		return false
+	}
+	e.delayed = true
+	e.at = s.now + 1 + s.rng.Int64N(n.starveMax)
+	s.push(e)
+	return true
+}
+
+// readLate reports whether the reader of e's connection end takes e late:
+// it is starved now, or frames before e on that end are still waiting.
+// The frame is in the socket buffer: the read deadline sees it.
+func (s *sim) readLate(n *simNode, e *simEvent) bool {
+	c := e.conn
+	if e.delayed || s.now >= n.readTo && s.now >= c.readAt[e.dir] {
+		return false
+	}
+	if e.kind == seDeliver {
+		c.lastIn[e.dir] = s.now
+	}
+	e.delayed = true
+	e.at = max(c.readAt[e.dir], s.now+1)
+	if s.now < n.readTo {
+		e.at = max(e.at, s.now+1+s.rng.Int64N(n.readMax))
+	}
+	c.readAt[e.dir] = e.at
+	s.push(e)
+	return true
 }
 
 // arm schedules the wake-up n's core asks for, like the elector's timer.
