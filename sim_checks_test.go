@@ -1,6 +1,7 @@
 package msc
 
 import (
+	"maps"
 	"slices"
 	"time"
 
@@ -66,7 +67,8 @@ func (s *sim) observe(n *simNode, snap *core.Snapshot) {
 		}
 		return snap.State(k)
 	}
-	for k, term := range n.fn {
+	for _, k := range slices.Sorted(maps.Keys(n.fn)) { // in order: the trace replays
+		term := n.fn[k]
 		if st := state(k); !st.Master || st.Term != term {
 			s.out("n%d ends mastership of %q term %d", n.i, k, term)
 			delete(n.fn, k)
@@ -388,7 +390,8 @@ func (s *sim) checkSuspendNoticedWithinInterval(n *simNode) {
 // while that master still is one, until it has received a frame that
 // master sent after the resume. Not looked at: before a suspended node's
 // first turn (README, Pauses), once that master or the link between them
-// saw a fault since the resume, and without Quorum while the network is
+// saw a fault since the resume (or that master was paused or starved at
+// it), and without Quorum while the network is
 // cut or a process starved (netUntil: README row 1).
 func (s *sim) checkResumedDefersToNewMaster() {
 	if s.cfg.Quorum <= 1 && s.now <= s.netUntil {
@@ -404,7 +407,7 @@ func (s *sim) checkResumedDefersToNewMaster() {
 				continue
 			}
 			m := s.nodes[x]
-			if m.faultAt >= n.resumedAt || s.linkAt[n.i*s.n+x] >= n.resumedAt || s.linkAt[x*s.n+n.i] >= n.resumedAt ||
+			if m.faultAt >= n.resumedAt || m.resumedAt >= n.resumedAt || m.lagTo >= n.resumedAt || s.linkAt[n.i*s.n+x] >= n.resumedAt || s.linkAt[x*s.n+n.i] >= n.resumedAt ||
 				s.cut[n.i*s.n+x] != 0 || s.cut[x*s.n+n.i] != 0 || !s.isMaster(m, k) {
 				continue
 			}

@@ -317,9 +317,13 @@ func (s *sim) resume(n *simNode, inc int, d int64) {
 		lost := int64(float64(d) * (1 - n.monoFrac) * n.rate)
 		n.off -= lost
 		n.cfg.WallOffset += lost
-		n.unturned = s.now
 		n.monoFrac = 1
 		n.armed = 0
+	}
+	if frozen || n.unturned != 0 {
+		// Its elector has not run since a suspend: the bound counts
+		// from this resume.
+		n.unturned = s.now
 	}
 	s.checkStaleMasterFalseExceptUnturnedSuspend(n, d)
 	s.out("n%d resumes", n.i)
