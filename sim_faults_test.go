@@ -325,7 +325,6 @@ func (s *sim) resume(n *simNode, inc int, d int64) {
 		// from this resume.
 		n.unturned = s.now
 	}
-	s.checkStaleMasterFalseExceptUnturnedSuspend(n, d)
 	s.out("n%d resumes", n.i)
 	pending := n.pending
 	n.pending = nil
