@@ -222,12 +222,12 @@ func (s *sim) fault(kind, i, j int, d int64) {
 			return
 		}
 		n.starveTo = s.now + d
-		n.lagTo = max(n.lagTo, s.now+d)
 		n.starveMax = int64(1+s.rng.IntN(4)) * int64(time.Duration(s.cfg.Interval))
 		if s.rng.IntN(4) == 0 {
 			n.starveMax = int64(time.Duration(s.cfg.Wait)) * 3 / 2 // beyond WaitTimeout
 		}
 		s.out("FAULT starved elector n%d for %v, turns late by up to %v", i, time.Duration(d), time.Duration(n.starveMax))
+		s.lagEnds(n, d+n.starveMax) // a turn delayed at the end of the spell
 	case 14: // starved readers: frames are read late, the timers run on time
 		if !n.alive {
 			return
@@ -235,9 +235,19 @@ func (s *sim) fault(kind, i, j int, d int64) {
 		n.readTo = s.now + d
 		n.readMax = 1 + s.rng.Int64N(2*int64(time.Duration(s.cfg.Interval)))
 		s.out("FAULT starved readers n%d for %v, late by up to %v", i, time.Duration(d), time.Duration(n.readMax))
+		s.lagEnds(n, d+n.readMax)
 	case 9: // latency change on a link
 		s.lat[i*s.n+j] = s.randLatency(50)
 	}
+}
+
+// lagEnds notes that the effects of n's starved spell last for d from
+// now (the last event it delays runs then): agreement after, and without
+// Quorum no two-master check until the bound after.
+func (s *sim) lagEnds(n *simNode, d int64) {
+	n.lagTo = max(n.lagTo, s.now+d)
+	s.settle(s.now + d)
+	s.netUntil = max(s.netUntil, s.now+d+s.agreeBound())
 }
 
 // setCut sets the link from i to j: 0 up (held frames go out in order), 1
