@@ -24,11 +24,22 @@ import (
 // connections per pair, one dialed by each end, heartbeats both ways on
 // both, a read deadline of WaitTimeout, redialing, the first frame short)
 // and what goes wrong: latency and jitter per link, partitions that hold
-// bytes back and deliver them late and in order or reset the connections,
-// symmetric, asymmetric and partial, flapping links, pauses, crashes and
-// restarts (a new incarnation), graceful stops, slow processes, clock
-// rates that drift apart, and keys added and removed during faults. The
-// invariants are checked after every step.
+// bytes back and deliver them late and in order, reset the connections,
+// or leave them half-open (one end gone, the other never told: it stays
+// open and silent until its read deadline, and what is written into it is
+// lost), symmetric, asymmetric, partial and between groups, flapping
+// links, pauses, suspends (the monotonic clock stands still while the
+// wall clock runs on) and snapshot restores (it jumps by part of the
+// time), crashes (some half-open) and restarts (a new incarnation),
+// graceful stops that wait for the RunAsMaster functions, slow processes,
+// starved electors (turns and timers late by up to several Intervals,
+// sometimes beyond WaitTimeout, while frames queue up) and starved readers
+// (frames read late while the timers run on time), clock rates that
+// drift apart, and keys added and removed during faults. RunAsMaster
+// functions check ctx.Err() before each write and return up to M after
+// they learned of the cancel. The invariants are checked after every step:
+// the named checks, one per row of the README's table, are listed at the
+// top of sim_checks_test.go; the faults are in sim_faults_test.go.
 
 var (
 	simSeeds = flag.Int("sim.seeds", 1000, "TestSimulate: how many seeds to run from -sim.first (and as many fresh ones)")
@@ -125,6 +136,9 @@ func TestSimulate(t *testing.T) {
 	}
 	virtual := time.Duration(ran.Load()) * simLength
 	t.Logf("%d seeds run (of %d), %v of virtual time", ran.Load(), len(seeds), virtual)
+	if w := &simAgreeWorst; w.set {
+		t.Logf("agreement: the last change of masters came at most %.1f%% of the README's bound after the faults' effects (seed %d)", float64(w.val)/10, w.seed)
+	}
 }
 
 // simLength is how long a schedule runs: faults until simFaultsEnd, then
@@ -143,8 +157,12 @@ type simEvent struct {
 	conn *simConn
 	dir  int    // which end receives (0: the dialer, 1: the listener)
 	msg  []byte // seDeliver: the frame's payload, UID first
-	wake int64  // seWake: the wake-up time it was armed for
+	wake int64  // seWake: the wake-up time it was armed for; seTick: the timer's generation
 	fn   func()
+	// delayed: a starved goroutine took the event late once already (it
+	// is not delayed again).
+	delayed bool
+	sentAt  int64 // seDeliver: when (virtual) the frame was sent
 }
 
 const (
@@ -193,6 +211,7 @@ type simConn struct {
 	reply   [2]bool        // each end's next frame answers a claimant
 	heard   [2]bool        // each end received a frame
 	silent  [2]bool        // the end closed it as silent
+	readAt  [2]int64       // a starved reader takes frames from then (in order)
 }
 
 type simNode struct {
@@ -204,6 +223,7 @@ type simNode struct {
 	s        *sim
 	ob       *outBeat // the heartbeat its elector published last
 	sent     int64    // local: its elector's last send (Msc.lastSent)
+	sentAt   int64    // virtual: when it sent that
 	inbox    []event  // events for its elector, not yet taken
 	running  bool     // a seRun is scheduled
 	cfg      core.Config
@@ -214,7 +234,8 @@ type simNode struct {
 	slow     int64   // virtual: each step of a slow process is delayed up to this
 	busy     int64   // virtual: a slow process is busy until then
 	keys     []string
-	nextTick int64
+	tickGen  int64 // the generation of the Interval timer's pending event
+	tickDue  int64 // local: when the pending Interval timer fires
 	conns    map[core.ConnID]*simConn
 	stopping bool
 	pending  []*simEvent // timer events that came while paused
@@ -223,9 +244,33 @@ type simNode struct {
 	prio     int64
 	start    int64
 	masters  []string // keys ("" global) its last snapshot says it is master of
-	// fn: the RunAsMaster functions running (mastership seen in the last
-	// snapshot), per key ("" global), with their terms.
+	// fn: the masterships seen in the last snapshot, per key ("" global),
+	// with their terms.
 	fn map[string]uint64
+	// runs: the RunAsMaster functions of this incarnation that have not
+	// returned, per key; again: a mastership seen while the previous
+	// function had not returned yet (runAs starts the next after).
+	runs  map[string]*simRun
+	again map[string]bool
+	// Clock faults: a suspend or restore during which the monotonic
+	// clock ran only monoFrac of the time; unturned: when (virtual) such
+	// a node resumed, while its elector has not run since (0: not).
+	monoFrac float64
+	unturned int64
+	// Starved goroutines: the elector's turns and timers (starveTo,
+	// starveMax), or the connections' readers (readTo, readMax), run late
+	// until then, by up to that.
+	starveTo, starveMax int64
+	readTo, readMax     int64
+	lagTo               int64 // the end of its last slow or starved spell
+	// For checkResumedDefersToNewMaster: faultAt, the last fault of this
+	// node (pause, crash, stop, starvation); pausedAt, resumedAt: its last
+	// pause; deposed: per key, the node that became master while it was
+	// paused; reheard: the nodes it received a frame from sent after
+	// resumedAt.
+	faultAt, pausedAt, resumedAt int64
+	deposed                      map[string]int
+	reheard                      map[int]bool
 }
 
 type sim struct {
@@ -265,6 +310,14 @@ type sim struct {
 	steps     int
 	quiet     bool // faults have stopped
 	observers int  // the last observers nodes are observers
+	seed      uint64
+	changedAt int64 // virtual: when a mastership last started or ended
+	// linkAt: [i*n+j], when the link from i to j was last cut or healed.
+	linkAt []int64
+	// wrote: per key, the RunAsMaster runs that wrote (checkWritesNeverOverlap).
+	wrote map[string][]*simRun
+	// quietClose: closeConn does not tell the other end (half-open).
+	quietClose bool
 }
 
 func (s *sim) push(e *simEvent) {
@@ -285,6 +338,7 @@ func (s *sim) fail(format string, args ...any) {
 // runSim runs one seed; trace receives every step when on.
 func runSim(seed uint64, trace bool, w interface{ Write([]byte) (int, error) }) error {
 	s := &sim{rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), terms: map[string]uint64{}, owner: map[string]int{}}
+	s.seed = seed
 	s.out = func(f string, a ...any) {
 		if trace {
 			fmt.Fprintf(w, "%10.3fms "+f+"\n", append([]any{float64(s.now) / 1e6}, a...)...)
@@ -326,6 +380,8 @@ func runSim(seed uint64, trace bool, w interface{ Write([]byte) (int, error) }) 
 	s.out("seed %d: n=%d (%d observers) interval=%v wait=%v quorum=%d sticky=%v balance=%v", seed, s.n, s.observers, interval, wait, s.cfg.Quorum, s.cfg.Sticky, s.cfg.Balance)
 	s.lat = make([][2]int64, s.n*s.n)
 	s.cut = make([]int, s.n*s.n)
+	s.linkAt = make([]int64, s.n*s.n)
+	s.wrote = map[string][]*simRun{}
 	for i := range s.lat {
 		s.lat[i] = s.randLatency(30)
 	}
@@ -361,7 +417,7 @@ func runSim(seed uint64, trace bool, w interface{ Write([]byte) (int, error) }) 
 	}
 	if s.err == nil {
 		s.now = int64(simLength)
-		s.checkAgreement(true)
+		s.checkAgreementWithin(true)
 	}
 	return s.err
 }
@@ -381,6 +437,10 @@ func (s *sim) boot(n *simNode) {
 	n.ob, n.inbox, n.running, n.masters = nil, nil, false, nil
 	n.s = s
 	n.fn = map[string]uint64{}
+	n.runs, n.again = map[string]*simRun{}, map[string]bool{}
+	n.deposed, n.reheard = map[string]int{}, map[int]bool{}
+	n.unturned, n.starveTo, n.readTo = 0, 0, 0
+	n.sentAt = s.now
 	n.pausedTo, n.armed = 0, 0
 	cfg := s.cfg
 	cfg.UID = fmt.Sprintf("n%d", n.i)
@@ -421,7 +481,19 @@ func (s *sim) afterPause(n *simNode) int64 {
 // multiple of Interval on its wall clock (untilBeat).
 func (s *sim) nextTick(n *simNode) {
 	d := n.e.untilBeat(s.local(n, s.now))
-	s.push(&simEvent{at: s.now + int64(float64(d)/n.rate) + 1, kind: seTick, node: n.i, inc: n.inc})
+	n.tickGen++
+	n.tickDue = s.local(n, s.now) + int64(d)
+	s.push(&simEvent{at: s.now + int64(float64(d)/n.rate) + 1, kind: seTick, node: n.i, inc: n.inc, wake: n.tickGen})
+}
+
+// turn is one turn of n's elector (elector.turn), at the current instant.
+func (s *sim) turn(n *simNode, woke int, first *event, next func() (event, int64, bool)) {
+	if n.unturned != 0 {
+		s.checkSuspendNoticedWithinInterval(n)
+		n.unturned = 0
+	}
+	lt := s.local(n, s.now)
+	n.e.turn(lt, lt+n.cfg.WallOffset, woke, first, next)
 }
 
 // dial connects n to node j after delay, if the link lets a handshake through.
@@ -595,8 +667,13 @@ func (e *simEnd) receive(p []byte) {
 
 func (n *simNode) publishSnap(snap *core.Snapshot) { n.s.observe(n, snap) }
 func (n *simNode) publishBeat(b *outBeat)          { n.ob = b }
-func (n *simNode) setSent(at int64)                { n.sent = at }
-func (n *simNode) report(error)                    {}
+func (n *simNode) setSent(at int64) {
+	if at != n.sent && at == n.s.local(n, n.s.now) {
+		n.sentAt = n.s.now
+	}
+	n.sent = at
+}
+func (n *simNode) report(error) {}
 func (n *simNode) pausedFor(gap time.Duration) {
 	n.s.out("n%d notices a pause (%v since its last heartbeat)", n.i, gap)
 }
@@ -617,7 +694,7 @@ func (n *simNode) wakeClients() {
 func (s *sim) transmit(c *simConn, end int, m []byte) {
 	to := 1 - end
 	from, dst := c.node[end], c.node[to]
-	e := &simEvent{kind: seDeliver, node: dst, inc: c.inc[to], conn: c, dir: to, msg: m}
+	e := &simEvent{kind: seDeliver, node: dst, inc: c.inc[to], conn: c, dir: to, msg: m, sentAt: s.now}
 	s.route(c, from, dst, to, e)
 }
 
@@ -638,6 +715,8 @@ func (s *sim) route(c *simConn, from, dst, to int, e *simEvent) {
 			}
 		}
 		return
+	case 3:
+		return // half-open: lost, and nobody learns of it
 	}
 	e.at = max(s.now+s.latency(from, dst), c.arrive[to])
 	c.arrive[to] = e.at
@@ -695,6 +774,9 @@ func (s *sim) closeConn(c *simConn, end int, reset bool) {
 			}
 		}
 	}
+	if s.quietClose {
+		return // half-open: the other end never learns of it
+	}
 	to := 1 - end
 	e := &simEvent{kind: seDown, node: c.node[to], inc: c.inc[to], conn: c, dir: to}
 	if reset {
@@ -743,7 +825,7 @@ func (s *sim) run(n *simNode) {
 		taken++
 		return n.inbox[taken-1], lt, true
 	}
-	n.e.turn(lt, lt+n.cfg.WallOffset, wokeEvent, &first, next)
+	s.turn(n, wokeEvent, &first, next)
 	// What the turn did not take moves to the front (the array is kept).
 	rest := copy(n.inbox, n.inbox[taken:])
 	clear(n.inbox[rest:])
@@ -752,299 +834,6 @@ func (s *sim) run(n *simNode) {
 		n.running = true
 		s.push(&simEvent{at: s.now, kind: seRun, node: n.i, inc: n.inc})
 	}
-}
-
-// observe follows n's masterships as RunAsMaster would: one starts when a
-// snapshot shows it, ends when one no longer does.
-func (s *sim) observe(n *simNode, snap *core.Snapshot) {
-	state := func(k string) core.KeyState {
-		if !snap.Running {
-			return core.KeyState{}
-		}
-		return snap.State(k)
-	}
-	for k, term := range n.fn {
-		if st := state(k); !st.Master || st.Term != term {
-			s.out("n%d ends mastership of %q term %d", n.i, k, term)
-			delete(n.fn, k)
-		}
-	}
-	// The keys it is master of, by this snapshot: what check looks at.
-	n.masters = n.masters[:0]
-	if snap.Running && snap.Master {
-		n.masters = append(n.masters, "")
-	}
-	for i := range snap.Keys {
-		if snap.Running && snap.Keys[i].Master {
-			n.masters = append(n.masters, snap.KI.List[i])
-		}
-	}
-	for _, k := range n.masters {
-		st := state(k)
-		if _, ok := n.fn[k]; ok {
-			continue
-		}
-		n.fn[k] = st.Term
-		s.out("n%d starts mastership of %q term %d", n.i, k, st.Term)
-		if n.cfg.Observer {
-			s.fail("observer n%d is master of %q", n.i, k)
-		}
-		// Above every term it heard of from another claim or vote, and
-		// not below any term a peer knows of (that may be its own). With
-		// Quorum the fencing check below is the promise; and the core
-		// read here has taken in the whole batch, after the decision
-		// (seed 4093: a known term heard later in the batch).
-		if heard, _, _ := n.core.Terms(k); s.cfg.Quorum <= 1 && st.Term <= heard {
-			s.fail("terms: n%d is master of %q with term %d, not above %d it heard of", n.i, k, st.Term, heard)
-		}
-		if _, known, _ := n.core.Terms(k); s.cfg.Quorum <= 1 && st.Term < known {
-			s.fail("terms: n%d is master of %q with term %d, below %d it knew of", n.i, k, st.Term, known)
-		}
-		if s.cfg.Quorum > 1 {
-			if st.Term <= s.terms[k] {
-				s.fail("fencing: n%d is master of %q with term %d, not above %d used before", n.i, k, st.Term, s.terms[k])
-			}
-			// No other node's RunAsMaster still runs: its function's
-			// context is not done, by the clock (ctx.Err answers from the
-			// clock: a node resumed a moment ago whose elector has not run
-			// yet has a stale snapshot, but its lease is over; seed
-			// 2073254).
-			for _, m := range s.nodes {
-				if m != n && m.alive && s.now >= m.pausedTo {
-					if t, ok := m.fn[k]; ok && s.isMaster(m, k) {
-						s.fail("quorum: n%d starts %q (term %d) while n%d still runs it (term %d)", n.i, k, st.Term, m.i, t)
-					}
-				}
-			}
-		}
-		s.terms[k] = max(s.terms[k], st.Term)
-	}
-}
-
-// isMaster is IsMaster(ByKey) of n at the current instant.
-func (s *sim) isMaster(n *simNode, k string) bool {
-	if !n.alive || s.now < n.pausedTo {
-		return false
-	}
-	snap := n.core.Snap()
-	var st core.KeyState
-	if k == "" {
-		st = core.KeyState{Master: snap.Master, Lease: snap.Lease}
-	} else {
-		st, _ = snap.Key(k)
-	}
-	return st.Master && core.ValidAt(s.local(n, s.now), st.Lease, n.sent, core.FreshFor(s.cfg.Interval, s.cfg.Wait))
-}
-
-// settle notes that the effects of a fault last until end: then, after
-// the agreement bound, every live node must agree (checkAgreement),
-// unless another fault came meanwhile.
-func (s *sim) settle(end int64) {
-	s.busyUntil = max(s.busyUntil, end)
-	s.agreeGen++
-	gen, end := s.agreeGen, s.busyUntil
-	at := end + s.agreeBound()
-	if at < int64(simLength) {
-		s.push(&simEvent{at: at, kind: seFn, fn: func() {
-			if gen == s.agreeGen {
-				s.out("agreement check, %v after the faults' effects", time.Duration(s.now-end))
-				s.checkAgreement(false)
-			}
-		}})
-	}
-}
-
-// agreeBound is the README's bound on agreement once faults stop:
-// WaitTimeout + 2*Interval plus the longest latency (plus M with Quorum).
-func (s *sim) agreeBound() int64 {
-	b := time.Duration(s.cfg.Wait) + 2*time.Duration(s.cfg.Interval) + 70*time.Millisecond
-	if s.cfg.Quorum > 1 {
-		b += leaseMargin(time.Duration(s.cfg.Interval), time.Duration(s.cfg.Wait))
-	}
-	return int64(b)
-}
-
-// check verifies that no two nodes are master of anything at this instant
-// (with Quorum always; without it, except while the network is cut and
-// for the agreement bound after: netUntil).
-func (s *sim) check() {
-	if s.cfg.Quorum <= 1 && s.now <= s.netUntil {
-		return
-	}
-	// Only the keys each node's snapshot says it is master of can answer
-	// true (IsMaster also checks the lease and the last send).
-	clear(s.owner)
-	for _, n := range s.nodes {
-		if !n.alive || s.now < n.pausedTo {
-			continue
-		}
-		for _, k := range n.masters {
-			if !s.isMaster(n, k) {
-				continue
-			}
-			if j, ok := s.owner[k]; ok {
-				s.fail("two masters of %q: [%d %d]", k, j, n.i)
-			}
-			s.owner[k] = n.i
-		}
-	}
-}
-
-// checkAgreement: after the faults, every live node agrees on one master,
-// globally and per key, the one the rules name.
-func (s *sim) checkAgreement(conns bool) {
-	var live []*simNode
-	for _, n := range s.nodes {
-		if n.alive && !n.stopping {
-			live = append(live, n)
-		}
-	}
-	if len(live) == 0 {
-		return
-	}
-	// One connection per pair (at the end: a parked client may wait
-	// longer than the bound to redial).
-	for _, n := range live {
-		if !conns {
-			break
-		}
-		for _, m := range live {
-			if m == n {
-				continue
-			}
-			if conns := n.core.PeerConns(m.cfg.UID, m.cfg.Inc); conns != 1 {
-				s.fail("n%d has %d connections to n%d, want 1", n.i, conns, m.i)
-				return
-			}
-		}
-	}
-	for _, k := range append([]string{""}, s.keysPool...) {
-		var holders, competing []*simNode
-		for _, n := range live {
-			if k == "" || slices.Contains(n.keys, k) {
-				holders = append(holders, n)
-				if !n.cfg.Observer {
-					competing = append(competing, n)
-				}
-			}
-		}
-		if len(competing) == 0 {
-			continue
-		}
-		if len(holders) == 0 {
-			continue
-		}
-		var masters []int
-		uids := map[string]bool{}
-		for _, n := range holders {
-			if s.isMaster(n, k) {
-				masters = append(masters, n.i)
-			}
-			var uid string
-			if k == "" {
-				uid = n.core.Snap().MasterUID
-			} else {
-				st, _ := n.core.Snap().Key(k)
-				uid = st.UID
-			}
-			uids[uid] = true
-		}
-		if s.cfg.Quorum > 1 && voters(live) < s.cfg.Quorum {
-			if len(masters) != 0 {
-				s.fail("%q: masters %v with fewer than a quorum of voters up", k, masters)
-			}
-			continue
-		}
-		if len(masters) != 1 || len(uids) != 1 {
-			for _, n := range live {
-				in := n.core.Inspect(s.local(n, s.now), k)
-				var sl core.SlotView
-				if in.Held {
-					sl = in.Slot
-				}
-				if in.Held {
-					s.out("n%d: rightful %s %v resigned %v keys %v prio %d maxPrio %d", n.i, in.Rightful, in.RightfulSelf, in.Resigned, in.Keys, in.Prio, in.MaxPrio)
-				}
-				s.out("n%d: ready %v slot %+v vote %+v maxVote %d other %d used %d live %d", n.i, in.Ready, sl,
-					in.Vote, in.MaxVote.Term, in.Other, in.Used, in.Live)
-				for _, p := range in.Peers {
-					s.out("   peer %s/%d live %v current %v (%d/%d) prio %d claims %+v votes %+v echo %d", p.UID, p.Inc, p.Live, p.Current, p.Version, p.Newest, p.Prio, p.Claim, p.Vote, p.Echo)
-				}
-			}
-			s.fail("no agreement on %q after the faults: masters %v, named %v", k, masters, uids)
-			return
-		}
-		// Fencing after the faults: the master's term is the highest ever
-		// used for the key, so a store fencing on terms takes its writes
-		// and refuses every earlier master's.
-		if m := s.nodes[masters[0]]; true {
-			var term uint64
-			if k == "" {
-				term = m.core.Snap().Term
-			} else {
-				st, _ := m.core.Snap().Key(k)
-				term = st.Term
-			}
-			// With Quorum: the highest term ever used. Without: the
-			// highest any live process holding the key knows of (one that
-			// crashed, or removed the key, keeps what only it knew).
-			want := s.terms[k]
-			if s.cfg.Quorum <= 1 {
-				want = 0
-				for _, n := range live {
-					if in := n.core.Inspect(s.local(n, s.now), k); in.Held {
-						want = max(want, in.Used, in.Other)
-					}
-				}
-			}
-			if term < want {
-				for _, n := range live {
-					in := n.core.Inspect(s.local(n, s.now), k)
-					s.out("n%d: slot %+v used %d other %d version %d", n.i, in.Slot, in.Used, in.Other, in.Version)
-					for _, p := range in.Peers {
-						s.out("   peer %s/%d live %v v %d/%d claim %+v", p.UID, p.Inc, p.Live, p.Version, p.Newest, p.Claim)
-					}
-				}
-				s.fail("%q: master n%d has term %d, below %d used before", k, m.i, term, want)
-			}
-		}
-
-		if !s.cfg.Sticky {
-			want := s.rightful(competing, k)
-			if masters[0] != want {
-				s.fail("%q: master n%d, the rules name n%d", k, masters[0], want)
-			}
-		}
-	}
-}
-
-func voters(nodes []*simNode) int {
-	n := 0
-	for _, x := range nodes {
-		if !x.cfg.Observer {
-			n++
-		}
-	}
-	return n
-}
-
-// rightful is the node the README's rules name among holders.
-func (s *sim) rightful(holders []*simNode, k string) int {
-	best := holders[0]
-	for _, n := range holders[1:] {
-		if k != "" && s.cfg.Balance {
-			kh := core.KeyHash(k)
-			w, bw := core.Weight(kh, core.NodeHash(n.cfg.UID)), core.Weight(kh, core.NodeHash(best.cfg.UID))
-			if w > bw || w == bw && n.cfg.UID < best.cfg.UID {
-				best = n
-			}
-			continue
-		}
-		if core.Before(n.prio, n.start, n.cfg.UID, best.prio, best.start, best.cfg.UID) {
-			best = n
-		}
-	}
-	return best.i
 }
 
 // step handles one event.
@@ -1082,50 +871,110 @@ func (s *sim) step(e *simEvent) {
 	}
 	switch e.kind {
 	case seTick:
-		lt := s.local(n, s.now)
-		n.e.turn(lt, lt+n.cfg.WallOffset, wokeTick, nil, nil)
-		// The read deadline: a connection silent for (WaitTimeout+Interval)/2 ends.
-		for _, c := range sortedConns(n) {
-			end := 0
-			if c.id[1] != 0 && n.conns[c.id[1]] == c && c.node[1] == n.i {
-				end = 1
-			}
-			if s.now-c.lastIn[end] > int64(float64(silentAfter(time.Duration(s.cfg.Interval), time.Duration(s.cfg.Wait)))/n.rate) && c.ends[end] != nil {
-				// As conn.serve does: a last frame that says this end
-				// redials, then the close.
-				c.silent[end] = true
-				c.ends[end].sendBye()
-				s.closeConn(c, end, false)
-			}
+		if e.wake != n.tickGen {
+			return // the timer was moved (a frozen clock)
 		}
+		if !e.delayed {
+			s.readDeadlines(n)
+		}
+		if s.starved(n, e) {
+			return
+		}
+		s.turn(n, wokeTick, nil, nil)
 		s.nextTick(n)
 	case seWake:
 		if e.wake != n.armed {
 			return // superseded
 		}
+		if s.starved(n, e) {
+			return
+		}
 		n.armed = 0
 		if w := n.core.Wake(); w != 0 && w <= s.local(n, s.now) {
-			lt := s.local(n, s.now)
-			n.e.turn(lt, lt+n.cfg.WallOffset, wokeAlarm, nil, nil)
+			s.turn(n, wokeAlarm, nil, nil)
 		}
 	case seDeliver:
 		c := e.conn
 		if !c.up[e.dir] || c.ends[e.dir] == nil {
 			return
 		}
+		if s.readLate(n, e) {
+			return
+		}
 		c.lastIn[e.dir] = s.now
 		c.heard[e.dir] = true
+		if from := c.node[1-e.dir]; e.sentAt >= n.resumedAt && n.resumedAt != 0 {
+			n.reheard[from] = true
+		}
 		c.ends[e.dir].receive(e.msg)
 	case seDown:
+		if s.readLate(n, e) {
+			return
+		}
 		s.closeConn(e.conn, e.dir, false)
 	case seRun:
+		if s.starved(n, e) {
+			return
+		}
 		s.run(n)
 	}
 	s.arm(n)
-	if n.core.Yields() > 0 && s.cfg.Sticky && s.cfg.Quorum > 1 {
-		s.fail("sticky: n%d gave up a mastership to another live node", n.i)
+	if n.core.Yields() > 0 {
+		s.checkStickyQuorum(n)
 	}
 	s.check()
+}
+
+// readDeadlines closes n's connections silent for longer than the read
+// deadline, (WaitTimeout+Interval)/2, as conn.serve does.
+func (s *sim) readDeadlines(n *simNode) {
+	for _, c := range sortedConns(n) {
+		end := 0
+		if c.id[1] != 0 && n.conns[c.id[1]] == c && c.node[1] == n.i {
+			end = 1
+		}
+		if s.now-c.lastIn[end] > int64(float64(silentAfter(time.Duration(s.cfg.Interval), time.Duration(s.cfg.Wait)))/n.rate) && c.ends[end] != nil {
+			// As conn.serve does: a last frame that says this end
+			// redials, then the close.
+			c.silent[end] = true
+			c.ends[end].sendBye()
+			s.closeConn(c, end, false)
+		}
+	}
+}
+
+// starved reports whether n's elector is starved now: then e (a timer or
+// the elector's turn) happens late, once, by a random delay, and the
+// readers' frames queue up meanwhile.
+func (s *sim) starved(n *simNode, e *simEvent) bool {
+	if e.delayed || s.now >= n.starveTo {
+		return false
+	}
+	e.delayed = true
+	e.at = s.now + 1 + s.rng.Int64N(n.starveMax)
+	s.push(e)
+	return true
+}
+
+// readLate reports whether the reader of e's connection end takes e late:
+// it is starved now, or frames before e on that end are still waiting.
+// The frame is in the socket buffer: the read deadline sees it.
+func (s *sim) readLate(n *simNode, e *simEvent) bool {
+	c := e.conn
+	if e.delayed || s.now >= n.readTo && s.now >= c.readAt[e.dir] {
+		return false
+	}
+	if e.kind == seDeliver {
+		c.lastIn[e.dir] = s.now
+	}
+	e.delayed = true
+	e.at = max(c.readAt[e.dir], s.now+1)
+	if s.now < n.readTo {
+		e.at = max(e.at, s.now+1+s.rng.Int64N(n.readMax))
+	}
+	c.readAt[e.dir] = e.at
+	s.push(e)
+	return true
 }
 
 // arm schedules the wake-up n's core asks for, like the elector's timer.
@@ -1150,340 +999,4 @@ func sortedConns(n *simNode) []*simConn {
 		out = append(out, n.conns[id])
 	}
 	return out
-}
-
-// schedule plans the faults of this seed, until simFaultsEnd.
-func (s *sim) schedule() {
-	r := s.rng
-	at := int64(time.Second) + r.Int64N(int64(time.Second))
-	for at < int64(simFaultsEnd) {
-		t := at
-		kind := r.IntN(12)
-		d := int64(r.IntN(1500)+50) * int64(time.Millisecond)
-		if kind == 4 && r.IntN(4) == 0 {
-			d = r.Int64N(50 * int64(time.Duration(s.cfg.Wait))) // long pauses, up to 50*WaitTimeout
-		}
-		i, j := r.IntN(s.n), r.IntN(s.n)
-		s.push(&simEvent{at: t, kind: seFn, fn: func() { s.fault(kind, i, j, d) }})
-		at += int64(r.IntN(800)+100) * int64(time.Millisecond)
-	}
-	s.push(&simEvent{at: int64(simFaultsEnd), kind: seFn, fn: s.healAll})
-	// Restarts planned by the faults happen by simFaultsEnd+1.5s.
-}
-
-// fault injects one fault.
-func (s *sim) fault(kind, i, j int, d int64) {
-	if s.quiet {
-		return
-	}
-	if kind != 8 && kind != 10 && kind != 9 {
-		s.lastFault = s.now
-	}
-	// Agreement is checked once this fault's effects are over (plus the
-	// bound), unless another fault comes first.
-	end := s.now
-	switch kind {
-	case 0, 1, 2, 3, 4, 7, 11:
-		end = s.now + d
-	case 5, 6:
-		// The restart, then a new process waits WaitTimeout to hear from
-		// its servers, and with Quorum votes only WaitTimeout+M after
-		// it started.
-		end = s.now + max(d, int64(time.Duration(s.cfg.Wait))) + int64(time.Duration(s.cfg.Wait))
-		if s.cfg.Quorum > 1 {
-			end += int64(leaseMargin(time.Duration(s.cfg.Interval), time.Duration(s.cfg.Wait)))
-		}
-	case 8:
-		end = s.now + int64(time.Duration(s.cfg.Wait)) // a key removed after up to WaitTimeout
-	}
-	s.settle(end)
-	if kind <= 3 || kind == 7 || kind == 11 {
-		// Without Quorum, a cut network lets each side elect, and so may
-		// a starved process (some of its goroutines run late, some
-		// not). The check is off until the agreement bound after; Quorum
-		// is the remedy (README, "The invariants").
-		s.netUntil = max(s.netUntil, s.now+d+s.agreeBound())
-	}
-	n := s.nodes[i]
-	switch kind {
-	case 0, 1: // partition i from the others: hold or reset, maybe one way
-		mode := 1 + s.rng.IntN(2)
-		oneWay := s.rng.IntN(3)
-		s.out("FAULT partition n%d mode %d oneway %d for %v", i, mode, oneWay, time.Duration(d))
-		for k := range s.n {
-			if k != i {
-				if oneWay != 1 {
-					s.setCut(i, k, mode)
-				}
-				if oneWay != 2 {
-					s.setCut(k, i, mode)
-				}
-			}
-		}
-		s.push(&simEvent{at: s.now + d, kind: seFn, fn: func() {
-			for k := range s.n {
-				s.setCut(i, k, 0)
-				s.setCut(k, i, 0)
-			}
-		}})
-	case 2: // cut one link (a partial partition), maybe one way
-		if i == j {
-			return
-		}
-		mode := 1 + s.rng.IntN(2)
-		s.out("FAULT cut n%d→n%d mode %d for %v", i, j, mode, time.Duration(d))
-		s.setCut(i, j, mode)
-		if s.rng.IntN(2) == 0 {
-			s.setCut(j, i, mode)
-		}
-		s.push(&simEvent{at: s.now + d, kind: seFn, fn: func() { s.setCut(i, j, 0); s.setCut(j, i, 0) }})
-	case 3: // flapping link
-		if i == j {
-			return
-		}
-		s.out("FAULT flap n%d–n%d", i, j)
-		for k := int64(0); k < 6; k++ {
-			on := k%2 == 0
-			s.push(&simEvent{at: s.now + k*d/6, kind: seFn, fn: func() {
-				m := 0
-				if on {
-					m = 1
-				}
-				s.setCut(i, j, m)
-				s.setCut(j, i, m)
-			}})
-		}
-	case 4: // pause
-		if !n.alive || s.now <= n.pausedTo {
-			return
-		}
-		s.out("FAULT pause n%d for %v", i, time.Duration(d))
-		n.pausedTo, n.pauseLen = s.now+d, d
-		inc, end := n.inc, n.pausedTo
-		s.push(&simEvent{at: s.now + d, kind: seFn, fn: func() {
-			if n.pausedTo == end { // not paused again since
-				s.resume(n, inc, d)
-			}
-		}})
-	case 5: // crash, restart later
-		if !n.alive {
-			return
-		}
-		s.out("FAULT crash n%d, restart after %v", i, time.Duration(d))
-		s.crash(n)
-		inc := n.inc
-		s.push(&simEvent{at: s.now + d, kind: seFn, fn: func() { s.restart(n, inc) }})
-	case 6: // graceful stop, restart later
-		if !n.alive || n.stopping || s.now < n.pausedTo {
-			return
-		}
-		s.out("FAULT stop n%d, restart after %v", i, time.Duration(d))
-		s.stop(n)
-		inc := n.inc
-		s.push(&simEvent{at: s.now + max(d, int64(time.Duration(s.cfg.Wait))), kind: seFn, fn: func() { s.restart(n, inc) }})
-	case 7: // slow process
-		s.out("FAULT slow n%d for %v", i, time.Duration(d))
-		n.slow = int64(s.rng.IntN(int(time.Duration(s.cfg.Interval) / 4)))
-		s.push(&simEvent{at: s.now + d, kind: seFn, fn: func() { n.slow = 0 }})
-	case 8: // keys added and removed
-		if !n.alive || s.now < n.pausedTo {
-			return
-		}
-		k := s.keysPool[s.rng.IntN(len(s.keysPool))]
-		if slices.Contains(n.keys, k) {
-			s.out("FAULT n%d removes key %q", i, k)
-			n.keys = slices.DeleteFunc(slices.Clone(n.keys), func(x string) bool { return x == k })
-			// As RemoveKey does: give it up, wait for its work, remove it.
-			s.call(n, func(e *elector, lt int64) { e.core.ResignKeys(lt, []string{k}) })
-			inc := n.inc
-			var remove func()
-			remove = func() {
-				if !n.alive || n.inc != inc || slices.Contains(n.keys, k) {
-					return
-				}
-				if s.now < n.pausedTo { // RemoveKey goes on after the pause
-					s.push(&simEvent{at: s.afterPause(n), kind: seFn, fn: remove})
-					return
-				}
-				s.call(n, func(e *elector, lt int64) { e.core.SetKeys(lt, nil, []string{k}) })
-			}
-			s.push(&simEvent{at: s.now + int64(s.rng.IntN(int(time.Duration(s.cfg.Wait)))), kind: seFn, fn: remove})
-		} else {
-			s.out("FAULT n%d adds key %q", i, k)
-			n.keys = append(slices.Clone(n.keys), k)
-			s.call(n, func(e *elector, lt int64) { e.core.SetKeys(lt, []string{k}, nil) })
-		}
-	case 10: // SetPriority
-		if !n.alive || s.now < n.pausedTo {
-			return
-		}
-		p := int64(s.rng.IntN(4))
-		s.out("FAULT n%d sets priority %d", i, p)
-		n.prio = p
-		s.call(n, func(e *elector, lt int64) { e.core.SetPriority(lt, p) })
-	case 11: // a group partition: a random side against the rest, hold or reset
-		mode := 1 + s.rng.IntN(2)
-		var side []int
-		for k := range s.n {
-			if s.rng.IntN(2) == 0 {
-				side = append(side, k)
-			}
-		}
-		s.out("FAULT group partition %v mode %d for %v", side, mode, time.Duration(d))
-		cut := func(m int) {
-			for a := range s.n {
-				for b := range s.n {
-					if slices.Contains(side, a) != slices.Contains(side, b) {
-						s.setCut(a, b, m)
-					}
-				}
-			}
-		}
-		cut(mode)
-		s.push(&simEvent{at: s.now + d, kind: seFn, fn: func() { cut(0) }})
-	case 9: // latency change on a link
-		s.lat[i*s.n+j] = s.randLatency(50)
-	}
-}
-
-// setCut sets the link from i to j: 0 up (held frames go out in order), 1
-// hold, 2 reset (every connection between them ends).
-func (s *sim) setCut(i, j, mode int) {
-	if i == j {
-		return
-	}
-	was := s.cut[i*s.n+j]
-	s.cut[i*s.n+j] = mode
-	if mode == 2 {
-		for _, n := range []*simNode{s.nodes[i], s.nodes[j]} {
-			for _, c := range sortedConns(n) {
-				if c.node[0] == i && c.node[1] == j || c.node[0] == j && c.node[1] == i {
-					for end := range 2 {
-						c.held[end] = nil
-						s.closeConn(c, end, true)
-					}
-				}
-			}
-		}
-	}
-	if mode == 0 && was == 1 {
-		// Deliver what was held, in order, on every connection from i to j.
-		for _, n := range []*simNode{s.nodes[j]} {
-			for _, c := range sortedConns(n) {
-				for end := range 2 {
-					if c.node[end] == j && c.node[1-end] == i {
-						held := c.held[end]
-						c.held[end] = nil
-						for _, e := range held {
-							s.route(c, i, j, end, e)
-						}
-					}
-				}
-			}
-		}
-	}
-}
-
-func (s *sim) resume(n *simNode, inc int, d int64) {
-	if !n.alive || n.inc != inc {
-		return
-	}
-	n.pausedTo = 0
-	// Stale master: a process paused for longer than WaitTimeout answers
-	// false before its elector has run.
-	if d > int64(time.Duration(s.cfg.Wait)) {
-		for _, k := range append([]string{""}, n.keys...) {
-			if s.isMaster(n, k) {
-				s.fail("stale master: n%d answers IsMaster(%q) after a pause of %v", n.i, k, time.Duration(d))
-			}
-		}
-	}
-	s.out("n%d resumes", n.i)
-	pending := n.pending
-	n.pending = nil
-	// The goroutines of a resumed process run in any order: the timers
-	// first (the elector notices the pause), or the readers first (their
-	// events wait for the elector's turn, which notices the pause before
-	// it takes them).
-	lt := s.local(n, s.now)
-	for i := range n.inbox {
-		n.inbox[i].at = lt
-	}
-	tick := &simEvent{at: s.now, kind: seTick, node: n.i, inc: n.inc}
-	readsFirst := s.rng.IntN(2) == 0
-	if !readsFirst {
-		s.push(tick)
-	}
-	for _, e := range pending {
-		if e.kind != seTick && e.kind != seRun {
-			e.at = s.now
-			s.push(e)
-		}
-	}
-	if len(n.inbox) > 0 && !n.running {
-		n.running = true
-		s.push(&simEvent{at: s.now, kind: seRun, node: n.i, inc: n.inc})
-	}
-	if readsFirst {
-		s.push(tick)
-	}
-}
-
-// restart starts incarnation inc of n again, unless that happened
-// already.
-func (s *sim) restart(n *simNode, inc int) {
-	if n.inc != inc {
-		return
-	}
-	if n.alive {
-		s.crash(n)
-	}
-	s.boot(n)
-}
-
-func (s *sim) crash(n *simNode) {
-	for _, c := range sortedConns(n) {
-		for end := range 2 {
-			if c.node[end] == n.i {
-				c.up[end] = false
-				e := &simEvent{kind: seDown, node: c.node[1-end], inc: c.inc[1-end], conn: c, dir: 1 - end}
-				e.at = s.now + s.latency(n.i, c.node[1-end])
-				s.push(e)
-			}
-		}
-	}
-	n.alive = false
-	n.conns = nil
-	n.fn, n.masters = map[string]uint64{}, nil
-	n.pending = nil
-}
-
-func (s *sim) stop(n *simNode) {
-	n.stopping = true
-	s.call(n, func(e *elector, lt int64) { e.core.SetResign(lt) })
-	s.call(n, func(e *elector, lt int64) { e.core.SetLeave(lt) })
-	inc := n.inc
-	s.push(&simEvent{at: s.now + int64(time.Duration(s.cfg.Wait)), kind: seFn, fn: func() {
-		if n.inc == inc && n.alive {
-			s.crash(n)
-		}
-	}})
-}
-
-func (s *sim) healAll() {
-	s.out("faults end: heal everything")
-	for i := range s.n {
-		for j := range s.n {
-			s.setCut(i, j, 0)
-		}
-		n := s.nodes[i]
-		n.slow = 0
-		if n.alive && s.now < n.pausedTo {
-			d := s.now - (n.pausedTo - n.pauseLen)
-			n.pausedTo = 0
-			s.resume(n, n.inc, d)
-		}
-	}
-	s.quiet = true
-	s.settle(s.now)
 }

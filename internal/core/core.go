@@ -180,42 +180,53 @@ func (c *Core) begin(now int64) {
 	}
 	c.lastStep = now
 	if c.Paused(now) {
-		// This process was paused, starved, or its clock stood still:
-		// its peers may have counted it dead and elected another master.
-		// Claim nothing until it has heard from its servers again, and
-		// then only once every live peer has answered a frame sent from
-		// now on (rankAt): a peer's frames that waited in the socket
-		// during the pause may be stale.
-		c.await(now)
-		c.rankAt = now
-		c.rejoin = true
-		c.kick(now)
+		c.rejoinAt(now)
 	}
 }
 
+// rejoinAt: this process was paused, starved, or its clock stood still:
+// its peers may have counted it dead and elected another master. Claim
+// nothing until it has heard from its servers again, and then only once
+// every live peer has answered a frame sent from now on (rankAt): a
+// peer's frames that waited in the socket during the pause may be stale.
+func (c *Core) rejoinAt(now int64) {
+	c.await(now)
+	c.rankAt = now
+	c.rejoin = true
+	c.kick(now)
+}
+
+// clockTolerance is how far the wall clock may move on beyond the
+// monotonic one between two turns before WallClock counts a jump: far
+// above what NTP slewing makes (0.5 ms/s), far below the lease margin.
+func (c *Core) clockTolerance() int64 { return int64(c.cfg.Interval / 20) }
+
 // WallClock tells the core the wall clock (Unix ns) at now (mono), as the
-// driver reads it each turn. If the wall clock moved on by more than
-// FreshFor beyond the monotonic clock since the core last knew their
-// offset, the monotonic clock stood still while time passed (Linux stops
-// it during a suspend; a VM restored from a snapshot jumps): by wall time
-// this node did not send for that long, and its peers may have counted it
-// dead. The core then re-joins as after a pause (it claims nothing until
-// it has heard from its peers) and reports true. The offset is taken in
-// at every call: terms and the ticks' phase follow the wall clock.
+// driver reads it each turn. If the wall clock moved on beyond the
+// monotonic clock since the core last knew their offset (by more than
+// clockTolerance), the monotonic clock stood still while time passed
+// (Linux stops it during a suspend; a VM restored from a snapshot jumps
+// by part of the time): by wall time this node did not send for that much
+// longer, its peers may have counted it dead, and a lease measured on the
+// monotonic clock ran that much longer than it shows. The core then
+// re-joins as after a pause (it claims nothing until it has heard from
+// its peers), even if the jump alone is shorter than FreshFor (seed
+// 603: 85 ms of a 284 ms suspend lost, 100 ms after the last send; the
+// peers had elected another master), and reports true. The offset is
+// taken in at every call: terms and the ticks' phase follow the wall
+// clock.
 func (c *Core) WallClock(now, wall int64) (jumped bool) {
 	off := wall - now
 	d := off - c.cfg.WallOffset
 	c.cfg.WallOffset = off // a slow drift (NTP slewing) is followed turn by turn
-	if d <= int64(FreshFor(c.cfg.Interval, c.cfg.Wait)) {
+	if d <= c.clockTolerance() || c.leaving {
 		return false
 	}
-	if c.leaving {
-		return false
-	}
-	// As if nothing was sent, and no step made, for that long.
-	c.sent = min(c.sent, now-d)
-	c.lastStep = min(c.lastStep, now-d)
+	// As if nothing was sent, and no step made, for that much longer.
+	c.sent -= d
+	c.lastStep -= d
 	c.begin(now)
+	c.rejoinAt(now)
 	return true
 }
 
@@ -275,6 +286,10 @@ func (c *Core) Down(now int64, id ConnID, silent bool) {
 	delete(c.conns, id)
 	if p := cs.peer; p != nil {
 		delete(p.conns, id)
+		// The connection that kept dedupe from closing the others (the
+		// peer's of the largest tag, not yet linked: a half-open one,
+		// whose other end is gone) may be this one: look again.
+		c.dedupe(p)
 		if silent || cs.redial {
 			// Closed to be dialed again, not by a crash: the peer
 			// stays live until WaitTimeout after it was last heard, even
@@ -329,10 +344,17 @@ func (c *Core) dedupe(p *cpeer) {
 	if keep == nil || !keep.linked {
 		return
 	}
+	// In the order of their ids: the closes go out the same way each
+	// time (a simulated schedule replays).
+	ids := make([]ConnID, 0, len(p.conns))
 	for id := range p.conns {
 		if id != keepID {
-			c.dropConn(id, c.conns[id])
+			ids = append(ids, id)
 		}
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		c.dropConn(id, c.conns[id])
 	}
 }
 

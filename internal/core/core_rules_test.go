@@ -326,3 +326,60 @@ func TestRuleClockJump(t *testing.T) {
 		t.Fatal("not master again once p answered")
 	}
 }
+
+// One connection per pair: the node of the larger UID closes the
+// connections it dialed once the peer's connection of the largest tag is
+// linked. If that connection ends before it is linked (half-open: the
+// peer's end is gone), the next one the peer dialed is kept, even if it
+// was linked before (seed 311: two connections to a peer for 3 s).
+func TestRuleDedupeAfterDown(t *testing.T) {
+	r := newRuleCore(t, 0, selfAt, nil, "a") // conn 1: dialed by self
+	linked := func(b *Msg) { b.Linked = true }
+	r.c.Up(r.now, 2, "", 5) // dialed by a
+	r.c.Up(r.now, 3, "", 9) // dialed by a, half-open: a's end is gone
+	r.frame(3, "a", older, nil, nil, 0)
+	r.frame(2, "a", older, nil, nil, 0, linked)
+	r.frame(1, "a", older, nil, nil, 0, linked)
+	if n := r.c.PeerConns("a", 7); n != 3 {
+		t.Fatalf("%d connections before the half-open one ends, want 3", n)
+	}
+	r.c.Out().Reset()
+	r.at(200)
+	r.c.Down(r.now, 3, true) // its read deadline
+	if n := r.c.PeerConns("a", 7); n != 1 {
+		t.Fatalf("%d connections after the half-open one ended, want 1 (closes %v)", n, r.c.Out().Close)
+	}
+	if cl := r.c.Out().Close; len(cl) != 1 || cl[0] != 1 {
+		t.Fatalf("closes %v, want the one self dialed [1]", cl)
+	}
+}
+
+// A suspend shorter than FreshFor counts too: the time the monotonic
+// clock lost adds to the time since the last send, and a lease measured
+// on it ran longer than it shows (seed 603: 85 ms lost, 100 ms after the
+// last send; the peers had elected another master).
+func TestRuleShortSuspendRejoins(t *testing.T) {
+	r := newRuleCore(t, 0, selfAt, nil, "p")
+	wall := int64(1_700_000_000) * int64(time.Second)
+	r.c.WallClock(r.now, wall+r.now)
+	r.frame(1, "p", younger, nil, nil, 0)
+	r.at(100).tick()
+	if !r.master("") {
+		t.Fatal("not master")
+	}
+	// 200 ms later by the monotonic clock (below FreshFor), 100 ms more by
+	// the wall clock.
+	r.at(300)
+	if !r.c.WallClock(r.now, wall+r.now+100*ms) {
+		t.Fatal("a 100 ms jump of the wall clock not noticed")
+	}
+	r.tick()
+	if r.master("") || r.c.ready {
+		t.Fatalf("after the jump: master %v ready %v; want neither until p answers", r.master(""), r.c.ready)
+	}
+	r.at(302).frame(1, "p", younger, nil, nil, 0)
+	r.tick()
+	if !r.master("") {
+		t.Fatal("not master again once p answered")
+	}
+}
