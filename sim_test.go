@@ -653,6 +653,7 @@ func (e *simEnd) receive(p []byte) {
 		return
 	}
 	lt := s.local(n, s.now)
+	e.filter.lateness(&v, time.Duration(s.cfg.Interval))
 	if !e.filter.news(&v, s.cfg.Quorum > 1) {
 		e.heardAt = lt
 		return
@@ -926,14 +927,20 @@ func (s *sim) step(e *simEvent) {
 }
 
 // readDeadlines closes n's connections silent for longer than the read
-// deadline, (WaitTimeout+Interval)/2, as conn.serve does.
+// deadline the production filter gives (beatFilter.silence:
+// (WaitTimeout+Interval)/2, or WaitTimeout after the peer sent late), as
+// conn.readLoop does.
 func (s *sim) readDeadlines(n *simNode) {
 	for _, c := range sortedConns(n) {
 		end := 0
 		if c.id[1] != 0 && n.conns[c.id[1]] == c && c.node[1] == n.i {
 			end = 1
 		}
-		if s.now-c.lastIn[end] > int64(float64(silentAfter(time.Duration(s.cfg.Interval), time.Duration(s.cfg.Wait)))/n.rate) && c.ends[end] != nil {
+		if c.ends[end] == nil {
+			continue
+		}
+		wait := c.ends[end].filter.silence(time.Duration(s.cfg.Interval), time.Duration(s.cfg.Wait))
+		if s.now-c.lastIn[end] > int64(float64(wait)/n.rate) {
 			// As conn.serve does: a last frame that says this end
 			// redials, then the close.
 			c.silent[end] = true
