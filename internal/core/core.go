@@ -482,15 +482,21 @@ func (c *Core) Recv(now, at int64, id ConnID, b *Msg) (back bool) {
 		}
 		changed = true
 	}
-	if b.Sent > p.sent && b.Version == p.version {
-		// The newest frame of the state known: its echo is current.
-		p.sent = b.Sent
-		if b.Echo > p.echo {
-			p.echo = b.Echo
-			if c.quorum() && now-c.refresh >= int64(c.cfg.Interval/4) || !c.quorum() && c.waiting {
-				changed = true // renew the leases, or a claim may be a mastership now
-			}
+	if b.Version == p.version && b.Echo > p.echo {
+		// A frame of the state known: when it was sent, the peer had
+		// taken in this node's frame sent at Echo, and held that state
+		// (its votes). Taken even from a frame sent before the newest
+		// one read: a peer's frames on two connections interleave (a
+		// new connection's first frames echo nothing yet), and an
+		// answer that came after them must still count.
+		p.echo = b.Echo
+		if c.quorum() && now-c.refresh >= int64(c.cfg.Interval/4) || !c.quorum() && c.waiting {
+			changed = true // renew the leases, or a claim may be a mastership now
 		}
+	}
+	if b.Sent > p.sent && b.Version == p.version {
+		// The newest frame of the state known.
+		p.sent = b.Sent
 		if p.start != b.Start || p.prio != b.Prio {
 			p.start, p.prio = b.Start, b.Prio
 			changed = true

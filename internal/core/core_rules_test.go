@@ -383,3 +383,31 @@ func TestRuleShortSuspendRejoins(t *testing.T) {
 		t.Fatal("not master again once p answered")
 	}
 }
+
+// After a pause, a peer's answer counts even when a frame it sent later
+// (on a new connection, echoing nothing yet) was read first: the echo is
+// taken from any frame of the state known, not only from the newest.
+// (check -bench, n = 5: a resumed master waited for the peers' next
+// ticks, 65 ms median, before this.)
+func TestRuleEchoOfAnEarlierFrameCounts(t *testing.T) {
+	r := newRuleCore(t, 0, selfAt, nil, "p")
+	r.frame(1, "p", younger, nil, nil, 0)
+	r.at(100).tick()
+	r.at(400).tick() // paused: re-joins, sends at 400
+	if r.c.ready {
+		t.Fatal("ready at once after the pause")
+	}
+	sentAfter := r.c.sent
+	r.c.Up(r.now, 2, "", 9) // p dialed again: a new connection
+	v := r.ver["p"] + 1
+	r.ver["p"] = v
+	// Read first: p's frame on the new connection, sent at 402, echoing
+	// nothing; then its answer on the old one, sent at 401.
+	r.at(403)
+	r.c.Recv(r.now, r.now, 2, &Msg{UID: "p", Start: younger, Inc: 7, Sent: r.now - ms, Echo: 0, Version: v, Full: true})
+	r.c.Recv(r.now, r.now, 1, &Msg{UID: "p", Start: younger, Inc: 7, Sent: r.now - 2*ms, Echo: sentAfter, Version: v, Reply: true})
+	r.c.flush()
+	if !r.c.ready || !r.master("") {
+		t.Fatalf("after p answered the frame sent since the pause: ready %v master %v; want both", r.c.ready, r.master(""))
+	}
+}
