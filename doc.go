@@ -76,7 +76,8 @@
 // Nodes talk over TCP: each node dials each peer, and a pair keeps one
 // connection (the one the smaller UID dialed), with heartbeats both ways
 // on it; a connection silent for (WaitTimeout+Interval)/2 is dialed again
-// before the peer counts dead. Every frame
+// before the peer counts dead (unless the peer's own sends came late
+// lately: an overloaded peer is waited out until WaitTimeout). Every frame
 // is length-prefixed: a big-endian uint32 length (at most [MaxFrameSize]),
 // a version byte checked before anything else, a type byte, flags, a
 // sequence number and the sender's UID, then the body. A frame that is too
