@@ -499,14 +499,7 @@ func (s *sim) checkAgreementWithin(conns bool) {
 			if s.isMaster(n, k) {
 				masters = append(masters, n.i)
 			}
-			var uid string
-			if k == "" {
-				uid = n.core.Snap().MasterUID
-			} else {
-				st, _ := n.core.Snap().Key(k)
-				uid = st.UID
-			}
-			uids[uid] = true
+			uids[n.core.Snap().State(k).UID] = true
 		}
 		if s.cfg.Quorum > 1 && voters(live) < s.cfg.Quorum {
 			if len(masters) != 0 {
@@ -549,13 +542,7 @@ func (s *sim) checkAgreementWithin(conns bool) {
 // store fencing on terms takes its writes and refuses every earlier
 // master's.
 func (s *sim) checkFencingAfterFaults(live []*simNode, m *simNode, k string) {
-	var term uint64
-	if k == "" {
-		term = m.core.Snap().Term
-	} else {
-		st, _ := m.core.Snap().Key(k)
-		term = st.Term
-	}
+	term := m.core.Snap().State(k).Term
 	// With Quorum: the highest term ever used. Without: the
 	// highest any live process holding the key knows of (one that
 	// crashed, or removed the key, keeps what only it knew).
