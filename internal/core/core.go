@@ -10,16 +10,16 @@ type ConnID uint64
 
 // Config is what the core needs of the options.
 type Config struct {
-	UID      string
-	Start    int64 // StartTime, Unix ns
-	Inc      uint64
-	Prio     int64
-	Interval Duration
-	Wait     Duration
-	Quorum   int
-	Sticky   bool
-	Balance  bool
-	Observer bool // never claims, does not vote
+	UID      string   // this node's UID (Options.UID)
+	Start    int64    // StartTime, Unix ns
+	Inc      uint64   // incarnation: random per Msc, tells a restart with the same UID apart
+	Prio     int64    // priority (Options.Priority), as last set (SetPriority)
+	Interval Duration // heartbeat period (Options.Interval)
+	Wait     Duration // WaitTimeout (Options.WaitTimeout): a peer silent longer is dead
+	Quorum   int      // acknowledgements a claim needs, this node included; 0 or 1: no quorum
+	Sticky   bool     // a live master keeps its mastership (Options.Sticky)
+	Balance  bool     // a key's master is its holder of highest rendezvous weight (Options.Balance)
+	Observer bool     // never claims, does not vote
 	// Voters, if set, are the UIDs whose votes count (Options.Voters);
 	// nil: every node that is not an observer.
 	Voters map[string]bool

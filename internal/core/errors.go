@@ -17,8 +17,8 @@ var (
 // Fault is an error the core reports; Peer, if set, is the UID of the
 // peer it concerns (the driver reports it as a *msc.PeerError).
 type Fault struct {
-	Peer string
-	Err  error
+	Peer string // UID of the peer concerned; "": none
+	Err  error  // ErrDuplicateUID, or an error wrapping ErrQuorum
 }
 
 // wrapped is err with a message after it, as fmt.Errorf("%w: %s", err,
@@ -28,6 +28,7 @@ type wrapped struct {
 	msg string
 }
 
+// Error returns the message of err, then ": " and msg.
 func (w *wrapped) Error() string { return w.err.Error() + ": " + w.msg }
 
 // Unwrap returns the error it wraps.

@@ -12,19 +12,18 @@ type Inspection struct {
 	Rival, Other, Used uint64
 	Held               bool     // this node competes for the key (it has a slot)
 	Slot               SlotView // this node's claim of it, if Held
-	// Rightful is the node the rules name (RightfulSelf: this node),
-	// MaxPrio the highest priority competing for it; if Held.
+	// Rightful is the node the rules name for it, if Held.
 	Rightful     string
-	RightfulSelf bool
-	MaxPrio      int64
-	Resigned     bool   // given up until it is removed (RemoveKey)
-	Vote         Vote   // this node's acknowledgement (Quorum)
-	MaxVote      Vote   // the claim of highest term it ever acknowledged
-	Ready        bool   // see Core.Ready
-	Live         int    // live peers at the last election
-	Version      uint64 // of this node's state as sent
-	Prio         int64  // this node's priority
-	Keys         []string
+	RightfulSelf bool             // Rightful is this node
+	MaxPrio      int64            // the highest priority competing for it, if Held (MinInt64 for a key with Balance)
+	Resigned     bool             // given up until it is removed (RemoveKey)
+	Vote         Vote             // this node's acknowledgement (Quorum)
+	MaxVote      Vote             // the claim of highest term it ever acknowledged
+	Ready        bool             // see Core.Ready
+	Live         int              // live peers at the last election
+	Version      uint64           // of this node's state as sent
+	Prio         int64            // this node's priority
+	Keys         []string         // this node's keys, sorted
 	Peers        []PeerInspection // every peer known, in no order
 }
 
@@ -37,17 +36,17 @@ type SlotView struct {
 
 // PeerInspection is what the core knows of one peer, about one key.
 type PeerInspection struct {
-	UID     string
-	Inc     uint64
-	Live    bool
-	Current bool // its newest state is known
-	Version uint64
-	Newest  uint64
-	Prio    int64
-	Claim   Claim // its claim of the key
-	Vote    Vote  // its vote for the key
-	Echo    int64
-	Conns   int
+	UID     string // its UID
+	Inc     uint64 // its incarnation
+	Live    bool   // live at now: connected (or in grace), heard within WaitTimeout, state known, not leaving
+	Current bool   // its newest state is known
+	Version uint64 // of its state known; 0: none yet
+	Newest  uint64 // the newest version its frames announced
+	Prio    int64  // its priority
+	Claim   Claim  // its claim of the key
+	Vote    Vote   // its vote for the key
+	Echo    int64  // this node's clock (mono): send time of this node's newest frame it had processed
+	Conns   int    // connections up to it
 }
 
 // Inspect returns what the core holds about key at now.

@@ -102,13 +102,13 @@ func (c *Core) ResolveNow(now int64, server string) {
 // PeerView is what the core knows of one peer (one process), as Peers
 // returns it.
 type PeerView struct {
-	UID      string
-	Inc      uint64
-	Start    int64 // StartTime, Unix ns
-	Prio     int64
-	Live     bool
-	Leaving  bool
-	Observer bool
+	UID      string            // its UID
+	Inc      uint64            // its incarnation
+	Start    int64             // StartTime, Unix ns
+	Prio     int64             // its priority
+	Live     bool              // live at now: connected (or in grace), heard within WaitTimeout, state known, not leaving
+	Leaving  bool              // it said it is leaving (Stop)
+	Observer bool              // it never claims and does not vote
 	Master   bool              // it claims the global mastership and is master of it
 	Heard    int64             // mono: its newest frame arrived; 0: never
 	Conns    []ConnID          // connections up that carried its heartbeats

@@ -80,11 +80,17 @@ func (c *Core) publish() {
 // Snapshot is the published, immutable result of an election. Readers load
 // it atomically; it is never modified after publication.
 type Snapshot struct {
-	Running   bool
-	Ready     bool
-	Master    bool
+	Running bool // started and not leaving (Stop); if false, no mastership below is set
+	Ready   bool // Core.Ready, and not stopping (Stop)
+	Master  bool // this node is the global master (with Quorum, until Lease)
+	// MasterUID is the global master's UID: this node's while Master,
+	// else that of a live peer that is master, else the node the rules
+	// name (perhaps this node, not master yet); "" while the node waits
+	// for its servers, or if none.
 	MasterUID string
-	Term      uint64
+	// Term is the global fencing term: of this node's claim while
+	// Master, else the highest it claimed or heard of.
+	Term uint64
 	// Lease, with Quorum, is when (mono) this node's global mastership
 	// ends unless renewed: past it, IsMaster is false even if the elector
 	// could not run (a starved or paused process).
@@ -119,8 +125,8 @@ func (s *Snapshot) equal(o *Snapshot) bool {
 
 // KeyState is the mastership of one key.
 type KeyState struct {
-	Master bool
-	UID    string
-	Term   uint64
-	Lease  int64 // as snapshot.lease
+	Master bool   // this node is master of the key (with Quorum, until Lease)
+	UID    string // the key's master, as Snapshot.MasterUID
+	Term   uint64 // the key's fencing term, as Snapshot.Term
+	Lease  int64  // as snapshot.lease
 }
