@@ -292,7 +292,7 @@ func (s *sim) setCut(i, j, mode int) {
 			}
 		}
 	}
-	if mode == 0 && was == 1 {
+	if mode == 0 && (was == 1 || was == 3) {
 		// Deliver what was held, in order, on every connection from i to j.
 		for _, n := range []*simNode{s.nodes[j]} {
 			for _, c := range sortedConns(n) {

@@ -717,7 +717,16 @@ func (s *sim) route(c *simConn, from, dst, to int, e *simEvent) {
 		}
 		return
 	case 3:
-		return // half-open: lost, and nobody learns of it
+		if !c.up[to] {
+			return // half-open: lost, and nobody learns of it
+		}
+		// A connection up at both ends (one dialed before the cut,
+		// whose handshake ended during it): TCP holds its bytes back
+		// and delivers them once the link heals; it never drops a
+		// segment and goes on (seed 20001227: a full form lost this way
+		// left the peer's state unknown, and the cluster disagreeing).
+		c.held[to] = append(c.held[to], e)
+		return
 	}
 	e.at = max(s.now+s.latency(from, dst), c.arrive[to])
 	c.arrive[to] = e.at
