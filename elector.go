@@ -151,8 +151,8 @@ func (e *elector) run() {
 		if got {
 			first = &ev
 		}
-		now := mono()
-		e.turn(now, wallNow(), woke, first, next)
+		now, wall := clocks()
+		e.turn(now, wall, woke, first, next)
 	}
 }
 
@@ -163,8 +163,14 @@ const (
 	wokeAlarm        // the wake-up the core asked for (core.wake)
 )
 
-// wallNow reads the wall clock (Unix ns) for the elector's turn.
-func wallNow() int64 { return time.Now().UnixNano() }
+// clocks reads the monotonic clock (mono, within a microsecond: epoch and
+// epochNano were read one after the other) and the wall clock (Unix ns)
+// for the elector's turn, from one time.Now: read apart, a goroutine
+// preempted between them would show a jump of the wall clock.
+func clocks() (now, wall int64) {
+	t := time.Now()
+	return int64(t.Sub(epoch)), t.UnixNano()
+}
 
 // turn is one turn of the elector's loop, at now (mono) and wall (the
 // wall clock, Unix ns: a suspend stops only the monotonic clock), woken

@@ -187,10 +187,10 @@ func (m *Msc) Start() error {
 	if m.cfg.Discover != nil {
 		servers = append(servers, discoverWait) // no claim before its first answer
 	}
-	now := mono()
+	now, wall := clocks()
 	m.lastSent.Store(now)
 	e := m.el
-	e.core.WallClock(now, wallNow())
+	e.core.WallClock(now, wall)
 	e.core.Start(now, servers)
 	e.apply() // the first snapshot, published before Start returns
 	m.started.Store(true)

@@ -79,7 +79,8 @@ func TestClockJumpRejoins(t *testing.T) {
 	m := c.nodes[0]
 	var master bool
 	m.call(func(e *elector) {
-		e.turn(mono(), wallNow()+int64(10*time.Second), wokeEvent, nil, nil)
+		now, wall := clocks()
+		e.turn(now, wall+int64(10*time.Second), wokeEvent, nil, nil)
 		master = m.IsMaster()
 	})
 	if master {
