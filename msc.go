@@ -87,14 +87,17 @@ type Msc struct {
 
 	disp dispatcher // runs OnChange and OnError callbacks and DoIfMaster queues
 
+	// el is the elector. Before Start, call runs functions on it under
+	// elMu, which Start takes too, before mu (the functions may take mu);
+	// from Start on, only its goroutine touches it.
+	elMu sync.Mutex
+	el   *elector
+
 	// mu guards the fields below it.
 	mu      sync.Mutex
 	state   int // stateNew, stateRunning, stateStopped
 	ln      net.Listener
 	clients map[string]*client
-	// el is the elector; before Start, call runs functions on it under
-	// mu; from Start on, only its goroutine touches it.
-	el *elector
 
 	// cbMu guards the callbacks and the error rate limit. The elector takes
 	// it, so nobody holding it may wait for the elector.
@@ -162,6 +165,8 @@ func New(opts Options) (*Msc, error) {
 // mastership only once it has heard from, or failed to reach, every
 // server, or after WaitTimeout.
 func (m *Msc) Start() error {
+	m.elMu.Lock() // before mu: see call
+	defer m.elMu.Unlock()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	switch m.state {
@@ -312,17 +317,19 @@ func (m *Msc) abort() {
 // the node is stopped.
 func (m *Msc) call(fn func(*elector)) bool {
 	if !m.started.Load() {
-		m.mu.Lock()
-		switch m.state {
-		case stateNew:
-			defer m.mu.Unlock()
-			fn(m.el)
-			return true
-		case stateStopped:
+		m.elMu.Lock()
+		if !m.started.Load() {
+			defer m.elMu.Unlock()
+			m.mu.Lock()
+			stopped := m.state == stateStopped
 			m.mu.Unlock()
-			return false // stopped before Start
+			if stopped {
+				return false // stopped before Start
+			}
+			fn(m.el) // it may take mu (Status reads Addr)
+			return true
 		}
-		m.mu.Unlock() // started meanwhile
+		m.elMu.Unlock() // started meanwhile
 	}
 	done := make(chan struct{})
 	taken := new(atomic.Bool) // set by whichever of the elector and this call gets it first

@@ -11,8 +11,12 @@ import (
 // modified.
 
 // Snap returns the snapshot of the last election: the one published, or
-// about to be (Out.Snap).
+// about to be (Out.Snap); before Start, one that is not running, with the
+// keys as they stand.
 func (c *Core) Snap() *Snapshot {
+	if !c.started {
+		return c.snapshot(nil) // not running, with the keys as they stand
+	}
 	c.flush()
 	return c.snap
 }

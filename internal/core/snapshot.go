@@ -12,7 +12,7 @@ func (c *Core) snapshot(s *Snapshot) *Snapshot {
 	if s == nil {
 		s = new(Snapshot)
 	}
-	*s = Snapshot{Running: !c.leaving, Ready: c.ready && !c.leaving && !c.resign, KI: c.ki, Keys: keys}
+	*s = Snapshot{Running: c.started && !c.leaving, Ready: c.started && c.ready && !c.leaving && !c.resign, KI: c.ki, Keys: keys}
 	if !s.Running {
 		return s
 	}
