@@ -191,6 +191,15 @@ func (c *Core) begin(now int64) {
 // peer's frames that waited in the socket during the pause may be stale.
 func (c *Core) rejoinAt(now int64) {
 	c.await(now)
+	if c.ready && len(c.peers) > 0 {
+		// No server to hear from, but peers that dialed this node: they
+		// may have counted it dead and elected another master, and
+		// closed their connections meanwhile; with none left it would
+		// claim at once, beside the new master. Wait for them to dial
+		// again, WaitTimeout as at a start
+		// (TestRulePauseWithoutServersWaits).
+		c.ready = false
+	}
 	c.rankAt = now
 	c.rejoin = true
 	c.kick(now)

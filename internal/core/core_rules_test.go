@@ -394,3 +394,32 @@ func TestRuleEchoOfAnEarlierFrameCounts(t *testing.T) {
 		t.Fatalf("after p answered the frame sent since the pause: ready %v master %v; want both", r.c.ready, r.master(""))
 	}
 }
+
+// A node with no servers, that its peers dialed, claims nothing for
+// WaitTimeout after a pause: its peers may have elected another master
+// and closed their connections meanwhile, and it has no server to hear
+// from first.
+func TestRulePauseWithoutServersWaits(t *testing.T) {
+	r := newRuleCore(t, 0, selfAt, nil) // no servers
+	r.c.Up(r.now, 1, "", 1)             // p dialed self
+	r.frame(1, "p", younger, nil, nil, 0)
+	r.at(100).tick()
+	if !r.master("") {
+		t.Fatal("not master before the pause")
+	}
+	r.at(1000)
+	r.c.Down(r.now, 1, false) // p closed it during the pause
+	r.tick()
+	if r.master("") || r.c.ready {
+		t.Fatalf("right after the pause: master %v ready %v; want neither", r.master(""), r.c.ready)
+	}
+	for at := int64(1100); at < 1000+int64(ruleWait)/ms; at += 100 {
+		if r.at(at).tick(); r.master("") {
+			t.Fatalf("master %d ms after the pause, before WaitTimeout", at-1000)
+		}
+	}
+	r.at(1000 + int64(ruleWait)/ms + 1).tick()
+	if !r.master("") {
+		t.Fatal("not master WaitTimeout after the pause, alone")
+	}
+}
