@@ -27,6 +27,7 @@ type client struct {
 
 	discovered bool        // added by Options.Discover: stops once it finds this node
 	up         atomic.Bool // a connection is up (Options.Discover drops only servers not up)
+	member     atomic.Bool // it leads to a member this node keeps no connection to (Options.Voters)
 }
 
 // Backoff bounds for reconnecting: from minBackoff, doubling, up to
@@ -66,6 +67,19 @@ func (m *Msc) runClient(cl *client) {
 			cl.up.Store(false)
 			if cl.discovered && c.filter.peerUID == m.cfg.UID && c.filter.peerInc == m.inc {
 				m.dialedSelf(cl) // a discovered address of this node: no need to dial it again
+				return
+			}
+			if cl.member.Load() {
+				// A member, and this node a member too, or a voter
+				// (which members dial): not dialed again. A discovered
+				// address is dropped; a server added by the program
+				// waits for RemoveServer or Stop.
+				m.cfg.Logger.Debug("msc: server is a member: not dialed", "peer", cl.id, "uid", c.filter.peerUID)
+				if cl.discovered {
+					m.dialedMember(cl)
+					return
+				}
+				<-cl.ctx.Done()
 				return
 			}
 			if heard {
@@ -213,6 +227,15 @@ func (m *Msc) wakeClient(id string) {
 		case cl.wake <- struct{}{}:
 		default:
 		}
+	}
+}
+
+// keepApart marks the client of server id as leading to a member.
+func (m *Msc) keepApart(id string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if cl := m.clients[id]; cl != nil {
+		cl.member.Store(true)
 	}
 }
 

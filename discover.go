@@ -279,6 +279,19 @@ func (m *Msc) dropDiscovered(addr, id string) {
 // node at the other end: the address is remembered as this node's own and
 // no longer dialed, while answers keep naming it. The client returns.
 func (m *Msc) dialedSelf(cl *client) {
+	m.neverDial(cl)
+	m.cfg.Logger.Debug("msc: discovered address is this node", "peer", cl.id)
+}
+
+// dialedMember is called by a discovered server's client that found a
+// member at the other end, which this node keeps no connection to
+// (Options.Voters): the address is no longer dialed, as its own. The
+// client returns.
+func (m *Msc) dialedMember(cl *client) { m.neverDial(cl) }
+
+// neverDial stops dialing a discovered address for good: remembered
+// with this node's own, it is not added again while answers name it.
+func (m *Msc) neverDial(cl *client) {
 	addr := strings.TrimPrefix(cl.id, discoverPrefix)
 	m.disc.mu.Lock()
 	if m.disc.ids[addr] == cl.id {
@@ -292,5 +305,4 @@ func (m *Msc) dialedSelf(cl *client) {
 	}
 	m.mu.Unlock()
 	cl.cancel()
-	m.cfg.Logger.Debug("msc: discovered address is this node", "peer", cl.id)
 }

@@ -47,6 +47,9 @@ type host interface {
 	report(err error)
 	wakeClient(server string)
 	wakeClients()
+	// keepApart: server leads to a member this node keeps no connection
+	// to (Options.Voters); its client stops dialing it.
+	keepApart(server string)
 	pausedFor(gap time.Duration) // a pause noticed
 }
 
@@ -274,6 +277,11 @@ func (e *elector) apply() {
 		} else {
 			e.host.report(f.Err)
 		}
+	}
+	// Before the closes: the client of a member's server learns it is
+	// not to dial again when its connection ends.
+	for _, id := range o.Members {
+		e.host.keepApart(id)
 	}
 	for _, id := range o.Close {
 		if l := e.links[id]; l != nil {

@@ -36,6 +36,11 @@ func (e *elector) healthy(now int64) error {
 			stale = append(stale, fmt.Sprintf("%s (last heard %v ago)", p.UID, ago.Round(time.Millisecond)))
 		}
 	}
+	if c.Member() {
+		if n, _ := c.LiveVoters(now); n == 0 {
+			return fmt.Errorf("%w: a member that hears from no voter is master of nothing", ErrUnhealthy)
+		}
+	}
 	if q := c.Config().Quorum; q > 1 {
 		// The voters the votes count (core.settle): live, by UID.
 		if n, _ := c.LiveVoters(now); n < q {

@@ -238,9 +238,10 @@ type simNode struct {
 	tickDue  int64 // local: when the pending Interval timer fires
 	conns    map[core.ConnID]*simConn
 	stopping bool
-	pending  []*simEvent // timer events that came while paused
-	armed    int64       // the wake-up time a seWake event is pending for
-	parked   map[int]int // clients waiting while the peer's connection is up: the peer's incarnation
+	pending  []*simEvent  // timer events that came while paused
+	armed    int64        // the wake-up time a seWake event is pending for
+	parked   map[int]int  // clients waiting while the peer's connection is up: the peer's incarnation
+	apart    map[int]bool // servers that lead to a member it keeps no connection to: not dialed
 	prio     int64
 	start    int64
 	masters  []string // keys ("" global) its last snapshot says it is master of
@@ -434,6 +435,7 @@ func (s *sim) boot(n *simNode) {
 	}
 	n.conns = map[core.ConnID]*simConn{}
 	n.parked = map[int]int{}
+	n.apart = map[int]bool{}
 	n.ob, n.inbox, n.running, n.masters = nil, nil, false, nil
 	n.s = s
 	n.fn = map[string]uint64{}
@@ -501,7 +503,7 @@ func (s *sim) dial(n *simNode, j int, delay int64) {
 	inc := n.inc
 	var try func()
 	try = func() {
-		if !n.alive || n.inc != inc || n.stopping {
+		if !n.alive || n.inc != inc || n.stopping || n.apart[j] {
 			return
 		}
 		if s.now < n.pausedTo { // the process is stopped: so is its client
@@ -681,6 +683,11 @@ func (n *simNode) pausedFor(gap time.Duration) {
 func (n *simNode) wakeClient(id string) {
 	if j, err := strconv.Atoi(id); err == nil && n.parked[j] != 0 {
 		n.s.unpark(n, j)
+	}
+}
+func (n *simNode) keepApart(id string) {
+	if j, err := strconv.Atoi(id); err == nil {
+		n.apart[j] = true
 	}
 }
 func (n *simNode) wakeClients() {

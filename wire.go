@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"slices"
 
@@ -53,6 +54,7 @@ const (
 	beatObserver byte = 8  // the sender never claims, and does not vote (Options.Observer)
 	beatLinked   byte = 16 // the sender has identified the receiver on this connection
 	beatRedial   byte = 32 // the sender found this connection silent: it closes it and redials
+	beatTable    byte = 64 // with beatKeys: a voter's relay table follows the votes (Options.Voters)
 
 )
 
@@ -175,6 +177,12 @@ func encodeBeat(b *core.Beat, withKeys bool) ([]byte, error) {
 			size += 2 + len(k) + 1 + len(v.UID) + 8 + 8
 		}
 		size += metaSize(b.Meta)
+		if b.Table != nil {
+			size += 4
+			for k, e := range b.Table {
+				size += 2 + len(k) + 8 + 1 + len(e.Rightful) + 1 + len(e.Acting)
+			}
+		}
 	}
 	if size+headerSize+64 > MaxFrameSize {
 		return nil, ErrKeySetTooLarge
@@ -191,6 +199,9 @@ func encodeBeat(b *core.Beat, withKeys bool) ([]byte, error) {
 	}
 	if withKeys {
 		fl |= beatKeys
+		if b.Table != nil {
+			fl |= beatTable
+		}
 	}
 	if b.Observer {
 		fl |= beatObserver
@@ -255,7 +266,82 @@ func encodeBeat(b *core.Beat, withKeys bool) ([]byte, error) {
 		p = binary.BigEndian.AppendUint64(p, v.Inc)
 		p = binary.BigEndian.AppendUint64(p, v.Term)
 	}
+	if b.Table != nil {
+		p = appendTable(p, b.Table)
+	}
 	return appendMeta(p, b.Meta), nil
+}
+
+// appendTable appends a voter's relay table, by key name, sorted: a
+// count, then (key length uint16, key, term uint64, rightful UID length
+// uint8, UID, acting UID length uint8, UID).
+func appendTable(p []byte, t map[string]core.TableEntry) []byte {
+	keys := slices.Sorted(maps.Keys(t))
+	p = binary.BigEndian.AppendUint32(p, uint32(len(keys)))
+	for _, k := range keys {
+		e := t[k]
+		p = binary.BigEndian.AppendUint16(p, uint16(len(k)))
+		p = append(p, k...)
+		p = binary.BigEndian.AppendUint64(p, e.Term)
+		p = append(p, byte(len(e.Rightful)))
+		p = append(p, e.Rightful...)
+		p = append(p, byte(len(e.Acting)))
+		p = append(p, e.Acting...)
+	}
+	return p
+}
+
+// decodeTable decodes a relay table (appendTable); it returns what
+// follows it. Keys and UIDs are taken from in, where seen before.
+func decodeTable(p []byte, in *keyIntern) (map[string]core.TableEntry, []byte, error) {
+	if len(p) < 4 {
+		return nil, nil, fmt.Errorf("%w: truncated table count", ErrBadFrame)
+	}
+	n := binary.BigEndian.Uint32(p)
+	p = p[4:]
+	if uint64(n)*(2+1+8+1+1) > uint64(len(p)) {
+		return nil, nil, fmt.Errorf("%w: %d table entries cannot fit in %d bytes", ErrBadFrame, n, len(p))
+	}
+	t := make(map[string]core.TableEntry, n)
+	str := func(l int) (string, bool) {
+		if len(p) < l {
+			return "", false
+		}
+		s := ""
+		if l > 0 {
+			s = in.key(p[:l])
+		}
+		p = p[l:]
+		return s, true
+	}
+	for range n {
+		if len(p) < 2 {
+			return nil, nil, fmt.Errorf("%w: truncated table entry", ErrBadFrame)
+		}
+		kl := int(binary.BigEndian.Uint16(p))
+		p = p[2:]
+		k, ok := str(kl)
+		if !ok || kl == 0 || len(p) < 9 {
+			return nil, nil, fmt.Errorf("%w: truncated table entry", ErrBadFrame)
+		}
+		var e core.TableEntry
+		e.Term = binary.BigEndian.Uint64(p)
+		rl := int(p[8])
+		p = p[9:]
+		if e.Rightful, ok = str(rl); !ok || len(p) < 1 {
+			return nil, nil, fmt.Errorf("%w: truncated table entry", ErrBadFrame)
+		}
+		al := int(p[0])
+		p = p[1:]
+		if e.Acting, ok = str(al); !ok {
+			return nil, nil, fmt.Errorf("%w: truncated table entry", ErrBadFrame)
+		}
+		if _, dup := t[k]; dup {
+			return nil, nil, fmt.Errorf("%w: table key %q repeated", ErrBadFrame, k)
+		}
+		t[k] = e
+	}
+	return t, p, nil
 }
 
 // MaxMetaSize is the largest Options.Meta, encoded: a uint16 count, then
@@ -332,11 +418,12 @@ type beatView struct {
 	flags   byte
 	version uint64
 	prio    int64
-	keys    []string              // with beatKeys only; allocated only then
-	claims  map[string]core.Claim // with beatKeys only
-	known   map[string]uint64     // with beatKeys only
-	votes   map[string]core.Vote  // with beatKeys only
-	meta    map[string]string     // with beatKeys only
+	keys    []string                   // with beatKeys only; allocated only then
+	claims  map[string]core.Claim      // with beatKeys only
+	known   map[string]uint64          // with beatKeys only
+	votes   map[string]core.Vote       // with beatKeys only
+	meta    map[string]string          // with beatKeys only
+	table   map[string]core.TableEntry // with beatTable only
 }
 
 // msg returns the heartbeat as the core takes it; uid is v.uid as a
@@ -348,7 +435,7 @@ func (v *beatView) msg(uid string) core.Msg {
 		Version: v.version, Leaving: v.flags&beatLeaving != 0, Full: v.flags&beatKeys != 0,
 		Reply: v.flags&beatReply != 0, Observer: v.flags&beatObserver != 0, Linked: v.flags&beatLinked != 0,
 		Redial: v.flags&beatRedial != 0,
-		Keys:   v.keys, Claims: v.claims, Known: v.known, Votes: v.votes, Meta: v.meta,
+		Keys:   v.keys, Claims: v.claims, Known: v.known, Votes: v.votes, Meta: v.meta, Table: v.table,
 	}
 }
 
@@ -398,6 +485,11 @@ func decodeBeatIn(p []byte, uid []byte, in *keyIntern) (beatView, error) {
 	}
 	if v.votes, p, err = decodeVotes(p); err != nil {
 		return v, err
+	}
+	if v.flags&beatTable != 0 {
+		if v.table, p, err = decodeTable(p, in); err != nil {
+			return v, err
+		}
 	}
 	if v.meta, err = decodeMeta(p); err != nil {
 		return v, err

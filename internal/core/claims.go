@@ -30,7 +30,7 @@ func (c *Core) claimSlot(now int64, i int) bool {
 	s := &c.slots[i]
 	old := s.Claim
 	_, mine := c.rightful(i)
-	if !mine || !c.ready || c.resign || c.leaving || c.cfg.Observer || i > 0 && c.resigned[c.ki.List[i-1]] {
+	if !mine || !c.ready || c.resign || c.leaving || !c.competes(i) || i > 0 && c.resigned[c.ki.List[i-1]] {
 		if s.Acting && !mine && c.ready && !c.resign && !c.leaving && c.maxPrio(i) <= c.self.prio {
 			c.yields++
 		}
@@ -79,6 +79,11 @@ func (c *Core) claimSlot(now int64, i int) bool {
 		// of a node before it, before it answers (no overlap on a
 		// handoff). Peers answer a claim at once.
 		s.Acting = !c.unknownPeer(now, s.since)
+		if c.member && i > 0 {
+			// The voters' tables stand for the holders it cannot see.
+			_, _, sure := c.tables(i)
+			s.Acting = s.Acting && sure
+		}
 		c.waiting = c.waiting || !s.Acting
 		for _, p := range c.order {
 			if h, a := c.holds(p, i); h && (a || !p.current() || p.echo < c.rankAt) {

@@ -46,9 +46,14 @@ type Core struct {
 	peers    map[string]*cpeer
 	keys     map[string]struct{}
 	meta     map[string]string
-	ki       *KeyIndex
-	// slots[0] is the global mastership, slots[i+1] that of ki.list[i].
+	// own indexes this node's keys; ki the keys it has slots for: the
+	// same index, but on a relay (a voter, with Options.Voters) every key
+	// a known peer holds too (members.go).
+	own *KeyIndex
+	ki  *KeyIndex
+	// slots[0] is the global mastership, slots[i+1] that of ki.List[i].
 	slots []slot
+	members // Options.Voters: the relay's and the member's state
 	// used is the highest term this node claimed, per key; other the
 	// highest term heard of from the others (claims, votes for anyone but
 	// this node, and terms they only know of), per key; rival the highest
@@ -129,8 +134,8 @@ func New(cfg Config, keys []string, meta map[string]string) *Core {
 	for _, k := range keys {
 		c.keys[k] = struct{}{}
 	}
-	c.ki = newKeyIndex(c.keys)
-	c.slots = make([]slot, 1+len(c.ki.List))
+	c.initMembers()
+	c.reindex(true)
 	return c
 }
 
@@ -277,6 +282,7 @@ func (c *Core) Alarm(now int64) {
 	limit := now - int64(10*c.cfg.Wait)
 	for k, p := range c.peers {
 		if len(p.conns) == 0 && p.heard < limit {
+			c.forget(p.keyList, nil)
 			delete(c.peers, k)
 		}
 	}
@@ -423,6 +429,16 @@ func (c *Core) Recv(now, at int64, id ConnID, b *Msg) (back bool) {
 		c.dropConn(id, cs)
 		return
 	}
+	if c.apart(b.UID, cs.server) {
+		// Two members keep no connection, and a voter does not dial a
+		// member: not dialed again, and nothing to wait for.
+		if cs.server != "" {
+			c.out.Members = append(c.out.Members, cs.server)
+		}
+		c.resolve(now, at, cs.server)
+		c.dropConn(id, cs)
+		return
+	}
 	changed := false
 	p := cs.peer
 	if p == nil || p.uid != b.UID || p.inc != b.Inc {
@@ -474,6 +490,7 @@ func (c *Core) Recv(now, at int64, id ConnID, b *Msg) (back bool) {
 		if !slices.Equal(b.Keys, p.keyList) {
 			// Keys sent sorted: the same list is the same set, and its
 			// map and bitset stay (a churn of claims re-sends the keys).
+			c.forget(p.keyList, b.Keys)
 			p.keyList = b.Keys
 			p.keys = make(map[string]struct{}, len(b.Keys))
 			for _, k := range b.Keys {
@@ -481,8 +498,11 @@ func (c *Core) Recv(now, at int64, id ConnID, b *Msg) (back bool) {
 			}
 			p.ki = nil
 		}
-		p.claims, p.votes, p.meta = b.Claims, b.Votes, b.Meta
+		p.claims, p.votes, p.meta, p.table = b.Claims, b.Votes, b.Meta, b.Table
 		p.actingOK = false
+		for k, e := range p.table {
+			c.learn(k, e.Term, false)
+		}
 		for k, cl := range p.claims {
 			c.learn(k, cl.Term, true)
 		}
@@ -591,16 +611,9 @@ func (c *Core) SetKeys(now int64, add, remove []string) {
 	if !changed {
 		return
 	}
-	old, oldSlots := c.ki, c.slots
+	c.countKeys(add, remove)
 	c.rankAt = now
-	c.ki = newKeyIndex(c.keys)
-	c.slots = make([]slot, 1+len(c.ki.List))
-	c.slots[0] = oldSlots[0]
-	for i, k := range c.ki.List {
-		if j, ok := old.Idx[k]; ok {
-			c.slots[i+1] = oldSlots[j+1]
-		}
-	}
+	c.reindex(true)
 	c.dirty = true
 	c.Elect(now)
 }
@@ -690,6 +703,9 @@ func (c *Core) Elect(now int64) {
 			}
 		}
 		c.refresh = now
+	}
+	if c.relay && c.buildTable() {
+		changed = true
 	}
 	if changed || c.dirty {
 		c.version++

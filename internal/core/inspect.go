@@ -53,8 +53,8 @@ type PeerInspection struct {
 func (c *Core) Inspect(now int64, key string) Inspection {
 	c.flush()
 	in := Inspection{Rival: c.rival[key], Other: c.other[key], Used: c.used[key], Vote: c.votes[key], MaxVote: c.maxVote[key],
-		Resigned: c.resigned[key], Ready: c.ready, Live: len(c.order), Version: c.version, Prio: c.self.prio, Keys: c.ki.List}
-	if i, ok := c.slotIndex(key); ok {
+		Resigned: c.resigned[key], Ready: c.ready, Live: len(c.order), Version: c.version, Prio: c.self.prio, Keys: c.own.List}
+	if i, ok := c.slotIndex(key); ok && (i == 0 || c.competes(i)) {
 		s := c.slots[i]
 		in.Held, in.Slot = true, SlotView{Claim: s.Claim, Lease: s.lease, Since: s.since}
 		in.Rightful, in.RightfulSelf = c.rightful(i)

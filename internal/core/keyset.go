@@ -17,12 +17,11 @@ type KeyIndex struct {
 // NoKeys is the index of a node without keys.
 var NoKeys = &KeyIndex{}
 
-func newKeyIndex(keys map[string]struct{}) *KeyIndex {
-	ki := &KeyIndex{List: make([]string, 0, len(keys)), Idx: make(map[string]int32, len(keys))}
-	for k := range keys {
-		ki.List = append(ki.List, k)
-	}
-	slices.Sort(ki.List)
+// newKeyIndex indexes keys (a set, in any order; the slice is sorted in
+// place and kept).
+func newKeyIndex(keys []string) *KeyIndex {
+	slices.Sort(keys)
+	ki := &KeyIndex{List: keys, Idx: make(map[string]int32, len(keys))}
 	ki.hash = make([]uint64, len(ki.List))
 	for i, k := range ki.List {
 		ki.Idx[k] = int32(i)

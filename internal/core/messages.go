@@ -34,6 +34,9 @@ type Msg struct {
 	Claims   map[string]Claim  // key ("" global) → the sender's claim; full form only
 	Known    map[string]uint64 // key → the highest term the sender knows of, where it claims nothing; full form only
 	Votes    map[string]Vote   // key → the claim the sender acknowledges (Quorum); full form only
+	// Table is what a voter relays to the members (Options.Voters): key
+	// → its rightful holder, its master, its term; full form only.
+	Table map[string]TableEntry
 }
 
 // Out is what the drivers must do after a step. The outputs of
@@ -49,6 +52,9 @@ type Out struct {
 	Reply  []ConnID   // connections to send the heartbeat on now, as a reply
 	Echoes []ConnEcho // echoes to send from now on, per connection
 	Errs   []Fault    // errors to report
+	// Members are servers found to lead to a member that this node keeps
+	// no connection to (Options.Voters): not to be dialed again.
+	Members []string
 }
 
 // Reset empties the outputs, keeping their storage: a steady heartbeat
@@ -56,7 +62,7 @@ type Out struct {
 func (o *Out) Reset() {
 	o.Snap, o.Beat, o.Kick = nil, nil, false
 	o.Close, o.Wake, o.Attach, o.Reply = o.Close[:0], o.Wake[:0], o.Attach[:0], o.Reply[:0]
-	o.Echoes, o.Errs = o.Echoes[:0], o.Errs[:0]
+	o.Echoes, o.Errs, o.Members = o.Echoes[:0], o.Errs[:0], o.Members[:0]
 }
 
 // ConnEcho is the echo to send on a connection from now on.
@@ -80,4 +86,7 @@ type Beat struct {
 	Votes    map[string]Vote   // key → the claim the sender acknowledges (Quorum); full form only
 	Observer bool              // this node never claims and does not vote
 	Meta     map[string]string // Options.Meta; full form only
+	// Table, on a voter with Options.Voters: what it relays to the
+	// members about every key it knows of; full form only.
+	Table map[string]TableEntry
 }

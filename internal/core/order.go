@@ -8,6 +8,9 @@ import (
 // collect fills c.order with the live peers in election order and brings
 // their bitsets up to date.
 func (c *Core) collect(now int64) {
+	if c.reindexDue {
+		c.reindex(false)
+	}
 	c.order = c.order[:0]
 	for _, p := range c.peers {
 		if !p.live(now, c.cfg.Wait) && c.dead(p, now) {
@@ -77,7 +80,7 @@ func (c *Core) slotKey(i int) string {
 // holds reports whether live peer p competes for slot i, and whether it
 // is master of it as far as this node knows (see cpeer.current).
 func (c *Core) holds(p *cpeer, i int) (holds, acting bool) {
-	if p.observer {
+	if p.observer || i == 0 && c.isMember(p.uid) {
 		return false, false
 	}
 	if i == 0 {
@@ -92,6 +95,10 @@ func (c *Core) holds(p *cpeer, i int) (holds, acting bool) {
 // order, or for a key with Balance the one of highest weight. self is
 // true when it is this node.
 func (c *Core) rightful(i int) (uid string, self bool) {
+	if c.member && i > 0 {
+		uid, self, _ = c.tables(i)
+		return uid, self
+	}
 	if c.cfg.Sticky {
 		// A live master keeps it; among several (a healed partition
 		// without Quorum), the first by the rules below. With Quorum
@@ -118,7 +125,7 @@ func (c *Core) maxPrio(i int) int64 {
 		return math.MinInt64
 	}
 	best := int64(math.MinInt64)
-	if !c.cfg.Observer {
+	if c.competes(i) {
 		best = c.self.prio
 	}
 	for _, p := range c.order {
@@ -145,7 +152,7 @@ func (c *Core) prioOf(uid string) int64 {
 // first returns the first by the rules among this node and the live
 // peers that compete for slot i (only the masters of it, with masters).
 func (c *Core) first(i int, masters bool) (uid string, self, ok bool) {
-	if !c.cfg.Observer && (!masters || c.slots[i].Acting) {
+	if c.competes(i) && (!masters || c.slots[i].Acting) {
 		uid, self, ok = c.cfg.UID, true, true
 	}
 	if i > 0 && c.cfg.Balance {

@@ -25,7 +25,8 @@ type cpeer struct {
 	keys     map[string]struct{}
 	claims   map[string]Claim
 	votes    map[string]Vote
-	keyList  []string // keys as last sent (sorted)
+	table    map[string]TableEntry // a voter's relay table (Options.Voters)
+	keyList  []string              // keys as last sent (sorted)
 	// Bitsets over the core's key index: has is rebuilt when the index
 	// or the keys change (ki nil), acting when the claims do (actingOK
 	// false).

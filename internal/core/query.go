@@ -59,7 +59,7 @@ func (c *Core) Prio() int64 { return c.self.prio }
 func (c *Core) Meta() map[string]string { return c.meta }
 
 // Keys returns this node's keys, sorted.
-func (c *Core) Keys() []string { return c.ki.List }
+func (c *Core) Keys() []string { return c.own.List }
 
 // HasKey reports whether this node holds key.
 func (c *Core) HasKey(key string) bool {

@@ -5,21 +5,22 @@ import "slices"
 // snapshot builds the snapshot of the current state.
 // It fills s if given (a snapshot never published), else a new one.
 func (c *Core) snapshot(s *Snapshot) *Snapshot {
-	keys := make([]KeyState, len(c.ki.List))
-	if s != nil && cap(s.Keys) >= len(c.ki.List) {
-		keys = s.Keys[:len(c.ki.List)]
+	n := len(c.own.List)
+	keys := make([]KeyState, n)
+	if s != nil && cap(s.Keys) >= n {
+		keys = s.Keys[:n]
 	}
 	if s == nil {
 		s = new(Snapshot)
 	}
-	*s = Snapshot{Running: c.started && !c.leaving, Ready: c.started && c.ready && !c.leaving && !c.resign, KI: c.ki, Keys: keys}
+	*s = Snapshot{Running: c.started && !c.leaving, Ready: c.started && c.ready && !c.leaving && !c.resign, KI: c.own, Keys: keys}
 	if !s.Running {
 		return s
 	}
 	st := c.slotState(0)
 	s.Master, s.MasterUID, s.Term, s.Lease = st.Master, st.UID, st.Term, st.Lease
-	for i := range s.Keys {
-		s.Keys[i] = c.slotState(i + 1)
+	for j := range s.Keys {
+		s.Keys[j] = c.slotState(c.ownSlotOf(j))
 	}
 	return s
 }
@@ -51,8 +52,12 @@ func (c *Core) slotState(i int) KeyState {
 // publish builds the heartbeat this node sends from now on.
 func (c *Core) publish() {
 	b := &Beat{UID: c.cfg.UID, Start: c.cfg.Start, Inc: c.cfg.Inc, Prio: c.self.prio,
-		Leaving: c.leaving, Version: c.version, Keys: c.ki.List, Observer: c.cfg.Observer, Meta: c.meta}
-	for i := range c.slots {
+		Leaving: c.leaving, Version: c.version, Keys: c.own.List, Observer: c.cfg.Observer, Meta: c.meta, Table: c.table}
+	for j := -1; j < len(c.own.List); j++ {
+		i := 0
+		if j >= 0 {
+			i = c.ownSlotOf(j)
+		}
 		k := c.slotKey(i)
 		if c.slots[i].Term > 0 && !c.leaving {
 			if b.Claims == nil {

@@ -1,0 +1,232 @@
+package core
+
+import (
+	"maps"
+	"slices"
+)
+
+// Voters and members (Options.Voters). A node whose UID is listed is a
+// voter; the others are members. Voters connect to each other and accept
+// members; a member connects to voters only. A voter therefore sees every
+// live node, and a member only the voters: the voters elect the global
+// master among themselves, and relay the key masterships.
+//
+// A voter (a relay) has a slot for every key a known peer holds, not only
+// its own, and elects each as usual, competing only for its own keys. What
+// it decides for each key, the node the rules name among every live holder
+// (rightful) and the holder it knows is master (acting), it sends in its
+// full state: its table. A member claims a key when every live voter whose
+// table names the key names it; without Quorum, its claim is a mastership
+// once, besides, every live voter is current, has taken in its state as it
+// stands (echoed a frame sent since its place in the order last changed)
+// and knows no other master of the key. A master steps down as soon as a
+// voter names another node. With Quorum, a member's claim is a mastership
+// as any other: once Quorum voters acknowledge it. A member that hears from
+// no voter is master of nothing.
+
+// TableEntry is what a voter relays about one key: the node the rules
+// name among every live holder, the holder it knows is master, and the
+// highest term it knows of.
+type TableEntry struct {
+	Rightful string // the UID the rules name; "" if no live node holds the key
+	Acting   string // the UID of a master of the key it knows of; "" if none
+	Term     uint64 // the highest term of the key it knows of
+}
+
+// members is the core's state for Options.Voters.
+type members struct {
+	member bool // Voters set, this node not in it
+	relay  bool // Voters set, this node in it
+	// union counts, on a relay, the holders of each key among this node
+	// and its known peers; reindexDue: a key appeared or went, and the
+	// slots follow at the next election.
+	union      map[string]int32
+	reindexDue bool
+	ownBits    bitset                // relay: its own keys over ki
+	ownSlot    []int32               // relay: slot of own.List[j]
+	table      map[string]TableEntry // relay: as last sent
+}
+
+func (c *Core) initMembers() {
+	if c.cfg.Voters == nil {
+		return
+	}
+	c.member = !c.cfg.Voters[c.cfg.UID]
+	c.relay = !c.member
+	if c.relay {
+		c.union = make(map[string]int32, len(c.keys))
+		for k := range c.keys {
+			c.union[k]++
+		}
+	}
+}
+
+// isMember reports whether uid is a member: Voters set, uid not in it.
+func (c *Core) isMember(uid string) bool { return c.cfg.Voters != nil && !c.cfg.Voters[uid] }
+
+// Member reports whether this node is a member.
+func (c *Core) Member() bool { return c.member }
+
+// apart reports whether this node keeps no connection to uid, reached on
+// a connection to server ("" inbound): two members do not connect, and a
+// voter does not dial a member (the member dials it).
+func (c *Core) apart(uid, server string) bool {
+	return c.isMember(uid) && (c.member || server != "")
+}
+
+// competes reports whether this node competes for slot i: not an
+// observer; for the global mastership, not a member; for a key, one it
+// holds.
+func (c *Core) competes(i int) bool {
+	if c.cfg.Observer {
+		return false
+	}
+	if i == 0 {
+		return !c.member
+	}
+	return c.ownBits == nil || c.ownBits.has(i-1)
+}
+
+// countKeys updates the relay's holder counts: this node or a peer
+// added keys add and dropped keys remove.
+func (c *Core) countKeys(add, remove []string) {
+	if !c.relay {
+		return
+	}
+	for _, k := range add {
+		if c.union[k]++; c.union[k] == 1 {
+			c.reindexDue = true
+		}
+	}
+	for _, k := range remove {
+		if c.union[k]--; c.union[k] <= 0 {
+			delete(c.union, k)
+			c.reindexDue = true
+		}
+	}
+}
+
+// forget replaces a peer's keys old with new in the relay's counts.
+func (c *Core) forget(old, new []string) { c.countKeys(new, old) }
+
+// reindex rebuilds the key indexes after this node's keys (or, on a
+// relay, the union of every known holder's) changed, and carries the
+// slots of the keys that stay over.
+func (c *Core) reindex(ownChanged bool) {
+	c.reindexDue = false
+	old, oldSlots := c.ki, c.slots
+	if ownChanged || c.own == nil {
+		c.own = newKeyIndex(slices.Collect(maps.Keys(c.keys)))
+	}
+	c.ki = c.own
+	if c.relay {
+		c.ki = newKeyIndex(slices.Collect(maps.Keys(c.union)))
+		c.ownBits = make(bitset, (len(c.ki.List)+63)/64)
+		c.ownSlot = make([]int32, len(c.own.List))
+		for j, k := range c.own.List {
+			i := c.ki.Idx[k]
+			c.ownBits.set(int(i))
+			c.ownSlot[j] = i + 1
+		}
+	}
+	c.slots = make([]slot, 1+len(c.ki.List))
+	if old == nil {
+		return
+	}
+	c.slots[0] = oldSlots[0]
+	for i, k := range c.ki.List {
+		if j, ok := old.Idx[k]; ok {
+			c.slots[i+1] = oldSlots[j+1]
+		}
+	}
+}
+
+// ownSlotOf returns the slot of this node's j-th key (own.List[j]).
+func (c *Core) ownSlotOf(j int) int {
+	if c.ownSlot == nil {
+		return j + 1
+	}
+	return int(c.ownSlot[j])
+}
+
+// buildTable recomputes the relay's table; it reports whether it
+// changed.
+func (c *Core) buildTable() bool {
+	t := make(map[string]TableEntry, len(c.ki.List))
+	for i := 1; i < len(c.slots); i++ {
+		k := c.slotKey(i)
+		e := TableEntry{Term: max(c.used[k], c.other[k])}
+		if c.ready {
+			e.Rightful, _ = c.rightful(i)
+			if c.slots[i].Acting {
+				e.Acting = c.cfg.UID
+			}
+			for _, p := range c.order {
+				if e.Acting != "" && e.Acting == e.Rightful {
+					break
+				}
+				if h, a := c.holds(p, i); h && a && (e.Acting == "" || p.uid == e.Rightful) {
+					e.Acting = p.uid
+				}
+			}
+		}
+		if e != (TableEntry{}) {
+			t[k] = e
+		}
+	}
+	if maps.Equal(t, c.table) {
+		return false
+	}
+	c.table = t
+	return true
+}
+
+// tables reads, on a member, what the live voters relay about slot i:
+// the node they name (a master first), whether every one that names the
+// key names this node (mine), and whether, besides, every live voter is
+// current, has taken in this node's place in the order and knows no
+// other master of the key (sure).
+func (c *Core) tables(i int) (uid string, mine, sure bool) {
+	key := c.slotKey(i)
+	n := 0
+	mine, sure = true, true
+	acting := ""
+	for _, p := range c.order {
+		if c.isMember(p.uid) {
+			continue
+		}
+		e, ok := p.table[key]
+		if !ok || e.Rightful == "" {
+			// It names no live holder (it has not heard of this node's
+			// keys yet, or is waiting for its servers): it knows of no
+			// master either, whoever is connected to it.
+			continue
+		}
+		n++
+		if e.Rightful != c.cfg.UID {
+			mine = false
+			if uid == "" {
+				uid = e.Rightful
+			}
+		}
+		if e.Acting != "" && e.Acting != c.cfg.UID {
+			sure = false
+			if acting == "" {
+				acting = e.Acting
+			}
+		}
+		if !p.current() || p.echo < c.rankAt {
+			sure = false
+		}
+	}
+	if n == 0 {
+		return "", false, false
+	}
+	if mine {
+		return c.cfg.UID, true, sure
+	}
+	if acting != "" {
+		uid = acting
+	}
+	return uid, false, false
+}

@@ -1,0 +1,273 @@
+package msc
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/msc-go/msc/internal/core"
+)
+
+// Voters and members (Options.Voters, README "Large clusters"): members
+// dial only the voters, the global master is a voter, members master
+// keys.
+
+// newMembers builds v voters (node0..) and n-v members; every node is
+// given the voters' addresses, and with all the members' too (a
+// discovery that lists every pod). Members hold key "k" (Balance).
+func newMembers(t *testing.T, v, n int, all bool, mod func(i int, o *Options)) *testCluster {
+	t.Helper()
+	voters := make([]string, v)
+	for i := range voters {
+		voters[i] = fmt.Sprintf("node%d", i)
+	}
+	c := &testCluster{t: t}
+	for i := range n {
+		o := testOptions(i)
+		o.Listener = listen(t)
+		o.Voters = voters
+		o.Balance = true
+		if i >= v {
+			o.Keys = []string{"k"}
+		}
+		if mod != nil {
+			mod(i, &o)
+		}
+		c.opts = append(c.opts, o)
+		c.lns = append(c.lns, o.Listener)
+	}
+	for i := range n {
+		m, err := New(c.opts[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		for j := range n {
+			if j != i && (all || j < v) {
+				if err := m.AddServer(fmt.Sprint(j), ServerConfig{Port: port(c.lns[j])}); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		c.nodes = append(c.nodes, m)
+	}
+	t.Cleanup(c.stopAll)
+	return c
+}
+
+// keyAgreed returns the UID every running node holding key names as its
+// master, if they all name the same one and it alone is master; else "".
+func keyAgreed(c *testCluster, key string) string {
+	uid, masters := "", 0
+	for _, m := range c.running() {
+		if !slices.Contains(m.Keys(), key) {
+			continue
+		}
+		u, ok := m.MasterByKey(key)
+		if !ok || uid != "" && u != uid {
+			return ""
+		}
+		uid = u
+		if m.IsMasterByKey(key) {
+			masters++
+			if m.UID() != u {
+				return ""
+			}
+		}
+	}
+	if masters != 1 {
+		return ""
+	}
+	return uid
+}
+
+func (c *testCluster) byUID(uid string) *Msc {
+	for _, m := range c.nodes {
+		if m.UID() == uid {
+			return m
+		}
+	}
+	return nil
+}
+
+// describeKey lists each node's view of key.
+func (c *testCluster) describeKey(key string) func() string {
+	return func() string {
+		var b strings.Builder
+		for _, m := range c.nodes {
+			u, ok := m.MasterByKey(key)
+			fmt.Fprintf(&b, "%s: running=%v master=%v names=%q/%v global=%v\n", m.UID(), m.snap.Load().Running, m.IsMasterByKey(key), u, ok, m.IsMaster())
+		}
+		return b.String()
+	}
+}
+
+// TestMembers: 3 voters and 6 members that know only the voters. The
+// global master is the oldest voter; every node names it; a member's
+// peers are the voters; the master of k is the member the rules name
+// (Balance: of highest weight among the members holding k).
+func TestMembers(t *testing.T) {
+	c := newMembers(t, 3, 9, false, nil)
+	c.start()
+	c.waitMaster(c.nodes[0])
+	var want string
+	var best uint64
+	for _, m := range c.nodes[3:] {
+		if w := keyWeight("k", m.UID()); want == "" || w > best {
+			want, best = m.UID(), w
+		}
+	}
+	waitFor(t, "every holder names the master of k", func() bool { return keyAgreed(c, "k") == want }, c.describeKey("k"))
+	for i, m := range c.nodes {
+		st := m.Status()
+		var live []string
+		for _, p := range st.Peers {
+			if p.Live {
+				live = append(live, p.UID)
+			}
+		}
+		slices.Sort(live)
+		if i >= 3 && !slices.Equal(live, []string{"node0", "node1", "node2"}) {
+			t.Errorf("member %s: live peers %v, want the voters", m.UID(), live)
+		}
+		if i < 3 && len(live) != 8 {
+			t.Errorf("voter %s: %d live peers %v, want 8", m.UID(), len(live), live)
+		}
+	}
+}
+
+// keyWeight is the Balance weight of uid for key.
+func keyWeight(key, uid string) uint64 { return core.Weight(core.KeyHash(key), core.NodeHash(uid)) }
+
+// TestMemberNeverDialsMember: every node is given every address. The
+// members close what they dialed to each other and stop dialing it; the
+// voters stop dialing the members; the cluster elects as with the
+// voters' addresses alone.
+func TestMemberNeverDialsMember(t *testing.T) {
+	c := newMembers(t, 3, 7, true, nil)
+	c.start()
+	c.waitMaster(c.nodes[0])
+	waitFor(t, "k agreed", func() bool { return keyAgreed(c, "k") != "" }, c.describeKey("k"))
+	dials := func() []uint64 {
+		var d []uint64
+		for _, m := range c.nodes {
+			d = append(d, m.dials.Load())
+		}
+		return d
+	}
+	before := dials()
+	since := time.Now()
+	waitFor(t, "20 Intervals", func() bool { return time.Since(since) > 20*testInterval })
+	if after := dials(); !slices.Equal(before, after) {
+		t.Errorf("dials went on: %v, then %v", before, after)
+	}
+	for i, m := range c.nodes[3:] {
+		for _, p := range m.Status().Peers {
+			if p.Live && !slices.Contains([]string{"node0", "node1", "node2"}, p.UID) {
+				t.Errorf("member node%d has member %s as a live peer", i+3, p.UID)
+			}
+		}
+	}
+}
+
+// TestMemberKeyFailover: the member master of k crashes (its sockets
+// closed, as by a killed process); the next member the rules name is
+// master, named by every holder, well within WaitTimeout.
+func TestMemberKeyFailover(t *testing.T) {
+	for _, quorum := range []int{0, 2} {
+		t.Run(fmt.Sprintf("quorum=%d", quorum), func(t *testing.T) {
+			c := newMembers(t, 3, 8, false, func(i int, o *Options) { o.Quorum = quorum })
+			c.start()
+			var old string
+			waitFor(t, "k agreed", func() bool { old = keyAgreed(c, "k"); return old != "" }, c.describeKey("k"))
+			meter := meterKeyOverlap(c, "k")
+			start := time.Now()
+			c.byUID(old).abort()
+			var now string
+			waitFor(t, "k agreed again", func() bool { now = keyAgreed(c, "k"); return now != "" && now != old }, c.describeKey("k"))
+			took := time.Since(start)
+			if overlap := meter(); overlap > 0 {
+				t.Errorf("two masters of k for %v", overlap)
+			}
+			// Without Quorum the crash is seen when the sockets close;
+			// with it, after WaitTimeout+M at most (README, "Quorum").
+			bound := testWait
+			if quorum > 0 {
+				bound = 2*testWait + leaseMargin(testInterval, testWait)
+			}
+			if took > bound {
+				t.Errorf("k moved from %s to %s in %v, want under %v", old, now, took, bound)
+			}
+			t.Logf("k: %s → %s in %v", old, now, took)
+		})
+	}
+}
+
+// meterKeyOverlap samples the holders of key until the returned function
+// is called, which returns for how long two of them said master at once.
+func meterKeyOverlap(c *testCluster, key string) func() time.Duration {
+	var nodes []*Msc
+	for _, m := range c.nodes {
+		if slices.Contains(m.Keys(), key) {
+			nodes = append(nodes, m)
+		}
+	}
+	stop, done := make(chan struct{}), make(chan time.Duration)
+	go func() {
+		var overlap time.Duration
+		last := time.Now()
+		for {
+			select {
+			case <-stop:
+				done <- overlap
+				return
+			default:
+			}
+			var first *Msc
+			n := 0
+			for _, m := range nodes {
+				if m.IsMasterByKey(key) {
+					if first == nil {
+						first = m
+					}
+					n++
+				}
+			}
+			if n > 1 && !first.IsMasterByKey(key) {
+				n--
+			}
+			now := time.Now()
+			if n > 1 {
+				overlap += now.Sub(last)
+			}
+			last = now
+			time.Sleep(100 * time.Microsecond)
+		}
+	}()
+	return func() time.Duration { close(stop); return <-done }
+}
+
+// TestMemberWithoutVoters: every voter stops; a member is master of
+// nothing and Healthy says why.
+func TestMemberWithoutVoters(t *testing.T) {
+	c := newMembers(t, 2, 5, false, nil)
+	c.start()
+	var old string
+	waitFor(t, "k agreed", func() bool { old = keyAgreed(c, "k"); return old != "" }, c.describeKey("k"))
+	c.nodes[0].Stop()
+	c.nodes[1].Stop()
+	waitFor(t, "no member master of k", func() bool {
+		for _, m := range c.nodes[2:] {
+			if m.IsMasterByKey("k") {
+				return false
+			}
+		}
+		return true
+	}, c.describeKey("k"))
+	err := c.byUID(old).Healthy()
+	if !errors.Is(err, ErrUnhealthy) || !strings.Contains(err.Error(), "voter") {
+		t.Errorf("Healthy of a member that reaches no voter: %v", err)
+	}
+}
