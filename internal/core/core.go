@@ -52,7 +52,7 @@ type Core struct {
 	own *KeyIndex
 	ki  *KeyIndex
 	// slots[0] is the global mastership, slots[i+1] that of ki.List[i].
-	slots []slot
+	slots   []slot
 	members // Options.Voters: the relay's and the member's state
 	// used is the highest term this node claimed, per key; other the
 	// highest term heard of from the others (claims, votes for anyone but
