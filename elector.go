@@ -306,6 +306,11 @@ func (e *elector) apply() {
 	if o.Snap != nil {
 		e.host.publishSnap(o.Snap)
 	}
+	if e.m != nil && !e.m.meshWarned.Load() && e.core.Config().Voters == nil {
+		if n := e.core.LiveCount(); n > meshWarnPeers {
+			e.m.warnMesh(n, "live peers")
+		}
+	}
 	if o.Beat != nil {
 		e.publishBeat(o.Beat)
 	}
@@ -408,6 +413,19 @@ func (m *Msc) publishSnap(s *core.Snapshot) {
 func (m *Msc) publishBeat(b *outBeat) { m.beat.Store(b) }
 
 func (m *Msc) setSent(at int64) { m.lastSent.Store(at) }
+
+// meshWarnPeers is the size of a full mesh past which a node logs, once,
+// that Options.Voters would serve it better: every node dials every
+// other, N·(N−1) frames per Interval (README, "Large clusters").
+const meshWarnPeers = 64
+
+// warnMesh logs, once per node, that a full mesh of n peers (what) is
+// large.
+func (m *Msc) warnMesh(n int, what string) {
+	if m.meshWarned.CompareAndSwap(false, true) {
+		m.cfg.Logger.Warn("msc: a full mesh of more than 64 peers costs N·(N−1) frames per Interval: set Options.Voters (3 or 5 voters, the others members; README \"Large clusters\")", what, n)
+	}
+}
 
 func (m *Msc) pausedFor(gap time.Duration) {
 	m.cfg.Logger.Warn("msc: paused, re-joining", "since last heartbeat", gap)

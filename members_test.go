@@ -3,8 +3,10 @@ package msc
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -269,5 +271,83 @@ func TestMemberWithoutVoters(t *testing.T) {
 	err := c.byUID(old).Healthy()
 	if !errors.Is(err, ErrUnhealthy) || !strings.Contains(err.Error(), "voter") {
 		t.Errorf("Healthy of a member that reaches no voter: %v", err)
+	}
+}
+
+// syncBuf is a strings.Builder safe for concurrent writes (a Logger's).
+type syncBuf struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestLargeMeshWarns: a node logs once, naming Voters, when it starts
+// with more than 64 servers, or when a full mesh first passes 64 live
+// peers; not with Voters set.
+func TestLargeMeshWarns(t *testing.T) {
+	warned := func(b *syncBuf) int { return strings.Count(b.String(), "Options.Voters") }
+	// 65 servers at Start (nobody listens there).
+	for _, voters := range [][]string{nil, {"node0"}} {
+		var b syncBuf
+		o := testOptions(0)
+		o.Listener = listen(t)
+		o.Voters = voters
+		o.Logger = slog.New(slog.NewTextHandler(&b, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		m, err := New(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for j := range 65 {
+			if err := m.AddServer(fmt.Sprint(j), ServerConfig{Port: 1}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := m.Start(); err != nil {
+			t.Fatal(err)
+		}
+		m.Stop()
+		if got, want := warned(&b), map[bool]int{true: 1, false: 0}[voters == nil]; got != want {
+			t.Errorf("Voters %v, 65 servers: %d warnings, want %d: %s", voters, got, want, b.String())
+		}
+	}
+	// A star: 65 nodes dial node0, which has no server of its own.
+	var b syncBuf
+	c := &testCluster{t: t}
+	for i := range 66 {
+		o := testOptions(i)
+		o.Listener = listen(t)
+		if i == 0 {
+			o.Logger = slog.New(slog.NewTextHandler(&b, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		}
+		m, err := New(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.nodes = append(c.nodes, m)
+		c.lns = append(c.lns, o.Listener)
+		if i > 0 {
+			if err := m.AddServer("0", ServerConfig{Port: port(c.lns[0])}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	t.Cleanup(c.stopAll)
+	c.start()
+	waitFor(t, "node0 sees 65 live peers", func() bool { return liveCount(c.nodes[0].Status()) == 65 })
+	waitFor(t, "the warning", func() bool { return warned(&b) > 0 })
+	c.stopAll()
+	if n := warned(&b); n != 1 {
+		t.Errorf("%d warnings, want 1: %s", n, b.String())
 	}
 }

@@ -77,10 +77,13 @@ type Msc struct {
 	stopDone chan struct{} // closed when the first Stop has finished
 	// lastWake is when wakeClients last woke the clients (mono).
 	lastWake atomic.Int64
-	ctx      context.Context
-	cancel   context.CancelFunc
-	events   chan event
-	wg       sync.WaitGroup // elector, accept loop, clients, inbound handlers, discovery
+	// meshWarned: the warning that a full mesh is large was logged
+	// (warnMesh).
+	meshWarned atomic.Bool
+	ctx        context.Context
+	cancel     context.CancelFunc
+	events     chan event
+	wg         sync.WaitGroup // elector, accept loop, clients, inbound handlers, discovery
 
 	met  metrics   // counters for Handler and PublishExpvar
 	disc discovery // what Options.Discover found
@@ -194,6 +197,9 @@ func (m *Msc) Start() error {
 	}
 	now, wall := clocks()
 	m.lastSent.Store(now)
+	if len(m.clients) > meshWarnPeers && len(m.cfg.Voters) == 0 {
+		m.warnMesh(len(m.clients), "servers")
+	}
 	e := m.el
 	e.core.WallClock(now, wall)
 	e.core.Start(now, servers)
