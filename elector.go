@@ -373,11 +373,22 @@ func (e *elector) publishBeat(b *core.Beat) {
 	if full == nil {
 		full = short
 	}
+	// A voter's relay table travels as a delta on the connections that
+	// carried the previous version (writer.plan): what changed, not the
+	// whole table, which grows with the keys.
+	var delta []byte
+	var base uint64
+	if err == nil && e.beat != nil && e.beat.table != nil && b.Table != nil {
+		if d, err := encodeDelta(b, e.beat.version, e.beat.table); err == nil && len(d) < len(full) {
+			delta, base = d, e.beat.version
+		}
+	}
 	claims := false
 	for _, c := range b.Claims {
 		claims = claims || c.Acting
 	}
-	e.beat = &outBeat{uid: b.UID, version: b.Version, leaving: b.Leaving, claims: claims, full: full, short: short}
+	e.beat = &outBeat{uid: b.UID, version: b.Version, leaving: b.Leaving, claims: claims, full: full, short: short,
+		delta: delta, deltaBase: base, table: b.Table}
 	e.host.publishBeat(e.beat)
 }
 
@@ -388,6 +399,11 @@ type outBeat struct {
 	leaving     bool
 	claims      bool   // it is master of something, global or of a key
 	full, short []byte // payloads, UID first, with and without the state
+	// delta is the full form with only the relay table's changes since
+	// version deltaBase (the one published before); nil: none.
+	delta     []byte
+	deltaBase uint64
+	table     map[string]core.TableEntry // the relay table of this version
 }
 
 // setKeys changes this node's key set, re-elects and tells the peers now.

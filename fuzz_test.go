@@ -96,6 +96,12 @@ func FuzzDecodeBeat(f *testing.F) {
 			f.Add(p[uidPrefixLen(b.UID):], true)
 			f.Add(p[:len(p)-1], false)
 		}
+		// A voter's relay table, whole and as a delta.
+		b.Table = map[string]core.TableEntry{"k0": {Rightful: "m1", Acting: "m1", Term: 3}, "k1": {Rightful: "m2", Term: 9}}
+		p, _ := encodeBeat(b, true)
+		f.Add(p, false)
+		p, _ = encodeDelta(b, 7, map[string]core.TableEntry{"k0": {Rightful: "m1", Term: 2}, "gone": {Term: 1}})
+		f.Add(p, false)
 	}
 	f.Fuzz(func(t *testing.T, p []byte, uidInHeader bool) {
 		var uid []byte
@@ -118,7 +124,7 @@ func FuzzDecodeBeat(f *testing.F) {
 		withKeys := v.flags&beatKeys != 0
 		b := &core.Beat{UID: string(v.uid), Start: v.start, Inc: v.inc, Leaving: v.flags&beatLeaving != 0,
 			Version: v.version, Keys: v.keys, Prio: v.prio, Claims: v.claims, Known: v.known, Votes: v.votes, Meta: v.meta}
-		q, err := encodeBeat(b, withKeys)
+		q, err := encodeBeatTable(b, withKeys, v.table, v.tableBase)
 		if err != nil {
 			return // too large to send back, or a claim of a key listed twice: fine
 		}
@@ -131,12 +137,24 @@ func FuzzDecodeBeat(f *testing.F) {
 		}
 		if !bytes.Equal(w.uid, v.uid) || w.start != v.start || w.inc != v.inc || w.version != v.version ||
 			w.prio != v.prio || w.sent != v.sent || w.echo != v.echo ||
-			w.flags != v.flags&(beatLeaving|beatKeys) || !slices.Equal(w.keys, v.keys) ||
+			w.flags != sentFlags(v.flags) || !slices.Equal(w.keys, v.keys) ||
+			!maps.Equal(w.table, v.table) || w.tableBase != v.tableBase ||
 			!maps.Equal(w.claims, v.claims) || !maps.Equal(w.known, v.known) || !maps.Equal(w.votes, v.votes) ||
 			!maps.Equal(w.meta, v.meta) {
 			t.Fatalf("round trip changed the heartbeat:\n%+v\n%+v", v, w)
 		}
 	})
+}
+
+// sentFlags is the part of a heartbeat's flags that encodeBeatTable
+// sets again from what decodeBeat read: the table's only with the full
+// form, the delta's only with the table.
+func sentFlags(f byte) byte {
+	out := f & (beatLeaving | beatKeys)
+	if f&beatKeys != 0 && f&beatTable != 0 {
+		out |= f & (beatTable | beatDelta)
+	}
+	return out
 }
 
 // fuzzSession is a fixed session: the fuzzer's inputs meet the same key

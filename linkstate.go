@@ -38,6 +38,9 @@ func (w *writer) plan(hb *outBeat, stale bool) (first, payload []byte) {
 	payload = hb.short
 	if hb.version != w.sentVersion {
 		payload = hb.full
+		if hb.delta != nil && w.sentVersion == hb.deltaBase {
+			payload = hb.delta // what changed since the state it sent last
+		}
 	}
 	if w.sentVersion == ^uint64(0) {
 		first = hb.short

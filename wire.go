@@ -48,13 +48,14 @@ const (
 	helloSize = 1 + nonceSize
 
 	// Heartbeat flags.
-	beatLeaving  byte = 1  // the sender is stopping: count it dead now
-	beatKeys     byte = 2  // the full state follows: keys, claims, votes, metadata
-	beatReply    byte = 4  // sent at once in answer to a claimant's frame (Quorum)
-	beatObserver byte = 8  // the sender never claims, and does not vote (Options.Observer)
-	beatLinked   byte = 16 // the sender has identified the receiver on this connection
-	beatRedial   byte = 32 // the sender found this connection silent: it closes it and redials
-	beatTable    byte = 64 // with beatKeys: a voter's relay table follows the votes (Options.Voters)
+	beatLeaving  byte = 1   // the sender is stopping: count it dead now
+	beatKeys     byte = 2   // the full state follows: keys, claims, votes, metadata
+	beatReply    byte = 4   // sent at once in answer to a claimant's frame (Quorum)
+	beatObserver byte = 8   // the sender never claims, and does not vote (Options.Observer)
+	beatLinked   byte = 16  // the sender has identified the receiver on this connection
+	beatRedial   byte = 32  // the sender found this connection silent: it closes it and redials
+	beatTable    byte = 64  // with beatKeys: a voter's relay table follows the votes (Options.Voters)
+	beatDelta    byte = 128 // with beatTable: the table holds what changed since a base version
 
 )
 
@@ -166,6 +167,31 @@ const (
 // included. The UID prefix is uidPrefixLen(b.uid) bytes long; a sender
 // whose header carries the UID sends the payload without it.
 func encodeBeat(b *core.Beat, withKeys bool) ([]byte, error) {
+	return encodeBeatTable(b, withKeys, b.Table, 0)
+}
+
+// encodeDelta returns the full form of b whose table holds only changes:
+// the entries that differ from those of version base, a removed one as
+// the zero entry. A connection that last sent base sends it instead of
+// the full table (writer.plan).
+func encodeDelta(b *core.Beat, base uint64, old map[string]core.TableEntry) ([]byte, error) {
+	changes := make(map[string]core.TableEntry)
+	for k, e := range b.Table {
+		if o, ok := old[k]; !ok || o != e {
+			changes[k] = e
+		}
+	}
+	for k := range old {
+		if _, ok := b.Table[k]; !ok {
+			changes[k] = core.TableEntry{}
+		}
+	}
+	return encodeBeatTable(b, true, changes, base)
+}
+
+// encodeBeatTable is encodeBeat with table as the relay table: all of it
+// (base 0), or the changes since version base.
+func encodeBeatTable(b *core.Beat, withKeys bool, table map[string]core.TableEntry, base uint64) ([]byte, error) {
 	size := uidPrefixLen(b.UID) + fixedBeat
 	if withKeys {
 		size += 4 + 4 + 4
@@ -177,9 +203,9 @@ func encodeBeat(b *core.Beat, withKeys bool) ([]byte, error) {
 			size += 2 + len(k) + 1 + len(v.UID) + 8 + 8
 		}
 		size += metaSize(b.Meta)
-		if b.Table != nil {
-			size += 4
-			for k, e := range b.Table {
+		if table != nil {
+			size += 4 + 8
+			for k, e := range table {
 				size += 2 + len(k) + 8 + 1 + len(e.Rightful) + 1 + len(e.Acting)
 			}
 		}
@@ -199,8 +225,11 @@ func encodeBeat(b *core.Beat, withKeys bool) ([]byte, error) {
 	}
 	if withKeys {
 		fl |= beatKeys
-		if b.Table != nil {
+		if table != nil {
 			fl |= beatTable
+		}
+		if base != 0 {
+			fl |= beatDelta
 		}
 	}
 	if b.Observer {
@@ -266,17 +295,19 @@ func encodeBeat(b *core.Beat, withKeys bool) ([]byte, error) {
 		p = binary.BigEndian.AppendUint64(p, v.Inc)
 		p = binary.BigEndian.AppendUint64(p, v.Term)
 	}
-	if b.Table != nil {
-		p = appendTable(p, b.Table)
+	if table != nil {
+		p = appendTable(p, table, base)
 	}
 	return appendMeta(p, b.Meta), nil
 }
 
-// appendTable appends a voter's relay table, by key name, sorted: a
-// count, then (key length uint16, key, term uint64, rightful UID length
-// uint8, UID, acting UID length uint8, UID).
-func appendTable(p []byte, t map[string]core.TableEntry) []byte {
+// appendTable appends a voter's relay table, by key name, sorted: the
+// base version (0: the whole table; else the changes since that version,
+// a removed entry all zero), a count, then (key length uint16, key, term
+// uint64, rightful UID length uint8, UID, acting UID length uint8, UID).
+func appendTable(p []byte, t map[string]core.TableEntry, base uint64) []byte {
 	keys := slices.Sorted(maps.Keys(t))
+	p = binary.BigEndian.AppendUint64(p, base)
 	p = binary.BigEndian.AppendUint32(p, uint32(len(keys)))
 	for _, k := range keys {
 		e := t[k]
@@ -291,16 +322,26 @@ func appendTable(p []byte, t map[string]core.TableEntry) []byte {
 	return p
 }
 
-// decodeTable decodes a relay table (appendTable); it returns what
-// follows it. Keys and UIDs are taken from in, where seen before.
-func decodeTable(p []byte, in *keyIntern) (map[string]core.TableEntry, []byte, error) {
-	if len(p) < 4 {
-		return nil, nil, fmt.Errorf("%w: truncated table count", ErrBadFrame)
+// decodeTable decodes a relay table (appendTable) and its base version;
+// it returns what follows it. Keys and UIDs are taken from in, where seen
+// before.
+func decodeTable(p []byte, in *keyIntern, delta bool) (map[string]core.TableEntry, uint64, []byte, error) {
+	t, base, p, err := readTable(p, in)
+	if err == nil && (base != 0) != delta {
+		err = fmt.Errorf("%w: table base %d with delta flag %v", ErrBadFrame, base, delta)
 	}
-	n := binary.BigEndian.Uint32(p)
-	p = p[4:]
+	return t, base, p, err
+}
+
+func readTable(p []byte, in *keyIntern) (map[string]core.TableEntry, uint64, []byte, error) {
+	if len(p) < 12 {
+		return nil, 0, nil, fmt.Errorf("%w: truncated table count", ErrBadFrame)
+	}
+	base := binary.BigEndian.Uint64(p)
+	n := binary.BigEndian.Uint32(p[8:])
+	p = p[12:]
 	if uint64(n)*(2+1+8+1+1) > uint64(len(p)) {
-		return nil, nil, fmt.Errorf("%w: %d table entries cannot fit in %d bytes", ErrBadFrame, n, len(p))
+		return nil, 0, nil, fmt.Errorf("%w: %d table entries cannot fit in %d bytes", ErrBadFrame, n, len(p))
 	}
 	t := make(map[string]core.TableEntry, n)
 	str := func(l int) (string, bool) {
@@ -316,32 +357,32 @@ func decodeTable(p []byte, in *keyIntern) (map[string]core.TableEntry, []byte, e
 	}
 	for range n {
 		if len(p) < 2 {
-			return nil, nil, fmt.Errorf("%w: truncated table entry", ErrBadFrame)
+			return nil, 0, nil, fmt.Errorf("%w: truncated table entry", ErrBadFrame)
 		}
 		kl := int(binary.BigEndian.Uint16(p))
 		p = p[2:]
 		k, ok := str(kl)
 		if !ok || kl == 0 || len(p) < 9 {
-			return nil, nil, fmt.Errorf("%w: truncated table entry", ErrBadFrame)
+			return nil, 0, nil, fmt.Errorf("%w: truncated table entry", ErrBadFrame)
 		}
 		var e core.TableEntry
 		e.Term = binary.BigEndian.Uint64(p)
 		rl := int(p[8])
 		p = p[9:]
 		if e.Rightful, ok = str(rl); !ok || len(p) < 1 {
-			return nil, nil, fmt.Errorf("%w: truncated table entry", ErrBadFrame)
+			return nil, 0, nil, fmt.Errorf("%w: truncated table entry", ErrBadFrame)
 		}
 		al := int(p[0])
 		p = p[1:]
 		if e.Acting, ok = str(al); !ok {
-			return nil, nil, fmt.Errorf("%w: truncated table entry", ErrBadFrame)
+			return nil, 0, nil, fmt.Errorf("%w: truncated table entry", ErrBadFrame)
 		}
 		if _, dup := t[k]; dup {
-			return nil, nil, fmt.Errorf("%w: table key %q repeated", ErrBadFrame, k)
+			return nil, 0, nil, fmt.Errorf("%w: table key %q repeated", ErrBadFrame, k)
 		}
 		t[k] = e
 	}
-	return t, p, nil
+	return t, base, p, nil
 }
 
 // MaxMetaSize is the largest Options.Meta, encoded: a uint16 count, then
@@ -410,20 +451,21 @@ func uidPrefixLen(uid string) int { return 1 + len(uid) }
 // beatView is a decoded heartbeat whose UID aliases the payload, so that
 // a steady-state heartbeat is read without allocating.
 type beatView struct {
-	uid     []byte
-	sent    int64
-	echo    int64
-	start   int64
-	inc     uint64
-	flags   byte
-	version uint64
-	prio    int64
-	keys    []string                   // with beatKeys only; allocated only then
-	claims  map[string]core.Claim      // with beatKeys only
-	known   map[string]uint64          // with beatKeys only
-	votes   map[string]core.Vote       // with beatKeys only
-	meta    map[string]string          // with beatKeys only
-	table   map[string]core.TableEntry // with beatTable only
+	uid       []byte
+	sent      int64
+	echo      int64
+	start     int64
+	inc       uint64
+	flags     byte
+	version   uint64
+	prio      int64
+	keys      []string                   // with beatKeys only; allocated only then
+	claims    map[string]core.Claim      // with beatKeys only
+	known     map[string]uint64          // with beatKeys only
+	votes     map[string]core.Vote       // with beatKeys only
+	meta      map[string]string          // with beatKeys only
+	table     map[string]core.TableEntry // with beatTable only
+	tableBase uint64                     // with beatDelta: table holds the changes since this version
 }
 
 // msg returns the heartbeat as the core takes it; uid is v.uid as a
@@ -435,7 +477,7 @@ func (v *beatView) msg(uid string) core.Msg {
 		Version: v.version, Leaving: v.flags&beatLeaving != 0, Full: v.flags&beatKeys != 0,
 		Reply: v.flags&beatReply != 0, Observer: v.flags&beatObserver != 0, Linked: v.flags&beatLinked != 0,
 		Redial: v.flags&beatRedial != 0,
-		Keys:   v.keys, Claims: v.claims, Known: v.known, Votes: v.votes, Meta: v.meta, Table: v.table,
+		Keys:   v.keys, Claims: v.claims, Known: v.known, Votes: v.votes, Meta: v.meta, Table: v.table, TableBase: v.tableBase,
 	}
 }
 
@@ -487,7 +529,7 @@ func decodeBeatIn(p []byte, uid []byte, in *keyIntern) (beatView, error) {
 		return v, err
 	}
 	if v.flags&beatTable != 0 {
-		if v.table, p, err = decodeTable(p, in); err != nil {
+		if v.table, v.tableBase, p, err = decodeTable(p, in, v.flags&beatDelta != 0); err != nil {
 			return v, err
 		}
 	}

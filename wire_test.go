@@ -661,3 +661,50 @@ func TestDecodeInternsKeys(t *testing.T) {
 		t.Errorf("decoding 100 keys seen before: %v allocations, %v without the connection's keys; want 100 fewer", interned, plain)
 	}
 }
+
+// TestTableRoundTrip: a voter's relay table travels whole, or as the
+// changes since a base version (a removed key as the zero entry); every
+// truncation of either is refused with ErrBadFrame.
+func TestTableRoundTrip(t *testing.T) {
+	b := testBeat(3)
+	old := map[string]core.TableEntry{"a": {Rightful: "m1", Acting: "m1", Term: 4}, "b": {Rightful: "m2", Term: 1}, "gone": {Term: 7}}
+	b.Table = map[string]core.TableEntry{"a": {Rightful: "m1", Acting: "m1", Term: 4}, "b": {Rightful: "m3", Acting: "m2", Term: 2}, "new": {Rightful: "m9", Term: 1}}
+	full, err := encodeBeat(b, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	delta, err := encodeDelta(b, 41, old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := decodeBeat(full, nil)
+	if err != nil || v.tableBase != 0 || !maps.Equal(v.table, b.Table) || v.flags&beatTable == 0 || v.flags&beatDelta != 0 {
+		t.Fatalf("whole table: %v base %d flags %#x %v", err, v.tableBase, v.flags, v.table)
+	}
+	checkView(t, v, b, true)
+	want := map[string]core.TableEntry{"b": b.Table["b"], "new": b.Table["new"], "gone": {}}
+	v, err = decodeBeat(delta, nil)
+	if err != nil || v.tableBase != 41 || !maps.Equal(v.table, want) || v.flags&beatDelta == 0 {
+		t.Fatalf("delta: %v base %d %v, want base 41 %v", err, v.tableBase, v.table, want)
+	}
+	if len(delta) >= len(full) {
+		t.Errorf("delta of %d bytes, the whole table %d", len(delta), len(full))
+	}
+	for _, p := range [][]byte{full, delta} {
+		for i := range len(p) {
+			if _, err := decodeBeat(p[:i:i], nil); !errors.Is(err, ErrBadFrame) {
+				t.Fatalf("prefix %d/%d: %v, want ErrBadFrame", i, len(p), err)
+			}
+		}
+	}
+	// A base with no delta flag, or the flag with base 0, is refused.
+	at := uidPrefixLen(b.UID) + offFlags
+	noFlag, flagNoBase := slices.Clone(delta), slices.Clone(full)
+	noFlag[at] &^= beatDelta
+	flagNoBase[at] |= beatDelta
+	for _, p := range [][]byte{noFlag, flagNoBase} {
+		if _, err := decodeBeat(p, nil); !errors.Is(err, ErrBadFrame) {
+			t.Errorf("flags %#x: %v, want ErrBadFrame", p[at], err)
+		}
+	}
+}

@@ -29,7 +29,10 @@ func (c *Core) learn(key string, term uint64, rival bool) {
 func (c *Core) claimSlot(now int64, i int) bool {
 	s := &c.slots[i]
 	old := s.Claim
-	_, mine := c.rightful(i)
+	mine := false
+	if c.competes(i) { // a relay's slot of a key it does not hold: nothing to decide
+		_, mine = c.rightful(i)
+	}
 	if !mine || !c.ready || c.resign || c.leaving || !c.competes(i) || i > 0 && c.resigned[c.ki.List[i-1]] {
 		if s.Acting && !mine && c.ready && !c.resign && !c.leaving && c.maxPrio(i) <= c.self.prio {
 			c.yields++

@@ -108,6 +108,11 @@ type connState struct {
 	peer   *cpeer // nil until its first heartbeat
 	linked bool   // the peer has identified this node on it
 	redial bool   // the peer closes it as silent and redials
+	// table is the relay table (Options.Voters) of the peer's last full
+	// form on this connection, tableVer its version: a delta applies to
+	// it.
+	table    map[string]TableEntry
+	tableVer uint64
 }
 
 // New makes the core of a node holding keys. It is not started: until
@@ -324,7 +329,10 @@ func (c *Core) Down(now int64, id ConnID, silent bool) {
 			for s := range p.servers {
 				c.out.Wake = append(c.out.Wake, s)
 			}
-			c.Elect(now)
+			// As Recv: the connections that end together (a peer's
+			// crash seen by many, a voter's members gone) cost one
+			// election.
+			c.electLater(now)
 		}
 	}
 }
@@ -445,7 +453,7 @@ func (c *Core) Recv(now, at int64, id ConnID, b *Msg) (back bool) {
 		p = c.peers[peerKey(b.UID, b.Inc)]
 	}
 	if p == nil {
-		p = &cpeer{inc: b.Inc, hash: NodeHash(b.UID), conns: make(map[ConnID]struct{}), servers: make(map[string]bool)}
+		p = &cpeer{inc: b.Inc, hash: NodeHash(b.UID), conns: make(map[ConnID]struct{}), servers: make(map[string]bool), member: c.isMember(b.UID)}
 		p.uid = b.UID
 		c.peers[peerKey(b.UID, b.Inc)] = p
 	}
@@ -467,6 +475,29 @@ func (c *Core) Recv(now, at int64, id ConnID, b *Msg) (back bool) {
 		if _, ok := p.conns[id]; !ok {
 			return // this one was a duplicate
 		}
+	}
+	table := b.Table
+	if b.Full {
+		if b.TableBase != 0 {
+			if cs.table == nil || cs.tableVer != b.TableBase {
+				// Changes to a table this connection did not carry: its
+				// frames came out of order, which TCP does not do. A new
+				// connection starts from a whole one.
+				c.dropConn(id, cs)
+				return
+			}
+			for k, e := range b.Table {
+				if e == (TableEntry{}) {
+					delete(cs.table, k)
+				} else {
+					cs.table[k] = e
+				}
+			}
+			table = cs.table
+		} else {
+			cs.table = b.Table
+		}
+		cs.tableVer = b.Version
 	}
 	wasLive := p.live(now, c.cfg.Wait)
 	p.heard = now
@@ -498,9 +529,19 @@ func (c *Core) Recv(now, at int64, id ConnID, b *Msg) (back bool) {
 			}
 			p.ki = nil
 		}
-		p.claims, p.votes, p.meta, p.table = b.Claims, b.Votes, b.Meta, b.Table
+		if b.TableBase != 0 && p.tableOn == id && p.tabOK && p.tabKI == c.ki {
+			// A delta to the table it holds: only its entries change.
+			for k, e := range b.Table {
+				if i, ok := c.ki.Idx[k]; ok {
+					p.tab[i] = e
+				}
+			}
+		} else {
+			p.tabOK = false
+		}
+		p.claims, p.votes, p.meta, p.table, p.tableOn = b.Claims, b.Votes, b.Meta, table, id
 		p.actingOK = false
-		for k, e := range p.table {
+		for k, e := range b.Table { // what changed (a delta), or all
 			c.learn(k, e.Term, false)
 		}
 		for k, cl := range p.claims {
@@ -538,13 +579,17 @@ func (c *Core) Recv(now, at int64, id ConnID, b *Msg) (back bool) {
 		for cid := range p.conns {
 			c.out.Echoes = append(c.out.Echoes, ConnEcho{cid, p.sent})
 		}
-		if !b.Reply && (p.candidate(c.quorum()) || news) {
+		if !b.Reply && (c.member && p.candidate(false) || !c.member && (p.candidate(c.quorum()) || news)) {
 			// Echo it back at once. With Quorum: the claimant's lease is
 			// anchored at the send time of its frame this echo names, so
 			// a prompt echo keeps the lease fresh whatever the latency.
 			// A new state is answered at once too: a node that re-joins
 			// after a pause waits for answers to its frames.
 			// Without: a claimant waits for every peer's answer.
+			// A member answers a voter at once only when the voter's
+			// claim of a key waits for it: its echo counts toward no
+			// lease, and answering every change of a voter's table at
+			// once, from every member, flooded the voters.
 			c.out.Reply = append(c.out.Reply, id)
 		}
 	}

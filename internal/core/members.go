@@ -187,16 +187,15 @@ func (c *Core) buildTable() bool {
 // current, has taken in this node's place in the order and knows no
 // other master of the key (sure).
 func (c *Core) tables(i int) (uid string, mine, sure bool) {
-	key := c.slotKey(i)
 	n := 0
 	mine, sure = true, true
 	acting := ""
 	for _, p := range c.order {
-		if c.isMember(p.uid) {
+		if p.member {
 			continue
 		}
-		e, ok := p.table[key]
-		if !ok || e.Rightful == "" {
+		e := p.tab[i-1]
+		if e.Rightful == "" {
 			// It names no live holder (it has not heard of this node's
 			// keys yet, or is waiting for its servers): it knows of no
 			// master either, whoever is connected to it.

@@ -2,6 +2,7 @@ package core
 
 import (
 	"math"
+	"slices"
 	"sort"
 )
 
@@ -25,6 +26,13 @@ func (c *Core) collect(now int64) {
 					p.has.set(int(i))
 				}
 			}
+		}
+		if c.member && !p.member && (!p.tabOK || p.tabKI != c.ki) {
+			p.tab = slices.Grow(p.tab[:0], len(c.ki.List))[:len(c.ki.List)]
+			for i, k := range c.ki.List {
+				p.tab[i] = p.table[k]
+			}
+			p.tabKI, p.tabOK = c.ki, true
 		}
 		if !p.actingOK || len(p.acting) != n {
 			// Claims are replaced whole with a new state: their bitset
@@ -80,7 +88,7 @@ func (c *Core) slotKey(i int) string {
 // holds reports whether live peer p competes for slot i, and whether it
 // is master of it as far as this node knows (see cpeer.current).
 func (c *Core) holds(p *cpeer, i int) (holds, acting bool) {
-	if p.observer || i == 0 && c.isMember(p.uid) {
+	if p.observer || i == 0 && p.member {
 		return false, false
 	}
 	if i == 0 {

@@ -26,7 +26,15 @@ type cpeer struct {
 	claims   map[string]Claim
 	votes    map[string]Vote
 	table    map[string]TableEntry // a voter's relay table (Options.Voters)
+	tableOn  ConnID                // the connection whose table (connState.table) it is
 	keyList  []string              // keys as last sent (sorted)
+	member   bool                  // a member (Options.Voters set, its UID not listed)
+	// tab is, on a member, the relay table over the core's key index,
+	// kept with it (tabKI) and updated by each delta; rebuilt when tabOK
+	// is false.
+	tab   []TableEntry
+	tabKI *KeyIndex
+	tabOK bool
 	// Bitsets over the core's key index: has is rebuilt when the index
 	// or the keys change (ki nil), acting when the claims do (actingOK
 	// false).

@@ -1,0 +1,204 @@
+package msc
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// BenchmarkMembers runs voters and members in one process on loopback
+// (Options.Voters; each member is given the voters' addresses only) and
+// reports: the time until every node names the same global master and,
+// for every key, exactly one holder is master of it and every holder
+// names it (converge-ms); over the steady window, the CPU of the whole
+// process (cores), frames and bytes per second, bytes per frame, and the
+// mastership changes (it fails on any); then the failover when the master
+// voter is killed (its sockets closed: voter-failover-ms, until every
+// node names the new master) and when 50 members that are masters of keys
+// are killed at once (member-failover-ms, until every key they held has a
+// new master that every holder names); and the process's peak RSS. Run:
+//
+//	go test -run '^$' -bench Members -benchtime 1x [-scale.window 30s]
+//
+// The cases: 3 voters + 297 members without keys at Interval 100 ms
+// (300), and 3 voters + 997 members holding the same 1,000 keys with
+// Balance at Interval 500 ms (1000x1000).
+func BenchmarkMembers(b *testing.B) {
+	for _, bc := range []struct {
+		name           string
+		voters, n, k   int
+		interval, wait time.Duration
+	}{
+		{"300", 3, 300, 0, 100 * time.Millisecond, 300 * time.Millisecond},
+		{"300x100", 3, 300, 100, 100 * time.Millisecond, 300 * time.Millisecond},
+		{"1000x1000", 3, 1000, 1000, 500 * time.Millisecond, 1500 * time.Millisecond},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			for b.Loop() {
+				membersRun(b, bc.voters, bc.n, bc.k, bc.interval, bc.wait, *scaleWindow)
+			}
+		})
+	}
+}
+
+func membersRun(b *testing.B, v, n, k int, interval, wait time.Duration, window time.Duration) {
+	keys := make([]string, k)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("job-%04d", i)
+	}
+	voters := make([]string, v)
+	for i := range voters {
+		voters[i] = fmt.Sprintf("node%d", i)
+	}
+	c := &testCluster{t: b}
+	for i := range n {
+		o := testOptions(i)
+		o.Listener = listen(b)
+		o.Interval, o.WaitTimeout = interval, wait
+		o.Voters, o.Balance = voters, true
+		if i >= v {
+			o.Keys = keys
+		}
+		c.opts = append(c.opts, o)
+		c.lns = append(c.lns, o.Listener)
+	}
+	for i := range n {
+		m, err := New(c.opts[i])
+		if err != nil {
+			b.Fatal(err)
+		}
+		for j := range v {
+			if j != i {
+				if err := m.AddServer(fmt.Sprint(j), ServerConfig{Port: port(c.lns[j])}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+		c.nodes = append(c.nodes, m)
+	}
+	b.Cleanup(c.stopAll)
+	// agreed: every running node names master as the global master (and
+	// it alone says so), and for every key one running holder is master
+	// and every running holder names it.
+	agreed := func(master *Msc) bool {
+		if !c.agreed(master) {
+			return false
+		}
+		run := c.running()
+		for _, key := range keys {
+			want := ""
+			for _, m := range run {
+				if m.cfg.Observer || !m.IsMasterByKey(key) {
+					continue
+				}
+				if want != "" {
+					return false
+				}
+				want = m.UID()
+			}
+			if want == "" {
+				return false
+			}
+			for _, m := range run {
+				if len(m.cfg.Keys) == 0 {
+					continue
+				}
+				if uid, ok := m.MasterByKey(key); !ok || uid != want {
+					return false
+				}
+			}
+		}
+		return true
+	}
+	poll := func(what string, cond func() bool) time.Duration {
+		t0 := time.Now()
+		for !cond() {
+			if time.Since(t0) > 2*time.Minute {
+				b.Fatalf("no %s in 2 minutes", what)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		return time.Since(t0)
+	}
+	t0 := time.Now()
+	c.start()
+	poll("convergence", func() bool { return agreed(c.nodes[0]) })
+	b.ReportMetric(float64(time.Since(t0))/float64(time.Millisecond), "converge-ms")
+
+	var changes atomic.Int64
+	for _, m := range c.nodes {
+		m.OnChange(func(Change) { changes.Add(1) })
+	}
+	traffic := func() (frames, bytes uint64) {
+		for _, m := range c.nodes {
+			st := m.Status()
+			frames += st.FramesSent
+			bytes += st.BytesSent
+		}
+		return
+	}
+	f0, by0 := traffic()
+	cpu0, start := cpuTime(), time.Now()
+	time.Sleep(window) // a measurement window, not a synchronisation
+	cpu, elapsed := cpuTime()-cpu0, time.Since(start)
+	f1, by1 := traffic()
+	if moved := changes.Load(); moved != 0 || !agreed(c.nodes[0]) {
+		b.Fatalf("%d mastership changes during the steady window", moved)
+	}
+	b.ReportMetric(cpu.Seconds()/elapsed.Seconds(), "cores")
+	b.ReportMetric(float64(f1-f0)/elapsed.Seconds(), "frames/s")
+	if f1 > f0 {
+		b.ReportMetric(float64(by1-by0)/float64(f1-f0), "bytes/frame")
+	}
+
+	// The master voter dies.
+
+	c.nodes[0].abort()
+	b.ReportMetric(float64(poll("a new global master", func() bool { return agreed(c.nodes[1]) }))/float64(time.Millisecond), "voter-failover-ms")
+
+	if k > 0 {
+		// 50 members that are masters of keys die at once.
+		var dead []*Msc
+		for _, m := range c.nodes[v:] {
+			if len(dead) == 50 {
+				break
+			}
+			if len(m.MasterKeys()) > 0 {
+				dead = append(dead, m)
+			}
+		}
+		for _, m := range dead {
+			go m.abort()
+		}
+		b.ReportMetric(float64(poll("new masters of the dead members' keys", func() bool {
+			for _, m := range dead {
+				if m.snap.Load().Running {
+					return false
+				}
+			}
+			return agreed(c.nodes[1])
+		}))/float64(time.Millisecond), "member-failover-ms")
+	}
+	b.ReportMetric(rssMiB(), "peak-RSS-MiB")
+	c.stopAll()
+}
+
+// rssMiB returns the process's peak resident set (VmHWM), in MiB; 0 if
+// unknown.
+func rssMiB() float64 {
+	s, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(s), "\n") {
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmHWM:" {
+			kb, _ := strconv.Atoi(f[1])
+			return float64(kb) / 1024
+		}
+	}
+	return 0
+}
