@@ -91,6 +91,27 @@ func TestTour(t *testing.T) {
 	}
 }
 
+// TestTourVoters: the tour on 3 voters and 5 members; the member killed
+// and started again as well as the voters.
+func TestTourVoters(t *testing.T) {
+	var out syncBuffer
+	args := append([]string{"-scenario", "tour", "-n", "8", "-voters", "3"}, fastFlags...)
+	code := run(args, strings.NewReader(""), &out, &out)
+	t.Logf("output:\n%s", out.String())
+	if code != 0 {
+		t.Fatalf("tour exited %d", code)
+	}
+	s := out.String()
+	if !regexp.MustCompile(`(?m)^tour: ok — 9 steps on 8 workers`).MatchString(s) {
+		t.Fatal("no summary line")
+	}
+	for _, step := range []string{"kill master 0", "pause master 1", "kill member 7", "start 7 again"} {
+		if !strings.Contains(s, step) {
+			t.Errorf("no step %q", step)
+		}
+	}
+}
+
 // TestInteractive drives the interactive mode with piped commands: its
 // output is then plain log lines.
 func TestInteractive(t *testing.T) {

@@ -226,8 +226,14 @@ func (c *cluster) start(i int, desc string) (int, int64, error) {
 	if c.cfg.balance {
 		args = append(args, "-balance", "-keys", strconv.Itoa(c.cfg.keys))
 	}
-	if c.cfg.quorum {
+	switch {
+	case c.cfg.quorum && c.cfg.voters > 0:
+		args = append(args, "-quorum", strconv.Itoa(c.cfg.voters/2+1))
+	case c.cfg.quorum:
 		args = append(args, "-quorum", strconv.Itoa(len(c.ports)/2+1))
+	}
+	if c.cfg.voters > 0 {
+		args = append(args, "-voters", strconv.Itoa(c.cfg.voters))
 	}
 	cmd := exec.Command(c.cfg.exe, args...)
 	cmd.Env = append(os.Environ(), workerEnv+"=1")
@@ -589,7 +595,16 @@ func (c *cluster) settledLocked(since int64) (int, string) {
 			return 1
 		})
 	}
-	want := oldest(run)
+	// With -voters, the global master is the oldest voter; a voter sees
+	// every other worker, a member the voters only.
+	voters := run
+	if c.cfg.voters > 0 {
+		voters = slices.DeleteFunc(slices.Clone(run), func(w *worker) bool { return w.idx >= c.cfg.voters })
+		if len(voters) == 0 {
+			return -1, "no voter running"
+		}
+	}
+	want := oldest(voters)
 	var masters []string
 	for _, w := range run {
 		r := w.proc.rep
@@ -602,8 +617,12 @@ func (c *cluster) settledLocked(since int64) (int, string) {
 		if r.MasterUID != want.proc.rep.UID {
 			return -1, fmt.Sprintf("worker %d names master %q, want %q", w.idx, r.MasterUID, want.proc.rep.UID)
 		}
-		if r.Peers != len(run)-1 {
-			return -1, fmt.Sprintf("worker %d sees %d peers, want %d", w.idx, r.Peers, len(run)-1)
+		peers := len(run) - 1
+		if c.cfg.voters > 0 && w.idx >= c.cfg.voters {
+			peers = len(voters)
+		}
+		if r.Peers != peers {
+			return -1, fmt.Sprintf("worker %d sees %d peers, want %d", w.idx, r.Peers, peers)
 		}
 	}
 	if c.cfg.balance {

@@ -41,6 +41,7 @@ type config struct {
 	balance  bool   // Options.Balance, every worker holding the same keys
 	quorum   bool   // Options.Quorum: a majority of the workers
 	keys     int    // balance: how many keys
+	voters   int    // Options.Voters: workers 0..voters-1 are voters, the others members (0: full mesh)
 	exe      string // the binary the workers run
 }
 
@@ -66,7 +67,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.BoolVar(&cfg.debug, "debug", false, "workers log the library's debug messages (shown with -v in the bench's timelines)")
 	fs.BoolVar(&cfg.balance, "balance", false, "workers set Options.Balance and all hold the same -keys keys; the table shows how many each masters")
 	fs.IntVar(&cfg.keys, "keys", 100, "balance: how many keys (q-000, q-001…)")
-	fs.BoolVar(&cfg.quorum, "quorum", false, "workers set Options.Quorum to a majority of -n: no two masters, failover after a crash slower")
+	fs.BoolVar(&cfg.quorum, "quorum", false, "workers set Options.Quorum to a majority of -n (of -voters, with it): no two masters, failover after a crash slower")
+	fs.IntVar(&cfg.voters, "voters", 0, "workers 0 to voters-1 are voters (Options.Voters, UIDs w0, w1…), the others members that dial only them (README \"Large clusters\"); 0: full mesh")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: go run ./check [flags]\n\nRuns msc worker processes on loopback; type h for commands.\n\nflags:")
 		fs.PrintDefaults()
@@ -107,6 +109,12 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 2
 	case cfg.reps < 1:
 		fmt.Fprintln(stderr, "check: -reps must be 1 or more")
+		return 2
+	case cfg.voters < 0 || cfg.voters > cfg.n:
+		fmt.Fprintln(stderr, "check: -voters must be 0 to -n")
+		return 2
+	case cfg.voters > 0 && (cfg.scenario == "bench" || cfg.scenario == "idle" || *bench):
+		fmt.Fprintln(stderr, "check: -voters runs in the interactive mode and the tour")
 		return 2
 	case cfg.balance && (cfg.keys < 1 || cfg.keys > maxBalanceKeys):
 		fmt.Fprintf(stderr, "check: -keys must be 1 to %d\n", maxBalanceKeys)

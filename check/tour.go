@@ -45,6 +45,15 @@ func tour(ctx context.Context, cfg *config, ports []int, out io.Writer) int {
 		return t.fail(fmt.Errorf("continued worker %d, the oldest, did not take mastership back (master w%d)", m, t.master))
 	}
 
+	if cfg.voters > 0 && len(ports) > cfg.voters {
+		// A member: the keys it was master of move to other members.
+		last := len(ports) - 1
+		if err := t.fault("kill member", last, opKill); err != nil {
+			return t.fail(err)
+		}
+		down = append(down, last)
+	}
+
 	m = t.master
 	if err := t.fault("stop master (SIGTERM)", m, opTerm); err != nil {
 		return t.fail(err)

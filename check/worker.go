@@ -288,6 +288,7 @@ func workerMain(args []string) int {
 	balance := fs.Bool("balance", false, "Options.Balance, with the same -keys keys on every worker")
 	nkeys := fs.Int("keys", 100, "balance: how many keys")
 	quorum := fs.Int("quorum", 0, "Options.Quorum")
+	nvoters := fs.Int("voters", 0, "workers 0 to voters-1 are voters (Options.Voters), the others members")
 	floor := fs.Bool("floor", false, "run the idle scenario's reference process, not a node")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -328,6 +329,14 @@ func workerMain(args []string) int {
 		return 1
 	}
 	pid := os.Getpid()
+	uid := fmt.Sprintf("w%d-%d", *idx, pid)
+	var voters []string
+	for j := range *nvoters {
+		voters = append(voters, fmt.Sprintf("w%d", j))
+	}
+	if *idx < *nvoters {
+		uid = voters[*idx] // a voter's UID stays the same across restarts, as a StatefulSet pod's name
+	}
 	m, err := msc.New(msc.Options{
 		Key:         demoKey,
 		Algorithm:   "aes128",
@@ -335,7 +344,8 @@ func workerMain(args []string) int {
 		StartTime:   started,
 		Interval:    *interval,
 		WaitTimeout: *wait,
-		UID:         fmt.Sprintf("w%d-%d", *idx, pid),
+		UID:         uid,
+		Voters:      voters,
 		Keys:        keys,
 		Balance:     *balance,
 		Quorum:      *quorum,
@@ -347,8 +357,8 @@ func workerMain(args []string) int {
 		return 1
 	}
 	for j, p := range ports {
-		if j == *idx {
-			continue
+		if j == *idx || *nvoters > 0 && j >= *nvoters {
+			continue // with voters, every worker dials the voters only
 		}
 		if err := m.AddServer(strconv.Itoa(j), msc.ServerConfig{Host: "127.0.0.1", Port: p}); err != nil {
 			fmt.Fprintln(os.Stderr, "worker:", err)
