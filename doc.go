@@ -153,6 +153,11 @@
 //     It assumes one live process per voter: [Options].Voters names the
 //     voters (a UID counts once), and without it a node that sees more
 //     than 2*Quorum-1 live voters reports [ErrQuorum].
+//   - [Options].Voters also scales past the full mesh: 3 or 5 voters
+//     connect to each other, every other node is a member that connects
+//     to the voters only. The global master is a voter; members master
+//     keys, which the voters assign among all live holders and relay. A
+//     member that hears from no voter is master of nothing.
 //   - [Options].Observer makes a node that knows the master but never is
 //     one; [Msc.SetPriority] moves mastership at run time;
 //     [Options].Meta and [Msc.MasterMeta] tell every node where the

@@ -107,14 +107,27 @@ type Options struct {
 	// name the voters; without it, a node that sees more live voters
 	// than 2*Quorum-1 reports an error wrapping ErrQuorum to OnError.
 	Quorum int
-	// Voters, if set, are the UIDs of the nodes whose votes count toward
-	// Quorum (for instance the pod names of a StatefulSet, which stay the
-	// same across restarts): a node whose UID is not listed does not
-	// vote, and a UID's vote counts once whatever its incarnation. With
-	// Voters, Quorum must be above len(Voters)/2 and at most
-	// len(Voters) (New returns an error wrapping ErrQuorum otherwise).
-	// Every node of a cluster must use the same list. Default nil: every
-	// node that is not an Observer votes.
+	// Voters, if set, are the UIDs of the voters (for instance the pod
+	// names of a StatefulSet, which stay the same across restarts); every
+	// other node is a member. A voter's vote counts toward Quorum once
+	// whatever its incarnation; a member does not vote. With Voters,
+	// Quorum must be above len(Voters)/2 and at most len(Voters) (New
+	// returns an error wrapping ErrQuorum otherwise).
+	//
+	// Voters also shape the cluster for size (README, "Large clusters"):
+	// voters connect to each other and accept members; a member connects
+	// to the voters only (give it their addresses: AddServer, or Discover
+	// with a name that lists the voters), and closes a connection that
+	// leads to another member, as a voter does one it dialed to a member;
+	// neither dials that address again. The global master is always a
+	// voter. A member holds keys and can be master of them: the voters
+	// see every node, decide each key's master among all its live holders
+	// by the usual rules, and relay it to the members. A member that hears
+	// from no voter is master of nothing (Healthy says so). A cluster
+	// costs about 2·V·N frames per Interval instead of N·(N−1).
+	//
+	// Every node of a cluster must use the same list. Default nil: a full
+	// mesh where every node that is not an Observer votes.
 	Voters []string
 	// Discover, if set, finds the peers: [DNS] (a Kubernetes headless
 	// Service), [Static] (a list from an environment variable) or a

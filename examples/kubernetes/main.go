@@ -13,6 +13,11 @@
 //	HTTP_ADVERTISE  the address peers reach that HTTP at (Options.Meta)  HTTP_ADDR
 //	POD_NAME    the node's UID (the downward API)                       the host name
 //	JOB_EVERY   how often the master runs the job                       10s
+//	MSC_VOTERS  the voters' UIDs, "msc-voter-0,msc-voter-1,msc-voter-2": none: a full mesh
+//	            the others are members, which dial the voters only
+//	            (README "Large clusters"; voters.yaml, members.yaml)
+//	MSC_KEYS    keys this replica holds, spread over the replicas with  none
+//	            Options.Balance; each key's master runs the job for it
 //
 // Outside Kubernetes, two replicas on one machine:
 //
@@ -31,6 +36,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -78,12 +84,17 @@ func run(ctx context.Context, getenv func(string) string, log *slog.Logger, read
 		uid, _ = os.Hostname()
 	}
 
+	voters, keys := list(getenv("MSC_VOTERS")), list(getenv("MSC_KEYS"))
+
 	httpAddr := env("HTTP_ADDR", ":8080")
 	m, err := msc.New(msc.Options{
 		Key:      getenv("MSC_KEY"),
 		Port:     port,
 		UID:      uid,
 		Discover: discover,
+		Voters:   voters,
+		Keys:     keys,
+		Balance:  len(keys) > 0,
 		// Every replica knows where the master serves HTTP (/leader).
 		Meta:   map[string]string{"http": env("HTTP_ADVERTISE", httpAddr)},
 		Logger: log.With("component", "msc"),
@@ -124,12 +135,21 @@ func run(ctx context.Context, getenv func(string) string, log *slog.Logger, read
 		ready(ln.Addr().String())
 	}
 
-	jobs := make(chan error, 1)
+	// The global job on the global master (a voter, with MSC_VOTERS); the
+	// job of each key on that key's master (members too).
+	jobs := make(chan error, 1+len(keys))
 	go func() {
 		jobs <- m.RunAsMaster(ctx, func(ctx context.Context, term uint64) {
 			job(ctx, log, term, every)
 		})
 	}()
+	for _, k := range keys {
+		go func() {
+			jobs <- m.RunAsMasterByKey(ctx, k, func(ctx context.Context, term uint64) {
+				job(ctx, log.With("key", k), term, every)
+			})
+		}()
+	}
 
 	select {
 	case <-ctx.Done():
@@ -139,10 +159,23 @@ func run(ctx context.Context, getenv func(string) string, log *slog.Logger, read
 	// SIGTERM: resign, then leave; the peers elect another master at once.
 	// Stop cancels the job's context and waits for it (at most WaitTimeout).
 	m.Stop()
-	<-jobs
+	for range 1 + len(keys) {
+		<-jobs
+	}
 	shut, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	return srv.Shutdown(shut)
+}
+
+// list splits a comma-separated list, dropping blanks.
+func list(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 // job is the work only the master does, until its context is cancelled.
