@@ -131,6 +131,9 @@ func newCluster(cfg *config, ports []int) *cluster {
 	}
 	for i, p := range ports {
 		w := &worker{idx: i, port: p, keys: workerKeys(i), state: stNone}
+		if i < cfg.voters {
+			w.keys = nil // voters hold no keys (worker.go)
+		}
 		if cfg.balance {
 			w.keys = nil // all of them: see spreadLocked
 		}
@@ -549,6 +552,20 @@ func (c *cluster) running() []*worker {
 		}
 	}
 	return out
+}
+
+// oldestMember returns the index of the oldest running member (-voters),
+// the master of the keys it holds; -1 if none runs.
+func (c *cluster) oldestMember() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	best := -1
+	for _, w := range c.running() {
+		if w.idx >= c.cfg.voters && (best < 0 || older(w.proc, c.workers[best].proc)) {
+			best = w.idx
+		}
+	}
+	return best
 }
 
 // older orders workers as the election does.

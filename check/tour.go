@@ -34,6 +34,15 @@ func tour(ctx context.Context, cfg *config, ports []int, out io.Writer) int {
 	}
 	down = append(down, m)
 
+	if cfg.voters > 0 && len(ports) > cfg.voters {
+		// The oldest member, master of keys: they move to other members.
+		mem := c.oldestMember()
+		if err := t.fault("kill member", mem, opKill); err != nil {
+			return t.fail(err)
+		}
+		down = append(down, mem)
+	}
+
 	m = t.master
 	if err := t.fault("pause master", m, opPause); err != nil {
 		return t.fail(err)
@@ -43,15 +52,6 @@ func tour(ctx context.Context, cfg *config, ports []int, out io.Writer) int {
 	}
 	if t.master != m {
 		return t.fail(fmt.Errorf("continued worker %d, the oldest, did not take mastership back (master w%d)", m, t.master))
-	}
-
-	if cfg.voters > 0 && len(ports) > cfg.voters {
-		// A member: the keys it was master of move to other members.
-		last := len(ports) - 1
-		if err := t.fault("kill member", last, opKill); err != nil {
-			return t.fail(err)
-		}
-		down = append(down, last)
 	}
 
 	m = t.master

@@ -312,6 +312,9 @@ func workerMain(args []string) int {
 		return floorMain(*interval, *idx, ports)
 	}
 	keys := workerKeys(*idx)
+	if *idx < *nvoters {
+		keys = nil // voters hold no keys: the members master them
+	}
 	if *balance {
 		if *nkeys < 1 || *nkeys > maxBalanceKeys {
 			fmt.Fprintf(os.Stderr, "worker: -keys must be 1 to %d\n", maxBalanceKeys)
