@@ -50,37 +50,13 @@ func membersRun(b *testing.B, v, n, k int, interval, wait time.Duration, window 
 	for i := range keys {
 		keys[i] = fmt.Sprintf("job-%04d", i)
 	}
-	voters := make([]string, v)
-	for i := range voters {
-		voters[i] = fmt.Sprintf("node%d", i)
-	}
-	c := &testCluster{t: b}
-	for i := range n {
-		o := testOptions(i)
-		o.Listener = listen(b)
+	c := newMembers(b, v, n, false, func(i int, o *Options) {
 		o.Interval, o.WaitTimeout = interval, wait
-		o.Voters, o.Balance = voters, true
+		o.Keys = nil
 		if i >= v {
 			o.Keys = keys
 		}
-		c.opts = append(c.opts, o)
-		c.lns = append(c.lns, o.Listener)
-	}
-	for i := range n {
-		m, err := New(c.opts[i])
-		if err != nil {
-			b.Fatal(err)
-		}
-		for j := range v {
-			if j != i {
-				if err := m.AddServer(fmt.Sprint(j), ServerConfig{Port: port(c.lns[j])}); err != nil {
-					b.Fatal(err)
-				}
-			}
-		}
-		c.nodes = append(c.nodes, m)
-	}
-	b.Cleanup(c.stopAll)
+	})
 	// agreed: every running node names master as the global master (and
 	// it alone says so), and for every key one running holder is master
 	// and every running holder names it.

@@ -20,7 +20,7 @@ import (
 // newMembers builds v voters (node0..) and n-v members; every node is
 // given the voters' addresses, and with all the members' too (a
 // discovery that lists every pod). Members hold key "k" (Balance).
-func newMembers(t *testing.T, v, n int, all bool, mod func(i int, o *Options)) *testCluster {
+func newMembers(t testing.TB, v, n int, all bool, mod func(i int, o *Options)) *testCluster {
 	t.Helper()
 	voters := make([]string, v)
 	for i := range voters {
