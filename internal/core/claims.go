@@ -30,6 +30,14 @@ func (c *Core) claimSlot(now int64, i int) bool {
 	s := &c.slots[i]
 	old := s.Claim
 	_, mine := c.rightful(i)
+	if mine && c.relay && i > 0 && !c.quorum() {
+		// Another voter may see a holder this one does not (a member
+		// that has not dialed it yet, master on that voter's table):
+		// a voter that names another node is one before it.
+		if other, _ := c.votersAgree(i); other {
+			mine = false
+		}
+	}
 	if !mine || !c.ready || c.resign || c.leaving || !c.competes(i) || i > 0 && c.resigned[c.ki.List[i-1]] {
 		if s.Acting && !mine && c.ready && !c.resign && !c.leaving && c.maxPrio(i) <= c.self.prio {
 			c.yields++
@@ -78,12 +86,21 @@ func (c *Core) claimSlot(now int64, i int) bool {
 		// SetPriority, a key change): a master steps down when it hears
 		// of a node before it, before it answers (no overlap on a
 		// handoff). Peers answer a claim at once.
-		s.Acting = !c.unknownPeer(now, s.since)
+		acting := !c.unknownPeer(now, s.since)
 		if c.member && i > 0 {
 			// The voters' tables stand for the holders it cannot see.
 			_, _, sure := c.tables(i)
-			s.Acting = s.Acting && sure
+			acting = acting && sure
 		}
+		if c.relay && i > 0 {
+			// And on a voter, for those the other voters see (seed
+			// 536: a voter restarted claimed a key at once, beside a
+			// member master on the other voter's table that had not
+			// dialed it yet).
+			_, sure := c.votersAgree(i)
+			acting = acting && sure
+		}
+		s.Acting = acting
 		c.waiting = c.waiting || !s.Acting
 		for _, p := range c.order {
 			if h, a := c.holds(p, i); h && (a || !p.current() || p.echo < c.rankAt) {

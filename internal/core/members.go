@@ -17,12 +17,24 @@ import (
 // (rightful) and the holder it knows is master (acting), it sends in its
 // full state: its table. A member claims a key when every live voter whose
 // table names the key names it; without Quorum, its claim is a mastership
-// once, besides, every live voter is current, has taken in its state as it
-// stands (echoed a frame sent since its place in the order last changed)
-// and knows no other master of the key. A master steps down as soon as a
-// voter names another node. With Quorum, a member's claim is a mastership
-// as any other: once Quorum voters acknowledge it. A member that hears from
-// no voter is master of nothing.
+// once, besides, every live voter names it (one whose table does not name
+// the key has not taken in its state yet), is current, has taken in its
+// state as it stands (echoed a frame sent since its place in the order
+// last changed) and knows no other master of the key. A master steps
+// down as soon as a voter names another node. With Quorum, a member's
+// claim is a mastership as any other: once Quorum voters acknowledge it.
+// A member that hears from no voter is master of nothing. Without Quorum,
+// a voter defers to the other voters' tables for its own keys the same
+// way: they may see a member it does not (a master on their tables that
+// has not dialed it yet).
+//
+// Without Quorum, a member may become master on a table its voter has
+// since replaced (the new one still on the way), and its claim reaches the
+// voter later still: a voter counts a holder it named and no longer names
+// as a master of the key until the holder's state, as of a frame that
+// answers one sent since (which carried the new table), shows no
+// mastership (seed 91: two members master of a key at once, each on a
+// table of the one voter). With Quorum the votes keep a master alone.
 
 // TableEntry is what a voter relays about one key: the node the rules
 // name among every live holder, the holder it knows is master, and the
@@ -45,6 +57,11 @@ type members struct {
 	ownBits    bitset                // relay: its own keys over ki
 	ownSlot    []int32               // relay: slot of own.List[j]
 	table      map[string]TableEntry // relay: as last sent
+	// unnamed, on a relay: per key, the members its table named and no
+	// longer names, with when (mono) it stopped: each may be master on
+	// the table it had, until it answers a frame sent since, with no
+	// mastership of the key (buildTable).
+	unnamed map[string]map[string]int64
 }
 
 func (c *Core) initMembers() {
@@ -149,10 +166,12 @@ func (c *Core) ownSlotOf(j int) int {
 	return int(c.ownSlot[j])
 }
 
-// buildTable recomputes the relay's table; it reports whether it
+// buildTable recomputes the relay's table at now; it reports whether it
 // changed.
-func (c *Core) buildTable() bool {
+func (c *Core) buildTable(now int64) bool {
 	t := make(map[string]TableEntry, len(c.ki.List))
+	unnamed := c.unnamed
+	c.unnamed = nil
 	for i := 1; i < len(c.slots); i++ {
 		k := c.slotKey(i)
 		e := TableEntry{Term: max(c.used[k], c.other[k])}
@@ -169,6 +188,16 @@ func (c *Core) buildTable() bool {
 					e.Acting = p.uid
 				}
 			}
+			// Without Quorum, a holder it no longer names may be
+			// master still (above). With Quorum the votes keep a
+			// master alone.
+			if !c.quorum() {
+				if u := c.stillUnnamed(now, k, e.Rightful, unnamed[k]); u != "" && e.Acting == "" {
+					e.Acting = u
+				}
+			}
+		} else if u := unnamed[k]; len(u) > 0 {
+			c.keepUnnamed(k, u) // for when it names again
 		}
 		if e != (TableEntry{}) {
 			t[k] = e
@@ -179,6 +208,79 @@ func (c *Core) buildTable() bool {
 	}
 	c.table = t
 	return true
+}
+
+// stillUnnamed updates the members the relay no longer names for key k,
+// u as it stood, now that it names rightful: the member it named last,
+// if another, joins them; one named again, or no longer live, or whose
+// state as of a frame that answers one sent since shows no mastership of
+// k, leaves them. It returns the first that may still be master ("" if
+// none).
+func (c *Core) stillUnnamed(now int64, k, rightful string, u map[string]int64) string {
+	if old := c.table[k].Rightful; old != "" && old != rightful && old != c.cfg.UID {
+		u = maps.Clone(u)
+		if u == nil {
+			u = make(map[string]int64, 1)
+		}
+		u[old] = now
+	}
+	first := ""
+	for uid, since := range u {
+		if uid == rightful {
+			continue
+		}
+		still := false
+		for _, p := range c.order {
+			if cl := p.claims[k]; p.uid == uid && (p.echo < since || cl.Term > 0 && cl.Acting) {
+				still = true
+				break
+			}
+		}
+		if !still {
+			continue
+		}
+		c.keepUnnamed(k, map[string]int64{uid: since})
+		if first == "" || uid < first {
+			first = uid
+		}
+	}
+	return first
+}
+
+// keepUnnamed keeps the members u in the relay's unnamed ones for key k.
+func (c *Core) keepUnnamed(k string, u map[string]int64) {
+	if c.unnamed == nil {
+		c.unnamed = make(map[string]map[string]int64)
+	}
+	if c.unnamed[k] == nil {
+		c.unnamed[k] = make(map[string]int64, len(u))
+	}
+	maps.Copy(c.unnamed[k], u)
+}
+
+// votersAgree reads, on a relay, what the other live voters' tables say
+// about slot i, which it holds: other, whether one names another node;
+// sure, whether every one names this node, is current, has taken in its
+// state as it stands and knows no other master of the key (true if there
+// is none).
+func (c *Core) votersAgree(i int) (other, sure bool) {
+	key := c.slotKey(i)
+	sure = true
+	for _, p := range c.order {
+		if c.isMember(p.uid) {
+			continue
+		}
+		e, ok := p.table[key]
+		switch {
+		case !ok || e.Rightful == "":
+			sure = false // it has not taken in this node's keys yet, or waits for its servers
+		case e.Rightful != c.cfg.UID:
+			other, sure = true, false
+		case e.Acting != "" && e.Acting != c.cfg.UID || !p.current() || p.echo < c.rankAt:
+			sure = false
+		}
+	}
+	return other, sure
 }
 
 // tables reads, on a member, what the live voters relay about slot i:
@@ -199,7 +301,13 @@ func (c *Core) tables(i int) (uid string, mine, sure bool) {
 		if !ok || e.Rightful == "" {
 			// It names no live holder (it has not heard of this node's
 			// keys yet, or is waiting for its servers): it knows of no
-			// master either, whoever is connected to it.
+			// master either, whoever is connected to it. It names no
+			// one, but it has not taken in this node's state either:
+			// once it has, it may name another, which knows it as its
+			// only voter (seed 513: two members master of a key at
+			// once, each named by one voter, the other's table without
+			// the key yet).
+			sure = false
 			continue
 		}
 		n++

@@ -1,0 +1,115 @@
+package core
+
+import "testing"
+
+// The rules of voters and members (members.go), one small test each, as
+// in core_rules_test.go. Each names the simulator seed that found it.
+
+// newMembersCore makes self, holding keys, in a cluster whose voters are
+// voters (self among them or not), with Quorum quorum and Sticky sticky,
+// and dials servers on connections 1, 2, ... (a member dials voters; a
+// voter is dialed by members: see inbound).
+func newMembersCore(t *testing.T, voters []string, quorum int, sticky bool, keys []string, servers ...string) *ruleCore {
+	t.Helper()
+	cfg := Config{UID: "self", Start: selfAt, Inc: 1, Interval: ruleInterval, Wait: ruleWait, Quorum: quorum, Sticky: sticky,
+		Voters: map[string]bool{}}
+	for _, v := range voters {
+		cfg.Voters[v] = true
+	}
+	r := &ruleCore{t: t, now: 1000 * ms, ver: map[string]uint64{}}
+	r.c = New(cfg, keys, nil)
+	r.c.Start(r.now, servers)
+	for i, s := range servers {
+		r.c.Up(r.now, ConnID(i+1), s, uint64(i))
+	}
+	return r
+}
+
+// inbound brings up connection id, dialed by a peer.
+func (r *ruleCore) inbound(id ConnID) { r.c.Up(r.now, id, "", uint64(id)) }
+
+// withTable sets a frame's relay table.
+func withTable(t map[string]TableEntry) func(*Msg) { return func(b *Msg) { b.Table = t } }
+
+// names is a table naming uid for key k, with acting as its master.
+func names(k, uid, acting string) func(*Msg) {
+	return withTable(map[string]TableEntry{k: {Rightful: uid, Acting: acting}})
+}
+
+var keyK = []string{"k"}
+
+// tableOf returns self's table entry for k, as it sends it.
+func (r *ruleCore) tableOf(k string) TableEntry {
+	r.c.flush()
+	return r.c.table[k]
+}
+
+// Without Quorum, a voter counts a member it named and no longer names as
+// a master until the member answers a frame sent since (which carried the
+// new table) without one: the member may be master on the old table, its
+// claim still on the way. (Seed 91: two members master of k at once, each
+// on a table of the one voter.)
+func TestRuleRelayUnnamedMayBeMaster(t *testing.T) {
+	r := newMembersCore(t, []string{"self"}, 0, false, nil)
+	r.inbound(1)
+	r.frame(1, "m1", younger, keyK, nil, 0)
+	r.at(10).tick()
+	if e := r.tableOf("k"); e.Rightful != "m1" || e.Acting != "" {
+		t.Fatalf("table %+v, want m1 named, no master", e)
+	}
+	// m2, before m1, comes: m1 may have become master on the table before.
+	r.inbound(2)
+	r.at(20).frame(2, "m2", older, keyK, nil, 0)
+	r.tick()
+	if e := r.tableOf("k"); e.Rightful != "m2" || e.Acting != "m1" {
+		t.Fatalf("table %+v, want m2 named, m1 maybe master", e)
+	}
+	// An answer to a frame sent before the change tells nothing.
+	r.at(30).frame(1, "m1", younger, keyK, nil, 1000*ms)
+	r.tick()
+	if e := r.tableOf("k"); e.Acting != "m1" {
+		t.Fatalf("table %+v after m1 answered an older frame, want m1 maybe master", e)
+	}
+	r.at(40).frame(1, "m1", younger, keyK, nil, 0)
+	r.tick()
+	if e := r.tableOf("k"); e.Rightful != "m2" || e.Acting != "" {
+		t.Fatalf("table %+v once m1 answered without a claim, want m2 named, no master", e)
+	}
+}
+
+// A member is master of a key once every live voter names it: a voter
+// whose table does not name the key yet has not taken in the member's
+// state, and may name another. (Seed 513: two members master at once,
+// each named by one voter, the other voter's table without the key.)
+func TestRuleMemberWaitsForEveryVoter(t *testing.T) {
+	r := newMembersCore(t, []string{"v1", "v2"}, 0, false, keyK, "v1", "v2")
+	r.frame(1, "v1", older, nil, nil, 0, names("k", "self", ""))
+	r.frame(2, "v2", older, nil, nil, 0)
+	r.at(10).tick()
+	if r.master("k") {
+		t.Fatal("master of k while v2 names no one")
+	}
+	r.at(20).frame(2, "v2", older, nil, nil, 0, names("k", "self", ""))
+	r.tick()
+	if !r.master("k") {
+		t.Fatal("not master of k once both voters name self")
+	}
+}
+
+// Without Quorum, a voter holding a key is not master of it while another
+// voter names another node (a member it does not see yet), and is once
+// every voter names it. (Seed 536: a voter restarted was master of a key
+// at once, beside the member master on the other voter's table.)
+func TestRuleVoterDefersToVotersTables(t *testing.T) {
+	r := newMembersCore(t, []string{"self", "v2"}, 0, false, keyK, "v2")
+	r.frame(1, "v2", younger, nil, nil, 0, names("k", "m", "m"))
+	r.at(10).tick()
+	if r.master("k") {
+		t.Fatal("master of k while v2 names m")
+	}
+	r.at(20).frame(1, "v2", younger, nil, nil, 0, names("k", "self", ""))
+	r.tick()
+	if !r.master("k") {
+		t.Fatal("not master of k once v2 names self")
+	}
+}
