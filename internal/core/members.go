@@ -15,18 +15,21 @@ import (
 // its own, and elects each as usual, competing only for its own keys. What
 // it decides for each key, the node the rules name among every live holder
 // (rightful) and the holder it knows is master (acting), it sends in its
-// full state: its table. A member claims a key when every live voter whose
+// full state: its table (with Sticky, a master is named while its newest
+// state is on the way). A member claims a key when every live voter whose
 // table names the key names it; without Quorum, its claim is a mastership
 // once, besides, every live voter names it (one whose table does not name
 // the key has not taken in its state yet), is current, has taken in its
 // state as it stands (echoed a frame sent since its place in the order
-// last changed) and knows no other master of the key. A master steps
-// down as soon as a voter names another node. With Quorum, a member's
-// claim is a mastership as any other: once Quorum voters acknowledge it.
-// A member that hears from no voter is master of nothing. Without Quorum,
-// a voter defers to the other voters' tables for its own keys the same
-// way: they may see a member it does not (a master on their tables that
-// has not dialed it yet).
+// last changed) and knows no other master of the key, nor takes it for
+// master while it is not. A master steps down as soon as a voter names
+// another node; with Quorum and Sticky, once a voter that knows it is
+// master does (one that does not know yet would depose it for nothing).
+// With Quorum, a member's claim is a mastership as any other: once Quorum
+// voters acknowledge it. A member that hears from no voter is master of
+// nothing. Without Quorum, a voter defers to the other voters' tables for
+// its own keys the same way: they may see a member it does not (a master
+// on their tables that has not dialed it yet).
 //
 // Without Quorum, a member may become master on a table its voter has
 // since replaced (the new one still on the way), and its claim reaches the
@@ -176,7 +179,13 @@ func (c *Core) buildTable(now int64) bool {
 		k := c.slotKey(i)
 		e := TableEntry{Term: max(c.used[k], c.other[k])}
 		if c.ready {
-			e.Rightful, _ = c.rightful(i)
+			// With Sticky, a master is named while its newest state is
+			// on the way (a new claim, a new key): named by the rules
+			// meanwhile, another would depose it (seed 14646: the
+			// mastership went back and forth between two members at
+			// each of the master's new states; seed 2357: a voter
+			// reconnected deposed the master at once).
+			e.Rightful, _ = c.rightfulOf(i, true)
 			if c.slots[i].Acting {
 				e.Acting = c.cfg.UID
 			}
@@ -188,9 +197,11 @@ func (c *Core) buildTable(now int64) bool {
 					e.Acting = p.uid
 				}
 			}
-			// Without Quorum, a holder it no longer names may be
+			// Without Quorum, a member it no longer names may be
 			// master still (above). With Quorum the votes keep a
-			// master alone.
+			// master alone, and Acting is a master known: with Sticky,
+			// a master keeps it while the voters that name another do
+			// not know of it (deposed).
 			if !c.quorum() {
 				if u := c.stillUnnamed(now, k, e.Rightful, unnamed[k]); u != "" && e.Acting == "" {
 					e.Acting = u
@@ -276,7 +287,7 @@ func (c *Core) votersAgree(i int) (other, sure bool) {
 			sure = false // it has not taken in this node's keys yet, or waits for its servers
 		case e.Rightful != c.cfg.UID:
 			other, sure = true, false
-		case e.Acting != "" && e.Acting != c.cfg.UID || !p.current() || p.echo < c.rankAt:
+		case e.Acting != "" && e.Acting != c.cfg.UID || !p.current() || p.echo < c.rankAt || e.Acting == c.cfg.UID && !c.slots[i].Acting:
 			sure = false
 		}
 	}
@@ -323,7 +334,12 @@ func (c *Core) tables(i int) (uid string, mine, sure bool) {
 				acting = e.Acting
 			}
 		}
-		if !p.current() || p.echo < c.rankAt {
+		if !p.current() || p.echo < c.rankAt || e.Acting == c.cfg.UID && !c.slots[i].Acting {
+			// (A voter that takes it for master while it is not has not
+			// its state as it stands: with Sticky, it names it for that
+			// alone; seed 10795: a member that had stepped down became
+			// master again on such a table, and the mastership went back
+			// and forth.)
 			sure = false
 		}
 	}

@@ -31,6 +31,9 @@ func (r *ruleCore) inbound(id ConnID) { r.c.Up(r.now, id, "", uint64(id)) }
 // withTable sets a frame's relay table.
 func withTable(t map[string]TableEntry) func(*Msg) { return func(b *Msg) { b.Table = t } }
 
+// withVotes sets a frame's votes.
+func withVotes(v map[string]Vote) func(*Msg) { return func(b *Msg) { b.Votes = v } }
+
 // names is a table naming uid for key k, with acting as its master.
 func names(k, uid, acting string) func(*Msg) {
 	return withTable(map[string]TableEntry{k: {Rightful: uid, Acting: acting}})
@@ -111,5 +114,103 @@ func TestRuleVoterDefersToVotersTables(t *testing.T) {
 	r.tick()
 	if !r.master("k") {
 		t.Fatal("not master of k once v2 names self")
+	}
+}
+
+// With Quorum and Sticky, a member master keeps its mastership while a
+// voter that names another does not know it is master (a voter that just
+// started or connected); it steps down when one that knows names another
+// (a higher priority). (Seed 267: a voter restarted named another member,
+// and the master stepped down.)
+func TestRuleStickyMemberKeepsWhileVoterUnaware(t *testing.T) {
+	r := newMembersCore(t, []string{"v1", "v2"}, 2, true, keyK, "v1", "v2")
+	r.frame(1, "v1", older, nil, nil, 0, names("k", "self", ""))
+	r.frame(2, "v2", older, nil, nil, 0, names("k", "self", ""))
+	r.at(10).tick()
+	i, _ := r.c.slotIndex("k")
+	me := map[string]Vote{"k": {UID: "self", Inc: 1, Term: r.c.slots[i].Term}}
+	if me["k"].Term == 0 {
+		t.Fatal("self does not claim k")
+	}
+	r.at(20).frame(1, "v1", older, nil, nil, 0, names("k", "self", "self"), withVotes(me))
+	r.frame(2, "v2", older, nil, nil, 0, names("k", "self", "self"), withVotes(me))
+	r.tick()
+	if !r.master("k") {
+		t.Fatal("not master of k with both votes")
+	}
+	r.at(30).frame(1, "v1", older, nil, nil, 0, names("k", "other", ""), withVotes(me))
+	r.tick()
+	if !r.master("k") {
+		t.Fatal("stepped down for a voter that does not know self is master")
+	}
+	r.at(40).frame(1, "v1", older, nil, nil, 0, names("k", "other", "self"), withVotes(me))
+	r.tick()
+	if r.master("k") {
+		t.Fatal("still master of k though a voter that knows names another")
+	}
+}
+
+// With Sticky, a voter names a master while a newer state of it is on the
+// way (announced by a frame, its full form not read yet): named by the
+// rules meanwhile, another would depose it. (Seeds 14646 and 2357: the
+// mastership went back and forth at each of the master's new states; a
+// voter that reconnected deposed the master.)
+func TestRuleRelayNamesStickyMasterInFlight(t *testing.T) {
+	r := newMembersCore(t, []string{"self"}, 0, true, nil)
+	r.inbound(1)
+	r.inbound(2)
+	r.frame(1, "m1", younger, keyK, map[string]Claim{"k": {Term: 1, Acting: true}}, 0)
+	r.frame(2, "m2", older, keyK, nil, 0)
+	r.at(10).tick()
+	if e := r.tableOf("k"); e.Rightful != "m1" {
+		t.Fatalf("table %+v, want m1, the master, named", e)
+	}
+	r.at(20).frame(1, "m1", younger, keyK, nil, 0, func(b *Msg) { b.Full = false })
+	r.tick()
+	if e := r.tableOf("k"); e.Rightful != "m1" {
+		t.Fatalf("table %+v while m1's newest state is on the way, want m1 named", e)
+	}
+}
+
+// A member (or a voter) is not master on a table that takes it for master
+// while it is not: the voter has not its state as it stands, and with
+// Sticky names it for that alone. (Seed 10795: a member that had stepped
+// down was master again on such a table, and the mastership went back
+// and forth.)
+func TestRuleNotMasterOnStaleTable(t *testing.T) {
+	r := newMembersCore(t, []string{"v"}, 0, true, keyK, "v")
+	r.frame(1, "v", older, nil, nil, 0, names("k", "self", "self"))
+	r.at(10).tick()
+	if r.master("k") {
+		t.Fatal("master of k on a table that took self for master already")
+	}
+	r.at(20).frame(1, "v", older, nil, nil, 0, names("k", "self", ""))
+	r.tick()
+	if !r.master("k") {
+		t.Fatal("not master of k once the voter names self, no master")
+	}
+}
+
+// A member counts a mastership it gives up to another node a voter names
+// (the simulator's Sticky check weighs the priorities), not one it gives
+// up hearing from no voter. (Seed 148: the members' masterships lost with
+// their voters counted as yields.)
+func TestRuleMemberYields(t *testing.T) {
+	for _, named := range []bool{false, true} {
+		r := newMembersCore(t, []string{"v"}, 0, false, keyK, "v")
+		r.frame(1, "v", older, nil, nil, 0, names("k", "self", ""))
+		r.at(10).tick()
+		if !r.master("k") {
+			t.Fatal("not master of k")
+		}
+		if named {
+			r.at(20).frame(1, "v", older, nil, nil, 0, names("k", "other", ""))
+		} else {
+			r.at(20).c.Down(r.now, 1, false)
+		}
+		r.tick()
+		if want := map[bool]int{false: 0, true: 1}[named]; r.master("k") || r.c.Yields() != want {
+			t.Fatalf("named %v: master %v, yields %d, want false, %d", named, r.master("k"), r.c.Yields(), want)
+		}
 	}
 }
