@@ -38,7 +38,7 @@ func (c *Core) claimSlot(now int64, i int) bool {
 			mine = false
 		}
 	}
-	if !mine || !c.ready || c.resign || c.leaving || !c.competes(i) || i > 0 && c.resigned[c.ki.List[i-1]] {
+	if !mine || !c.ready || c.resign || c.leaving || !c.competes(i) || i > 0 && (c.resigned[c.ki.List[i-1]] || c.keysWait(now)) {
 		if s.Acting && !mine && c.ready && !c.resign && !c.leaving && c.yielded(i) {
 			c.yields++
 		}

@@ -37,7 +37,13 @@ import (
 // as a master of the key until the holder's state, as of a frame that
 // answers one sent since (which carried the new table), shows no
 // mastership (seed 91: two members master of a key at once, each on a
-// table of the one voter). With Quorum the votes keep a master alone.
+// table of the one voter). And two voters that see different holders
+// (members reconnecting to them one by one) name different members, each
+// of which may see one of them only: a voter's naming settles once every
+// other live voter has taken in the table that names it and names no
+// other node; until then its table names the node as master too, so that
+// no member is master on it (settled). With Quorum the votes keep a
+// master alone.
 
 // TableEntry is what a voter relays about one key: the node the rules
 // name among every live holder, the holder it knows is master, and the
@@ -65,6 +71,15 @@ type members struct {
 	// the table it had, until it answers a frame sent since, with no
 	// mastership of the key (buildTable).
 	unnamed map[string]map[string]int64
+	// naming, on a relay: per key, the node its table names and since
+	// when (mono), kept while it is not ready (buildTable).
+	naming map[string]naming
+}
+
+// naming is the node a relay's table names for a key, since when.
+type naming struct {
+	uid   string
+	since int64
 }
 
 func (c *Core) initMembers() {
@@ -173,12 +188,13 @@ func (c *Core) ownSlotOf(j int) int {
 // changed.
 func (c *Core) buildTable(now int64) bool {
 	t := make(map[string]TableEntry, len(c.ki.List))
-	unnamed := c.unnamed
-	c.unnamed = nil
+	unnamed, names := c.unnamed, c.naming
+	c.unnamed, c.naming = nil, make(map[string]naming, len(names))
 	for i := 1; i < len(c.slots); i++ {
 		k := c.slotKey(i)
 		e := TableEntry{Term: max(c.used[k], c.other[k])}
-		if c.ready {
+		nm := names[k]
+		if c.ready && !c.keysWait(now) {
 			// With Sticky, a master is named while its newest state is
 			// on the way (a new claim, a new key): named by the rules
 			// meanwhile, another would depose it (seed 14646: the
@@ -197,18 +213,49 @@ func (c *Core) buildTable(now int64) bool {
 					e.Acting = p.uid
 				}
 			}
-			// Without Quorum, a member it no longer names may be
-			// master still (above). With Quorum the votes keep a
-			// master alone, and Acting is a master known: with Sticky,
-			// a master keeps it while the voters that name another do
-			// not know of it (deposed).
+			if nm.uid != e.Rightful {
+				old := nm.uid
+				nm = naming{e.Rightful, now}
+				// Without Quorum, a holder it no longer names may be
+				// master still (above), and another voter may name
+				// another. With Quorum the votes keep a master alone,
+				// and Acting is a master known: with Sticky, a master
+				// keeps it while the voters that name another do not
+				// know of it (deposed).
+				if !c.quorum() && old != "" && old != c.cfg.UID {
+					u := maps.Clone(unnamed[k])
+					if u == nil {
+						u = make(map[string]int64, 1)
+					}
+					u[old] = now
+					if unnamed == nil {
+						unnamed = make(map[string]map[string]int64, 1)
+					}
+					unnamed[k] = u
+				}
+			}
 			if !c.quorum() {
-				if u := c.stillUnnamed(now, k, e.Rightful, unnamed[k]); u != "" && e.Acting == "" {
-					e.Acting = u
+				// (The answers that settle these are awaited: waiting.)
+				if u := c.stillUnnamed(k, e.Rightful, unnamed[k]); u != "" {
+					c.waiting = true
+					if e.Acting == "" {
+						e.Acting = u
+					}
+				}
+				if e.Acting == "" && e.Rightful != "" && !c.settled(k, nm) {
+					// Not settled: it names the node as its master, so
+					// that no member is master on it yet (tables: the
+					// node itself is not master; the others are not
+					// named).
+					e.Acting = e.Rightful
+					c.waiting = true
 				}
 			}
 		} else if u := unnamed[k]; len(u) > 0 {
 			c.keepUnnamed(k, u) // for when it names again
+		}
+		if nm.uid != "" {
+			c.naming[k] = nm
 		}
 		if e != (TableEntry{}) {
 			t[k] = e
@@ -221,20 +268,54 @@ func (c *Core) buildTable(now int64) bool {
 	return true
 }
 
-// stillUnnamed updates the members the relay no longer names for key k,
-// u as it stood, now that it names rightful: the member it named last,
-// if another, joins them; one named again, or no longer live, or whose
-// state as of a frame that answers one sent since shows no mastership of
-// k, leaves them. It returns the first that may still be master ("" if
-// none).
-func (c *Core) stillUnnamed(now int64, k, rightful string, u map[string]int64) string {
-	if old := c.table[k].Rightful; old != "" && old != rightful && old != c.cfg.UID {
-		u = maps.Clone(u)
-		if u == nil {
-			u = make(map[string]int64, 1)
-		}
-		u[old] = now
+// keysWait reports, on a relay without Quorum, whether it is within
+// WaitTimeout+M of its start: it neither names a key's master nor claims
+// one of its own keys yet. It does not know what its previous
+// incarnation's table named: a member may be master on it, and count
+// that incarnation live until WaitTimeout after it last heard from it
+// (seed 30012006: the one voter, restarted at once after a crash whose
+// connections stayed half-open, was master of its key beside the member
+// master). With Quorum the votes wait so (vote).
+func (c *Core) keysWait(now int64) bool {
+	if !c.relay || c.quorum() {
+		return false
 	}
+	end := c.born + int64(c.cfg.Wait+c.margin())
+	if now < end {
+		c.wakeAt(end)
+		return true
+	}
+	return false
+}
+
+// settled reports, without Quorum, whether the relay's naming nm for key
+// k stands among the voters: every other live voter has taken in the
+// table that names it (answered a frame sent since), and names no other
+// node nor knows of another master. Two voters that see different holders
+// (members that reconnect to them one by one after they restarted) name
+// different nodes, each of which would be master on the one table it sees
+// (seed 71582555832474: two members master of a key at once).
+func (c *Core) settled(k string, nm naming) bool {
+	for _, p := range c.order {
+		if c.isMember(p.uid) {
+			continue
+		}
+		if p.echo < nm.since {
+			return false
+		}
+		if e := p.table[k]; e.Rightful != "" && e.Rightful != nm.uid || e.Acting != "" && e.Acting != nm.uid {
+			return false
+		}
+	}
+	return true
+}
+
+// stillUnnamed updates the holders the relay no longer names for key k,
+// u as it stands, now that it names rightful: one named again, or no
+// longer live, or whose state as of a frame that answers one sent since
+// shows no mastership of k, leaves them. It returns the first that may
+// still be master ("" if none).
+func (c *Core) stillUnnamed(k, rightful string, u map[string]int64) string {
 	first := ""
 	for uid, since := range u {
 		if uid == rightful {
