@@ -30,6 +30,15 @@ import (
 //	Sticky: mastership moves only when the        checkStickyQuorum
 //	  master dies, leaves or loses quorum
 //
+// With voters and members (Options.Voters; sim.members), the same checks
+// hold, with a key's rightful master named among every live holder,
+// members included, and two more, of the design (internal/core,
+// members.go):
+//
+//	the global master is a voter                 checkGlobalMasterIsVoter
+//	a member that hears from no voter is master  checkMemberWithoutVoterMasterOfNothing
+//	  of nothing
+//
 // A node resumed from a suspend (its monotonic clock stood still) or a
 // snapshot restore answers from before until its elector's first turn,
 // within an Interval (README, "How the election works", Pauses): the
@@ -72,6 +81,7 @@ func (s *sim) observe(n *simNode, snap *core.Snapshot) {
 		term := n.fn[k]
 		if st := state(k); !st.Master || st.Term != term {
 			s.out("n%d ends mastership of %q term %d", n.i, k, term)
+			n.ended = append(n.ended, k)
 			s.changedAt = s.now
 			delete(n.fn, k)
 			if r := n.runs[k]; r != nil && r.term == term {
@@ -106,6 +116,9 @@ func (s *sim) observe(n *simNode, snap *core.Snapshot) {
 		if n.cfg.Observer {
 			s.fail("observer n%d is master of %q", n.i, k)
 		}
+		if k == "" {
+			s.checkGlobalMasterIsVoter(n)
+		}
 		// Above every term it heard of from another claim or vote, and
 		// not below any term a peer knows of (that may be its own). With
 		// Quorum the fencing check below is the promise; and the core
@@ -118,6 +131,14 @@ func (s *sim) observe(n *simNode, snap *core.Snapshot) {
 			s.checkRunStartsAloneQuorum(n, k, st.Term)
 		}
 		s.terms[k] = max(s.terms[k], st.Term)
+	}
+}
+
+// checkGlobalMasterIsVoter (Options.Voters): a member never is the
+// global master.
+func (s *sim) checkGlobalMasterIsVoter(n *simNode) {
+	if s.member(n.i) {
+		s.fail("member n%d is the global master", n.i)
 	}
 }
 
@@ -324,9 +345,52 @@ func (s *sim) check() {
 		s.checkOneMasterNoQuorumOffWhileCutOrStarved()
 	}
 	s.checkResumedDefersToNewMaster()
+	if s.voter != nil {
+		s.checkMemberWithoutVoterMasterOfNothing()
+	}
 	for _, n := range s.nodes {
 		if n.alive && s.now >= n.pausedTo && len(n.masters) > 0 {
 			s.checkStaleMasterFalseExceptUnturnedSuspend(n)
+		}
+	}
+}
+
+// checkMemberWithoutVoterMasterOfNothing (Options.Voters): a member that
+// has received no frame from any voter for longer than WaitTimeout+M is
+// master of nothing. Its voters count dead WaitTimeout after it last heard
+// from them (its clock up to M/(4*WaitTimeout) slow), once the silence of
+// a connection still up is confirmed (Interval/20); with none live it
+// names no master (core.tables). With Quorum its lease ends WaitTimeout
+// after the send time its voters last echoed, whatever its elector does.
+// Without, its elector must run: the time counts from the end of its
+// last slow or starved spell, and a pause does not count (a peer still
+// connected stays live for an Interval after the elector's first turn,
+// core.begin). A node resumed from a suspend is looked at from its
+// elector's first turn (README, Pauses).
+func (s *sim) checkMemberWithoutVoterMasterOfNothing() {
+	bound := int64(time.Duration(s.cfg.Wait) + leaseMargin(time.Duration(s.cfg.Interval), time.Duration(s.cfg.Wait)))
+	for _, n := range s.nodes {
+		if !s.member(n.i) || len(n.masters) == 0 || !n.alive || s.now < n.pausedTo || n.unturned != 0 {
+			continue
+		}
+		from := n.voterAt
+		silent := s.now - from
+		if s.cfg.Quorum <= 1 {
+			from = max(from, n.lagTo)
+			silent = s.now - from
+			for _, p := range n.pauses {
+				silent -= max(0, p[1]-max(p[0], from))
+			}
+		}
+		for _, k := range n.masters {
+			if !s.isMaster(n, k) {
+				continue
+			}
+			simMemberWorst.note(max(0, silent)*1000/bound, s.seed)
+			if silent > bound {
+				s.fail("member n%d is master of %q, %v after it last heard from a voter", n.i, k, time.Duration(s.now-n.voterAt))
+				return
+			}
 		}
 	}
 }
@@ -407,7 +471,8 @@ func (s *sim) checkSuspendNoticedWithinInterval(n *simNode) {
 // first turn (README, Pauses), once that master or the link between them
 // saw a fault since the resume (or that master was paused or starved at
 // it), and without Quorum while the network is
-// cut or a process starved (netUntil: README row 1).
+// cut or a process starved (netUntil: README row 1). Two members keep no
+// connection: a member hears of the other through the voters (reheard).
 func (s *sim) checkResumedDefersToNewMaster() {
 	if s.cfg.Quorum <= 1 && s.now <= s.netUntil {
 		return
@@ -418,7 +483,7 @@ func (s *sim) checkResumedDefersToNewMaster() {
 		}
 		for _, k := range n.masters {
 			x, ok := n.deposed[k]
-			if !ok || n.reheard[x] || !s.isMaster(n, k) {
+			if !ok || s.reheard(n, x) || !s.isMaster(n, k) {
 				continue
 			}
 			m := s.nodes[x]
@@ -431,13 +496,49 @@ func (s *sim) checkResumedDefersToNewMaster() {
 	}
 }
 
+// reheard reports whether n has received a frame that x sent after n's
+// resume; for two members, which keep no connection, a frame any voter
+// sent after it (n hears of x through the voters).
+func (s *sim) reheard(n *simNode, x int) bool {
+	if !s.member(n.i) || !s.member(x) {
+		return n.reheard[x]
+	}
+	for v := range s.n {
+		if s.voter[v] && n.reheard[v] {
+			return true
+		}
+	}
+	return false
+}
+
 // checkStickyQuorum (README row 5, with Quorum and Sticky): a master
 // gives up its mastership to another live node only when it dies, leaves
-// or loses quorum: the core never yields.
+// or loses quorum: the core never yields. A member, which sees neither
+// the holders nor their priorities, counts every mastership a voter named
+// another node for (core.yielded): it yields only to a higher priority
+// (without Balance), a live holder's (one that is removing the key
+// holds it until then), as it stood before or after its last change.
 func (s *sim) checkStickyQuorum(n *simNode) {
-	if s.cfg.Sticky && s.cfg.Quorum > 1 {
-		s.fail("sticky: n%d gave up a mastership to another live node", n.i)
+	if !s.cfg.Sticky || s.cfg.Quorum <= 1 || s.member(n.i) && s.outranked(n) {
+		return
 	}
+	s.fail("sticky: n%d gave up a mastership to another live node", n.i)
+}
+
+// outranked reports whether a live node of higher priority holds a key
+// whose mastership member n ended in this step (without Balance).
+func (s *sim) outranked(n *simNode) bool {
+	if s.cfg.Balance {
+		return false
+	}
+	for _, k := range n.ended {
+		for _, m := range s.nodes {
+			if m != n && m.alive && !m.stopping && !m.cfg.Observer && (slices.Contains(m.keys, k) || m.resigning[k]) && max(m.prio, m.prioWas) > min(n.prio, n.prioWas) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // checkAgreementWithin (README row 4): once the faults' effects end,
@@ -466,23 +567,29 @@ func (s *sim) checkAgreementWithin(conns bool) {
 			if m == n {
 				continue
 			}
-			if conns := n.core.PeerConns(m.cfg.UID, m.cfg.Inc); conns != 1 {
+			want := 1
+			if s.member(n.i) && s.member(m.i) {
+				want = -1 // two members: never peers
+			}
+			if conns := n.core.PeerConns(m.cfg.UID, m.cfg.Inc); conns != want {
 				for _, x := range []*simNode{n, m} { // the trace shows both ends
 					for _, c := range sortedConns(x) {
 						s.out("n%d: conn %d n%d→n%d up %v heard %v linked %v", x.i, c.tag%1000, c.node[0], c.node[1], c.up, c.heard, c.linked)
 					}
 				}
-				s.fail("n%d has %d connections to n%d, want 1", n.i, conns, m.i)
+				s.fail("n%d has %d connections to n%d, want %d", n.i, conns, m.i, want)
 				return
 			}
 		}
 	}
 	for _, k := range append([]string{""}, s.keysPool...) {
+		// With members, the global master is a voter; a key's, the holder
+		// the rules name among all, members included.
 		var holders, competing []*simNode
 		for _, n := range live {
 			if k == "" || slices.Contains(n.keys, k) {
 				holders = append(holders, n)
-				if !n.cfg.Observer {
+				if !n.cfg.Observer && (k != "" || !s.member(n.i)) {
 					competing = append(competing, n)
 				}
 			}
@@ -501,9 +608,16 @@ func (s *sim) checkAgreementWithin(conns bool) {
 			}
 			uids[n.core.Snap().State(k).UID] = true
 		}
-		if s.cfg.Quorum > 1 && voters(live) < s.cfg.Quorum {
+		if s.cfg.Quorum > 1 && s.voters(live) < s.cfg.Quorum {
 			if len(masters) != 0 {
 				s.fail("%q: masters %v with fewer than a quorum of voters up", k, masters)
+			}
+			continue
+		}
+		if s.voter != nil && s.voters(live) == 0 {
+			// Members that hear from no voter are master of nothing.
+			if len(masters) != 0 {
+				s.fail("%q: masters %v with no voter up", k, masters)
 			}
 			continue
 		}
@@ -567,10 +681,12 @@ func (s *sim) checkFencingAfterFaults(live []*simNode, m *simNode, k string) {
 	}
 }
 
-func voters(nodes []*simNode) int {
+// voters counts the voters among nodes: not observers, and listed in
+// Options.Voters if set.
+func (s *sim) voters(nodes []*simNode) int {
 	n := 0
 	for _, x := range nodes {
-		if !x.cfg.Observer {
+		if !x.cfg.Observer && !s.member(x.i) {
 			n++
 		}
 	}
@@ -615,3 +731,8 @@ func (w *simWorst) note(v int64, seed uint64) {
 // from the end of the faults' effects to the last change of masters, in
 // thousandths of the README's bound (checkAgreementWithin).
 var simAgreeWorst simWorst
+
+// simMemberWorst: the longest a member was master after it last heard
+// from a voter (the time that counts: checkMemberWithoutVoterMasterOfNothing),
+// in thousandths of the bound, WaitTimeout+M.
+var simMemberWorst simWorst

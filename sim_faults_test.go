@@ -29,6 +29,9 @@ func (s *sim) fault(kind, i, j int, d int64) {
 	if s.quiet {
 		return
 	}
+	if s.voter != nil {
+		kind, i, j = s.membersFault(kind, i, j)
+	}
 	if kind != 8 && kind != 10 && kind != 9 {
 		s.lastFault = s.now
 	}
@@ -84,6 +87,10 @@ func (s *sim) fault(kind, i, j int, d int64) {
 		}})
 	case 2: // cut one link (a partial partition), maybe one way
 		if i == j {
+			return
+		}
+		if s.voter != nil && s.rng.IntN(2) == 0 {
+			s.cutVoter(i, j, d)
 			return
 		}
 		mode := 1 + s.rng.IntN(3)
@@ -169,6 +176,7 @@ func (s *sim) fault(kind, i, j int, d int64) {
 		if slices.Contains(n.keys, k) {
 			s.out("FAULT n%d removes key %q", i, k)
 			n.keys = slices.DeleteFunc(slices.Clone(n.keys), func(x string) bool { return x == k })
+			n.resigning[k] = true
 			// As RemoveKey does: give it up, wait for its work, remove it.
 			s.call(n, func(e *elector, lt int64) { e.core.ResignKeys(lt, []string{k}) })
 			inc := n.inc
@@ -181,12 +189,13 @@ func (s *sim) fault(kind, i, j int, d int64) {
 					s.push(&simEvent{at: s.afterPause(n), kind: seFn, fn: remove})
 					return
 				}
-				s.call(n, func(e *elector, lt int64) { e.core.SetKeys(lt, nil, []string{k}) })
+				s.call(n, func(e *elector, lt int64) { e.core.SetKeys(lt, nil, []string{k}); delete(n.resigning, k) })
 			}
 			s.push(&simEvent{at: s.now + int64(s.rng.IntN(int(time.Duration(s.cfg.Wait)))), kind: seFn, fn: remove})
 		} else {
 			s.out("FAULT n%d adds key %q", i, k)
 			n.keys = append(slices.Clone(n.keys), k)
+			delete(n.resigning, k)
 			s.call(n, func(e *elector, lt int64) { e.core.SetKeys(lt, []string{k}, nil) })
 		}
 	case 10: // SetPriority
@@ -195,7 +204,7 @@ func (s *sim) fault(kind, i, j int, d int64) {
 		}
 		p := int64(s.rng.IntN(4))
 		s.out("FAULT n%d sets priority %d", i, p)
-		n.prio = p
+		n.prioWas, n.prio = n.prio, p
 		s.call(n, func(e *elector, lt int64) { e.core.SetPriority(lt, p) })
 	case 11: // a group partition: a random side against the rest, hold, reset or half-open
 		mode := 1 + s.rng.IntN(3)
@@ -239,6 +248,72 @@ func (s *sim) fault(kind, i, j int, d int64) {
 	case 9: // latency change on a link
 		s.lat[i*s.n+j] = s.randLatency(50)
 	}
+}
+
+// membersFault adapts a fault to voters and members: two members keep
+// no connection, so a cut or a flapping link between two is one between
+// a member and a voter; a key change on a voter, in a seed where the
+// voters hold no keys, is one on a member.
+func (s *sim) membersFault(kind, i, j int) (int, int, int) {
+	voters := s.votersList()
+	var members []int
+	for x := range s.n {
+		if s.member(x) {
+			members = append(members, x)
+		}
+	}
+	switch {
+	case (kind == 2 || kind == 3) && s.member(i) && s.member(j):
+		j = voters[s.rng.IntN(len(voters))]
+	case kind == 8 && s.voter[i] && !s.voterKeys:
+		i = members[s.rng.IntN(len(members))]
+	}
+	return kind, i, j
+}
+
+// votersList returns the voters' nodes.
+func (s *sim) votersList() []int {
+	var v []int
+	for x := range s.n {
+		if s.voter[x] {
+			v = append(v, x)
+		}
+	}
+	return v
+}
+
+// cutVoter cuts a voter (i, or j, or any) from some of the members, hold,
+// reset or half-open, maybe one way, for d.
+func (s *sim) cutVoter(i, j int, d int64) {
+	v := i
+	if !s.voter[v] {
+		v = j
+	}
+	if !s.voter[v] {
+		voters := s.votersList()
+		v = voters[s.rng.IntN(len(voters))]
+	}
+	mode := 1 + s.rng.IntN(3)
+	oneWay := s.rng.IntN(3)
+	var side []int
+	for x := range s.n {
+		if s.member(x) && s.rng.IntN(2) == 0 {
+			side = append(side, x)
+		}
+	}
+	s.out("FAULT cut voter n%d from members %v mode %d oneway %d for %v", v, side, mode, oneWay, time.Duration(d))
+	cut := func(m int) {
+		for _, x := range side {
+			if oneWay != 1 || m == 0 {
+				s.setCut(v, x, m)
+			}
+			if oneWay != 2 || m == 0 {
+				s.setCut(x, v, m)
+			}
+		}
+	}
+	cut(mode)
+	s.push(&simEvent{at: s.now + d, kind: seFn, fn: func() { cut(0) }})
 }
 
 // lagEnds notes that the effects of n's starved spell last for d from
@@ -316,6 +391,7 @@ func (s *sim) resume(n *simNode, inc int, d int64) {
 	}
 	n.pausedTo = 0
 	n.resumedAt = s.now
+	n.pauses = append(n.pauses, [2]int64{n.pausedAt, s.now})
 	clear(n.reheard)
 	frozen := n.monoFrac < 1
 	var tickIn int64 // frozen: the Interval timer's time left, local

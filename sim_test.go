@@ -4,6 +4,7 @@ import (
 	"container/heap"
 	"flag"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -37,7 +38,11 @@ import (
 // (frames read late while the timers run on time), clock rates that
 // drift apart, and keys added and removed during faults. RunAsMaster
 // functions check ctx.Err() before each write and return up to M after
-// they learned of the cancel. The invariants are checked after every step:
+// they learned of the cancel. In one seed of three the cluster is one of
+// voters and members (Options.Voters, members below): the members dial
+// the voters only (or, in some seeds, every node is given every server and
+// the members close what they dial to each other), and the faults hit
+// both. The invariants are checked after every step:
 // the named checks, one per row of the README's table, are listed at the
 // top of sim_checks_test.go; the faults are in sim_faults_test.go.
 
@@ -138,6 +143,9 @@ func TestSimulate(t *testing.T) {
 	t.Logf("%d seeds run (of %d), %v of virtual time", ran.Load(), len(seeds), virtual)
 	if w := &simAgreeWorst; w.set {
 		t.Logf("agreement: the last change of masters came at most %.1f%% of the README's bound after the faults' effects (seed %d)", float64(w.val)/10, w.seed)
+	}
+	if w := &simMemberWorst; w.set {
+		t.Logf("members: a member was master at most %.1f%% of WaitTimeout+M after it last heard from a voter (seed %d)", float64(w.val)/10, w.seed)
 	}
 }
 
@@ -272,6 +280,18 @@ type simNode struct {
 	faultAt, pausedAt, resumedAt int64
 	deposed                      map[string]int
 	reheard                      map[int]bool
+	// For checkMemberWithoutVoterMasterOfNothing: voterAt, when (virtual)
+	// it last received a frame from a voter (or booted); pauses, its
+	// pauses since it booted, as they ended (virtual: from, to).
+	voterAt int64
+	pauses  [][2]int64
+	// For checkStickyQuorum: yields, the core's count last seen; ended,
+	// the masterships its snapshots ended in this step; prioWas, its
+	// priority before the last SetPriority.
+	yields    int
+	ended     []string
+	prioWas   int64
+	resigning map[string]bool // keys being removed (RemoveKey): held until the core removes them
 }
 
 type sim struct {
@@ -311,8 +331,17 @@ type sim struct {
 	steps     int
 	quiet     bool // faults have stopped
 	observers int  // the last observers nodes are observers
-	seed      uint64
-	changedAt int64 // virtual: when a mastership last started or ended
+	// Voters and members (Options.Voters), in one seed of three (see
+	// members): voter[i] says node i is listed (nil: no Options.Voters);
+	// observer[i] that it is an observer (a member); allServers that
+	// every node is given every server (a discovery listing every pod),
+	// not only the voters'; voterKeys that the voters hold keys too.
+	voter      []bool
+	observer   []bool
+	allServers bool
+	voterKeys  bool
+	seed       uint64
+	changedAt  int64 // virtual: when a mastership last started or ended
 	// linkAt: [i*n+j], when the link from i to j was last cut or healed.
 	linkAt []int64
 	// wrote: per key, the RunAsMaster runs that wrote (checkWritesNeverOverlap).
@@ -363,6 +392,9 @@ func runSim(seed uint64, trace bool, w interface{ Write([]byte) (int, error) }) 
 	if voters := s.n - s.observers; r.IntN(2) == 0 && voters > 1 {
 		s.cfg.Quorum = voters/2 + 1
 	}
+	if simMembersSeed(seed) {
+		s.members(r)
+	}
 	s.keysPool = []string{"a", "b", "c", "d"}
 	// Now and then many keys: 64 in one seed of 50, 1,000 in one of 500.
 	many := 0
@@ -379,6 +411,15 @@ func runSim(seed uint64, trace bool, w interface{ Write([]byte) (int, error) }) 
 		}
 	}
 	s.out("seed %d: n=%d (%d observers) interval=%v wait=%v quorum=%d sticky=%v balance=%v", seed, s.n, s.observers, interval, wait, s.cfg.Quorum, s.cfg.Sticky, s.cfg.Balance)
+	if s.voter != nil {
+		var obs []int
+		for i := range s.n {
+			if s.isObserver(i) {
+				obs = append(obs, i)
+			}
+		}
+		s.out("voters %v, observers %v, every server to every node %v, voters hold keys %v", slices.Sorted(maps.Keys(s.cfg.Voters)), obs, s.allServers, s.voterKeys)
+	}
 	s.lat = make([][2]int64, s.n*s.n)
 	s.cut = make([]int, s.n*s.n)
 	s.linkAt = make([]int64, s.n*s.n)
@@ -395,7 +436,7 @@ func runSim(seed uint64, trace bool, w interface{ Write([]byte) (int, error) }) 
 		}
 		n.start = int64(r.IntN(3)) * int64(time.Second) // ties broken by UID
 		for _, k := range s.keysPool {
-			if r.IntN(2) == 0 {
+			if r.IntN(2) == 0 && (s.voter == nil || s.voterKeys || !s.voter[i]) {
 				n.keys = append(n.keys, k)
 			}
 		}
@@ -444,18 +485,20 @@ func (s *sim) boot(n *simNode) {
 	n.unturned, n.starveTo, n.readTo = 0, 0, 0
 	n.sentAt = s.now
 	n.pausedTo, n.armed = 0, 0
+	n.voterAt, n.pauses = s.now, nil
+	n.yields, n.ended, n.prioWas, n.resigning = 0, nil, n.prio, map[string]bool{}
 	cfg := s.cfg
 	cfg.UID = fmt.Sprintf("n%d", n.i)
 	cfg.Inc = uint64(n.inc)
 	cfg.Start = n.start
 	cfg.Prio = n.prio
-	cfg.Observer = n.i >= s.n-s.observers
+	cfg.Observer = s.isObserver(n.i)
 	// The wall clock: within ±skew of the true time.
 	cfg.WallOffset = s.wall + s.now - s.local(n, s.now) + s.rng.Int64N(2*s.skew+1) - s.skew
 	n.cfg = cfg
 	servers := []string{}
 	for j := range s.n {
-		if j != n.i {
+		if j != n.i && s.given(j) {
 			servers = append(servers, strconv.Itoa(j))
 		}
 	}
@@ -466,12 +509,70 @@ func (s *sim) boot(n *simNode) {
 	n.e = newElector(n, n.core)
 	s.check()
 	for j := range s.n {
-		if j != n.i {
+		if j != n.i && s.given(j) {
 			s.dial(n, j, 1000)
 		}
 	}
 	s.nextTick(n)
 }
+
+// simMembersSeed reports whether seed runs voters and members: one in
+// three, drawn apart from the seed's schedule, so that the other seeds
+// keep theirs; and never a seed of the regressions found before the
+// members topology came (testdata/sim/regressions), which replay as found.
+func simMembersSeed(seed uint64) bool {
+	switch seed {
+	case 106, 147700, 268879, 20001227:
+		return false
+	}
+	return rand.New(rand.NewPCG(seed^0x6a09e667f3bcc909, seed)).IntN(3) == 0
+}
+
+// members makes the cluster one of voters and members (Options.Voters):
+// 1 to 5 voters (mostly 3) among up to 12 nodes, and in one seed of 100
+// up to 50; with Quorum (a majority of the voters) or without; now and
+// then an observer or two among the members.
+func (s *sim) members(r *rand.Rand) {
+	v := []int{1, 2, 3, 3, 3, 3, 4, 5}[r.IntN(8)]
+	s.n = v + 1 + r.IntN(12-v)
+	if r.IntN(100) == 0 {
+		s.n = 20 + r.IntN(31)
+	}
+	s.voter = make([]bool, s.n)
+	s.cfg.Voters = map[string]bool{}
+	for _, i := range r.Perm(s.n)[:v] {
+		s.voter[i] = true
+		s.cfg.Voters[fmt.Sprintf("n%d", i)] = true
+	}
+	s.observers = 0
+	s.observer = make([]bool, s.n)
+	if r.IntN(4) == 0 {
+		for range 1 + r.IntN(2) {
+			if i := r.IntN(s.n); !s.voter[i] {
+				s.observer[i] = true
+			}
+		}
+	}
+	s.cfg.Quorum = 0
+	if v > 1 && r.IntN(2) == 0 {
+		s.cfg.Quorum = v/2 + 1
+	}
+	s.allServers = r.IntN(3) == 0
+	s.voterKeys = r.IntN(2) == 0
+}
+
+// member reports whether node i is a member (Options.Voters set, i not
+// listed).
+func (s *sim) member(i int) bool { return s.voter != nil && !s.voter[i] }
+
+// isObserver reports whether node i is an observer.
+func (s *sim) isObserver(i int) bool {
+	return i >= s.n-s.observers || s.observer != nil && s.observer[i]
+}
+
+// given reports whether the nodes are given node j as a server: every
+// node, or with members only the voters (unless allServers).
+func (s *sim) given(j int) bool { return s.voter == nil || s.allServers || s.voter[j] }
 
 // afterPause is when to look again at what waits for paused n: the end
 // of its pause, or sooner (the faults' end resumes every node).
@@ -920,8 +1021,12 @@ func (s *sim) step(e *simEvent) {
 		}
 		c.lastIn[e.dir] = s.now
 		c.heard[e.dir] = true
-		if from := c.node[1-e.dir]; e.sentAt >= n.resumedAt && n.resumedAt != 0 {
+		from := c.node[1-e.dir]
+		if e.sentAt >= n.resumedAt && n.resumedAt != 0 {
 			n.reheard[from] = true
+		}
+		if s.voter != nil && s.voter[from] {
+			n.voterAt = s.now
 		}
 		c.ends[e.dir].receive(e.msg)
 	case seDown:
@@ -936,9 +1041,11 @@ func (s *sim) step(e *simEvent) {
 		s.run(n)
 	}
 	s.arm(n)
-	if n.core.Yields() > 0 {
+	if y := n.core.Yields(); y > n.yields {
+		n.yields = y
 		s.checkStickyQuorum(n)
 	}
+	n.ended = n.ended[:0]
 	s.check()
 }
 

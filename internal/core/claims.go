@@ -33,8 +33,16 @@ func (c *Core) claimSlot(now int64, i int) bool {
 	if c.competes(i) { // a relay's slot of a key it does not hold: nothing to decide
 		_, mine = c.rightful(i)
 	}
-	if !mine || !c.ready || c.resign || c.leaving || !c.competes(i) || i > 0 && c.resigned[c.ki.List[i-1]] {
-		if s.Acting && !mine && c.ready && !c.resign && !c.leaving && c.maxPrio(i) <= c.self.prio {
+	if mine && c.relay && i > 0 && !c.quorum() {
+		// Another voter may see a holder this one does not (a member
+		// that has not dialed it yet, master on that voter's table):
+		// a voter that names another node is one before it.
+		if other, _ := c.votersAgree(i); other {
+			mine = false
+		}
+	}
+	if !mine || !c.ready || c.resign || c.leaving || !c.competes(i) || i > 0 && (c.resigned[c.ki.List[i-1]] || c.keysWait(now)) {
+		if s.Acting && !mine && c.ready && !c.resign && !c.leaving && c.yielded(i) {
 			c.yields++
 		}
 		*s = slot{}
@@ -81,12 +89,22 @@ func (c *Core) claimSlot(now int64, i int) bool {
 		// SetPriority, a key change): a master steps down when it hears
 		// of a node before it, before it answers (no overlap on a
 		// handoff). Peers answer a claim at once.
-		s.Acting = !c.unknownPeer(now, s.since)
+		// (The tables are read while the claim is not a mastership.)
+		acting := !c.unknownPeer(now, s.since)
 		if c.member && i > 0 {
 			// The voters' tables stand for the holders it cannot see.
 			_, _, sure := c.tables(i)
-			s.Acting = s.Acting && sure
+			acting = acting && sure
 		}
+		if c.relay && i > 0 {
+			// And on a voter, for those the other voters see (seed
+			// 536: a voter restarted claimed a key at once, beside a
+			// member master on the other voter's table that had not
+			// dialed it yet).
+			_, sure := c.votersAgree(i)
+			acting = acting && sure
+		}
+		s.Acting = acting
 		c.waiting = c.waiting || !s.Acting
 		for _, p := range c.order {
 			if h, a := c.holds(p, i); h && (a || !p.current() || p.echo < c.rankAt) {
@@ -97,6 +115,32 @@ func (c *Core) claimSlot(now int64, i int) bool {
 		}
 	}
 	return old != s.Claim
+}
+
+// yielded reports whether this node, master of slot i and no longer
+// named, gives it up to another live node of no higher priority. A member
+// does not see the holders, nor their priorities: it counts every
+// mastership it gives up because a voter names another node (not when no
+// voter names anyone: it hears from none, or they wait for their
+// servers); the simulator weighs the priorities.
+func (c *Core) yielded(i int) bool {
+	if !c.member || i == 0 {
+		return c.maxPrio(i) <= c.self.prio
+	}
+	uid, _, _ := c.tables(i)
+	return uid != ""
+}
+
+// deposed reports, on a member master of slot i, whether a voter that
+// knows it is master names another node.
+func (c *Core) deposed(i int) bool {
+	key := c.slotKey(i)
+	for _, p := range c.order {
+		if e := p.table[key]; !c.isMember(p.uid) && e.Rightful != "" && e.Rightful != c.cfg.UID && e.Acting == c.cfg.UID {
+			return true
+		}
+	}
+	return false
 }
 
 // graceLease returns, without Quorum, when this node's mastership of

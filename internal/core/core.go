@@ -749,7 +749,7 @@ func (c *Core) Elect(now int64) {
 		}
 		c.refresh = now
 	}
-	if c.relay && c.buildTable() {
+	if c.relay && c.buildTable(now) {
 		changed = true
 	}
 	if changed || c.dirty {

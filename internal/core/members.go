@@ -15,14 +15,35 @@ import (
 // its own, and elects each as usual, competing only for its own keys. What
 // it decides for each key, the node the rules name among every live holder
 // (rightful) and the holder it knows is master (acting), it sends in its
-// full state: its table. A member claims a key when every live voter whose
+// full state: its table (with Sticky, a master is named while its newest
+// state is on the way). A member claims a key when every live voter whose
 // table names the key names it; without Quorum, its claim is a mastership
-// once, besides, every live voter is current, has taken in its state as it
-// stands (echoed a frame sent since its place in the order last changed)
-// and knows no other master of the key. A master steps down as soon as a
-// voter names another node. With Quorum, a member's claim is a mastership
-// as any other: once Quorum voters acknowledge it. A member that hears from
-// no voter is master of nothing.
+// once, besides, every live voter names it (one whose table does not name
+// the key has not taken in its state yet), is current, has taken in its
+// state as it stands (echoed a frame sent since its place in the order
+// last changed) and knows no other master of the key, nor takes it for
+// master while it is not. A master steps down as soon as a voter names
+// another node; with Quorum and Sticky, once a voter that knows it is
+// master does (one that does not know yet would depose it for nothing).
+// With Quorum, a member's claim is a mastership as any other: once Quorum
+// voters acknowledge it. A member that hears from no voter is master of
+// nothing. Without Quorum, a voter defers to the other voters' tables for
+// its own keys the same way: they may see a member it does not (a master
+// on their tables that has not dialed it yet).
+//
+// Without Quorum, a member may become master on a table its voter has
+// since replaced (the new one still on the way), and its claim reaches the
+// voter later still: a voter counts a holder it named and no longer names
+// as a master of the key until the holder's state, as of a frame that
+// answers one sent since (which carried the new table), shows no
+// mastership (seed 91: two members master of a key at once, each on a
+// table of the one voter). And two voters that see different holders
+// (members reconnecting to them one by one) name different members, each
+// of which may see one of them only: a voter's naming settles once every
+// other live voter has taken in the table that names it and names no
+// other node; until then its table names the node as master too, so that
+// no member is master on it (settled). With Quorum the votes keep a
+// master alone.
 
 // TableEntry is what a voter relays about one key: the node the rules
 // name among every live holder, the holder it knows is master, and the
@@ -45,6 +66,20 @@ type members struct {
 	ownBits    bitset                // relay: its own keys over ki
 	ownSlot    []int32               // relay: slot of own.List[j]
 	table      map[string]TableEntry // relay: as last sent
+	// unnamed, on a relay: per key, the members its table named and no
+	// longer names, with when (mono) it stopped: each may be master on
+	// the table it had, until it answers a frame sent since, with no
+	// mastership of the key (buildTable).
+	unnamed map[string]map[string]int64
+	// naming, on a relay: per key, the node its table names and since
+	// when (mono), kept while it is not ready (buildTable).
+	naming map[string]naming
+}
+
+// naming is the node a relay's table names for a key, since when.
+type naming struct {
+	uid   string
+	since int64
 }
 
 func (c *Core) initMembers() {
@@ -149,15 +184,24 @@ func (c *Core) ownSlotOf(j int) int {
 	return int(c.ownSlot[j])
 }
 
-// buildTable recomputes the relay's table; it reports whether it
+// buildTable recomputes the relay's table at now; it reports whether it
 // changed.
-func (c *Core) buildTable() bool {
+func (c *Core) buildTable(now int64) bool {
 	t := make(map[string]TableEntry, len(c.ki.List))
+	unnamed, names := c.unnamed, c.naming
+	c.unnamed, c.naming = nil, make(map[string]naming, len(names))
 	for i := 1; i < len(c.slots); i++ {
 		k := c.slotKey(i)
 		e := TableEntry{Term: max(c.used[k], c.other[k])}
-		if c.ready {
-			e.Rightful, _ = c.rightful(i)
+		nm := names[k]
+		if c.ready && !c.keysWait(now) {
+			// With Sticky, a master is named while its newest state is
+			// on the way (a new claim, a new key): named by the rules
+			// meanwhile, another would depose it (seed 14646: the
+			// mastership went back and forth between two members at
+			// each of the master's new states; seed 2357: a voter
+			// reconnected deposed the master at once).
+			e.Rightful, _ = c.rightfulOf(i, true)
 			if c.slots[i].Acting {
 				e.Acting = c.cfg.UID
 			}
@@ -169,6 +213,49 @@ func (c *Core) buildTable() bool {
 					e.Acting = p.uid
 				}
 			}
+			if nm.uid != e.Rightful {
+				old := nm.uid
+				nm = naming{e.Rightful, now}
+				// Without Quorum, a holder it no longer names may be
+				// master still (above), and another voter may name
+				// another. With Quorum the votes keep a master alone,
+				// and Acting is a master known: with Sticky, a master
+				// keeps it while the voters that name another do not
+				// know of it (deposed).
+				if !c.quorum() && old != "" && old != c.cfg.UID {
+					u := maps.Clone(unnamed[k])
+					if u == nil {
+						u = make(map[string]int64, 1)
+					}
+					u[old] = now
+					if unnamed == nil {
+						unnamed = make(map[string]map[string]int64, 1)
+					}
+					unnamed[k] = u
+				}
+			}
+			if !c.quorum() {
+				// (The answers that settle these are awaited: waiting.)
+				if u := c.stillUnnamed(k, e.Rightful, unnamed[k]); u != "" {
+					c.waiting = true
+					if e.Acting == "" {
+						e.Acting = u
+					}
+				}
+				if e.Acting == "" && e.Rightful != "" && !c.settled(k, nm) {
+					// Not settled: it names the node as its master, so
+					// that no member is master on it yet (tables: the
+					// node itself is not master; the others are not
+					// named).
+					e.Acting = e.Rightful
+					c.waiting = true
+				}
+			}
+		} else if u := unnamed[k]; len(u) > 0 {
+			c.keepUnnamed(k, u) // for when it names again
+		}
+		if nm.uid != "" {
+			c.naming[k] = nm
 		}
 		if e != (TableEntry{}) {
 			t[k] = e
@@ -179,6 +266,113 @@ func (c *Core) buildTable() bool {
 	}
 	c.table = t
 	return true
+}
+
+// keysWait reports, on a relay without Quorum, whether it is within
+// WaitTimeout+M of its start: it neither names a key's master nor claims
+// one of its own keys yet. It does not know what its previous
+// incarnation's table named: a member may be master on it, and count
+// that incarnation live until WaitTimeout after it last heard from it
+// (seed 30012006: the one voter, restarted at once after a crash whose
+// connections stayed half-open, was master of its key beside the member
+// master). With Quorum the votes wait so (vote).
+func (c *Core) keysWait(now int64) bool {
+	if !c.relay || c.quorum() {
+		return false
+	}
+	end := c.born + int64(c.cfg.Wait+c.margin())
+	if now < end {
+		c.wakeAt(end)
+		return true
+	}
+	return false
+}
+
+// settled reports, without Quorum, whether the relay's naming nm for key
+// k stands among the voters: every other live voter has taken in the
+// table that names it (answered a frame sent since), and names no other
+// node nor knows of another master. Two voters that see different holders
+// (members that reconnect to them one by one after they restarted) name
+// different nodes, each of which would be master on the one table it sees
+// (seed 71582555832474: two members master of a key at once).
+func (c *Core) settled(k string, nm naming) bool {
+	for _, p := range c.order {
+		if c.isMember(p.uid) {
+			continue
+		}
+		if p.echo < nm.since {
+			return false
+		}
+		if e := p.table[k]; e.Rightful != "" && e.Rightful != nm.uid || e.Acting != "" && e.Acting != nm.uid {
+			return false
+		}
+	}
+	return true
+}
+
+// stillUnnamed updates the holders the relay no longer names for key k,
+// u as it stands, now that it names rightful: one named again, or no
+// longer live, or whose state as of a frame that answers one sent since
+// shows no mastership of k, leaves them. It returns the first that may
+// still be master ("" if none).
+func (c *Core) stillUnnamed(k, rightful string, u map[string]int64) string {
+	first := ""
+	for uid, since := range u {
+		if uid == rightful {
+			continue
+		}
+		still := false
+		for _, p := range c.order {
+			if cl := p.claims[k]; p.uid == uid && (p.echo < since || cl.Term > 0 && cl.Acting) {
+				still = true
+				break
+			}
+		}
+		if !still {
+			continue
+		}
+		c.keepUnnamed(k, map[string]int64{uid: since})
+		if first == "" || uid < first {
+			first = uid
+		}
+	}
+	return first
+}
+
+// keepUnnamed keeps the members u in the relay's unnamed ones for key k.
+func (c *Core) keepUnnamed(k string, u map[string]int64) {
+	if c.unnamed == nil {
+		c.unnamed = make(map[string]map[string]int64)
+	}
+	if c.unnamed[k] == nil {
+		c.unnamed[k] = make(map[string]int64, len(u))
+	}
+	maps.Copy(c.unnamed[k], u)
+}
+
+// votersAgree reads, on a relay, what the other live voters' tables say
+// about slot i, which it holds: other, whether one names another node;
+// sure, whether every one names this node, is current, has taken in its
+// state as it stands and knows no other master of the key (true if there
+// is none).
+func (c *Core) votersAgree(i int) (other, sure bool) {
+	key := c.slotKey(i)
+	sure = true
+	for _, p := range c.order {
+		if c.isMember(p.uid) {
+			continue
+		}
+		e, ok := p.table[key]
+		switch {
+		case !ok || e.Rightful == "":
+			sure = false // it has not taken in this node's keys yet, or waits for its servers
+		case e.Rightful != c.cfg.UID:
+			other, sure = true, false
+		case e.Acting != "" && e.Acting != c.cfg.UID || !p.current() || p.echo < c.rankAt || e.Acting == c.cfg.UID && !c.slots[i].Acting:
+			sure = false
+		}
+	}
+	return other, sure
 }
 
 // tables reads, on a member, what the live voters relay about slot i:
@@ -198,7 +392,13 @@ func (c *Core) tables(i int) (uid string, mine, sure bool) {
 		if e.Rightful == "" {
 			// It names no live holder (it has not heard of this node's
 			// keys yet, or is waiting for its servers): it knows of no
-			// master either, whoever is connected to it.
+			// master either, whoever is connected to it. It names no
+			// one, but it has not taken in this node's state either:
+			// once it has, it may name another, which knows it as its
+			// only voter (seed 513: two members master of a key at
+			// once, each named by one voter, the other's table without
+			// the key yet).
+			sure = false
 			continue
 		}
 		n++
@@ -214,7 +414,12 @@ func (c *Core) tables(i int) (uid string, mine, sure bool) {
 				acting = e.Acting
 			}
 		}
-		if !p.current() || p.echo < c.rankAt {
+		if !p.current() || p.echo < c.rankAt || e.Acting == c.cfg.UID && !c.slots[i].Acting {
+			// (A voter that takes it for master while it is not has not
+			// its state as it stands: with Sticky, it names it for that
+			// alone; seed 10795: a member that had stepped down became
+			// master again on such a table, and the mastership went back
+			// and forth.)
 			sure = false
 		}
 	}

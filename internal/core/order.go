@@ -102,9 +102,22 @@ func (c *Core) holds(p *cpeer, i int) (holds, acting bool) {
 // live master first; else (and among several masters) the first in
 // order, or for a key with Balance the one of highest weight. self is
 // true when it is this node.
-func (c *Core) rightful(i int) (uid string, self bool) {
+func (c *Core) rightful(i int) (uid string, self bool) { return c.rightfulOf(i, false) }
+
+// rightfulOf is rightful; with stale, a peer known as master counts as
+// one even while a newer state of it is on the way (a relay's table).
+func (c *Core) rightfulOf(i int, stale bool) (uid string, self bool) {
 	if c.member && i > 0 {
 		uid, self, _ = c.tables(i)
+		if uid != "" && !self && c.cfg.Sticky && c.quorum() && c.slots[i].Acting && !c.deposed(i) {
+			// Sticky: a master keeps it while the voters that name
+			// another node do not know it is master (one that just
+			// started or connected, its state not taken in yet): with
+			// Quorum the votes keep it alone, and once such a voter
+			// knows, it names this node (seed 267: a voter restarted
+			// named another at once, and the master stepped down).
+			return c.cfg.UID, true
+		}
 		return uid, self
 	}
 	if c.cfg.Sticky {
@@ -117,11 +130,11 @@ func (c *Core) rightful(i int) (uid string, self bool) {
 		if c.slots[i].Acting && c.quorum() && (c.self.prio >= top || i > 0 && c.cfg.Balance) {
 			return c.cfg.UID, true
 		}
-		if uid, self, ok := c.first(i, true); ok && (c.prioOf(uid) >= top || i > 0 && c.cfg.Balance) {
+		if uid, self, ok := c.first(i, true, stale); ok && (c.prioOf(uid) >= top || i > 0 && c.cfg.Balance) {
 			return uid, self
 		}
 	}
-	uid, self, _ = c.first(i, false)
+	uid, self, _ = c.first(i, false, false)
 	return uid, self
 }
 
@@ -158,8 +171,9 @@ func (c *Core) prioOf(uid string) int64 {
 }
 
 // first returns the first by the rules among this node and the live
-// peers that compete for slot i (only the masters of it, with masters).
-func (c *Core) first(i int, masters bool) (uid string, self, ok bool) {
+// peers that compete for slot i (only the masters of it, with masters:
+// those whose newest state is known, or with stale any known as one).
+func (c *Core) first(i int, masters, stale bool) (uid string, self, ok bool) {
 	if c.competes(i) && (!masters || c.slots[i].Acting) {
 		uid, self, ok = c.cfg.UID, true, true
 	}
@@ -170,7 +184,7 @@ func (c *Core) first(i int, masters bool) (uid string, self, ok bool) {
 			bestW = Weight(kh, c.selfH)
 		}
 		for _, p := range c.order {
-			if h, a := c.holds(p, i); !h || masters && (!a || !p.current()) {
+			if h, a := c.holds(p, i); !h || masters && (!a || !p.current() && !stale) {
 				continue
 			}
 			if w := Weight(kh, p.hash); !ok || w > bestW || w == bestW && p.uid < uid {
@@ -183,7 +197,7 @@ func (c *Core) first(i int, masters bool) (uid string, self, ok bool) {
 		if ok && self && !p.before(c.self) {
 			break
 		}
-		if h, a := c.holds(p, i); h && (!masters || a && p.current()) {
+		if h, a := c.holds(p, i); h && (!masters || a && (p.current() || stale)) {
 			return p.uid, false, true
 		}
 	}

@@ -1,0 +1,279 @@
+package core
+
+import "testing"
+
+// The rules of voters and members (members.go), one small test each, as
+// in core_rules_test.go. Each names the simulator seed that found it.
+
+// newMembersCore makes self, holding keys, in a cluster whose voters are
+// voters (self among them or not), with Quorum quorum and Sticky sticky,
+// and dials servers on connections 1, 2, ... (a member dials voters; a
+// voter is dialed by members: see inbound). A voter started 500 ms
+// before, past the wait of its keys (keysWait), alone until now.
+func newMembersCore(t *testing.T, voters []string, quorum int, sticky bool, keys []string, servers ...string) *ruleCore {
+	t.Helper()
+	cfg := Config{UID: "self", Start: selfAt, Inc: 1, Interval: ruleInterval, Wait: ruleWait, Quorum: quorum, Sticky: sticky,
+		Voters: map[string]bool{}}
+	for _, v := range voters {
+		cfg.Voters[v] = true
+	}
+	r := &ruleCore{t: t, now: 1000 * ms, ver: map[string]uint64{}}
+	r.c = New(cfg, keys, nil)
+	if cfg.Voters["self"] {
+		r.c.Start(r.now-500*ms, servers)
+		for at := r.now - 400*ms; at < r.now; at += 100 * ms {
+			r.c.Tick(at)
+		}
+	} else {
+		r.c.Start(r.now, servers)
+	}
+	for i, s := range servers {
+		r.c.Up(r.now, ConnID(i+1), s, uint64(i))
+	}
+	return r
+}
+
+// inbound brings up connection id, dialed by a peer.
+func (r *ruleCore) inbound(id ConnID) { r.c.Up(r.now, id, "", uint64(id)) }
+
+// withTable sets a frame's relay table.
+func withTable(t map[string]TableEntry) func(*Msg) { return func(b *Msg) { b.Table = t } }
+
+// withVotes sets a frame's votes.
+func withVotes(v map[string]Vote) func(*Msg) { return func(b *Msg) { b.Votes = v } }
+
+// names is a table naming uid for key k, with acting as its master.
+func names(k, uid, acting string) func(*Msg) {
+	return withTable(map[string]TableEntry{k: {Rightful: uid, Acting: acting}})
+}
+
+var keyK = []string{"k"}
+
+// tableOf returns self's table entry for k, as it sends it.
+func (r *ruleCore) tableOf(k string) TableEntry {
+	r.c.flush()
+	return r.c.table[k]
+}
+
+// Without Quorum, a voter counts a member it named and no longer names as
+// a master until the member answers a frame sent since (which carried the
+// new table) without one: the member may be master on the old table, its
+// claim still on the way. (Seed 91: two members master of k at once, each
+// on a table of the one voter.)
+func TestRuleRelayUnnamedMayBeMaster(t *testing.T) {
+	r := newMembersCore(t, []string{"self"}, 0, false, nil)
+	r.inbound(1)
+	r.frame(1, "m1", younger, keyK, nil, 0)
+	r.at(10).tick()
+	if e := r.tableOf("k"); e.Rightful != "m1" || e.Acting != "" {
+		t.Fatalf("table %+v, want m1 named, no master", e)
+	}
+	// m2, before m1, comes: m1 may have become master on the table before.
+	r.inbound(2)
+	r.at(20).frame(2, "m2", older, keyK, nil, 0)
+	r.tick()
+	if e := r.tableOf("k"); e.Rightful != "m2" || e.Acting != "m1" {
+		t.Fatalf("table %+v, want m2 named, m1 maybe master", e)
+	}
+	// An answer to a frame sent before the change tells nothing.
+	r.at(30).frame(1, "m1", younger, keyK, nil, 1000*ms)
+	r.tick()
+	if e := r.tableOf("k"); e.Acting != "m1" {
+		t.Fatalf("table %+v after m1 answered an older frame, want m1 maybe master", e)
+	}
+	r.at(40).frame(1, "m1", younger, keyK, nil, 0)
+	r.tick()
+	if e := r.tableOf("k"); e.Rightful != "m2" || e.Acting != "" {
+		t.Fatalf("table %+v once m1 answered without a claim, want m2 named, no master", e)
+	}
+}
+
+// Without Quorum, a voter's naming settles once every other live voter
+// has taken in the table that names it and names no other node: until
+// then it names the node as master (no member is master on it). Two
+// voters that see different holders name different members, each of
+// which sees one voter only (members reconnecting one by one to voters
+// that restarted). (Seed 71582555832474: two members master of a key.)
+func TestRuleRelayNamingSettles(t *testing.T) {
+	r := newMembersCore(t, []string{"self", "w"}, 0, false, nil, "w")
+	r.frame(1, "w", younger, nil, nil, 0)
+	r.inbound(2)
+	r.at(10).frame(2, "m1", younger, keyK, nil, 0)
+	r.tick()
+	if e := r.tableOf("k"); e.Rightful != "m1" || e.Acting != "m1" {
+		t.Fatalf("table %+v before w took it in, want m1 named, not settled", e)
+	}
+	r.at(20).frame(1, "w", younger, nil, nil, 0, names("k", "m2", ""))
+	r.tick()
+	if e := r.tableOf("k"); e.Rightful != "m1" || e.Acting != "m1" {
+		t.Fatalf("table %+v while w names m2, want m1 named, not settled", e)
+	}
+	r.at(30).frame(1, "w", younger, nil, nil, 0, names("k", "m1", ""))
+	r.tick()
+	if e := r.tableOf("k"); e.Rightful != "m1" || e.Acting != "" {
+		t.Fatalf("table %+v once w names m1 too, want m1 named, settled", e)
+	}
+}
+
+// Without Quorum, a voter names no key's master and claims none of its
+// own keys until WaitTimeout+M after its start: a member may be master on
+// its previous incarnation's table, counted live until WaitTimeout after
+// the member last heard from it. (Seed 30012006: the one voter, restarted
+// at once after a crash, was master of its key beside the member master.)
+func TestRuleRelayKeysWaitAfterStart(t *testing.T) {
+	cfg := Config{UID: "self", Start: selfAt, Inc: 1, Interval: ruleInterval, Wait: ruleWait, Voters: map[string]bool{"self": true}}
+	r := &ruleCore{t: t, now: 1000 * ms, ver: map[string]uint64{}}
+	r.c = New(cfg, keyK, nil)
+	r.c.Start(r.now, nil)
+	r.inbound(1)
+	r.frame(1, "m", older, keyK, nil, 0)
+	r.at(10).tick()
+	if r.master("k") || r.tableOf("k").Rightful != "" {
+		t.Fatalf("right after its start: master of k %v, names %q; want neither", r.master("k"), r.tableOf("k").Rightful)
+	}
+	if !r.master("") {
+		t.Fatal("not the global master: the wait is the keys' only")
+	}
+	for at := int64(100); at <= 400; at += 100 {
+		r.at(at).frame(1, "m", older, keyK, nil, 0)
+		r.tick()
+	}
+	if e := r.tableOf("k"); e.Rightful != "m" {
+		t.Fatalf("table %+v WaitTimeout+M after the start, want m named", e)
+	}
+}
+
+// A member is master of a key once every live voter names it: a voter
+// whose table does not name the key yet has not taken in the member's
+// state, and may name another. (Seed 513: two members master at once,
+// each named by one voter, the other voter's table without the key.)
+func TestRuleMemberWaitsForEveryVoter(t *testing.T) {
+	r := newMembersCore(t, []string{"v1", "v2"}, 0, false, keyK, "v1", "v2")
+	r.frame(1, "v1", older, nil, nil, 0, names("k", "self", ""))
+	r.frame(2, "v2", older, nil, nil, 0)
+	r.at(10).tick()
+	if r.master("k") {
+		t.Fatal("master of k while v2 names no one")
+	}
+	r.at(20).frame(2, "v2", older, nil, nil, 0, names("k", "self", ""))
+	r.tick()
+	if !r.master("k") {
+		t.Fatal("not master of k once both voters name self")
+	}
+}
+
+// Without Quorum, a voter holding a key is not master of it while another
+// voter names another node (a member it does not see yet), and is once
+// every voter names it. (Seed 536: a voter restarted was master of a key
+// at once, beside the member master on the other voter's table.)
+func TestRuleVoterDefersToVotersTables(t *testing.T) {
+	r := newMembersCore(t, []string{"self", "v2"}, 0, false, keyK, "v2")
+	r.frame(1, "v2", younger, nil, nil, 0, names("k", "m", "m"))
+	r.at(10).tick()
+	if r.master("k") {
+		t.Fatal("master of k while v2 names m")
+	}
+	r.at(20).frame(1, "v2", younger, nil, nil, 0, names("k", "self", ""))
+	r.tick()
+	if !r.master("k") {
+		t.Fatal("not master of k once v2 names self")
+	}
+}
+
+// With Quorum and Sticky, a member master keeps its mastership while a
+// voter that names another does not know it is master (a voter that just
+// started or connected); it steps down when one that knows names another
+// (a higher priority). (Seed 267: a voter restarted named another member,
+// and the master stepped down.)
+func TestRuleStickyMemberKeepsWhileVoterUnaware(t *testing.T) {
+	r := newMembersCore(t, []string{"v1", "v2"}, 2, true, keyK, "v1", "v2")
+	r.frame(1, "v1", older, nil, nil, 0, names("k", "self", ""))
+	r.frame(2, "v2", older, nil, nil, 0, names("k", "self", ""))
+	r.at(10).tick()
+	i, _ := r.c.slotIndex("k")
+	me := map[string]Vote{"k": {UID: "self", Inc: 1, Term: r.c.slots[i].Term}}
+	if me["k"].Term == 0 {
+		t.Fatal("self does not claim k")
+	}
+	r.at(20).frame(1, "v1", older, nil, nil, 0, names("k", "self", "self"), withVotes(me))
+	r.frame(2, "v2", older, nil, nil, 0, names("k", "self", "self"), withVotes(me))
+	r.tick()
+	if !r.master("k") {
+		t.Fatal("not master of k with both votes")
+	}
+	r.at(30).frame(1, "v1", older, nil, nil, 0, names("k", "other", ""), withVotes(me))
+	r.tick()
+	if !r.master("k") {
+		t.Fatal("stepped down for a voter that does not know self is master")
+	}
+	r.at(40).frame(1, "v1", older, nil, nil, 0, names("k", "other", "self"), withVotes(me))
+	r.tick()
+	if r.master("k") {
+		t.Fatal("still master of k though a voter that knows names another")
+	}
+}
+
+// With Sticky, a voter names a master while a newer state of it is on the
+// way (announced by a frame, its full form not read yet): named by the
+// rules meanwhile, another would depose it. (Seeds 14646 and 2357: the
+// mastership went back and forth at each of the master's new states; a
+// voter that reconnected deposed the master.)
+func TestRuleRelayNamesStickyMasterInFlight(t *testing.T) {
+	r := newMembersCore(t, []string{"self"}, 0, true, nil)
+	r.inbound(1)
+	r.inbound(2)
+	r.frame(1, "m1", younger, keyK, map[string]Claim{"k": {Term: 1, Acting: true}}, 0)
+	r.frame(2, "m2", older, keyK, nil, 0)
+	r.at(10).tick()
+	if e := r.tableOf("k"); e.Rightful != "m1" {
+		t.Fatalf("table %+v, want m1, the master, named", e)
+	}
+	r.at(20).frame(1, "m1", younger, keyK, nil, 0, func(b *Msg) { b.Full = false })
+	r.tick()
+	if e := r.tableOf("k"); e.Rightful != "m1" {
+		t.Fatalf("table %+v while m1's newest state is on the way, want m1 named", e)
+	}
+}
+
+// A member (or a voter) is not master on a table that takes it for master
+// while it is not: the voter has not its state as it stands, and with
+// Sticky names it for that alone. (Seed 10795: a member that had stepped
+// down was master again on such a table, and the mastership went back
+// and forth.)
+func TestRuleNotMasterOnStaleTable(t *testing.T) {
+	r := newMembersCore(t, []string{"v"}, 0, true, keyK, "v")
+	r.frame(1, "v", older, nil, nil, 0, names("k", "self", "self"))
+	r.at(10).tick()
+	if r.master("k") {
+		t.Fatal("master of k on a table that took self for master already")
+	}
+	r.at(20).frame(1, "v", older, nil, nil, 0, names("k", "self", ""))
+	r.tick()
+	if !r.master("k") {
+		t.Fatal("not master of k once the voter names self, no master")
+	}
+}
+
+// A member counts a mastership it gives up to another node a voter names
+// (the simulator's Sticky check weighs the priorities), not one it gives
+// up hearing from no voter. (Seed 148: the members' masterships lost with
+// their voters counted as yields.)
+func TestRuleMemberYields(t *testing.T) {
+	for _, named := range []bool{false, true} {
+		r := newMembersCore(t, []string{"v"}, 0, false, keyK, "v")
+		r.frame(1, "v", older, nil, nil, 0, names("k", "self", ""))
+		r.at(10).tick()
+		if !r.master("k") {
+			t.Fatal("not master of k")
+		}
+		if named {
+			r.at(20).frame(1, "v", older, nil, nil, 0, names("k", "other", ""))
+		} else {
+			r.at(20).c.Down(r.now, 1, false)
+		}
+		r.tick()
+		if want := map[bool]int{false: 0, true: 1}[named]; r.master("k") || r.c.Yields() != want {
+			t.Fatalf("named %v: master %v, yields %d, want false, %d", named, r.master("k"), r.c.Yields(), want)
+		}
+	}
+}
