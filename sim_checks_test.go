@@ -516,8 +516,7 @@ func (s *sim) reheard(n *simNode, x int) bool {
 // or loses quorum: the core never yields. A member, which sees neither
 // the holders nor their priorities, counts every mastership a voter named
 // another node for (core.yielded): it yields only to a higher priority
-// (without Balance), a live holder's (one that is removing the key
-// holds it until then), as it stood before or after its last change.
+// (without Balance; outranked).
 func (s *sim) checkStickyQuorum(n *simNode) {
 	if !s.cfg.Sticky || s.cfg.Quorum <= 1 || s.member(n.i) && s.outranked(n) {
 		return
@@ -525,15 +524,22 @@ func (s *sim) checkStickyQuorum(n *simNode) {
 	s.fail("sticky: n%d gave up a mastership to another live node", n.i)
 }
 
-// outranked reports whether a live node of higher priority holds a key
-// whose mastership member n ended in this step (without Balance).
+// outranked reports, without Balance, whether a key whose mastership
+// member n ended in this step has a holder of higher priority, as the
+// voters may still see it: a priority as it stood before or after its
+// last change, a holder that removes the key (it holds it until then) or
+// crashed less than the agreement bound ago.
 func (s *sim) outranked(n *simNode) bool {
 	if s.cfg.Balance {
 		return false
 	}
+	recent := func(t int64) bool { return s.now-t <= s.agreeBound() }
 	for _, k := range n.ended {
 		for _, m := range s.nodes {
-			if m != n && m.alive && !m.stopping && !m.cfg.Observer && (slices.Contains(m.keys, k) || m.resigning[k]) && max(m.prio, m.prioWas) > min(n.prio, n.prioWas) {
+			if m == n || m.cfg.Observer || !m.alive && !recent(m.goneAt) {
+				continue
+			}
+			if t, ok := m.letGo[k]; (slices.Contains(m.keys, k) || ok && recent(t)) && max(m.prio, m.prioWas) > min(n.prio, n.prioWas) {
 				return true
 			}
 		}

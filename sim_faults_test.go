@@ -1,6 +1,7 @@
 package msc
 
 import (
+	"math"
 	"slices"
 	"time"
 )
@@ -176,7 +177,7 @@ func (s *sim) fault(kind, i, j int, d int64) {
 		if slices.Contains(n.keys, k) {
 			s.out("FAULT n%d removes key %q", i, k)
 			n.keys = slices.DeleteFunc(slices.Clone(n.keys), func(x string) bool { return x == k })
-			n.resigning[k] = true
+			n.letGo[k] = math.MaxInt64
 			// As RemoveKey does: give it up, wait for its work, remove it.
 			s.call(n, func(e *elector, lt int64) { e.core.ResignKeys(lt, []string{k}) })
 			inc := n.inc
@@ -189,13 +190,13 @@ func (s *sim) fault(kind, i, j int, d int64) {
 					s.push(&simEvent{at: s.afterPause(n), kind: seFn, fn: remove})
 					return
 				}
-				s.call(n, func(e *elector, lt int64) { e.core.SetKeys(lt, nil, []string{k}); delete(n.resigning, k) })
+				s.call(n, func(e *elector, lt int64) { e.core.SetKeys(lt, nil, []string{k}); n.letGo[k] = s.now })
 			}
 			s.push(&simEvent{at: s.now + int64(s.rng.IntN(int(time.Duration(s.cfg.Wait)))), kind: seFn, fn: remove})
 		} else {
 			s.out("FAULT n%d adds key %q", i, k)
 			n.keys = append(slices.Clone(n.keys), k)
-			delete(n.resigning, k)
+			delete(n.letGo, k)
 			s.call(n, func(e *elector, lt int64) { e.core.SetKeys(lt, []string{k}, nil) })
 		}
 	case 10: // SetPriority
@@ -485,6 +486,7 @@ func (s *sim) crash(n *simNode, halfOpen bool) {
 		}
 	}
 	n.alive = false
+	n.goneAt = s.now
 	n.conns = nil
 	n.fn, n.masters = map[string]uint64{}, nil
 	for _, r := range n.runs {

@@ -287,11 +287,14 @@ type simNode struct {
 	pauses  [][2]int64
 	// For checkStickyQuorum: yields, the core's count last seen; ended,
 	// the masterships its snapshots ended in this step; prioWas, its
-	// priority before the last SetPriority.
-	yields    int
-	ended     []string
-	prioWas   int64
-	resigning map[string]bool // keys being removed (RemoveKey): held until the core removes them
+	// priority before the last SetPriority; letGo, per key it removed,
+	// when (virtual) its core did (MaxInt64 while it is being removed,
+	// held); goneAt, when its last incarnation crashed.
+	yields  int
+	ended   []string
+	prioWas int64
+	letGo   map[string]int64
+	goneAt  int64
 }
 
 type sim struct {
@@ -486,7 +489,7 @@ func (s *sim) boot(n *simNode) {
 	n.sentAt = s.now
 	n.pausedTo, n.armed = 0, 0
 	n.voterAt, n.pauses = s.now, nil
-	n.yields, n.ended, n.prioWas, n.resigning = 0, nil, n.prio, map[string]bool{}
+	n.yields, n.ended, n.prioWas, n.letGo = 0, nil, n.prio, map[string]int64{}
 	cfg := s.cfg
 	cfg.UID = fmt.Sprintf("n%d", n.i)
 	cfg.Inc = uint64(n.inc)
