@@ -579,17 +579,20 @@ func (c *Core) Recv(now, at int64, id ConnID, b *Msg) (back bool) {
 		for cid := range p.conns {
 			c.out.Echoes = append(c.out.Echoes, ConnEcho{cid, p.sent})
 		}
-		if !b.Reply && (c.member && p.candidate(false) || !c.member && (p.candidate(c.quorum()) || news)) {
+		if !b.Reply && (p.candidate(c.quorum()) || news) {
 			// Echo it back at once. With Quorum: the claimant's lease is
 			// anchored at the send time of its frame this echo names, so
 			// a prompt echo keeps the lease fresh whatever the latency.
 			// A new state is answered at once too: a node that re-joins
 			// after a pause waits for answers to its frames.
 			// Without: a claimant waits for every peer's answer.
-			// A member answers a voter at once only when the voter's
-			// claim of a key waits for it: its echo counts toward no
-			// lease, and answering every change of a voter's table at
-			// once, from every member, flooded the voters.
+			// (A member answers each new table at once too: without
+			// Quorum, a frame that repeats the last one is not handed
+			// to the elector, so only a reply carries a new echo; a
+			// voter waits for it to stop counting a member it no
+			// longer names as master: seed 40001012, where members
+			// answered only voters' claims and a key stayed without a
+			// master.)
 			c.out.Reply = append(c.out.Reply, id)
 		}
 	}
