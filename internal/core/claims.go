@@ -142,14 +142,18 @@ func (c *Core) deposed(i int) bool {
 
 // graceLease returns, without Quorum, when this node's mastership of
 // slot i ends for want of an answer from a competing peer whose
-// connections closed to be redialed (see claimSlot); 0: none such.
+// connections closed to be redialed (see claimSlot); 0: none such. With
+// Options.Voters, a key's voters count as competing: a voter that counts
+// this node dead names another holder (seed 30102850: a member paused
+// just short of FreshFor, whose voter had closed their connection as
+// silent meanwhile, stayed master beside the member the voter named next).
 func (c *Core) graceLease(now int64, i int) int64 {
 	var end int64
 	for _, p := range c.order {
 		if len(p.conns) > 0 || now > p.grace {
 			continue
 		}
-		if h, _ := c.holds(p, i); h {
+		if h, _ := c.holds(p, i); h || i > 0 && c.cfg.Voters != nil && !c.isMember(p.uid) {
 			if e := p.echo + int64(FreshFor(c.cfg.Interval, c.cfg.Wait)); end == 0 || e < end {
 				end = e
 			}

@@ -47,10 +47,13 @@ import (
 
 // TableEntry is what a voter relays about one key: the node the rules
 // name among every live holder, the holder it knows is master, and the
-// highest term it knows of.
+// highest term it knows of. Without Quorum, Acting is also a node that
+// may be master as far as the voter knows: a holder it named and no
+// longer names that has not answered since, or the node it names while
+// the naming is not settled among the voters.
 type TableEntry struct {
-	Rightful string // the UID the rules name; "" if no live node holds the key
-	Acting   string // the UID of a master of the key it knows of; "" if none
+	Rightful string // the UID the rules name; "" if no live node holds the key (or the voter waits)
+	Acting   string // the UID of a master of the key it knows of (or that may be one); "" if none
 	Term     uint64 // the highest term of the key it knows of
 }
 

@@ -277,3 +277,30 @@ func TestRuleMemberYields(t *testing.T) {
 		}
 	}
 }
+
+// Without Quorum, a member master whose voter closed their connection to
+// redial (live by grace) is master only until FreshFor after the send
+// time that voter last echoed: the voter may have lost its frames in
+// flight, count it dead WaitTimeout after the last it read, and name
+// another member. (Seed 30102850: a member paused just short of FreshFor
+// stayed master beside the member its voter named next.)
+func TestRuleMemberGraceLease(t *testing.T) {
+	r := newMembersCore(t, []string{"v"}, 0, false, keyK, "v")
+	r.frame(1, "v", older, nil, nil, 0, names("k", "self", ""))
+	r.at(100).tick()
+	r.frame(1, "v", older, nil, nil, 0, names("k", "self", ""))
+	echo := r.c.sent
+	if !r.master("k") {
+		t.Fatal("not master of k")
+	}
+	r.at(110).frame(1, "v", older, nil, nil, echo, names("k", "self", ""), func(b *Msg) { b.Redial = true })
+	r.c.Down(r.now, 1, false)
+	r.at(200).tick()
+	if !r.master("k") {
+		t.Fatal("not master of k within FreshFor of the send v echoed")
+	}
+	r.at(100 + 251).tick()
+	if r.master("k") {
+		t.Fatal("master of k past FreshFor of the send v last echoed, v's connection closed to redial")
+	}
+}
