@@ -97,9 +97,14 @@ func (c *Core) claimSlot(now int64, i int) bool {
 			// And on a voter, for those the other voters see (seed
 			// 536: a voter restarted claimed a key at once, beside a
 			// member master on the other voter's table that had not
-			// dialed it yet).
+			// dialed it yet); and once its own table names it, with no
+			// holder it named before that may be master still (seed
+			// 1844: a voter was master of its key in the step its
+			// table stopped naming a member, which became master on
+			// the table before).
 			_, sure := c.votersAgree(i)
-			acting = acting && sure
+			key := c.slotKey(i)
+			acting = acting && sure && c.table[key].Rightful == c.cfg.UID && !c.unnamedMaster(key)
 		}
 		s.Acting = acting
 		c.waiting = c.waiting || !s.Acting

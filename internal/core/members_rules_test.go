@@ -304,3 +304,31 @@ func TestRuleMemberGraceLease(t *testing.T) {
 		t.Fatal("master of k past FreshFor of the send v last echoed, v's connection closed to redial")
 	}
 }
+
+// Without Quorum, a voter is master of its own key once its table names
+// it, and no holder it named before may be master still: one that shares
+// the UID of the one it named (a member's new incarnation) may be master
+// on the table. (Seed 1844: the voter was master of its key in the step
+// its table stopped naming a member's dead incarnation; the member's new
+// one became master on the table before.)
+func TestRuleVoterWaitsForUnnamed(t *testing.T) {
+	r := newMembersCore(t, []string{"self"}, 0, false, keyK)
+	r.inbound(1)
+	r.inbound(2)
+	r.frame(1, "m", older, keyK, nil, 0)
+	r.frame(2, "m", younger, keyK, nil, 0, func(b *Msg) { b.Inc = 8 })
+	r.at(10).tick()
+	if e := r.tableOf("k"); e.Rightful != "m" || r.master("k") {
+		t.Fatalf("table %+v, self master %v; want m named", e, r.master("k"))
+	}
+	r.at(20).c.Down(r.now, 1, false) // m's old incarnation is gone
+	r.tick()
+	if r.master("k") {
+		t.Fatal("master of k while m's new incarnation may be master on the table that named m")
+	}
+	r.at(30).frame(2, "m", younger, keyK, nil, 0, func(b *Msg) { b.Inc = 8 })
+	r.tick()
+	if !r.master("k") {
+		t.Fatal("not master of k once m answered the table that names self")
+	}
+}
