@@ -100,9 +100,14 @@ func (c *Core) claimSlot(now int64, i int) bool {
 			// And on a voter, for those the other voters see (seed
 			// 536: a voter restarted claimed a key at once, beside a
 			// member master on the other voter's table that had not
-			// dialed it yet).
+			// dialed it yet); and once its own table names it, with no
+			// holder it named before that may be master still (seed
+			// 1844: a voter was master of its key in the step its
+			// table stopped naming a member, which became master on
+			// the table before).
 			_, sure := c.votersAgree(i)
-			acting = acting && sure
+			key := c.slotKey(i)
+			acting = acting && sure && c.table[key].Rightful == c.cfg.UID && !c.unnamedMaster(key)
 		}
 		s.Acting = acting
 		c.waiting = c.waiting || !s.Acting
@@ -145,14 +150,18 @@ func (c *Core) deposed(i int) bool {
 
 // graceLease returns, without Quorum, when this node's mastership of
 // slot i ends for want of an answer from a competing peer whose
-// connections closed to be redialed (see claimSlot); 0: none such.
+// connections closed to be redialed (see claimSlot); 0: none such. With
+// Options.Voters, a key's voters count as competing: a voter that counts
+// this node dead names another holder (seed 30102850: a member paused
+// just short of FreshFor, whose voter had closed their connection as
+// silent meanwhile, stayed master beside the member the voter named next).
 func (c *Core) graceLease(now int64, i int) int64 {
 	var end int64
 	for _, p := range c.order {
 		if len(p.conns) > 0 || now > p.grace {
 			continue
 		}
-		if h, _ := c.holds(p, i); h {
+		if h, _ := c.holds(p, i); h || i > 0 && c.cfg.Voters != nil && !c.isMember(p.uid) {
 			if e := p.echo + int64(FreshFor(c.cfg.Interval, c.cfg.Wait)); end == 0 || e < end {
 				end = e
 			}

@@ -47,10 +47,13 @@ import (
 
 // TableEntry is what a voter relays about one key: the node the rules
 // name among every live holder, the holder it knows is master, and the
-// highest term it knows of.
+// highest term it knows of. Without Quorum, Acting is also a node that
+// may be master as far as the voter knows: a holder it named and no
+// longer names that has not answered since, or the node it names while
+// the naming is not settled among the voters.
 type TableEntry struct {
-	Rightful string // the UID the rules name; "" if no live node holds the key
-	Acting   string // the UID of a master of the key it knows of; "" if none
+	Rightful string // the UID the rules name; "" if no live node holds the key (or the voter waits)
+	Acting   string // the UID of a master of the key it knows of (or that may be one); "" if none
 	Term     uint64 // the highest term of the key it knows of
 }
 
@@ -318,17 +321,7 @@ func (c *Core) settled(k string, nm naming) bool {
 func (c *Core) stillUnnamed(k, rightful string, u map[string]int64) string {
 	first := ""
 	for uid, since := range u {
-		if uid == rightful {
-			continue
-		}
-		still := false
-		for _, p := range c.order {
-			if cl := p.claims[k]; p.uid == uid && (p.echo < since || cl.Term > 0 && cl.Acting) {
-				still = true
-				break
-			}
-		}
-		if !still {
+		if uid == rightful || !c.maybeMaster(k, uid, since) {
 			continue
 		}
 		c.keepUnnamed(k, map[string]int64{uid: since})
@@ -337,6 +330,29 @@ func (c *Core) stillUnnamed(k, rightful string, u map[string]int64) string {
 		}
 	}
 	return first
+}
+
+// maybeMaster reports whether a live holder of UID uid (any incarnation)
+// may be master of key k on a table it had before since: it has not
+// answered a frame sent since, or its state says it is.
+func (c *Core) maybeMaster(k, uid string, since int64) bool {
+	for _, p := range c.order {
+		if cl := p.claims[k]; p.uid == uid && (p.echo < since || cl.Term > 0 && cl.Acting) {
+			return true
+		}
+	}
+	return false
+}
+
+// unnamedMaster reports whether a holder the relay no longer names for
+// key k may be master still.
+func (c *Core) unnamedMaster(k string) bool {
+	for uid, since := range c.unnamed[k] {
+		if c.maybeMaster(k, uid, since) {
+			return true
+		}
+	}
+	return false
 }
 
 // keepUnnamed keeps the members u in the relay's unnamed ones for key k.

@@ -277,3 +277,58 @@ func TestRuleMemberYields(t *testing.T) {
 		}
 	}
 }
+
+// Without Quorum, a member master whose voter closed their connection to
+// redial (live by grace) is master only until FreshFor after the send
+// time that voter last echoed: the voter may have lost its frames in
+// flight, count it dead WaitTimeout after the last it read, and name
+// another member. (Seed 30102850: a member paused just short of FreshFor
+// stayed master beside the member its voter named next.)
+func TestRuleMemberGraceLease(t *testing.T) {
+	r := newMembersCore(t, []string{"v"}, 0, false, keyK, "v")
+	r.frame(1, "v", older, nil, nil, 0, names("k", "self", ""))
+	r.at(100).tick()
+	r.frame(1, "v", older, nil, nil, 0, names("k", "self", ""))
+	echo := r.c.sent
+	if !r.master("k") {
+		t.Fatal("not master of k")
+	}
+	r.at(110).frame(1, "v", older, nil, nil, echo, names("k", "self", ""), func(b *Msg) { b.Redial = true })
+	r.c.Down(r.now, 1, false)
+	r.at(200).tick()
+	if !r.master("k") {
+		t.Fatal("not master of k within FreshFor of the send v echoed")
+	}
+	r.at(100 + 251).tick()
+	if r.master("k") {
+		t.Fatal("master of k past FreshFor of the send v last echoed, v's connection closed to redial")
+	}
+}
+
+// Without Quorum, a voter is master of its own key once its table names
+// it, and no holder it named before may be master still: one that shares
+// the UID of the one it named (a member's new incarnation) may be master
+// on the table. (Seed 1844: the voter was master of its key in the step
+// its table stopped naming a member's dead incarnation; the member's new
+// one became master on the table before.)
+func TestRuleVoterWaitsForUnnamed(t *testing.T) {
+	r := newMembersCore(t, []string{"self"}, 0, false, keyK)
+	r.inbound(1)
+	r.inbound(2)
+	r.frame(1, "m", older, keyK, nil, 0)
+	r.frame(2, "m", younger, keyK, nil, 0, func(b *Msg) { b.Inc = 8 })
+	r.at(10).tick()
+	if e := r.tableOf("k"); e.Rightful != "m" || r.master("k") {
+		t.Fatalf("table %+v, self master %v; want m named", e, r.master("k"))
+	}
+	r.at(20).c.Down(r.now, 1, false) // m's old incarnation is gone
+	r.tick()
+	if r.master("k") {
+		t.Fatal("master of k while m's new incarnation may be master on the table that named m")
+	}
+	r.at(30).frame(2, "m", younger, keyK, nil, 0, func(b *Msg) { b.Inc = 8 })
+	r.tick()
+	if !r.master("k") {
+		t.Fatal("not master of k once m answered the table that names self")
+	}
+}
