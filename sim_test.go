@@ -872,32 +872,51 @@ func (s *sim) closeConn(c *simConn, end int, reset bool) {
 				s.post(n, event{kind: evDown, l: c.ends[end], grace: c.silent[end]})
 			}
 			if end == 0 && !n.stopping {
-				j := c.node[1]
-				if c.heard[0] && n.core.Linked(fmt.Sprintf("n%d", j), uint64(c.inc[1])) {
-					// One connection per pair: the peer's is up. Dial
-					// again when the elector wakes the client, or later.
-					n.parked[j] = c.inc[1]
-					inc := n.inc
-					var recheck func()
-					recheck = func() {
-						if !n.alive || n.inc != inc || n.parked[j] == 0 {
-							return
-						}
-						if s.unpark(n, j) {
-							return
-						}
-						s.push(&simEvent{at: s.now + 4*int64(time.Duration(s.cfg.Wait)) + int64(time.Second), kind: seFn, fn: recheck})
-					}
-					s.push(&simEvent{at: s.now + 4*int64(time.Duration(s.cfg.Wait)) + int64(time.Second), kind: seFn, fn: recheck})
-				} else {
-					s.dial(n, j, int64(s.rng.IntN(int(time.Duration(s.cfg.Interval)/2))))
-				}
+				// As runClient: it asks the elector (Msc.linked) whether
+				// the peer has another connection up, after the elector
+				// has taken this one's Down (the same channel, in order).
+				j, heard, peerInc := c.node[1], c.heard[0], c.inc[1]
+				s.call(n, func(*elector, int64) { s.redial(n, j, heard, peerInc) })
 			}
 		}
 	}
 	if s.quietClose {
 		return // half-open: the other end never learns of it
 	}
+	s.closeOther(c, end, reset)
+}
+
+// redial is what n's client does when its connection to node j ends:
+// park while the peer (incarnation peerInc) has another connection up,
+// or dial again.
+func (s *sim) redial(n *simNode, j int, heard bool, peerInc int) {
+	if n.stopping {
+		return
+	}
+	if !heard || !n.core.Linked(fmt.Sprintf("n%d", j), uint64(peerInc)) {
+		s.dial(n, j, int64(s.rng.IntN(int(time.Duration(s.cfg.Interval)/2))))
+		return
+	}
+	// One connection per pair: the peer's is up. Dial again when the
+	// elector wakes the client, or later.
+	n.parked[j] = peerInc
+	inc := n.inc
+	wait := 4*int64(time.Duration(s.cfg.Wait)) + int64(time.Second)
+	var recheck func()
+	recheck = func() {
+		if !n.alive || n.inc != inc || n.parked[j] == 0 {
+			return
+		}
+		if s.unpark(n, j) {
+			return
+		}
+		s.push(&simEvent{at: s.now + wait, kind: seFn, fn: recheck})
+	}
+	s.push(&simEvent{at: s.now + wait, kind: seFn, fn: recheck})
+}
+
+// closeOther lets the other end of c learn that end closed it.
+func (s *sim) closeOther(c *simConn, end int, reset bool) {
 	to := 1 - end
 	e := &simEvent{kind: seDown, node: c.node[to], inc: c.inc[to], conn: c, dir: to}
 	if reset {
