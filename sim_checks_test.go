@@ -528,15 +528,30 @@ func (s *sim) checkStickyQuorum(n *simNode) {
 // member n ended in this step has a holder of higher priority, as the
 // voters may still see it: a priority as it stood before or after its
 // last change, a holder that removes the key (it holds it until then) or
-// crashed less than the agreement bound ago.
+// crashed less than the agreement bound ago, or while a voter that
+// resumed less than the bound ago was paused (seed 42091456: a voter
+// read a crashed holder's frames, held in its socket while it was
+// stopped, and named that holder of higher priority until it counted it
+// dead).
 func (s *sim) outranked(n *simNode) bool {
 	if s.cfg.Balance {
 		return false
 	}
 	recent := func(t int64) bool { return s.now-t <= s.agreeBound() }
+	seenLive := func(m *simNode) bool {
+		if m.alive || recent(m.goneAt) {
+			return true
+		}
+		for _, v := range s.nodes {
+			if s.voter[v.i] && v.resumedAt != 0 && recent(v.resumedAt) && m.goneAt >= v.pausedAt {
+				return true
+			}
+		}
+		return false
+	}
 	for _, k := range n.ended {
 		for _, m := range s.nodes {
-			if m == n || m.cfg.Observer || !m.alive && !recent(m.goneAt) {
+			if m == n || m.cfg.Observer || !seenLive(m) {
 				continue
 			}
 			if t, ok := m.letGo[k]; (slices.Contains(m.keys, k) || ok && recent(t)) && max(m.prio, m.prioWas) > min(n.prio, n.prioWas) {
