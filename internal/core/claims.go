@@ -111,12 +111,9 @@ func (c *Core) claimSlot(now int64, i int) bool {
 		}
 		s.Acting = acting
 		c.waiting = c.waiting || !s.Acting
-		for _, p := range c.order {
-			if h, a := c.holds(p, i); h && (a || !p.current() || p.echo < c.rankAt) {
-				s.Acting = false
-				c.waiting = true
-				break
-			}
+		if c.blocked(i) {
+			s.Acting = false
+			c.waiting = true
 		}
 	}
 	return old != s.Claim

@@ -95,6 +95,7 @@ type Core struct {
 	snap   *Snapshot
 	spare  *Snapshot // built and found equal to snap: reused by the next election
 	order  []*cpeer  // scratch: live peers in election order
+	picks  picks     // what an election asks of the slots over order (picks.go)
 	echoes []uidEcho // scratch: settle
 	wake   int64     // next wake-up wanted (mono); 0: none
 	out    Out

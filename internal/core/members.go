@@ -208,12 +208,19 @@ func (c *Core) buildTable(now int64) bool {
 			if c.slots[i].Acting {
 				e.Acting = c.cfg.UID
 			}
-			for _, p := range c.order {
-				if e.Acting != "" && e.Acting == e.Rightful {
-					break
-				}
-				if h, a := c.holds(p, i); h && a && (e.Acting == "" || p.uid == e.Rightful) {
+			// The master it knows: the one it names if it is master,
+			// else the first in order.
+			if e.Acting == "" {
+				if p := c.actingPeer(i); p != nil {
 					e.Acting = p.uid
+				}
+			}
+			if e.Acting != "" && e.Acting != e.Rightful {
+				for _, p := range c.order {
+					if h, a := c.holds(p, i); h && a && p.uid == e.Rightful {
+						e.Acting = p.uid
+						break
+					}
 				}
 			}
 			if nm.uid != e.Rightful {

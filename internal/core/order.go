@@ -51,6 +51,7 @@ func (c *Core) collect(now int64) {
 		c.order = append(c.order, p)
 	}
 	sort.Slice(c.order, func(i, j int) bool { return c.order[i].before(c.order[j].rank) })
+	c.newEpoch()
 }
 
 // dead reports whether p, not live by its own state, is dead. A peer
@@ -177,6 +178,23 @@ func (c *Core) first(i int, masters, stale bool) (uid string, self, ok bool) {
 	if c.competes(i) && (!masters || c.slots[i].Acting) {
 		uid, self, ok = c.cfg.UID, true, true
 	}
+	if !masters {
+		// Any holder: the election's pick (picks.go).
+		p := c.firstPeer(i)
+		switch {
+		case p == nil:
+		case !ok:
+			return p.uid, false, true
+		case i > 0 && c.cfg.Balance:
+			w, sw := p.w[i-1], Weight(c.ki.hash[i-1], c.selfH)
+			if w > sw || w == sw && p.uid < uid {
+				return p.uid, false, true
+			}
+		case p.before(c.self):
+			return p.uid, false, true
+		}
+		return uid, self, ok
+	}
 	if i > 0 && c.cfg.Balance {
 		kh := c.ki.hash[i-1]
 		var bestW uint64
@@ -184,7 +202,7 @@ func (c *Core) first(i int, masters, stale bool) (uid string, self, ok bool) {
 			bestW = Weight(kh, c.selfH)
 		}
 		for _, p := range c.order {
-			if h, a := c.holds(p, i); !h || masters && (!a || !p.current() && !stale) {
+			if h, a := c.holds(p, i); !h || !a || !p.current() && !stale {
 				continue
 			}
 			if w := Weight(kh, p.hash); !ok || w > bestW || w == bestW && p.uid < uid {
@@ -193,11 +211,11 @@ func (c *Core) first(i int, masters, stale bool) (uid string, self, ok bool) {
 		}
 		return uid, self, ok
 	}
-	for _, p := range c.order { // in order: the first that competes
+	for _, p := range c.order { // in order: the first master
 		if ok && self && !p.before(c.self) {
 			break
 		}
-		if h, a := c.holds(p, i); h && (!masters || a && (p.current() || stale)) {
+		if h, a := c.holds(p, i); h && a && (p.current() || stale) {
 			return p.uid, false, true
 		}
 	}

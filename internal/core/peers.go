@@ -42,6 +42,9 @@ type cpeer struct {
 	has      bitset // holds the key
 	acting   bitset // claims the key and is master of it
 	actingOK bool
+	// w is, with Balance, its weight for each key of the index wKI.
+	w   []uint64
+	wKI *KeyIndex
 }
 
 // live: connected, heard within WaitTimeout, not leaving, state known.

@@ -37,10 +37,8 @@ func (c *Core) slotState(i int) KeyState {
 	}
 	// Not master: the master this node knows of, else the one the rules
 	// name.
-	for _, p := range c.order {
-		if h, a := c.holds(p, i); h && a {
-			return KeyState{UID: p.uid, Term: term}
-		}
+	if p := c.actingPeer(i); p != nil {
+		return KeyState{UID: p.uid, Term: term}
 	}
 	uid, self := c.rightful(i)
 	if self && c.resign {
