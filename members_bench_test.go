@@ -2,6 +2,7 @@ package msc
 
 import (
 	"fmt"
+	"github.com/msc-go/msc/internal/core"
 	"os"
 	"strconv"
 	"strings"
@@ -177,4 +178,37 @@ func rssMiB() float64 {
 		}
 	}
 	return 0
+}
+
+// BenchmarkElectRelay is one election on a voter (Options.Voters) of 3
+// whose 997 live members hold the same 1,000 keys with Balance: what a
+// voter of BenchmarkMembers/1000x1000 does for each batch of news.
+func BenchmarkElectRelay(b *testing.B) {
+	keys := make([]string, 1000)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("job-%04d", i)
+	}
+	now := int64(time.Second)
+	voters := map[string]bool{"self": true, "v1": true, "v2": true}
+	cfg := core.Config{UID: "self", Start: base.UnixNano(), Inc: 1, Interval: core.Duration(500 * time.Millisecond),
+		Wait: core.Duration(1500 * time.Millisecond), Balance: true, Voters: voters}
+	c := core.New(cfg, nil, nil)
+	c.Start(now, nil)
+	now += int64(2 * time.Second) // past the relay's wait after its start
+	for i := range 997 {
+		id := core.ConnID(i + 1)
+		c.Up(now, id, "", uint64(i))
+		c.Recv(now, now, id, &core.Msg{UID: fmt.Sprintf("member%d", i), Start: base.UnixNano() + int64(i+1), Inc: 1, Sent: 1, Version: 1, Full: true, Keys: keys})
+	}
+	c.Tick(now)
+	if n := c.LiveCount(); n != 997 {
+		b.Fatalf("%d live members, want 997", n)
+	}
+	if e := c.Inspect(now, "job-0000"); !e.Ready {
+		b.Fatal("the voter is not ready")
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		c.Elect(now)
+	}
 }

@@ -137,8 +137,8 @@ func (c *Core) yielded(i int) bool {
 // knows it is master names another node.
 func (c *Core) deposed(i int) bool {
 	key := c.slotKey(i)
-	for _, p := range c.order {
-		if e := p.table[key]; !c.isMember(p.uid) && e.Rightful != "" && e.Rightful != c.cfg.UID && e.Acting == c.cfg.UID {
+	for _, p := range c.picks.voters {
+		if e := p.table[key]; e.Rightful != "" && e.Rightful != c.cfg.UID && e.Acting == c.cfg.UID {
 			return true
 		}
 	}

@@ -306,10 +306,7 @@ func (c *Core) keysWait(now int64) bool {
 // different nodes, each of which would be master on the one table it sees
 // (seed 71582555832474: two members master of a key at once).
 func (c *Core) settled(k string, nm naming) bool {
-	for _, p := range c.order {
-		if c.isMember(p.uid) {
-			continue
-		}
+	for _, p := range c.picks.voters {
 		if p.echo < nm.since {
 			return false
 		}
@@ -381,10 +378,7 @@ func (c *Core) keepUnnamed(k string, u map[string]int64) {
 func (c *Core) votersAgree(i int) (other, sure bool) {
 	key := c.slotKey(i)
 	sure = true
-	for _, p := range c.order {
-		if c.isMember(p.uid) {
-			continue
-		}
+	for _, p := range c.picks.voters {
 		e, ok := p.table[key]
 		switch {
 		case !ok || e.Rightful == "":
@@ -407,10 +401,7 @@ func (c *Core) tables(i int) (uid string, mine, sure bool) {
 	n := 0
 	mine, sure = true, true
 	acting := ""
-	for _, p := range c.order {
-		if p.member {
-			continue
-		}
+	for _, p := range c.picks.voters {
 		e := p.tab[i-1]
 		if e.Rightful == "" {
 			// It names no live holder (it has not heard of this node's

@@ -21,6 +21,7 @@ func (c *Core) collect(now int64) {
 		if p.ki != c.ki {
 			p.ki, p.actingOK = c.ki, false
 			p.has = make(bitset, n)
+			p.hasGen++
 			for k := range p.keys {
 				if i, ok := c.ki.Idx[k]; ok {
 					p.has.set(int(i))

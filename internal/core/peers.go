@@ -42,9 +42,16 @@ type cpeer struct {
 	has      bitset // holds the key
 	acting   bitset // claims the key and is master of it
 	actingOK bool
+	hasGen   uint64 // counts the rebuilds of has
 	// w is, with Balance, its weight for each key of the index wKI.
 	w   []uint64
 	wKI *KeyIndex
+	// For the picks (balance): the peer is among those the slots' first
+	// was found over (balIn), as of its keys at hasGen balGen; balSeen,
+	// the last epoch it was live in.
+	balIn   bool
+	balGen  uint64
+	balSeen uint64
 }
 
 // live: connected, heard within WaitTimeout, not leaving, state known.

@@ -10,6 +10,9 @@ import "math/bits"
 // picks is the state of the picks for one epoch.
 type picks struct {
 	epoch uint64
+	// voters: the live peers in order that are not members (all of
+	// them without Options.Voters).
+	voters []*cpeer
 	// acting, by slot (i > 0): the first live peer in order that holds
 	// it and is master of it; nil if none.
 	acting []*cpeer
@@ -25,8 +28,15 @@ type picks struct {
 	// in this node's place in the order (claimSlot).
 	block     bitset
 	blockAt   uint64
-	blockRank int64    // c.rankAt the block was found with
-	best      []uint64 // scratch: balance's weights
+	blockRank int64 // c.rankAt the block was found with
+	// With Balance, kept from one election to the next (balance): best,
+	// by slot, the weight of first; balPeers, the peers first was found
+	// over (balIn set), each as of its keys then (balGen); balKI, the
+	// index. dirty: scratch.
+	best     []uint64
+	balPeers []*cpeer
+	balKI    *KeyIndex
+	dirty    []int
 }
 
 // newEpoch starts the picks of an election, after collect ordered the
@@ -42,7 +52,11 @@ func (c *Core) newEpoch() {
 	}
 	pk.acting, pk.first, pk.firstAt = pk.acting[:n], pk.first[:n], pk.firstAt[:n]
 	clear(pk.acting)
+	pk.voters = pk.voters[:0]
 	for _, p := range c.order {
+		if !p.member {
+			pk.voters = append(pk.voters, p)
+		}
 		if p.observer {
 			continue
 		}
@@ -98,42 +112,95 @@ func (c *Core) firstPeer(i int) *cpeer {
 	return first
 }
 
-// balance fills the picks' first of every key slot with Balance: the
-// holder of highest weight, each peer's weights computed once per index.
+// balance brings the picks' first of every key slot with Balance up to
+// date: the holder of highest weight (equal weights: the smaller UID),
+// each peer's weights computed once per index. It keeps them from one
+// election to the next and redoes only the slots whose holders changed:
+// a peer that left (or whose keys changed) frees the slots it was first
+// of, which are found again over every holder; a peer that came (or whose
+// keys changed) competes for the slots it holds. A new index redoes all.
 func (c *Core) balance() {
 	pk := &c.picks
 	n := len(c.slots)
-	if cap(pk.best) < n {
+	full := pk.balKI != c.ki || len(pk.best) != n
+	if full {
+		pk.balKI = c.ki
 		pk.best = make([]uint64, n)
+		clear(pk.first[1:]) // slot 0 (global) is not balanced: firstPeer memoizes it
+		for _, p := range pk.balPeers {
+			p.balIn = false
+		}
+		pk.balPeers = pk.balPeers[:0]
 	}
-	best := pk.best[:n]
-	clear(pk.first[1:]) // slot 0 (global) is not balanced: firstPeer memoizes it
+	// The peers that left or changed their keys: their slots are redone.
 	for _, p := range c.order {
-		if p.observer {
+		p.balSeen = pk.epoch
+	}
+	dirty := pk.dirty[:0]
+	kept := pk.balPeers[:0]
+	for _, p := range pk.balPeers {
+		if p.balSeen == pk.epoch && p.balGen == p.hasGen && !p.observer {
+			kept = append(kept, p)
 			continue
 		}
-		if p.wKI != c.ki {
-			p.w, p.wKI = make([]uint64, len(c.ki.List)), c.ki
-			for j := range p.w {
-				p.w[j] = Weight(c.ki.hash[j], p.hash)
+		p.balIn = false
+		for i := 1; i < n; i++ {
+			if pk.first[i] == p {
+				pk.first[i] = nil
+				dirty = append(dirty, i)
 			}
 		}
+	}
+	pk.balPeers = kept
+	// The peers that came: each competes for the slots it holds.
+	for _, p := range c.order {
+		if p.balIn || p.observer {
+			continue
+		}
+		p.balIn, p.balGen = true, p.hasGen
+		pk.balPeers = append(pk.balPeers, p)
+		c.weigh(p)
 		for w, x := range p.has {
 			for x != 0 {
 				b := bits.TrailingZeros64(x)
 				x &= x - 1
-				j := w*64 + b
-				i := j + 1
-				if i >= n {
-					continue
-				}
-				if q := pk.first[i]; q == nil || p.w[j] > best[i] || p.w[j] == best[i] && p.uid < q.uid {
-					pk.first[i], best[i] = p, p.w[j]
+				if i := w*64 + b + 1; i < n {
+					c.compete(i, p)
 				}
 			}
 		}
 	}
+	// The slots left without their first: found again over every holder
+	// (one that came above may have taken one already).
+	for _, i := range dirty {
+		for _, p := range pk.balPeers {
+			if p.has.has(i - 1) {
+				c.compete(i, p)
+			}
+		}
+	}
+	pk.dirty = dirty[:0]
 	pk.balanced = pk.epoch
+}
+
+// weigh computes p's weights over the index, once per index.
+func (c *Core) weigh(p *cpeer) {
+	if p.wKI != c.ki {
+		p.w, p.wKI = make([]uint64, len(c.ki.List)), c.ki
+		for j := range p.w {
+			p.w[j] = Weight(c.ki.hash[j], p.hash)
+		}
+	}
+}
+
+// compete makes p the first of key slot i if it weighs more than the
+// first so far (equal weights: the smaller UID).
+func (c *Core) compete(i int, p *cpeer) {
+	pk := &c.picks
+	w := p.w[i-1]
+	if q := pk.first[i]; q == nil || w > pk.best[i] || w == pk.best[i] && p.uid < q.uid {
+		pk.first[i], pk.best[i] = p, w
+	}
 }
 
 // blocked reports whether a live peer holds slot i and is master of it,
