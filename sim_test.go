@@ -21,9 +21,12 @@ import (
 
 // The deterministic simulator: N election cores (internal/core) over a simulated
 // network in virtual time. One seed is one schedule: the same seed gives
-// the same run, event for event. It models what the drivers do (two TCP
-// connections per pair, one dialed by each end, heartbeats both ways on
-// both, a read deadline of WaitTimeout, redialing, the first frame short)
+// the same run, event for event. It models what the drivers do (each end
+// dials, and once the smaller UID's connection is known to lead to the
+// peer the other's client parks: one connection per pair, heartbeats both
+// ways on it; a read deadline of (WaitTimeout+Interval)/2, or WaitTimeout
+// after the peer sent late: beatFilter.silence; redialing, the first
+// frame short)
 // and what goes wrong: latency and jitter per link, partitions that hold
 // bytes back and deliver them late and in order, reset the connections,
 // or leave them half-open (one end gone, the other never told: it stays
@@ -1055,7 +1058,7 @@ func (s *sim) step(e *simEvent) {
 // readDeadlines closes n's connections silent for longer than the read
 // deadline the production filter gives (beatFilter.silence:
 // (WaitTimeout+Interval)/2, or WaitTimeout after the peer sent late), as
-// conn.readLoop does.
+// conn.serve does.
 func (s *sim) readDeadlines(n *simNode) {
 	for _, c := range sortedConns(n) {
 		end := 0
