@@ -12,17 +12,22 @@ import (
 	"time"
 )
 
-// The README's Balance figures, from the test suite's cluster (5 nodes
+// The Balance figures that docs/election.md quotes ("Balance: spread keys
+// over the nodes"), from the test suite's cluster (5 nodes
 // node0-node4, the 1,000 keys of manyKeys; node2 leaves; "joiner" joins):
 // the busiest node masters 1.12× the average and the least busy 0.81×;
 // 224 keys move on the leave; the joiner takes 174 keys.
 //
-// TestBalanceREADMEFigures computes the owners with the README's formula,
-// written here from the README, checks that a live cluster agrees with it
+// TestBalanceREADMEFigures computes the owners with the formula the page
+// gives, written here from it, checks that a live cluster agrees with it
 // on every key, before and after the leave and the join, and that the
-// figures are those the README quotes.
+// figures are those the page quotes. (The figures were in the README,
+// whence the test's name.)
 
-// readmeWeight is the README's rendezvous weight of node uid for key:
+// balanceFiguresDoc is the page that quotes the figures.
+const balanceFiguresDoc = "docs/election.md"
+
+// readmeWeight is the page's rendezvous weight of node uid for key:
 // mix64(fnv1a64(K) XOR mix64(fnv1a64(UID))).
 func readmeWeight(key, uid string) uint64 {
 	fnv1a := func(s string) uint64 {
@@ -57,10 +62,10 @@ func readmeOwners(keys, uids []string) map[string]string {
 	return out
 }
 
-// readmeBalanceFigures reads the figures the README quotes.
+// readmeBalanceFigures reads the figures balanceFiguresDoc quotes.
 func readmeBalanceFigures(t *testing.T) (keys, nodes int, busiest, least string, left, joined int) {
 	t.Helper()
-	b, err := os.ReadFile("README.md")
+	b, err := os.ReadFile(balanceFiguresDoc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +75,7 @@ func readmeBalanceFigures(t *testing.T) (keys, nodes int, busiest, least string,
 		`when a new node joins, it takes (\d+) keys and no other key moves`)
 	m := re.FindStringSubmatch(text)
 	if m == nil {
-		t.Fatalf("README: no sentence matching %s", re)
+		t.Fatalf("%s: no sentence matching %s", balanceFiguresDoc, re)
 	}
 	atoi := func(s string) int {
 		n, err := strconv.Atoi(strings.ReplaceAll(s, ",", ""))
@@ -85,7 +90,7 @@ func readmeBalanceFigures(t *testing.T) (keys, nodes int, busiest, least string,
 func TestBalanceREADMEFigures(t *testing.T) {
 	nKeys, nNodes, busiest, least, left, joined := readmeBalanceFigures(t)
 	if nKeys != 1000 || nNodes != 5 {
-		t.Fatalf("README speaks of %d keys on %d nodes; the suite has 1000 on 5", nKeys, nNodes)
+		t.Fatalf("%s speaks of %d keys on %d nodes; the suite has 1000 on 5", balanceFiguresDoc, nKeys, nNodes)
 	}
 	keys := manyKeys(nKeys)
 	uids := []string{"node0", "node1", "node2", "node3", "node4"}
@@ -120,7 +125,7 @@ func TestBalanceREADMEFigures(t *testing.T) {
 	}
 	got := fmt.Sprintf("busiest %.2f× least %.2f× leave %d join %d", float64(hi)/avg, float64(lo)/avg, moved, taken)
 	if quoted := fmt.Sprintf("busiest %s× least %s× leave %d join %d", busiest, least, left, joined); got != quoted {
-		t.Fatalf("README quotes %q; the formula gives %q", quoted, got)
+		t.Fatalf("%s quotes %q; the formula gives %q", balanceFiguresDoc, quoted, got)
 	}
 	if moved != count["node2"] {
 		t.Fatalf("%d keys moved on the leave of node2, which mastered %d", moved, count["node2"])

@@ -1,6 +1,10 @@
 // Package msc decides which replica of a service is the master, so that a
-// background task (a cron job, a queue consumer, a cleanup) runs on exactly
-// one replica, without etcd, ZooKeeper, Consul or Redis.
+// background job (a cron task, a queue consumer, a cleanup) runs on exactly
+// one of them, without deploying etcd, ZooKeeper, Consul or Redis. It is for
+// a Go service that runs several replicas (up to about 64 in a full mesh,
+// more with [Options].Voters) and wants one of them, or one per key, to do
+// some work. It replicates no data: for a replicated log or store, use a
+// consensus library.
 //
 // Every node runs a small TCP listener, dials the other nodes it is
 // configured with, and exchanges encrypted heartbeats carrying its UID and
@@ -69,7 +73,35 @@
 // sockets; the repository's deterministic simulator runs the same code
 // over simulated connections and clocks, under crashes, pauses, frozen
 // and jumping clocks, partitions, starved processes and slow RunAsMaster
-// functions, and checks the invariants the README lists at every step.
+// functions, and checks the invariants below at every step.
+//
+// # Guarantees
+//
+// What holds, with M = max(Interval, WaitTimeout/4) (the repository's
+// docs/election.md has the table, each bound and the faults it is checked
+// under):
+//
+//   - One master at a time: never two nodes with [Msc.IsMaster] (or
+//     [Msc.IsMasterByKey]) true at one instant, and [Msc.RunAsMaster]
+//     functions never run at once. With [Options].Quorum, under every
+//     fault; without it, under crashes, restarts, stops, pauses, key and
+//     priority changes, but not while the network is cut or a process
+//     starved, nor for the agreement bound after (each side may elect).
+//   - Fencing terms strictly increase: with Quorum, every mastership's
+//     term is above every earlier mastership's term; without it, a new
+//     master's term is above every term it heard.
+//   - A paused or starved process whose last heartbeat went out more than
+//     WaitTimeout-M/2 ago answers IsMaster false, and its RunAsMaster
+//     context's Err is non-nil, until it has heard from its peers (a
+//     suspended machine: from its elector's first turn, within an
+//     Interval; see below).
+//   - Once faults stop, every live node agrees on one master, globally and
+//     per key, within WaitTimeout + 2*Interval plus the longest latency
+//     (plus M with Quorum, while a quorum is up).
+//   - With Quorum and [Options].Sticky, mastership moves only when the
+//     master dies, leaves or loses quorum.
+//   - A starting node claims nothing until it has heard from, or failed
+//     to reach, every server, or WaitTimeout has passed.
 //
 // # The wire
 //
@@ -100,8 +132,8 @@
 // A heartbeat carries the UID, the start time, a leaving flag, the
 // node's priority, whether it is master and its term, and the node's keys
 // with the keys it masters: the whole key set on a new connection and
-// after a change, only its version otherwise. The repository's README
-// describes every field.
+// after a change, only its version otherwise. The repository's
+// docs/wire.md describes every field.
 //
 // # Choosing Interval and WaitTimeout
 //
@@ -124,12 +156,14 @@
 //     longer than WaitTimeout-M/2 since its last heartbeat (its peers may
 //     have counted it dead) notices it when it resumes, gives up its
 //     mastership and claims nothing until it has heard from its peers
-//     again and each has answered a frame sent since; before its elector
-//     runs, [Msc.IsMaster] already answers false, and so does the Err of
-//     a [Msc.RunAsMaster] context. A suspended machine (Linux stops the
-//     monotonic clock during a suspend) is noticed at the elector's first
-//     turn after it, by the wall clock; until then (a timer or a peer's
-//     frame: within an Interval) IsMaster may answer from before. Work
+//     again and each has answered a frame sent since. [Msc.IsMaster] reads
+//     the monotonic clock: it answers false from WaitTimeout-M/2 after the
+//     last heartbeat, even before the elector has run again, and so does
+//     the Err of a [Msc.RunAsMaster] context. A suspended machine is the
+//     exception: Linux stops the monotonic clock during a suspend, so
+//     IsMaster may still answer true, as before the suspend, until the
+//     elector's first turn after it (a timer or a peer's frame: within an
+//     Interval), which notices the suspend by the wall clock. Work
 //     that must never run twice should use [Options].Quorum and fencing
 //     terms (below).
 //

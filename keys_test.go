@@ -298,7 +298,7 @@ func TestAddKeysInvalid(t *testing.T) {
 // RemoveKeys). With Quorum, only once the younger has let it go: never two
 // masters. Without Quorum the older one takes it the moment it adds it,
 // and the younger lets go when it hears: two masters for the latency of
-// the key-set message, about a millisecond (the README's rule for an older
+// the key-set message, about a millisecond (docs/election.md's rule for an older
 // node; it is what Quorum is for). With an Interval of 200ms the test
 // checks that the change is sent at once: waiting for the next heartbeat
 // would make the overlap 100ms per takeover on average.

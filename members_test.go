@@ -13,7 +13,7 @@ import (
 	"github.com/msc-go/msc/internal/core"
 )
 
-// Voters and members (Options.Voters, README "Large clusters"): members
+// Voters and members (Options.Voters, docs/deploying.md, "Large clusters"): members
 // dial only the voters, the global master is a voter, members master
 // keys.
 
@@ -194,7 +194,7 @@ func TestMemberKeyFailover(t *testing.T) {
 				t.Errorf("two masters of k for %v", overlap)
 			}
 			// Without Quorum the crash is seen when the sockets close;
-			// with it, after WaitTimeout+M at most (README, "Quorum").
+			// with it, after WaitTimeout+M at most (docs/quorum.md).
 			bound := testWait
 			if quorum > 0 {
 				bound = 2*testWait + leaseMargin(testInterval, testWait)

@@ -338,7 +338,7 @@ func (kc *keyedCluster) probe(i, j int, accept []string) {
 	})
 }
 
-// TestKeyRotationEveryConfiguration runs the README's three-step rotation
+// TestKeyRotationEveryConfiguration runs docs/security.md's three-step rotation
 // (accept the new key; seal with it; drop the old) over 3 nodes, with the
 // servers' keys given explicitly or not, by SetKey or by rolling restarts
 // with Options.Key and Options.AcceptKeys. After each node's change every

@@ -9,11 +9,11 @@ import (
 	"github.com/msc-go/msc/internal/core"
 )
 
-// The checks, one per row of the README's invariants table ("The
-// invariants, and what they cost"). A check that is off during some
-// faults says so in its name; the README row says why.
+// The checks, one per row of the invariants table of docs/election.md
+// ("The invariants, and what they cost"). A check that is off during some
+// faults says so in its name; its row says why.
 //
-//	README row                                   check
+//	docs/election.md row                         check
 //	-------------------------------------------  ----------------------------------------------
 //	never two nodes with IsMaster true at one    checkOneMasterQuorumExceptUnturnedSuspend
 //	  instant; RunAsMaster functions never run    checkOneMasterNoQuorumOffWhileCutOrStarved
@@ -41,7 +41,7 @@ import (
 //
 // A node resumed from a suspend (its monotonic clock stood still) or a
 // snapshot restore answers from before until its elector's first turn,
-// within an Interval (README, "How the election works", Pauses): the
+// within an Interval (docs/election.md, Pauses): the
 // checks marked ExceptUnturnedSuspend skip it until then, and
 // checkSuspendNoticedWithinInterval bounds that time.
 
@@ -142,7 +142,7 @@ func (s *sim) checkGlobalMasterIsVoter(n *simNode) {
 	}
 }
 
-// checkTermAboveHeardNoQuorum (README row 2, without Quorum): a new
+// checkTermAboveHeardNoQuorum (invariants row 2, without Quorum): a new
 // master's term is above every term it heard of from another claim or
 // vote, and not below any term a peer knows of (that may be its own). The
 // core read here has taken in the whole batch, after the decision (seed
@@ -156,7 +156,7 @@ func (s *sim) checkTermAboveHeardNoQuorum(n *simNode, k string, term uint64) {
 	}
 }
 
-// checkTermsUniqueQuorum (README row 2, with Quorum): every mastership's
+// checkTermsUniqueQuorum (invariants row 2, with Quorum): every mastership's
 // term is above every term used before for the key (fencing).
 func (s *sim) checkTermsUniqueQuorum(n *simNode, k string, term uint64) {
 	if term <= s.terms[k] {
@@ -164,12 +164,12 @@ func (s *sim) checkTermsUniqueQuorum(n *simNode, k string, term uint64) {
 	}
 }
 
-// checkRunStartsAloneQuorum (README row 1, with Quorum): when a
+// checkRunStartsAloneQuorum (invariants row 1, with Quorum): when a
 // mastership starts, no other node's mastership of the key still holds by
 // its clock, as its RunAsMaster context's Err answers (a node resumed a
 // moment ago whose elector has not run yet has a stale snapshot, but its
 // lease is over; seed 2073254). A node resumed from a suspend before its
-// elector's first turn is not looked at (README, Pauses).
+// elector's first turn is not looked at (docs/election.md, Pauses).
 func (s *sim) checkRunStartsAloneQuorum(n *simNode, k string, term uint64) {
 	for _, m := range s.nodes {
 		if m != n && m.alive && s.now >= m.pausedTo && m.unturned == 0 {
@@ -242,11 +242,11 @@ func (s *sim) write(r *simRun) {
 	s.push(&simEvent{at: s.now + iv/10 + s.rng.Int64N(iv/2), kind: seFn, fn: func() { s.write(r) }})
 }
 
-// checkWritesNeverOverlapQuorumExceptUnturnedSuspend (README row 1, with
+// checkWritesNeverOverlapQuorumExceptUnturnedSuspend (invariants row 1, with
 // Quorum): a function writes only while no newer function of the key has
 // written: a deposed master's write after a newer master's first write
 // fails. A node resumed from a suspend before its elector's first turn is
-// not looked at (README, Pauses).
+// not looked at (docs/election.md, Pauses).
 func (s *sim) checkWritesNeverOverlapQuorumExceptUnturnedSuspend(r *simRun) {
 	if r.n.unturned != 0 {
 		return
@@ -254,7 +254,7 @@ func (s *sim) checkWritesNeverOverlapQuorumExceptUnturnedSuspend(r *simRun) {
 	s.writesOverlap(r)
 }
 
-// checkWritesNeverOverlapNoQuorumOffWhileCutOrStarved (README row 1,
+// checkWritesNeverOverlapNoQuorumOffWhileCutOrStarved (invariants row 1,
 // without Quorum): as with Quorum, except while the network is cut or a
 // process starved, and for the agreement bound after (each side may
 // elect: netUntil).
@@ -327,7 +327,7 @@ func (s *sim) settle(end int64) {
 	}
 }
 
-// agreeBound is the README's bound on agreement once faults stop:
+// agreeBound is docs/election.md's bound on agreement once faults stop:
 // WaitTimeout + 2*Interval plus the longest latency (plus M with Quorum).
 func (s *sim) agreeBound() int64 {
 	b := time.Duration(s.cfg.Wait) + 2*time.Duration(s.cfg.Interval) + 70*time.Millisecond
@@ -366,7 +366,7 @@ func (s *sim) check() {
 // last slow or starved spell, and a pause does not count (a peer still
 // connected stays live for an Interval after the elector's first turn,
 // core.begin). A node resumed from a suspend is looked at from its
-// elector's first turn (README, Pauses).
+// elector's first turn (docs/election.md, Pauses).
 func (s *sim) checkMemberWithoutVoterMasterOfNothing() {
 	bound := int64(time.Duration(s.cfg.Wait) + leaseMargin(time.Duration(s.cfg.Interval), time.Duration(s.cfg.Wait)))
 	for _, n := range s.nodes {
@@ -395,13 +395,13 @@ func (s *sim) checkMemberWithoutVoterMasterOfNothing() {
 	}
 }
 
-// checkOneMasterQuorumExceptUnturnedSuspend (README row 1, with Quorum):
+// checkOneMasterQuorumExceptUnturnedSuspend (invariants row 1, with Quorum):
 // no two nodes answer IsMaster(ByKey) true at one instant, under every
 // fault; a node resumed from a suspend is looked at from its elector's
-// first turn (README, Pauses).
+// first turn (docs/election.md, Pauses).
 func (s *sim) checkOneMasterQuorumExceptUnturnedSuspend() { s.oneMaster() }
 
-// checkOneMasterNoQuorumOffWhileCutOrStarved (README row 1, without
+// checkOneMasterNoQuorumOffWhileCutOrStarved (invariants row 1, without
 // Quorum): as with Quorum, except while the network is cut or a process
 // starved, and for the agreement bound after (netUntil): each side may
 // elect.
@@ -432,13 +432,13 @@ func (s *sim) oneMaster() {
 	}
 }
 
-// checkStaleMasterFalseExceptUnturnedSuspend (README row 3): a process
+// checkStaleMasterFalseExceptUnturnedSuspend (invariants row 3): a process
 // whose last heartbeat went out more than WaitTimeout ago, in real time
 // (paused, starved), answers IsMaster false, before its elector has run:
 // its peers counted it dead WaitTimeout after they received that frame,
 // and its clock, up to M/(2*WaitTimeout) slow, shows at least
 // WaitTimeout-M/2 = FreshFor. A suspend (the monotonic clock stood still)
-// is noticed only at the elector's first turn (README, Pauses): that
+// is noticed only at the elector's first turn (docs/election.md, Pauses): that
 // bound is checkSuspendNoticedWithinInterval.
 func (s *sim) checkStaleMasterFalseExceptUnturnedSuspend(n *simNode) {
 	if n.unturned != 0 || s.now-n.sentAt <= int64(time.Duration(s.cfg.Wait)) {
@@ -451,7 +451,7 @@ func (s *sim) checkStaleMasterFalseExceptUnturnedSuspend(n *simNode) {
 	}
 }
 
-// checkSuspendNoticedWithinInterval (README row 3 and Pauses): a node
+// checkSuspendNoticedWithinInterval (invariants row 3 and Pauses): a node
 // resumed from a suspend or a snapshot restore (its monotonic clock stood
 // still for part of the time) has its elector's first turn within an
 // Interval of its clock (its timer, or a peer's frame), unless the process
@@ -463,15 +463,15 @@ func (s *sim) checkSuspendNoticedWithinInterval(n *simNode) {
 	}
 }
 
-// checkResumedDefersToNewMaster (README row 3, "until it has heard from
+// checkResumedDefersToNewMaster (invariants row 3, "until it has heard from
 // its peers"): a node that another node became master of a key while it
 // was paused (or suspended) does not answer IsMaster true for that key
 // while that master still is one, until it has received a frame that
 // master sent after the resume. Not looked at: before a suspended node's
-// first turn (README, Pauses), once that master or the link between them
+// first turn (docs/election.md, Pauses), once that master or the link between them
 // saw a fault since the resume (or that master was paused or starved at
 // it), and without Quorum while the network is
-// cut or a process starved (netUntil: README row 1). Two members keep no
+// cut or a process starved (netUntil: invariants row 1). Two members keep no
 // connection: a member hears of the other through the voters (reheard).
 func (s *sim) checkResumedDefersToNewMaster() {
 	if s.cfg.Quorum <= 1 && s.now <= s.netUntil {
@@ -511,7 +511,7 @@ func (s *sim) reheard(n *simNode, x int) bool {
 	return false
 }
 
-// checkStickyQuorum (README row 5, with Quorum and Sticky): a master
+// checkStickyQuorum (invariants row 5, with Quorum and Sticky): a master
 // gives up its mastership to another live node only when it dies, leaves
 // or loses quorum: the core never yields. A member, which sees neither
 // the holders nor their priorities, counts every mastership a voter named
@@ -562,8 +562,8 @@ func (s *sim) outranked(n *simNode) bool {
 	return false
 }
 
-// checkAgreementWithin (README row 4): once the faults' effects end,
-// within the README's bound (settle, agreeBound), every live node agrees
+// checkAgreementWithin (invariants row 4): once the faults' effects end,
+// within docs/election.md's bound (settle, agreeBound), every live node agrees
 // on one master, globally and per key, the one the rules name; with
 // Quorum, only while a quorum of voters is up (none is master otherwise).
 // It runs at the bound after each fault's effects (unless another fault
@@ -672,7 +672,7 @@ func (s *sim) checkAgreementWithin(conns bool) {
 	}
 }
 
-// checkFencingAfterFaults (README row 2, and "Fencing terms"): after the
+// checkFencingAfterFaults (invariants row 2, and "Fencing terms"): after the
 // faults, the master's term is the highest ever used for the key, so a
 // store fencing on terms takes its writes and refuses every earlier
 // master's.
@@ -714,7 +714,8 @@ func (s *sim) voters(nodes []*simNode) int {
 	return n
 }
 
-// rightful is the node the README's rules name among holders.
+// rightful is the node the election rules (docs/election.md) name among
+// holders.
 func (s *sim) rightful(holders []*simNode, k string) int {
 	best := holders[0]
 	for _, n := range holders[1:] {
@@ -750,7 +751,7 @@ func (w *simWorst) note(v int64, seed uint64) {
 
 // simAgreeWorst: of the agreement checks that passed, the longest time
 // from the end of the faults' effects to the last change of masters, in
-// thousandths of the README's bound (checkAgreementWithin).
+// thousandths of docs/election.md's bound (checkAgreementWithin).
 var simAgreeWorst simWorst
 
 // simMemberWorst: the longest a member was master after it last heard

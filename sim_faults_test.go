@@ -58,7 +58,7 @@ func (s *sim) fault(kind, i, j int, d int64) {
 		// Without Quorum, a cut network lets each side elect, and so may
 		// a starved process (some of its goroutines run late, some
 		// not). The check is off until the agreement bound after; Quorum
-		// is the remedy (README, "The invariants").
+		// is the remedy (docs/election.md, "The invariants").
 		s.netUntil = max(s.netUntil, s.now+d+s.agreeBound())
 	}
 	n := s.nodes[i]

@@ -21,9 +21,12 @@ import (
 
 // The deterministic simulator: N election cores (internal/core) over a simulated
 // network in virtual time. One seed is one schedule: the same seed gives
-// the same run, event for event. It models what the drivers do (two TCP
-// connections per pair, one dialed by each end, heartbeats both ways on
-// both, a read deadline of WaitTimeout, redialing, the first frame short)
+// the same run, event for event. It models what the drivers do (each end
+// dials, and once the smaller UID's connection is known to lead to the
+// peer the other's client parks: one connection per pair, heartbeats both
+// ways on it; a read deadline of (WaitTimeout+Interval)/2, or WaitTimeout
+// after the peer sent late: beatFilter.silence; redialing, the first
+// frame short)
 // and what goes wrong: latency and jitter per link, partitions that hold
 // bytes back and deliver them late and in order, reset the connections,
 // or leave them half-open (one end gone, the other never told: it stays
@@ -43,7 +46,7 @@ import (
 // the voters only (or, in some seeds, every node is given every server and
 // the members close what they dial to each other), and the faults hit
 // both. The invariants are checked after every step:
-// the named checks, one per row of the README's table, are listed at the
+// the named checks, one per row of docs/election.md's invariants table, are listed at the
 // top of sim_checks_test.go; the faults are in sim_faults_test.go.
 
 var (
@@ -142,7 +145,7 @@ func TestSimulate(t *testing.T) {
 	virtual := time.Duration(ran.Load()) * simLength
 	t.Logf("%d seeds run (of %d), %v of virtual time", ran.Load(), len(seeds), virtual)
 	if w := &simAgreeWorst; w.set {
-		t.Logf("agreement: the last change of masters came at most %.1f%% of the README's bound after the faults' effects (seed %d)", float64(w.val)/10, w.seed)
+		t.Logf("agreement: the last change of masters came at most %.1f%% of docs/election.md's bound after the faults' effects (seed %d)", float64(w.val)/10, w.seed)
 	}
 	if w := &simMemberWorst; w.set {
 		t.Logf("members: a member was master at most %.1f%% of WaitTimeout+M after it last heard from a voter (seed %d)", float64(w.val)/10, w.seed)
@@ -315,8 +318,8 @@ type sim struct {
 	keysPool  []string
 	lastFault int64
 	// drift is the largest clock rate error of a node (±): two nodes'
-	// rates differ by up to M/(2*WaitTimeout)*0.9, within the bounds the
-	// README states. skew bounds the error of a node's wall clock (±):
+	// rates differ by up to M/(2*WaitTimeout)*0.9, within the bounds
+	// docs/election.md states. skew bounds the error of a node's wall clock (±):
 	// two differ by up to M/2.
 	drift float64
 	skew  int64
@@ -653,7 +656,7 @@ func (s *sim) dial(n *simNode, j int, delay int64) {
 // randLatency returns a link's latency: a minimum below most ms (or less
 // with a short WaitTimeout) and a jitter. With Quorum a master renews its
 // lease once per Interval, so a round trip must stay well below
-// WaitTimeout-Interval (README, "Quorum"): with WaitTimeout 2*Interval,
+// WaitTimeout-Interval (docs/quorum.md): with WaitTimeout 2*Interval,
 // one-way latency stays below (WaitTimeout-Interval)/4.
 func (s *sim) randLatency(most int) [2]int64 {
 	most = min(most, int((time.Duration(s.cfg.Wait)-time.Duration(s.cfg.Interval))/4/time.Millisecond))
@@ -1074,7 +1077,7 @@ func (s *sim) step(e *simEvent) {
 // readDeadlines closes n's connections silent for longer than the read
 // deadline the production filter gives (beatFilter.silence:
 // (WaitTimeout+Interval)/2, or WaitTimeout after the peer sent late), as
-// conn.readLoop does.
+// conn.serve does.
 func (s *sim) readDeadlines(n *simNode) {
 	for _, c := range sortedConns(n) {
 		end := 0

@@ -19,7 +19,7 @@ type Status struct {
 	Ready     bool   // heard from or failed to reach every server since Start
 	IsMaster  bool
 	Master    string       // global master's UID, "" if unknown
-	Peers     []PeerStatus // in election order, oldest first
+	Peers     []PeerStatus // in election order: higher Priority, then older StartTime, then smaller UID first
 	Keys      []KeyStatus  // this node's keys, sorted
 	Servers   []string     // configured server ids, sorted
 

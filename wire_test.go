@@ -19,7 +19,7 @@ import (
 
 // TestWireConstants pins every constant of the wire format. Changing one
 // of them breaks every deployed peer: if this test fails, bump wireVersion
-// and update the README's wire section, do not just update the numbers.
+// and update docs/wire.md, do not just update the numbers.
 func TestWireConstants(t *testing.T) {
 	for _, c := range []struct {
 		name      string

@@ -153,6 +153,75 @@ func TestInteractive(t *testing.T) {
 	}
 }
 
+// TestStartErrorsNotCounted: a healthy cluster's errors column is 0 on
+// every worker once it has started. Workers start one after another, so
+// each first finds the later ones unreachable (4, 3, 2, 1, 0 of them on 5
+// workers): a start, not an error.
+func TestStartErrorsNotCounted(t *testing.T) {
+	const n = 5
+	var out syncBuffer
+	in, cmds := io.Pipe()
+	done := make(chan int, 1)
+	go func() { done <- run(append([]string{"-n", strconv.Itoa(n)}, fastFlags...), in, &out, &out) }()
+	defer func() {
+		io.WriteString(cmds, "q\n")
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			t.Errorf("q did not end check:\n%s", out.String())
+		}
+		cmds.Close()
+	}()
+	out.waitFor(t, `start → master now w0 after`)
+	// A row: index, pid, "running", uid, marks, uptime, peers n-1/n-1,
+	// errors last.
+	row := regexp.MustCompile(fmt.Sprintf(`(?m)^\s+(\d+)\s+\d+\s+running\s.*\s%d/%d\s+(\d+)$`, n-1, n-1))
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		mark := len(out.String())
+		if _, err := io.WriteString(cmds, "l\n"); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond)
+		rows := row.FindAllStringSubmatch(out.String()[mark:], -1)
+		if len(rows) == n {
+			for _, r := range rows {
+				if r[2] != "0" {
+					t.Fatalf("worker %s: %s errors on a healthy start:\n%s", r[1], r[2], out.String())
+				}
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("never %d workers running with %d/%d peers:\n%s", n, n-1, n-1, out.String())
+		}
+	}
+}
+
+// TestStartupError: an unreachable server is a start's while no process
+// of that worker is known and gone, and an outage once one is.
+func TestStartupError(t *testing.T) {
+	unreachable := &msc.PeerError{Peer: "1", Err: fmt.Errorf("%w: connection refused", msc.ErrUnreachable)}
+	for _, c := range []struct {
+		name  string
+		err   error
+		peers []msc.PeerStatus
+		want  bool
+	}{
+		{"not heard from yet", unreachable, nil, true},
+		{"another worker gone", unreachable, []msc.PeerStatus{{UID: "w10-7"}, {UID: "w2-8"}}, true},
+		{"heard from since the dial", unreachable, []msc.PeerStatus{{UID: "w1-7", Live: true}}, true},
+		{"gone", unreachable, []msc.PeerStatus{{UID: "w1-7"}}, false},
+		{"gone, restarted", unreachable, []msc.PeerStatus{{UID: "w1-7"}, {UID: "w1-9", Live: true}}, false},
+		{"a voter gone", unreachable, []msc.PeerStatus{{UID: "w1"}}, false},
+		{"another error", &msc.PeerError{Peer: "1", Err: msc.ErrAuth}, nil, false},
+	} {
+		if got := startupError(c.err, c.peers); got != c.want {
+			t.Errorf("%s: startupError = %v, want %v", c.name, got, c.want)
+		}
+	}
+}
+
 func TestWorkerKeys(t *testing.T) {
 	got := fmt.Sprint(workerKeys(0), workerKeys(1), workerKeys(2), workerKeys(3))
 	if got != "[1 2] [1 3] [2 3] [1 2]" {

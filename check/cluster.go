@@ -87,7 +87,7 @@ type proc struct {
 	expect  string // "kill" or "term": why it is expected to exit
 	exited  chan struct{}
 	exitErr error
-	errs    int
+	errs    int // errors reported, without a start's (report.Startup)
 	lastErr string
 }
 
@@ -410,6 +410,14 @@ func (c *cluster) onReport(w *worker, p *proc, r report) {
 			c.tl.add(tlEvent{ts: r.TS, kind: tlChange, who: inc{w.idx, p.gen}, master: r.Change.IsMaster})
 		}
 	case "error":
+		if r.Startup {
+			// A worker not started yet, as every normal start has: not
+			// an error.
+			if c.cfg.verbose {
+				c.logf(false, "worker %d: %s (not heard from yet: starting)", w.idx, r.Err)
+			}
+			break
+		}
 		p.errs++
 		p.lastErr = r.Err
 		if c.cfg.verbose {

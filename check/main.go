@@ -68,7 +68,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.BoolVar(&cfg.balance, "balance", false, "workers set Options.Balance and all hold the same -keys keys; the table shows how many each masters")
 	fs.IntVar(&cfg.keys, "keys", 100, "balance: how many keys (q-000, q-001…)")
 	fs.BoolVar(&cfg.quorum, "quorum", false, "workers set Options.Quorum to a majority of -n (of -voters, with it): no two masters, failover after a crash slower")
-	fs.IntVar(&cfg.voters, "voters", 0, "workers 0 to voters-1 are voters (Options.Voters, UIDs w0, w1…), the others members that dial only them (README \"Large clusters\"); 0: full mesh")
+	fs.IntVar(&cfg.voters, "voters", 0, "workers 0 to voters-1 are voters (Options.Voters, UIDs w0, w1…), the others members that dial only them (docs/deploying.md, \"Large clusters\"); 0: full mesh")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: go run ./check [flags]\n\nRuns msc worker processes on loopback; type h for commands.\n\nflags:")
 		fs.PrintDefaults()

@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -104,6 +105,12 @@ type report struct {
 	Peers     int                  `json:"peers"`
 	Change    *changeReport        `json:"change,omitempty"`
 	Err       string               `json:"err,omitempty"`
+	// Startup marks an error a normal start expects: a server this
+	// process could not reach, while it knows of no process of that
+	// worker that went away. Either it has not heard from the worker yet
+	// (not started), or it has since the dial failed (the worker started
+	// in the meantime and dialed this one). check does not count it.
+	Startup bool `json:"startup,omitempty"`
 
 	// Balance mode only, in place of Keys. Held is how many keys the
 	// worker holds; Mastered how many it is master of (MasterKeys);
@@ -191,9 +198,33 @@ func (r *reporter) write(typ string, ch *msc.Change, err error) {
 	}
 	if err != nil {
 		rep.Err = err.Error()
+		rep.Startup = startupError(err, st.Peers)
 	}
 	rep.TS = ts
 	r.enc.Encode(rep) // a parent that went away is noticed on stdin
+}
+
+// startupError reports whether err, reported while the node's peers are
+// peers, is one a normal start expects: a server (a worker, by index)
+// unreachable while no process of that worker is known and gone. The
+// callback runs after the dial failed, maybe after the worker's own dial
+// reached this one: a worker heard from and still live is one that
+// started meanwhile.
+func startupError(err error, peers []msc.PeerStatus) bool {
+	var pe *msc.PeerError
+	if !errors.As(err, &pe) || !errors.Is(err, msc.ErrUnreachable) {
+		return false
+	}
+	return !slices.ContainsFunc(peers, func(p msc.PeerStatus) bool {
+		return !p.Live && workerOf(p.UID) == pe.Peer
+	})
+}
+
+// workerOf returns the index, as a string, of the worker whose node has
+// UID uid: "w3-1234" (pid 1234) or, for a voter, "w3".
+func workerOf(uid string) string {
+	s, _, _ := strings.Cut(strings.TrimPrefix(uid, "w"), "-")
+	return s
 }
 
 // quietReport is the status report period after the parent's "quiet".

@@ -263,9 +263,11 @@ func (c *Cluster) Restart(i int) {
 // Pause freezes node i for d, as SIGSTOP then SIGCONT would, and returns
 // at once: the node sends and receives nothing and its election does not
 // run (its peers count it dead after WaitTimeout); then it notices the gap
-// and re-joins. While paused, its reads (IsMaster, Master) answer what
-// they answered when the pause began, as a resumed process would for an
-// instant. Stopping a paused node waits for the pause to end.
+// and re-joins. While paused, Master answers what it answered when the
+// pause began; IsMaster and IsMasterByKey, which read the clock, answer
+// false once its last heartbeat is WaitTimeout-M/2 old (or its lease, with
+// Quorum, has ended), as a paused process's would. Stopping a paused node
+// waits for the pause to end.
 func (c *Cluster) Pause(i int, d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -1,7 +1,7 @@
 // Command kubernetes is a service made for Kubernetes: its replicas find
 // each other through a headless Service (msc.DNS), serve their probes and
 // metrics with Handler, and run a job on the master only (RunAsMaster).
-// The manifests beside it deploy three replicas; README.md says how.
+// The manifests beside it deploy three replicas; docs/deploying.md says how.
 //
 // Configuration, from the environment (deployment.yaml sets it):
 //
@@ -15,7 +15,7 @@
 //	JOB_EVERY   how often the master runs the job                       10s
 //	MSC_VOTERS  the voters' UIDs, "msc-voter-0,msc-voter-1,msc-voter-2": none: a full mesh
 //	            the others are members, which dial the voters only
-//	            (README "Large clusters"; voters.yaml, members.yaml)
+//	            (docs/deploying.md, "Large clusters"; voters.yaml, members.yaml)
 //	MSC_KEYS    keys this replica holds, spread over the replicas with  none
 //	            Options.Balance; each key's master runs the job for it
 //

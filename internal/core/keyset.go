@@ -4,8 +4,10 @@ import (
 	"slices"
 )
 
-// KeyIndex is an immutable, sorted set of this node's keys with an index,
-// shared by the elector and the snapshots built on it. A new one is built
+// KeyIndex is an immutable, sorted set of keys with an index, built by
+// the core: this node's keys, shared with the snapshots it publishes
+// (which the readers, IsMasterByKey, Status and the metrics, use without
+// a lock), and on a relay every key a known peer holds too. A new one is built
 // whenever the node's own key set changes; peers' key sets are kept as
 // bitsets over it, so an election tests a bit rather than hashing a string.
 type KeyIndex struct {
