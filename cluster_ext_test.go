@@ -6,7 +6,6 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/msc-go/msc"
 	"github.com/msc-go/msc/msctest"
@@ -25,22 +24,12 @@ func TestHandlerFailover(t *testing.T) {
 		body, _ := io.ReadAll(rec.Result().Body)
 		return rec.Code, string(body)
 	}
-	poll := func(what string, cond func() bool) {
-		t.Helper()
-		deadline := time.Now().Add(20 * time.Second)
-		for !cond() {
-			if time.Now().After(deadline) {
-				t.Fatalf("timed out waiting for %s", what)
-			}
-			time.Sleep(2 * time.Millisecond)
-		}
-	}
 	for i, want := range []int{http.StatusOK, http.StatusServiceUnavailable, http.StatusServiceUnavailable} {
 		if code, body := get(i, "/master?key=jobs"); code != want {
 			t.Fatalf("node %d /master?key=jobs: %d %q", i, code, body)
 		}
 	}
-	poll("all healthy", func() bool {
+	msc.WaitFor(t, "all healthy", func() bool {
 		for i := range 3 {
 			if code, _ := get(i, "/healthz"); code != http.StatusOK {
 				return false
@@ -57,7 +46,7 @@ func TestHandlerFailover(t *testing.T) {
 	if code, body := get(2, "/master"); code != http.StatusServiceUnavailable || !strings.Contains(body, "node1") {
 		t.Fatalf("node2's /master: %d %q", code, body)
 	}
-	poll("the change counted", func() bool {
+	msc.WaitFor(t, "the change counted", func() bool {
 		_, body := get(2, "/metrics")
 		return strings.Contains(body, "\nmsc_master_changes_total{key=\"\"} 1\n") &&
 			strings.Contains(body, "\nmsc_master_changes_total{key=\"jobs\"} 1\n") &&

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/msc-go/msc/internal/core"
+	"github.com/msc-go/msc/internal/relay"
 )
 
 // Tests of a node under attack: raw TCP clients that speak (or garble) the
@@ -611,136 +612,90 @@ func TestHostileDuplicateUID(t *testing.T) {
 	checkElects(t, c)
 }
 
-// mitm relays one node's connection to another, parsing frames, and lets
-// a test rewrite the dialer's frames on the first connection. Later
-// connections are relayed as they are.
+// mitm reads, frame by frame, the first connection that crosses a relay
+// (node 1 dialing node 0), and lets a test rewrite the dialer's frames.
+// Later connections are relayed as they are.
 type mitm struct {
-	t      testing.TB
-	ln     net.Listener
-	target string
 	// tamper gets the dialer's frame i (0: its hello) and returns what to
 	// send in its place.
 	tamper func(i int, f []byte, m *mitm) [][]byte
 
 	mu          sync.Mutex
-	conns       int
 	fromDialer  [][]byte // frames of the first connection, as the dialer sent them
 	fromNode    [][]byte // frames of the first connection, as the listener sent them
 	sent        []byte   // bytes sent to the listener on the first connection
 	tampered    bool
 	nodeFrameCh chan struct{} // cap 1: a frame arrived from the listener
-	socks       []net.Conn
-	wg          sync.WaitGroup
 }
 
-func newMITM(t testing.TB, target string, tamper func(int, []byte, *mitm) [][]byte) *mitm {
-	m := &mitm{t: t, ln: listen(t), target: target, tamper: tamper, nodeFrameCh: make(chan struct{}, 1)}
-	m.wg.Add(1)
-	go m.accept()
-	t.Cleanup(m.close)
+// newMITM makes r's first connection go through a mitm.
+func newMITM(r *relay.Relay, tamper func(int, []byte, *mitm) [][]byte) *mitm {
+	m := &mitm{tamper: tamper, nodeFrameCh: make(chan struct{}, 1)}
+	r.SetFilter(func(conn int, d relay.Dir, src io.Reader) io.Reader {
+		switch {
+		case conn > 0:
+			return src
+		case d == relay.Up:
+			return &frames{br: bufio.NewReader(src), each: m.dialerSent}
+		default:
+			return &frames{br: bufio.NewReader(src), each: m.nodeSent}
+		}
+	})
 	return m
 }
 
-func (m *mitm) close() {
-	m.ln.Close()
+// dialerSent keeps the dialer's frame i and returns what tamper says.
+func (m *mitm) dialerSent(i int, f []byte) [][]byte {
 	m.mu.Lock()
-	for _, s := range m.socks {
-		s.Close()
-	}
+	m.fromDialer = append(m.fromDialer, f)
 	m.mu.Unlock()
-	m.wg.Wait()
-}
-
-func (m *mitm) accept() {
-	defer m.wg.Done()
-	for {
-		a, err := m.ln.Accept()
-		if err != nil {
-			return
-		}
-		b, err := net.DialTimeout("tcp", m.target, settle)
-		if err != nil {
-			a.Close()
-			continue
-		}
-		m.mu.Lock()
-		m.conns++
-		first := m.conns == 1
-		m.socks = append(m.socks, a, b)
-		m.mu.Unlock()
-		m.wg.Add(2)
-		if first {
-			go m.relayDialer(a, b)
-			go m.relayNode(b, a)
-		} else {
-			go m.copy(a, b)
-			go m.copy(b, a)
-		}
+	out := m.tamper(i, f, m)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(out) != 1 || !bytes.Equal(out[0], f) {
+		m.tampered = true
 	}
-}
-
-func (m *mitm) copy(src, dst net.Conn) {
-	defer m.wg.Done()
-	io.Copy(dst, src)
-	src.Close()
-	dst.Close()
-}
-
-// relayDialer reads the dialer's frames and sends what tamper says.
-func (m *mitm) relayDialer(src, dst net.Conn) {
-	defer m.wg.Done()
-	defer src.Close()
-	defer dst.Close()
-	br := bufio.NewReader(src)
-	for i := 0; ; i++ {
-		_, buf, err := readFrame(br, nil)
-		if err != nil {
-			return
-		}
-		f := bytes.Clone(buf)
-		m.mu.Lock()
-		m.fromDialer = append(m.fromDialer, f)
-		m.mu.Unlock()
-		out := m.tamper(i, f, m)
-		if len(out) != 1 || !bytes.Equal(out[0], f) {
-			m.mu.Lock()
-			m.tampered = true
-			m.mu.Unlock()
-		}
-		for _, o := range out {
-			m.mu.Lock()
-			m.sent = append(m.sent, o...)
-			m.mu.Unlock()
-			if _, err := dst.Write(o); err != nil {
-				return
-			}
-		}
+	for _, o := range out {
+		m.sent = append(m.sent, o...)
 	}
+	return out
 }
 
-// relayNode relays the listener's frames, keeping them.
-func (m *mitm) relayNode(src, dst net.Conn) {
-	defer m.wg.Done()
-	defer src.Close()
-	defer dst.Close()
-	br := bufio.NewReader(src)
-	for {
-		_, buf, err := readFrame(br, nil)
-		if err != nil {
-			return
-		}
-		f := bytes.Clone(buf)
-		m.mu.Lock()
-		m.fromNode = append(m.fromNode, f)
-		m.mu.Unlock()
-		select {
-		case m.nodeFrameCh <- struct{}{}:
-		default:
-		}
-		if _, err := dst.Write(f); err != nil {
-			return
-		}
+// nodeSent keeps the listener's frame and relays it.
+func (m *mitm) nodeSent(_ int, f []byte) [][]byte {
+	m.mu.Lock()
+	m.fromNode = append(m.fromNode, f)
+	m.mu.Unlock()
+	select {
+	case m.nodeFrameCh <- struct{}{}:
+	default:
 	}
+	return [][]byte{f}
+}
+
+// frames reads a stream frame by frame, and yields what each makes of
+// frame i, in its place.
+type frames struct {
+	br   *bufio.Reader
+	each func(i int, f []byte) [][]byte
+	i    int
+	out  []byte
+}
+
+func (r *frames) Read(p []byte) (int, error) {
+	for len(r.out) == 0 {
+		_, buf, err := readFrame(r.br, nil)
+		if err != nil {
+			return 0, err
+		}
+		for _, o := range r.each(r.i, bytes.Clone(buf)) {
+			r.out = append(r.out, o...)
+		}
+		r.i++
+	}
+	n := copy(p, r.out)
+	r.out = r.out[n:]
+	return n, nil
 }
 
 // nodeFrame waits for the listener's frame with sequence number seq.
@@ -842,18 +797,10 @@ func TestHostileReplay(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			o0, o1 := testOptions(0), testOptions(1)
-			o0.Listener, o1.Listener = listen(t), listen(t)
-			n0, err := New(o0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			n1, _ := New(o1)
+			c, rl := relayedPair(t, nil)
+			n0 := c.nodes[0]
 			errs := watchErrors(n0)
-			m := newMITM(t, o0.Listener.Addr().String(), tc.tamper)
-			n1.AddServer("0", ServerConfig{Port: port(m.ln)})
-			c := &testCluster{t: t, nodes: []*Msc{n0, n1}}
-			t.Cleanup(c.stopAll)
+			m := newMITM(rl, tc.tamper)
 			c.start()
 			waitFor(t, "ErrAuth from node1", func() bool { return len(errs.peerErrors(ErrAuth)) > 0 })
 			pe := errs.peerErrors(ErrAuth)[0]
@@ -869,11 +816,7 @@ func TestHostileReplay(t *testing.T) {
 			t.Logf("reported: %v", pe)
 			// The nodes reconnect (the relay passes later connections
 			// through) and agree.
-			waitFor(t, "a new connection", func() bool {
-				m.mu.Lock()
-				defer m.mu.Unlock()
-				return m.conns >= 2
-			})
+			waitFor(t, "a new connection", func() bool { return rl.Accepted() >= 2 })
 			c.waitMaster(n0)
 			waitFor(t, "node0 sees node1", func() bool {
 				st := n0.Status()
