@@ -213,29 +213,6 @@ func TestAddKeyLoneNodeImmediate(t *testing.T) {
 	}
 }
 
-func TestGracefulStopHandoff(t *testing.T) {
-	c := newCluster(t, 3, nil).start()
-	c.waitMaster(c.nodes[0])
-	start := time.Now()
-	c.nodes[0].Stop()
-	if c.nodes[0].IsMaster() {
-		t.Fatal("stopped node still master")
-	}
-	// The leave message makes the others re-elect at once: far sooner
-	// than WaitTimeout, though we only assert the generous deadline.
-	c.waitMaster(c.nodes[1])
-	t.Logf("graceful handoff in %v (WaitTimeout %v)", time.Since(start), testWait)
-}
-
-func TestAbruptCloseHandoff(t *testing.T) {
-	c := newCluster(t, 3, nil).start()
-	c.waitMaster(c.nodes[0])
-	start := time.Now()
-	c.nodes[0].abort()
-	c.waitMaster(c.nodes[1])
-	t.Logf("handoff after abrupt close in %v", time.Since(start))
-}
-
 func TestSilentPeerHandoff(t *testing.T) {
 	c := newCluster(t, 3, nil).start()
 	c.waitMaster(c.nodes[0])
