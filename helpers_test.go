@@ -433,3 +433,46 @@ func liveCount(st Status) int {
 	}
 	return n
 }
+
+// changeLog records a node's global mastership changes.
+type changeLog struct {
+	mu  sync.Mutex
+	got []Change
+}
+
+// watch records m's changes from now on, after its state now (so that a
+// term change of a node that is master already is not a gain).
+func (l *changeLog) watch(m *Msc) {
+	uid, _ := m.Master()
+	l.add(Change{IsMaster: m.IsMaster(), Master: uid, Term: m.Term()})
+	m.OnChange(l.add)
+}
+
+func (l *changeLog) add(c Change) {
+	if c.Key != "" {
+		return
+	}
+	l.mu.Lock()
+	l.got = append(l.got, c)
+	l.mu.Unlock()
+}
+
+// gains counts the times the node became master.
+func (l *changeLog) gains() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n, was := 0, false
+	for i, c := range l.got {
+		if c.IsMaster && !was && i > 0 { // the first is the state when watching began
+			n++
+		}
+		was = c.IsMaster
+	}
+	return n
+}
+
+// freeze blocks m's elector for d, as a SIGSTOP would: no ticks, no
+// heartbeats out (their writers see the elector has not ticked).
+func freeze(m *Msc, d time.Duration) {
+	m.call(func(*elector) { time.Sleep(d) })
+}

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -903,3 +904,103 @@ func TestHostileMisconfiguredPeer(t *testing.T) {
 		})
 	}
 }
+
+// TestMaxInboundLimit fills a node's inbound slots with idle connections
+// that never speak: one slot is node 1's connection, MaxInbound-1 are
+// idle; the next inbound connection is closed at once and reported as
+// errTooManyInbound. Meanwhile the election is unaffected: the two nodes
+// keep hearing each other and agree on node 0. Once the idle connections
+// close, a new inbound connection is served again.
+func TestMaxInboundLimit(t *testing.T) {
+	c := newCluster(t, 2, func(i int, o *Options) {
+		// Idle connections are closed after WaitTimeout (the handshake
+		// deadline): long enough to fill every slot first.
+		o.WaitTimeout = 20 * time.Second
+	})
+	errs := watchErrors(c.nodes[0])
+	c.start()
+	c.waitMaster(c.nodes[0])
+	n0, n1 := c.nodes[0], c.nodes[1]
+	waitFor(t, "node1's connection to node0 is up", func() bool {
+		for _, p := range n0.Status().Peers {
+			if p.UID == "node1" && p.Live && p.Conns == 1 {
+				return true
+			}
+		}
+		return false
+	})
+	addr := n0.Addr().String()
+	var idle []net.Conn
+	closeIdle := func() {
+		for _, nc := range idle {
+			nc.Close()
+		}
+		idle = nil
+	}
+	defer closeIdle()
+	// served reports whether the node serves nc: it sends its hello at
+	// once, where a connection over the limit is closed without a byte.
+	served := func(nc net.Conn) bool {
+		t.Helper()
+		nc.SetReadDeadline(time.Now().Add(settle))
+		var b [1]byte
+		_, err := nc.Read(b[:])
+		if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !isReset(err) {
+			t.Fatalf("reading from the node: %v", err)
+		}
+		return err == nil
+	}
+	dial := func() net.Conn {
+		t.Helper()
+		nc, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return nc
+	}
+	t0 := time.Now()
+	// One connection per pair, dialed by the smaller UID: node0's to
+	// node1 is its own, so every inbound slot is free.
+	for i := range MaxInbound {
+		nc := dial()
+		idle = append(idle, nc)
+		if !served(nc) {
+			t.Fatalf("inbound connection %d of %d closed at once", i+1, MaxInbound)
+		}
+	}
+	over := dial()
+	if served(over) {
+		t.Fatalf("inbound connection %d served, over MaxInbound = %d", MaxInbound+1, MaxInbound)
+	}
+	over.Close()
+	t.Logf("%d inbound connections opened in %v", MaxInbound, time.Since(t0).Round(time.Millisecond))
+	waitFor(t, "the refused connection reported", func() bool {
+		pes := errs.peerErrors(errTooManyInbound)
+		return len(pes) > 0 && pes[0].Peer != ""
+	})
+	// The election goes on: both nodes hear each other after the flood.
+	full := time.Now()
+	waitFor(t, "heartbeats after the flood", func() bool {
+		return heardAfter(n0, "node1", full) && heardAfter(n1, "node0", full) && c.agreed(n0)
+	})
+	closeIdle()
+	waitFor(t, "a new inbound connection served again", func() bool {
+		nc := dial()
+		defer nc.Close()
+		return served(nc)
+	})
+	if !c.agreed(n0) {
+		t.Fatalf("election changed:\n%s", c.describe())
+	}
+}
+
+func heardAfter(m *Msc, uid string, t time.Time) bool {
+	for _, p := range m.Status().Peers {
+		if p.UID == uid {
+			return p.Live && p.LastHeard.After(t)
+		}
+	}
+	return false
+}
+
+func isReset(err error) bool { return errors.Is(err, syscall.ECONNRESET) }

@@ -1,11 +1,8 @@
 package msc
 
 import (
-	"errors"
 	"fmt"
-	"maps"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 )
@@ -56,106 +53,64 @@ func TestSetPriorityTransfer(t *testing.T) {
 	}
 }
 
-// TestObserver: an observer knows the master, globally and per key, and
-// never becomes master of anything, even when it is the oldest and the
-// only node holding a key; it does not count toward Quorum.
-func TestObserver(t *testing.T) {
+func TestPriorityPinsMaster(t *testing.T) {
 	c := newCluster(t, 3, func(i int, o *Options) {
-		o.Keys = []string{"k"}
-		if i == 0 {
-			o.Observer = true // the oldest
-			o.Keys = []string{"k", "mine"}
+		if i == 2 {
+			o.Priority = 10 // the youngest, but preferred
 		}
-		o.Quorum = 2 // of the two voters
 	}).start()
-	waitFor(t, "node1 master, the observer knows it", func() bool {
-		uid, ok := c.nodes[0].Master()
-		kuid, kok := c.nodes[0].MasterByKey("k")
-		return c.nodes[1].IsMaster() && ok && uid == "node1" && kok && kuid == "node1"
-	})
-	for i := range 30 {
-		if c.nodes[0].IsMaster() || c.nodes[0].IsMasterByKey("k") || c.nodes[0].IsMasterByKey("mine") {
-			t.Fatalf("the observer is master (check %d)", i)
-		}
-		time.Sleep(testInterval / 2)
-	}
-	if _, ok := c.nodes[1].MasterByKey("mine"); ok {
-		t.Fatal("node1 names a master of a key only the observer holds")
-	}
-	st := c.nodes[1].Status()
-	if !st.Peers[0].Observer || st.Peers[0].UID != "node0" {
-		t.Fatalf("node1's Status does not show node0 as an observer: %+v", st.Peers)
-	}
-	// Without the voter node2, node1 has no quorum: the observer does not
-	// make up for it.
+	c.waitMaster(c.nodes[2])
 	c.nodes[2].Stop()
-	waitFor(t, "node1 steps down without a quorum of voters", func() bool { return !c.nodes[1].IsMaster() })
-	time.Sleep(2 * testWait)
-	if c.nodes[1].IsMaster() || c.nodes[0].IsMaster() {
-		t.Fatal("a master without a quorum of voters")
+	c.waitMaster(c.nodes[0])
+	st := c.nodes[0].Status()
+	if st.Priority != 0 || len(st.Peers) == 0 || st.Peers[0].Priority != 10 {
+		t.Fatalf("priorities in Status: %+v", st)
 	}
 }
 
-// TestMeta: each node's metadata reaches the peers; MasterMeta gives the
-// master's, globally and per key, also on the master itself; SetMeta
-// changes it at run time and the peers see it within an Interval or so;
-// too much metadata is refused.
-func TestMeta(t *testing.T) {
-	c := newCluster(t, 3, func(i int, o *Options) {
-		o.Meta = map[string]string{"http": fmt.Sprintf("10.0.0.%d:8080", i)}
-		o.Keys = []string{"k"}
-		if i == 0 {
-			o.Keys = nil // node1 masters k
-		}
-	}).start()
-	c.waitMaster(c.nodes[0])
+func TestStickyKeepsMasterAfterPause(t *testing.T) {
+	g0, g1 := pauseMaster(t, true)
+	if g0 != 1 || g1 != 1 {
+		t.Fatalf("with Sticky: node0 became master %d times, node1 %d; want 1 and 1", g0, g1)
+	}
+}
+
+func TestNotStickyTakesBackAfterPause(t *testing.T) {
+	g0, g1 := pauseMaster(t, false)
+	if g0 != 2 || g1 != 1 {
+		t.Fatalf("without Sticky: node0 became master %d times, node1 %d; want 2 and 1", g0, g1)
+	}
+}
+
+// pauseMaster freezes node 0 (the master) until node 1 took over, then
+// lets it go on, and returns how many times each node became master.
+func pauseMaster(t *testing.T, sticky bool) (gains0, gains1 int) {
+	c := newCluster(t, 3, func(i int, o *Options) { o.Sticky = sticky })
+	logs := make([]changeLog, 3)
 	for i, m := range c.nodes {
-		waitFor(t, fmt.Sprintf("node%d knows the master's metadata", i), func() bool {
-			meta, ok := m.MasterMeta("")
-			return ok && meta["http"] == "10.0.0.0:8080"
-		})
+		logs[i].watch(m)
 	}
-	waitFor(t, "node2 knows the metadata of k's master", func() bool {
-		meta, ok := c.nodes[2].MasterMeta("k")
-		return ok && meta["http"] == "10.0.0.1:8080"
-	})
-	if _, ok := c.nodes[0].MasterMeta("k"); ok {
-		t.Fatal("MasterMeta of a key this node does not hold")
+	c.start()
+	c.waitMaster(c.nodes[0])
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		freeze(c.nodes[0], 3*testWait)
+	}()
+	waitFor(t, "node1 takes over", func() bool { return c.nodes[1].IsMaster() })
+	<-done
+	want := c.nodes[0]
+	if sticky {
+		want = c.nodes[1]
 	}
-	// The caller's map is copied both ways.
-	meta, _ := c.nodes[1].MasterMeta("")
-	meta["http"] = "changed"
-	if again, _ := c.nodes[1].MasterMeta(""); again["http"] != "10.0.0.0:8080" {
-		t.Fatal("MasterMeta returned the node's own map")
-	}
-	want := map[string]string{"http": "10.0.0.9:9090", "zone": "b"}
-	t0 := time.Now()
-	if err := c.nodes[0].SetMeta(want); err != nil {
-		t.Fatal(err)
-	}
-	want["zone"] = "changed after SetMeta"
-	waitFor(t, "peers see the new metadata", func() bool {
-		for _, m := range c.nodes[1:] {
-			got, _ := m.MasterMeta("")
-			if !maps.Equal(got, map[string]string{"http": "10.0.0.9:9090", "zone": "b"}) {
-				return false
-			}
+	c.waitMaster(want)
+	// Let a few more intervals pass: no flapping after the settle.
+	deadline := time.Now().Add(5 * testWait)
+	for time.Now().Before(deadline) {
+		if !c.agreed(want) {
+			t.Fatalf("mastership moved after settling:\n%s", c.describe())
 		}
-		return true
-	})
-	took := time.Since(t0)
-	t.Logf("SetMeta seen by every peer after %v", took)
-	if took > testInterval+testWait {
-		t.Fatalf("SetMeta took %v to reach the peers", took)
+		time.Sleep(testInterval)
 	}
-	if st := c.nodes[2].Status(); st.Peers[0].Meta["zone"] != "b" || st.Meta["http"] != "10.0.0.2:8080" {
-		t.Fatalf("Status: own %v, peers %+v", st.Meta, st.Peers)
-	}
-	big := map[string]string{"x": strings.Repeat("y", MaxMetaSize)}
-	if err := c.nodes[0].SetMeta(big); !errors.Is(err, ErrInvalidOption) {
-		t.Fatalf("SetMeta of %d bytes: %v", MaxMetaSize, err)
-	}
-	if _, err := New(Options{Key: "k", Meta: big}); !errors.Is(err, ErrInvalidOption) {
-		t.Fatalf("New with Meta of %d bytes: %v", MaxMetaSize, err)
-	}
+	return logs[0].gains(), logs[1].gains()
 }
