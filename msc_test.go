@@ -1,3 +1,46 @@
+// Where each subject is tested. Files in package msc test what needs the
+// unexported parts, on testCluster (helpers_test.go); files in package
+// msc_test (marked *) test through the exported API only, on a cluster
+// of package msctest, with export_test.go lending them a few helpers.
+// Every relayed connection goes through internal/relay.
+//
+//	election_test.go      the oldest is master: lone node, convergence, UID ties, no claim before hearing peers, unreachable peers, restart, terms
+//	priority_test.go      Priority and SetPriority, Sticky
+//	handoff_test.go       the master leaves (Stop, abrupt close, silence): the next is agreed master in time
+//	keys_test.go          per-key masters, AddKey(s)/RemoveKey(s), key terms, the key overlap meter
+//	update_test.go        Update
+//	balance_test.go       Balance (balance_figures_test.go: the README's figures)
+//	doif_test.go          DoIfMaster, DoIfMasterByKey and their queue
+//	runas_test.go         RunAsMaster, RunAsMasterByKey, their context
+//	change_test.go        Watch, OnChange
+//	health_test.go        Healthy
+//	meta_test.go          Meta, SetMeta, MasterMeta
+//	observer_test.go      Observer
+//	servers_test.go       AddServer, RemoveServer at runtime
+//	discover_test.go      Discover, DNS, Static (dns_test.go: the fake DNS server)
+//	dial_test.go          dialing turns
+//	linkstate_test.go     liveness of a late peer
+//	stop_test.go          Stop: concurrent calls, no goroutine left
+//	prestart_test.go      methods before Start
+//	options_test.go       New: errors, defaults, ServerConfig, secrets not logged
+//	quorum_test.go        Quorum: votes, leases, no overlap across partitions (quorumkeys_test.go: per key)
+//	voters_test.go        Voters (members_test.go: members, which dial only the voters)
+//	resume_test.go        a clock jump (resume_proc_test.go*: resumed and paused processes)
+//	crypto_test.go        seal/open, passphrases, algorithms (and a cluster with each)
+//	rotation_test.go      key rotation: AcceptKeys, SetKey
+//	tls_test.go           Options.TLS
+//	wire_test.go          the wire format, frames, what travels in clear
+//	outbox_test.go        the outbox of a slow peer
+//	hostile_test.go       raw clients: garbage, silence, floods, replays, tampering, misconfigured peers, the inbound limit
+//	network_test.go*      network faults: partitions (one- and two-way), slow and flapping links, restarts
+//	metrics_test.go       metrics, Handler, PublishExpvar (handler_failover_test.go*: the handler through a failover)
+//	regress_test.go       regressions found by hand
+//	sim_test.go           the simulator (sim_faults_test.go, sim_checks_test.go: its faults and invariants)
+//	fuzz_test.go          fuzz targets of the wire
+//	bench_test.go         hot paths do not allocate; benchmarks (and *_bench_test.go)
+//	example_test.go*      examples of the API (example_deploy_test.go*: discovery and the handler)
+//	msctest/              the cluster of package msctest: kill, restart, partition, block, cut, delay, pause
+//	internal/relay/       the TCP relay
 package msc
 
 import (
