@@ -215,11 +215,7 @@ func (c *Cluster) Partition(groups ...[]int) {
 // between the two hang. It lasts until Heal.
 func (c *Cluster) Block(from, to int) {
 	c.helper()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.checkPairLocked("Block", from, to)
-	c.blocked[from][to] = true
-	c.updateLocked()
+	c.setLink("Block", from, to, func() { c.blocked[from][to] = true })
 }
 
 // Cut resets the connections between nodes i and j, and refuses new ones
@@ -227,11 +223,7 @@ func (c *Cluster) Block(from, to int) {
 // Heal: both nodes see the link down at once, and keep redialing.
 func (c *Cluster) Cut(i, j int) {
 	c.helper()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.checkPairLocked("Cut", i, j)
-	c.cut[i][j], c.cut[j][i] = true, true
-	c.updateLocked()
+	c.setLink("Cut", i, j, func() { c.cut[i][j], c.cut[j][i] = true, true })
 }
 
 // Delay slows every link: each byte between two nodes, either way,
@@ -250,11 +242,17 @@ func (c *Cluster) Delay(d time.Duration) {
 	}
 }
 
-func (c *Cluster) checkPairLocked(method string, i, j int) {
+// setLink calls set, which changes the state of the link between nodes i
+// and j, then applies it; method names the caller in a failure.
+func (c *Cluster) setLink(method string, i, j int, set func()) {
 	c.helper()
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if i < 0 || i >= len(c.nodes) || j < 0 || j >= len(c.nodes) || i == j {
 		c.fatalf("msctest: %s: no link between nodes %d and %d", method, i, j)
 	}
+	set()
+	c.updateLocked()
 }
 
 // Heal ends the partition, and every Block and Cut: the bytes held are
