@@ -138,8 +138,8 @@ func relayedPair(t testing.TB, mod func(i int, o *Options)) (*testCluster, *rela
 }
 
 // testCluster is n nodes configured as a full mesh: the harness of the
-// tests of package msc that need its unexported parts; tests of the
-// exported API only use package msctest (in package msc_test).
+// tests in package msc, which cannot import package msctest (it imports
+// msc). Tests in package msc_test use msctest.Cluster, as users do.
 type testCluster struct {
 	t      testing.TB
 	nodes  []*Msc

@@ -1,8 +1,9 @@
-// Where each subject is tested. Files in package msc test what needs the
-// unexported parts, on testCluster (helpers_test.go); files in package
-// msc_test (marked *) test through the exported API only, on a cluster
-// of package msctest, with export_test.go lending them a few helpers.
-// Every relayed connection goes through internal/relay.
+// Where each subject is tested. Files in package msc may use the
+// unexported parts, and build clusters with testCluster (helpers_test.go):
+// they cannot import package msctest, which imports msc. Files in package
+// msc_test (marked *) use the exported API and msctest.Cluster, as users
+// do, with a few helpers lent by export_test.go. Every relayed
+// connection goes through internal/relay.
 //
 //	election_test.go      the oldest is master: lone node, convergence, UID ties, no claim before hearing peers, unreachable peers, restart, terms
 //	priority_test.go      Priority and SetPriority, Sticky
