@@ -1,7 +1,8 @@
 // Package msctest runs a cluster of msc nodes in one process, on loopback,
-// for the tests of code that uses package msc: start n nodes, then cut the
-// network between them, kill, pause and restart them, and wait for a
-// master.
+// for the tests of code that uses package msc: start n nodes, then
+// partition the network between them (Partition, one way with Block, one
+// link with Cut), slow it (Delay), kill, pause and restart them, and wait
+// for a master.
 //
 //	func TestJob(t *testing.T) {
 //		c := msctest.NewCluster(t, 3, nil)
@@ -11,8 +12,8 @@
 //	}
 //
 // Each node listens on 127.0.0.1 and reaches each other node through a
-// TCP proxy of its own, so that the cluster can hold the bytes of a link
-// as a real partition does, and reset connections as the kernel of a
+// TCP proxy of its own, so that the cluster can hold or delay the bytes of
+// a link as a real network does, and reset connections as the kernel of a
 // killed process does. Everything is stopped, and every goroutine ended,
 // when the test ends.
 package msctest
