@@ -10,6 +10,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"testing"
 )
 
@@ -385,5 +386,59 @@ func TestAcceptKeysFirstFramePicks(t *testing.T) {
 	none, _ := newSuite("no", "")
 	if s, err := none.withAccept([]string{"x"}); err != nil || s.key != nil || len(s.accept) != 0 {
 		t.Fatalf("no with accept keys: %+v, %v", s, err)
+	}
+}
+
+// TestAlgorithmsElect runs a 3-node cluster with each algorithm (and
+// HeaderEncrypted with each cipher): the oldest is elected, peers see each
+// other over the sealed connections, and a Stop hands over to the next.
+func TestAlgorithmsElect(t *testing.T) {
+	for _, tc := range []struct {
+		alg, key string
+		hidden   bool
+	}{
+		{"aes192", "test passphrase", false},
+		{"aes256", "test passphrase", true},
+		{"no", "", false},
+	} {
+		t.Run(fmt.Sprintf("%s/HeaderEncrypted=%v", tc.alg, tc.hidden), func(t *testing.T) {
+			c := newCluster(t, 3, func(i int, o *Options) {
+				o.Algorithm, o.Key, o.HeaderEncrypted = tc.alg, tc.key, tc.hidden
+				o.Keys = []string{"k"}
+			})
+			var logs []*errLog
+			for _, m := range c.nodes {
+				logs = append(logs, watchErrors(m))
+			}
+			c.start()
+			c.waitMaster(c.nodes[0])
+			waitFor(t, "every node counts both peers live", func() bool {
+				for _, m := range c.nodes {
+					live := 0
+					for _, p := range m.Status().Peers {
+						if p.Live && p.Keys != nil {
+							live++
+						}
+					}
+					if live != 2 {
+						return false
+					}
+				}
+				return true
+			})
+			if !c.nodes[0].IsMasterByKey("k") || c.nodes[1].IsMasterByKey("k") || c.nodes[2].IsMasterByKey("k") {
+				t.Fatal("key k not mastered by node0 alone")
+			}
+			for i, l := range logs {
+				if s := l.String(); s != "" {
+					t.Fatalf("node%d reported errors:%s", i, s)
+				}
+			}
+			c.nodes[0].Stop()
+			c.waitMaster(c.nodes[1])
+			waitFor(t, "node1 master of k", func() bool {
+				return c.nodes[1].IsMasterByKey("k") && !c.nodes[2].IsMasterByKey("k")
+			})
+		})
 	}
 }

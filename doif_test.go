@@ -146,3 +146,58 @@ func TestDoIfMasterQueue(t *testing.T) {
 		})
 	}
 }
+
+func TestDoIfMaster(t *testing.T) {
+	c := newCluster(t, 2, nil).start()
+	c.waitMaster(c.nodes[0])
+	n0, n1 := c.nodes[0], c.nodes[1]
+
+	ran := false
+	n0.DoIfMaster(func() { ran = true })
+	if !ran {
+		t.Fatal("master did not run the callback at once")
+	}
+
+	// On the younger node callbacks are queued, then dropped.
+	var mu sync.Mutex
+	var got []int
+	for i := range 3 {
+		n1.DoIfMaster(func() { mu.Lock(); got = append(got, i); mu.Unlock() })
+	}
+	time.Sleep(3 * testWait) // past 2*WaitTimeout: the queue has fired
+	mu.Lock()
+	if len(got) != 0 {
+		t.Fatalf("non-master ran queued callbacks: %v", got)
+	}
+	mu.Unlock()
+
+	// Queued, then the master leaves: they run, in order.
+	for i := range 3 {
+		n1.DoIfMasterByKey("", func() {}) // a key never added: never master
+		n1.DoIfMaster(func() { mu.Lock(); got = append(got, i); mu.Unlock() })
+	}
+	n0.Stop()
+	waitFor(t, "queued callbacks run", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(got) == 3
+	})
+	if !slices.Equal(got, []int{0, 1, 2}) {
+		t.Fatalf("order %v", got)
+	}
+}
+
+func TestDoIfMasterNothingAfterStop(t *testing.T) {
+	c := newCluster(t, 2, nil).start()
+	c.waitMaster(c.nodes[0])
+	n1 := c.nodes[1]
+	ran := make(chan struct{}, 1)
+	n1.DoIfMaster(func() { ran <- struct{}{} })
+	c.nodes[0].Stop()
+	n1.Stop()
+	select {
+	case <-ran:
+		t.Fatal("callback ran after Stop")
+	case <-time.After(3 * testWait):
+	}
+}

@@ -4,10 +4,13 @@ import (
 	"fmt"
 	"net"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/msc-go/msc/internal/relay"
 )
 
 // Test timing: short intervals, a generous WaitTimeout so that a loaded
@@ -97,17 +100,69 @@ func testOptions(i int) Options {
 	}
 }
 
-// testCluster is n nodes configured as a full mesh.
+// newRelay starts a relay to target, closed when the test ends.
+func newRelay(t testing.TB, target string) *relay.Relay {
+	t.Helper()
+	r, err := relay.Listen(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Close)
+	return r
+}
+
+// relayedPair builds two nodes, not started: node 1 dials node 0 through
+// a relay and node 0 dials nobody, so that every byte between them
+// crosses the relay. mod may change each node's options.
+func relayedPair(t testing.TB, mod func(i int, o *Options)) (*testCluster, *relay.Relay) {
+	t.Helper()
+	c := &testCluster{t: t}
+	for i := range 2 {
+		o := testOptions(i)
+		o.Listener = listen(t)
+		if mod != nil {
+			mod(i, &o)
+		}
+		m, err := New(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.nodes, c.opts, c.lns = append(c.nodes, m), append(c.opts, o), append(c.lns, o.Listener)
+	}
+	r := newRelay(t, c.lns[0].Addr().String())
+	if err := c.nodes[1].AddServer("0", ServerConfig{Port: r.Port()}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.stopAll) // before the relay closes
+	return c, r
+}
+
+// testCluster is n nodes configured as a full mesh: the harness of the
+// tests in package msc, which cannot import package msctest (it imports
+// msc). Tests in package msc_test use msctest.Cluster, as users do.
 type testCluster struct {
-	t     testing.TB
-	nodes []*Msc
-	opts  []Options
-	lns   []net.Listener
+	t      testing.TB
+	nodes  []*Msc
+	opts   []Options
+	lns    []net.Listener
+	relays [][]*relay.Relay // relays[i][j]: node i dialing node j; nil without newMesh
 }
 
 // newCluster builds n nodes, each dialing all the others; mod may change
 // each node's options. It does not start them.
 func newCluster(t testing.TB, n int, mod func(i int, o *Options)) *testCluster {
+	t.Helper()
+	return buildCluster(t, n, mod, false)
+}
+
+// newMesh is newCluster with every dial through a relay, so that the test
+// can hold the bytes between nodes (partition, heal).
+func newMesh(t testing.TB, n int, mod func(i int, o *Options)) *testCluster {
+	t.Helper()
+	return buildCluster(t, n, mod, true)
+}
+
+func buildCluster(t testing.TB, n int, mod func(i int, o *Options), relayed bool) *testCluster {
 	t.Helper()
 	c := &testCluster{t: t}
 	for i := 0; i < n; i++ {
@@ -119,10 +174,21 @@ func newCluster(t testing.TB, n int, mod func(i int, o *Options)) *testCluster {
 		c.opts = append(c.opts, o)
 		c.lns = append(c.lns, o.Listener)
 	}
+	if relayed {
+		c.relays = make([][]*relay.Relay, n)
+		for i := range n {
+			c.relays[i] = make([]*relay.Relay, n)
+			for j := range n {
+				if i != j {
+					c.relays[i][j] = newRelay(t, c.lns[j].Addr().String())
+				}
+			}
+		}
+	}
 	for i := range n {
 		c.nodes = append(c.nodes, c.build(i))
 	}
-	t.Cleanup(c.stopAll)
+	t.Cleanup(c.stopAll) // before the relays close
 	return c
 }
 
@@ -135,12 +201,116 @@ func (c *testCluster) build(i int) *Msc {
 	}
 	for j := range c.opts {
 		if j != i {
-			if err := m.AddServer(fmt.Sprint(j), ServerConfig{Port: port(c.lns[j])}); err != nil {
+			p := port(c.lns[j])
+			if c.relays != nil {
+				p = c.relays[i][j].Port()
+			}
+			if err := m.AddServer(fmt.Sprint(j), ServerConfig{Port: p}); err != nil {
 				c.t.Fatal(err)
 			}
 		}
 	}
 	return m
+}
+
+// hold holds (or releases) the bytes node from sends to node to, on both
+// connections between them (newMesh only).
+func (c *testCluster) hold(from, to int, held bool) {
+	c.relays[from][to].Hold(relay.Up, held)
+	c.relays[to][from].Hold(relay.Down, held)
+}
+
+// partition holds all traffic between the two sides (newMesh only).
+func (c *testCluster) partition(a, b []int) {
+	for _, i := range a {
+		for _, j := range b {
+			c.hold(i, j, true)
+			c.hold(j, i, true)
+		}
+	}
+}
+
+// heal releases every byte held (newMesh only).
+func (c *testCluster) heal() {
+	for i := range c.relays {
+		for j := range c.relays {
+			if i != j {
+				c.hold(i, j, false)
+			}
+		}
+	}
+}
+
+func (c *testCluster) node(i int) *Msc { return c.nodes[i] }
+
+func (c *testCluster) sidesHold(sides ...[]int) string { return sidesHold(c.node, sides...) }
+
+func (c *testCluster) waitSides(sides ...[]int) { waitSides(c.t, c.node, sides...) }
+
+var all3 = []int{0, 1, 2}
+
+// livePeerIndexes returns the indexes of the peers m counts live: node<i> is i.
+func livePeerIndexes(m *Msc) []int {
+	var out []int
+	for _, p := range m.Status().Peers {
+		var i int
+		if _, err := fmt.Sscanf(p.UID, "node%d", &i); err == nil && p.Live {
+			out = append(out, i)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// sidesHold is the invariant checker of a cluster whose node i is node(i),
+// with UID node<i>. For each side (nodes that can reach each other; a
+// side lists node indexes, and the oldest is the smallest index): every
+// node of the side counts exactly the others of its side live; exactly
+// one node of the side is master, the oldest; every node of the side
+// names it. It returns "" if all hold, else what does not.
+func sidesHold(node func(i int) *Msc, sides ...[]int) string {
+	var b strings.Builder
+	for _, side := range sides {
+		want := slices.Min(side)
+		masters := 0
+		for _, i := range side {
+			m := node(i)
+			others := slices.DeleteFunc(slices.Clone(side), func(j int) bool { return j == i })
+			slices.Sort(others)
+			if live := livePeerIndexes(m); !slices.Equal(live, others) {
+				fmt.Fprintf(&b, "node%d counts %v live, want %v; ", i, live, others)
+			}
+			if m.IsMaster() {
+				masters++
+				if i != want {
+					fmt.Fprintf(&b, "node%d is master, want node%d; ", i, want)
+				}
+			}
+			if uid, ok := m.Master(); !ok || uid != node(want).UID() {
+				fmt.Fprintf(&b, "node%d names %q as master, want node%d; ", i, uid, want)
+			}
+		}
+		if masters != 1 {
+			fmt.Fprintf(&b, "side %v has %d masters; ", side, masters)
+		}
+	}
+	return b.String()
+}
+
+// waitSides polls until sidesHold holds.
+func waitSides(t testing.TB, node func(i int) *Msc, sides ...[]int) {
+	t.Helper()
+	deadline := time.Now().Add(settle)
+	for {
+		bad := sidesHold(node, sides...)
+		if bad == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sides %v: %s", sides, bad)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // restart replaces node i by a new one on the same port (a new process).
@@ -262,4 +432,47 @@ func liveCount(st Status) int {
 		}
 	}
 	return n
+}
+
+// changeLog records a node's global mastership changes.
+type changeLog struct {
+	mu  sync.Mutex
+	got []Change
+}
+
+// watch records m's changes from now on, after its state now (so that a
+// term change of a node that is master already is not a gain).
+func (l *changeLog) watch(m *Msc) {
+	uid, _ := m.Master()
+	l.add(Change{IsMaster: m.IsMaster(), Master: uid, Term: m.Term()})
+	m.OnChange(l.add)
+}
+
+func (l *changeLog) add(c Change) {
+	if c.Key != "" {
+		return
+	}
+	l.mu.Lock()
+	l.got = append(l.got, c)
+	l.mu.Unlock()
+}
+
+// gains counts the times the node became master.
+func (l *changeLog) gains() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n, was := 0, false
+	for i, c := range l.got {
+		if c.IsMaster && !was && i > 0 { // the first is the state when watching began
+			n++
+		}
+		was = c.IsMaster
+	}
+	return n
+}
+
+// freeze blocks m's elector for d, as a SIGSTOP would: no ticks, no
+// heartbeats out (their writers see the elector has not ticked).
+func freeze(m *Msc, d time.Duration) {
+	m.call(func(*elector) { time.Sleep(d) })
 }

@@ -14,10 +14,12 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/msc-go/msc/internal/core"
+	"github.com/msc-go/msc/internal/relay"
 )
 
 // Tests of a node under attack: raw TCP clients that speak (or garble) the
@@ -611,136 +613,90 @@ func TestHostileDuplicateUID(t *testing.T) {
 	checkElects(t, c)
 }
 
-// mitm relays one node's connection to another, parsing frames, and lets
-// a test rewrite the dialer's frames on the first connection. Later
-// connections are relayed as they are.
+// mitm reads, frame by frame, the first connection that crosses a relay
+// (node 1 dialing node 0), and lets a test rewrite the dialer's frames.
+// Later connections are relayed as they are.
 type mitm struct {
-	t      testing.TB
-	ln     net.Listener
-	target string
 	// tamper gets the dialer's frame i (0: its hello) and returns what to
 	// send in its place.
 	tamper func(i int, f []byte, m *mitm) [][]byte
 
 	mu          sync.Mutex
-	conns       int
 	fromDialer  [][]byte // frames of the first connection, as the dialer sent them
 	fromNode    [][]byte // frames of the first connection, as the listener sent them
 	sent        []byte   // bytes sent to the listener on the first connection
 	tampered    bool
 	nodeFrameCh chan struct{} // cap 1: a frame arrived from the listener
-	socks       []net.Conn
-	wg          sync.WaitGroup
 }
 
-func newMITM(t testing.TB, target string, tamper func(int, []byte, *mitm) [][]byte) *mitm {
-	m := &mitm{t: t, ln: listen(t), target: target, tamper: tamper, nodeFrameCh: make(chan struct{}, 1)}
-	m.wg.Add(1)
-	go m.accept()
-	t.Cleanup(m.close)
+// newMITM makes r's first connection go through a mitm.
+func newMITM(r *relay.Relay, tamper func(int, []byte, *mitm) [][]byte) *mitm {
+	m := &mitm{tamper: tamper, nodeFrameCh: make(chan struct{}, 1)}
+	r.SetFilter(func(conn int, d relay.Dir, src io.Reader) io.Reader {
+		switch {
+		case conn > 0:
+			return src
+		case d == relay.Up:
+			return &frames{br: bufio.NewReader(src), each: m.dialerSent}
+		default:
+			return &frames{br: bufio.NewReader(src), each: m.nodeSent}
+		}
+	})
 	return m
 }
 
-func (m *mitm) close() {
-	m.ln.Close()
+// dialerSent keeps the dialer's frame i and returns what tamper says.
+func (m *mitm) dialerSent(i int, f []byte) [][]byte {
 	m.mu.Lock()
-	for _, s := range m.socks {
-		s.Close()
-	}
+	m.fromDialer = append(m.fromDialer, f)
 	m.mu.Unlock()
-	m.wg.Wait()
-}
-
-func (m *mitm) accept() {
-	defer m.wg.Done()
-	for {
-		a, err := m.ln.Accept()
-		if err != nil {
-			return
-		}
-		b, err := net.DialTimeout("tcp", m.target, settle)
-		if err != nil {
-			a.Close()
-			continue
-		}
-		m.mu.Lock()
-		m.conns++
-		first := m.conns == 1
-		m.socks = append(m.socks, a, b)
-		m.mu.Unlock()
-		m.wg.Add(2)
-		if first {
-			go m.relayDialer(a, b)
-			go m.relayNode(b, a)
-		} else {
-			go m.copy(a, b)
-			go m.copy(b, a)
-		}
+	out := m.tamper(i, f, m)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(out) != 1 || !bytes.Equal(out[0], f) {
+		m.tampered = true
 	}
-}
-
-func (m *mitm) copy(src, dst net.Conn) {
-	defer m.wg.Done()
-	io.Copy(dst, src)
-	src.Close()
-	dst.Close()
-}
-
-// relayDialer reads the dialer's frames and sends what tamper says.
-func (m *mitm) relayDialer(src, dst net.Conn) {
-	defer m.wg.Done()
-	defer src.Close()
-	defer dst.Close()
-	br := bufio.NewReader(src)
-	for i := 0; ; i++ {
-		_, buf, err := readFrame(br, nil)
-		if err != nil {
-			return
-		}
-		f := bytes.Clone(buf)
-		m.mu.Lock()
-		m.fromDialer = append(m.fromDialer, f)
-		m.mu.Unlock()
-		out := m.tamper(i, f, m)
-		if len(out) != 1 || !bytes.Equal(out[0], f) {
-			m.mu.Lock()
-			m.tampered = true
-			m.mu.Unlock()
-		}
-		for _, o := range out {
-			m.mu.Lock()
-			m.sent = append(m.sent, o...)
-			m.mu.Unlock()
-			if _, err := dst.Write(o); err != nil {
-				return
-			}
-		}
+	for _, o := range out {
+		m.sent = append(m.sent, o...)
 	}
+	return out
 }
 
-// relayNode relays the listener's frames, keeping them.
-func (m *mitm) relayNode(src, dst net.Conn) {
-	defer m.wg.Done()
-	defer src.Close()
-	defer dst.Close()
-	br := bufio.NewReader(src)
-	for {
-		_, buf, err := readFrame(br, nil)
-		if err != nil {
-			return
-		}
-		f := bytes.Clone(buf)
-		m.mu.Lock()
-		m.fromNode = append(m.fromNode, f)
-		m.mu.Unlock()
-		select {
-		case m.nodeFrameCh <- struct{}{}:
-		default:
-		}
-		if _, err := dst.Write(f); err != nil {
-			return
-		}
+// nodeSent keeps the listener's frame and relays it.
+func (m *mitm) nodeSent(_ int, f []byte) [][]byte {
+	m.mu.Lock()
+	m.fromNode = append(m.fromNode, f)
+	m.mu.Unlock()
+	select {
+	case m.nodeFrameCh <- struct{}{}:
+	default:
 	}
+	return [][]byte{f}
+}
+
+// frames reads a stream frame by frame, and yields what each makes of
+// frame i, in its place.
+type frames struct {
+	br   *bufio.Reader
+	each func(i int, f []byte) [][]byte
+	i    int
+	out  []byte
+}
+
+func (r *frames) Read(p []byte) (int, error) {
+	for len(r.out) == 0 {
+		_, buf, err := readFrame(r.br, nil)
+		if err != nil {
+			return 0, err
+		}
+		for _, o := range r.each(r.i, bytes.Clone(buf)) {
+			r.out = append(r.out, o...)
+		}
+		r.i++
+	}
+	n := copy(p, r.out)
+	r.out = r.out[n:]
+	return n, nil
 }
 
 // nodeFrame waits for the listener's frame with sequence number seq.
@@ -842,18 +798,10 @@ func TestHostileReplay(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			o0, o1 := testOptions(0), testOptions(1)
-			o0.Listener, o1.Listener = listen(t), listen(t)
-			n0, err := New(o0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			n1, _ := New(o1)
+			c, rl := relayedPair(t, nil)
+			n0 := c.nodes[0]
 			errs := watchErrors(n0)
-			m := newMITM(t, o0.Listener.Addr().String(), tc.tamper)
-			n1.AddServer("0", ServerConfig{Port: port(m.ln)})
-			c := &testCluster{t: t, nodes: []*Msc{n0, n1}}
-			t.Cleanup(c.stopAll)
+			m := newMITM(rl, tc.tamper)
 			c.start()
 			waitFor(t, "ErrAuth from node1", func() bool { return len(errs.peerErrors(ErrAuth)) > 0 })
 			pe := errs.peerErrors(ErrAuth)[0]
@@ -869,11 +817,7 @@ func TestHostileReplay(t *testing.T) {
 			t.Logf("reported: %v", pe)
 			// The nodes reconnect (the relay passes later connections
 			// through) and agree.
-			waitFor(t, "a new connection", func() bool {
-				m.mu.Lock()
-				defer m.mu.Unlock()
-				return m.conns >= 2
-			})
+			waitFor(t, "a new connection", func() bool { return rl.Accepted() >= 2 })
 			c.waitMaster(n0)
 			waitFor(t, "node0 sees node1", func() bool {
 				st := n0.Status()
@@ -960,3 +904,103 @@ func TestHostileMisconfiguredPeer(t *testing.T) {
 		})
 	}
 }
+
+// TestMaxInboundLimit fills a node's inbound slots with idle connections
+// that never speak: one slot is node 1's connection, MaxInbound-1 are
+// idle; the next inbound connection is closed at once and reported as
+// errTooManyInbound. Meanwhile the election is unaffected: the two nodes
+// keep hearing each other and agree on node 0. Once the idle connections
+// close, a new inbound connection is served again.
+func TestMaxInboundLimit(t *testing.T) {
+	c := newCluster(t, 2, func(i int, o *Options) {
+		// Idle connections are closed after WaitTimeout (the handshake
+		// deadline): long enough to fill every slot first.
+		o.WaitTimeout = 20 * time.Second
+	})
+	errs := watchErrors(c.nodes[0])
+	c.start()
+	c.waitMaster(c.nodes[0])
+	n0, n1 := c.nodes[0], c.nodes[1]
+	waitFor(t, "node1's connection to node0 is up", func() bool {
+		for _, p := range n0.Status().Peers {
+			if p.UID == "node1" && p.Live && p.Conns == 1 {
+				return true
+			}
+		}
+		return false
+	})
+	addr := n0.Addr().String()
+	var idle []net.Conn
+	closeIdle := func() {
+		for _, nc := range idle {
+			nc.Close()
+		}
+		idle = nil
+	}
+	defer closeIdle()
+	// served reports whether the node serves nc: it sends its hello at
+	// once, where a connection over the limit is closed without a byte.
+	served := func(nc net.Conn) bool {
+		t.Helper()
+		nc.SetReadDeadline(time.Now().Add(settle))
+		var b [1]byte
+		_, err := nc.Read(b[:])
+		if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !isReset(err) {
+			t.Fatalf("reading from the node: %v", err)
+		}
+		return err == nil
+	}
+	dial := func() net.Conn {
+		t.Helper()
+		nc, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return nc
+	}
+	t0 := time.Now()
+	// One connection per pair, dialed by the smaller UID: node0's to
+	// node1 is its own, so every inbound slot is free.
+	for i := range MaxInbound {
+		nc := dial()
+		idle = append(idle, nc)
+		if !served(nc) {
+			t.Fatalf("inbound connection %d of %d closed at once", i+1, MaxInbound)
+		}
+	}
+	over := dial()
+	if served(over) {
+		t.Fatalf("inbound connection %d served, over MaxInbound = %d", MaxInbound+1, MaxInbound)
+	}
+	over.Close()
+	t.Logf("%d inbound connections opened in %v", MaxInbound, time.Since(t0).Round(time.Millisecond))
+	waitFor(t, "the refused connection reported", func() bool {
+		pes := errs.peerErrors(errTooManyInbound)
+		return len(pes) > 0 && pes[0].Peer != ""
+	})
+	// The election goes on: both nodes hear each other after the flood.
+	full := time.Now()
+	waitFor(t, "heartbeats after the flood", func() bool {
+		return heardAfter(n0, "node1", full) && heardAfter(n1, "node0", full) && c.agreed(n0)
+	})
+	closeIdle()
+	waitFor(t, "a new inbound connection served again", func() bool {
+		nc := dial()
+		defer nc.Close()
+		return served(nc)
+	})
+	if !c.agreed(n0) {
+		t.Fatalf("election changed:\n%s", c.describe())
+	}
+}
+
+func heardAfter(m *Msc, uid string, t time.Time) bool {
+	for _, p := range m.Status().Peers {
+		if p.UID == uid {
+			return p.Live && p.LastHeard.After(t)
+		}
+	}
+	return false
+}
+
+func isReset(err error) bool { return errors.Is(err, syscall.ECONNRESET) }

@@ -387,82 +387,83 @@ func (l *spanLog) count() int {
 	return len(l.spans)
 }
 
-// TestRunAsMasterByKey: the function runs on the key's master only (also
-// on a node that is not the global master), with the key's term, which
-// increases; its context is cancelled when the key moves away (RemoveKey,
-// Stop). On Stop, the next master's function begins only after the
-// stopping node's has returned, though it takes 20ms to wind down. All
-// under the key meter, without Quorum.
-//
-// After RemoveKey the next master's function may begin before the
-// previous one has returned: RemoveKey lets the key go at once, without
-// waiting for the function as Stop does. The test logs that gap and does
-// not assert it (see the report of issue 9).
-func TestRunAsMasterByKey(t *testing.T) {
-	c := newCluster(t, 3, func(i int, o *Options) { o.Keys = []string{"k", "other"} }).start()
+func TestPerKeyMasters(t *testing.T) {
+	keys := [][]string{{"a"}, {"a", "b"}, {"b", "c"}}
+	c := newCluster(t, 3, func(i int, o *Options) { o.Keys = keys[i] }).start()
 	c.waitMaster(c.nodes[0])
-	if err := c.nodes[0].RunAsMasterByKey(context.Background(), "", func(context.Context, uint64) {}); !errors.Is(err, ErrInvalidOption) {
-		t.Fatalf("RunAsMasterByKey with an empty key: %v", err)
+	want := map[string]*Msc{"a": c.nodes[0], "b": c.nodes[1], "c": c.nodes[2]}
+	waitFor(t, "per-key masters", func() bool {
+		for i, m := range c.nodes {
+			for _, k := range []string{"a", "b", "c"} {
+				has := slices.Contains(keys[i], k)
+				if m.IsMasterByKey(k) != (has && want[k] == m) {
+					return false
+				}
+				uid, ok := m.MasterByKey(k)
+				if has && (!ok || uid != want[k].UID()) || !has && ok {
+					return false
+				}
+			}
+		}
+		return true
+	})
+	if c.nodes[0].IsMasterByKey("nope") {
+		t.Fatal("master of a key never added")
 	}
-	// Node 2 alone holds "mine": its function runs there, though node 2
-	// is not the global master.
-	c.nodes[2].AddKey("mine")
-	meter := meterKeys(c.nodes, "k", "mine")
-	log, mine := spanLog{windDown: 20 * time.Millisecond}, spanLog{}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	errs := make([]chan error, len(c.nodes))
-	for i, m := range c.nodes {
-		errs[i] = make(chan error, 2)
-		go func() { errs[i] <- m.RunAsMasterByKey(ctx, "k", log.fn(m, "k")) }()
-		go func() { errs[i] <- m.RunAsMasterByKey(ctx, "mine", mine.fn(m, "mine")) }()
-	}
-	waitFor(t, "node0 runs k, node2 runs mine", func() bool { return log.count() == 1 && mine.count() == 1 })
+}
 
-	c.nodes[0].RemoveKey("k") // k moves to node 1
-	waitFor(t, "node1 runs k", func() bool { return log.count() == 2 })
-	c.nodes[1].Stop() // k moves to node 2
-	for range 2 {
-		if err := <-errs[1]; !errors.Is(err, ErrStopped) {
-			t.Fatalf("RunAsMasterByKey on a stopped node: %v", err)
+func TestAddRemoveKeyMovesMastership(t *testing.T) {
+	c := newCluster(t, 3, func(i int, o *Options) {
+		if i > 0 {
+			o.Keys = []string{"k"}
 		}
+	}).start()
+	n0, n1, n2 := c.nodes[0], c.nodes[1], c.nodes[2]
+	waitFor(t, "n1 master of k", func() bool { return n1.IsMasterByKey("k") && !n2.IsMasterByKey("k") })
+	n0.AddKey("k")
+	waitFor(t, "n0 master of k", func() bool {
+		return n0.IsMasterByKey("k") && !n1.IsMasterByKey("k") && !n2.IsMasterByKey("k")
+	})
+	n0.RemoveKey("k")
+	if n0.IsMasterByKey("k") {
+		t.Fatal("still master of a removed key when RemoveKey returned")
 	}
-	waitFor(t, "node2 runs k", func() bool { return log.count() == 3 })
-	cancel()
-	for _, i := range []int{0, 0, 2, 2} {
-		if err := <-errs[i]; !errors.Is(err, context.Canceled) {
-			t.Fatalf("node%d: RunAsMasterByKey after cancel: %v", i, err)
-		}
+	waitFor(t, "n1 master of k again", func() bool { return n1.IsMasterByKey("k") && !n2.IsMasterByKey("k") })
+	if got := n1.Keys(); !slices.Equal(got, []string{"k"}) {
+		t.Fatalf("Keys() = %v", got)
 	}
-	meter.check(t)
+}
 
-	log.mu.Lock()
-	defer log.mu.Unlock()
-	if n := len(log.spans); n != 3 {
-		t.Fatalf("%d runs of k, want 3", n)
+func TestAddKeyLoneNodeImmediate(t *testing.T) {
+	o := testOptions(0)
+	o.Listener = listen(t)
+	m, _ := New(o)
+	m.AddKey("before")
+	m.Start()
+	defer m.Stop()
+	if !m.IsMasterByKey("before") {
+		t.Fatal("key added before Start")
 	}
-	for i, s := range log.spans {
-		if want := fmt.Sprintf("node%d", i); s.node != want || !s.master || s.end.IsZero() {
-			t.Fatalf("run %d of k: %+v, want a run on %s as master, returned", i, s, want)
-		}
+	m.AddKey("after")
+	if !m.IsMasterByKey("after") {
+		t.Fatal("AddKey did not re-elect before returning")
 	}
-	s0, s1, s2 := log.spans[0], log.spans[1], log.spans[2]
-	if s1.term <= s0.term || s2.term <= s1.term {
-		t.Fatalf("terms of k: %d, %d, %d: not increasing", s0.term, s1.term, s2.term)
+}
+
+func TestKeyTermSurvivesRemoveAdd(t *testing.T) {
+	o := testOptions(0)
+	o.Listener = listen(t)
+	m, _ := New(o)
+	m.Start()
+	defer m.Stop()
+	m.AddKey("k")
+	t1 := m.TermByKey("k")
+	if t1 == 0 || !m.IsMasterByKey("k") {
+		t.Fatalf("term %d master %v", t1, m.IsMasterByKey("k"))
 	}
-	t.Logf("RemoveKey: node0's function cancelled %v and returned %v before node1's began",
-		s1.begin.Sub(s0.cancelled), s1.begin.Sub(s0.end))
-	t.Logf("Stop: node1's function cancelled %v and returned %v before node2's began",
-		s2.begin.Sub(s1.cancelled), s2.begin.Sub(s1.end))
-	if !s1.end.Before(s2.begin) {
-		t.Errorf("node2's function of k began %v before node1's, stopping, returned", s1.end.Sub(s2.begin))
-	}
-	if !s0.end.Before(s1.begin) {
-		t.Errorf("node1's function of k began %v before node0's, removing the key, returned", s0.end.Sub(s1.begin))
-	}
-	mine.mu.Lock()
-	defer mine.mu.Unlock()
-	if s := mine.spans[0]; len(mine.spans) != 1 || s.node != "node2" || !s.master {
-		t.Fatalf("runs of mine: %+v", mine.spans)
+	m.RemoveKey("k")
+	m.AddKey("k")
+	if t2 := m.TermByKey("k"); t2 <= t1 {
+		t.Fatalf("key added again has term %d, not above its earlier %d", t2, t1)
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/msc-go/msc/internal/relay"
 )
 
 // Regression tests: each showed a bug (found by review and hostile
@@ -278,7 +280,7 @@ func brokenFlow(t *testing.T, from, to int) {
 		flushCallbacks(t, m)
 	}
 	before := changes.Load()
-	mc.links[from][to].drop[toListener].Store(true)
+	mc.relays[from][to].Hold(relay.Up, true) // node from's bytes on its own connection to node to
 	t0 := time.Now()
 	var bad []string
 	for time.Since(t0) < 6*testWait {

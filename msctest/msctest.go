@@ -1,7 +1,8 @@
 // Package msctest runs a cluster of msc nodes in one process, on loopback,
-// for the tests of code that uses package msc: start n nodes, then cut the
-// network between them, kill, pause and restart them, and wait for a
-// master.
+// for the tests of code that uses package msc: start n nodes, then
+// partition the network between them (Partition, one way with Block, one
+// link with Cut), slow it (Delay), kill, pause and restart them, and wait
+// for a master.
 //
 //	func TestJob(t *testing.T) {
 //		c := msctest.NewCluster(t, 3, nil)
@@ -11,8 +12,8 @@
 //	}
 //
 // Each node listens on 127.0.0.1 and reaches each other node through a
-// TCP proxy of its own, so that the cluster can hold the bytes of a link
-// as a real partition does, and reset connections as the kernel of a
+// TCP proxy of its own, so that the cluster can hold or delay the bytes of
+// a link as a real network does, and reset connections as the kernel of a
 // killed process does. Everything is stopped, and every goroutine ended,
 // when the test ends.
 package msctest
@@ -26,6 +27,7 @@ import (
 	"time"
 
 	"github.com/msc-go/msc"
+	"github.com/msc-go/msc/internal/relay"
 	"github.com/msc-go/msc/internal/testhook"
 )
 
@@ -55,11 +57,13 @@ type Cluster struct {
 	// mu guards the fields below it.
 	mu      sync.Mutex
 	nodes   []*node
-	group   []int          // partition group of each node; all 0 when healed
-	proxies [][]*proxy     // proxies[i][j]: what node i dials to reach node j
-	timers  []*time.Timer  // pause ends
-	wg      sync.WaitGroup // pause timers
-	done    bool           // cleaned up
+	group   []int            // partition group of each node; all 0 when healed
+	blocked [][]bool         // blocked[i][j]: node i's bytes to node j are held (Block)
+	cut     [][]bool         // cut[i][j], cut[j][i]: the link is cut (Cut)
+	proxies [][]*relay.Relay // proxies[i][j]: what node i dials to reach node j
+	timers  []*time.Timer    // pause ends
+	wg      sync.WaitGroup   // pause timers
+	done    bool             // cleaned up
 }
 
 type node struct {
@@ -90,9 +94,13 @@ func NewCluster(t testing.TB, n int, opt func(i int, o *msc.Options)) *Cluster {
 	for i := range c.nodes {
 		c.nodes[i] = &node{ln: c.listen()}
 	}
-	c.proxies = make([][]*proxy, n)
+	c.proxies = make([][]*relay.Relay, n)
+	c.blocked = make([][]bool, n)
+	c.cut = make([][]bool, n)
 	for i := range n {
-		c.proxies[i] = make([]*proxy, n)
+		c.proxies[i] = make([]*relay.Relay, n)
+		c.blocked[i] = make([]bool, n)
+		c.cut[i] = make([]bool, n)
 		for j := range n {
 			if i != j {
 				c.proxies[i][j] = c.newProxy(c.nodes[j].ln.Addr().String())
@@ -120,6 +128,16 @@ func (c *Cluster) listen() net.Listener {
 	return ln
 }
 
+// newProxy starts the relay through which a node reaches target.
+func (c *Cluster) newProxy(target string) *relay.Relay {
+	c.helper()
+	p, err := relay.Listen(target)
+	if err != nil {
+		c.fatalf("msctest: %v", err)
+	}
+	return p
+}
+
 // build makes node i, listening on ln; it returns its WaitTimeout too.
 func (c *Cluster) build(i int, ln net.Listener, start time.Time) (*msc.Msc, time.Duration) {
 	c.helper()
@@ -140,7 +158,7 @@ func (c *Cluster) build(i int, ln net.Listener, start time.Time) (*msc.Msc, time
 	}
 	for j, p := range c.proxies[i] {
 		if p != nil {
-			if err := m.AddServer(fmt.Sprint("node", j), msc.ServerConfig{Port: p.port()}); err != nil {
+			if err := m.AddServer(fmt.Sprint("node", j), msc.ServerConfig{Port: p.Port()}); err != nil {
 				c.fatalf("msctest: node %d: %v", i, err)
 			}
 		}
@@ -191,22 +209,81 @@ func (c *Cluster) Partition(groups ...[]int) {
 	c.updateLocked()
 }
 
-// Heal ends the partition: the bytes held are delivered.
+// Block holds the bytes node from sends to node to, on every connection
+// between them, while the bytes node to sends to node from still arrive:
+// a one-way partition, as a firewall rule that drops one direction makes.
+// As with Partition, the bytes are held, not lost, and new connections
+// between the two hang. It lasts until Heal.
+func (c *Cluster) Block(from, to int) {
+	c.helper()
+	c.setLink("Block", from, to, func() { c.blocked[from][to] = true })
+}
+
+// Cut resets the connections between nodes i and j, and refuses new ones
+// at once with a reset, as a firewall rule that rejects would, until
+// Heal: both nodes see the link down at once, and keep redialing.
+func (c *Cluster) Cut(i, j int) {
+	c.helper()
+	c.setLink("Cut", i, j, func() { c.cut[i][j], c.cut[j][i] = true, true })
+}
+
+// Delay slows every link: each byte between two nodes, either way,
+// arrives d later than sent (a slow network; the order is kept).
+// Delay(0) ends it; Heal leaves it.
+func (c *Cluster) Delay(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, row := range c.proxies {
+		for _, p := range row {
+			if p != nil {
+				p.Delay(relay.Up, d)
+				p.Delay(relay.Down, d)
+			}
+		}
+	}
+}
+
+// setLink calls set, which changes the state of the link between nodes i
+// and j, then applies it; method names the caller in a failure.
+func (c *Cluster) setLink(method string, i, j int, set func()) {
+	c.helper()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if i < 0 || i >= len(c.nodes) || j < 0 || j >= len(c.nodes) || i == j {
+		c.fatalf("msctest: %s: no link between nodes %d and %d", method, i, j)
+	}
+	set()
+	c.updateLocked()
+}
+
+// Heal ends the partition, and every Block and Cut: the bytes held are
+// delivered.
 func (c *Cluster) Heal() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	clear(c.group)
+	for i := range c.nodes {
+		clear(c.blocked[i])
+		clear(c.cut[i])
+	}
 	c.updateLocked()
 }
 
-// updateLocked holds or releases each link: held while its ends are
-// partitioned apart, or either is paused.
+// updateLocked sets each link: the bytes from node i to node j are held
+// while the two are partitioned apart, either is paused, or i's to j are
+// blocked; the link is down (reset, refused) while either node is killed
+// or the link is cut.
 func (c *Cluster) updateLocked() {
 	now := time.Now()
+	held := func(i, j int) bool {
+		return c.group[i] != c.group[j] || now.Before(c.nodes[i].paused) || now.Before(c.nodes[j].paused) || c.blocked[i][j]
+	}
 	for i, row := range c.proxies {
 		for j, p := range row {
 			if p != nil {
-				p.gate.set(c.group[i] != c.group[j] || now.Before(c.nodes[i].paused) || now.Before(c.nodes[j].paused))
+				p.Hold(relay.Up, held(i, j))
+				p.Hold(relay.Down, held(j, i))
+				p.Cut(c.nodes[i].killed || c.nodes[j].killed || c.cut[i][j])
 			}
 		}
 	}
@@ -219,14 +296,7 @@ func (c *Cluster) Kill(i int) {
 	c.mu.Lock()
 	n := c.nodes[i]
 	n.killed = true
-	for j := range c.nodes {
-		if p := c.proxies[i][j]; p != nil {
-			p.kill()
-		}
-		if p := c.proxies[j][i]; p != nil {
-			p.kill()
-		}
-	}
+	c.updateLocked()
 	c.mu.Unlock()
 	testhook.Abort(n.m)
 }
@@ -247,13 +317,10 @@ func (c *Cluster) Restart(i int) {
 	n.ln, n.m, n.wait, n.killed = ln, m, wait, false
 	for j := range c.nodes {
 		if p := c.proxies[j][i]; p != nil {
-			p.retarget(ln.Addr().String())
-		}
-		if j != i && !c.nodes[j].killed { // a link to a killed node stays down
-			c.proxies[i][j].revive()
-			c.proxies[j][i].revive()
+			p.SetTarget(ln.Addr().String())
 		}
 	}
+	c.updateLocked() // a link to a killed node stays down
 	c.mu.Unlock()
 	if err := m.Start(); err != nil {
 		c.fatalf("msctest: restart node %d: %v", i, err)
@@ -392,7 +459,7 @@ func (c *Cluster) cleanup() {
 	for _, row := range c.proxies {
 		for _, p := range row {
 			if p != nil {
-				p.close()
+				p.Close()
 			}
 		}
 	}

@@ -1,10 +1,7 @@
 package msctest
 
 import (
-	"bytes"
 	"fmt"
-	"io"
-	"net"
 	"os"
 	"runtime"
 	"strings"
@@ -119,68 +116,54 @@ func TestPartitionHeal(t *testing.T) {
 	c.WaitMaster(0)
 }
 
-// The proxies hold bytes during a partition, and deliver them, in order,
-// when it heals; a connection made during the partition hangs until then.
-func TestPartitionHoldsBytes(t *testing.T) {
-	c := &Cluster{t: t}
-	echo, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+// Block is one way: node 0's bytes reach nobody, while it hears the
+// others; they elect node 1. Heal gives node 0 back its mastership.
+func TestBlock(t *testing.T) {
+	c := NewCluster(t, 3, nil)
+	c.WaitMaster(0)
+	c.Block(0, 1)
+	c.Block(0, 2)
+	poll(t, "nodes 1 and 2 elect node 1", func() bool {
+		uid, _ := c.Node(2).Master()
+		return c.Node(1).IsMaster() && !c.Node(2).IsMaster() && uid == "node1" && live(c.Node(1)) == 1
+	})
+	c.Heal()
+	c.WaitMaster(0)
+}
+
+// Cut takes down one link only: nodes 0 and 1 lose each other, node 2
+// still sees both.
+func TestCut(t *testing.T) {
+	c := NewCluster(t, 3, nil)
+	c.WaitMaster(0)
+	c.Cut(0, 1)
+	poll(t, "0 and 1 lose each other", func() bool {
+		return live(c.Node(0)) == 1 && live(c.Node(1)) == 1 && live(c.Node(2)) == 2
+	})
+	if !c.Node(0).IsMaster() {
+		t.Fatal("node 0, the oldest, lost its mastership to a cut link")
 	}
-	defer echo.Close()
-	go func() {
-		for {
-			conn, err := echo.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer conn.Close()
-				io.Copy(conn, conn)
-			}()
-		}
-	}()
-	p := c.newProxy(echo.Addr().String())
-	defer p.close()
-	dial := func() net.Conn {
-		conn, err := net.Dial("tcp", p.ln.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		return conn
+	c.Heal()
+	c.WaitMaster(0)
+	poll(t, "all links back", func() bool {
+		return live(c.Node(0)) == 2 && live(c.Node(1)) == 2 && live(c.Node(2)) == 2
+	})
+}
+
+// Delay slows every link: the news of a Stop reaches the others the
+// delay later.
+func TestDelay(t *testing.T) {
+	const delay = 150 * time.Millisecond
+	c := NewCluster(t, 3, func(i int, o *msc.Options) { o.WaitTimeout = 2 * time.Second })
+	c.WaitMaster(0)
+	c.Delay(delay)
+	began := time.Now()
+	c.Node(0).Stop()
+	c.WaitMaster(1)
+	if took := time.Since(began); took < delay {
+		t.Fatalf("handoff after %v, within the delay of %v", took, delay)
 	}
-	before := dial()
-	defer before.Close()
-	expect := func(conn net.Conn, want string) {
-		t.Helper()
-		conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-		got := make([]byte, len(want))
-		if _, err := io.ReadFull(conn, got); err != nil || string(got) != want {
-			t.Fatalf("read %q, %v; want %q", got, err, want)
-		}
-	}
-	absent := func(conn net.Conn) {
-		t.Helper()
-		// Absence can only be checked for a while.
-		conn.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
-		var b [1]byte
-		if n, err := conn.Read(b[:]); n > 0 || err == nil || !os.IsTimeout(err) {
-			t.Fatalf("read %q, %v during the partition", b[:n], err)
-		}
-	}
-	before.Write([]byte("a"))
-	expect(before, "a")
-	p.gate.set(true)
-	before.Write([]byte("bc"))
-	during := dial()
-	defer during.Close()
-	during.Write([]byte("xyz"))
-	absent(before)
-	absent(during)
-	before.Write(bytes.Repeat([]byte("d"), 3))
-	p.gate.set(false)
-	expect(before, "bcddd")
-	expect(during, "xyz")
+	c.Delay(0)
 }
 
 func TestPause(t *testing.T) {

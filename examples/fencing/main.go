@@ -19,12 +19,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"sync"
 	"time"
 
 	"github.com/msc-go/msc"
+	"github.com/msc-go/msc/examples/internal/loopback"
 )
 
 func main() {
@@ -90,7 +90,16 @@ func run(out io.Writer) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second) // a safety net
 	defer cancel()
 
-	nodes, err := cluster(3)
+	// Three nodes on 127.0.0.1, node0 the oldest, with Quorum 2.
+	// WaitTimeout is generous: a graceful Stop hands over at once
+	// whatever its value, and a busy machine does not make a master step
+	// down for want of a quorum.
+	nodes, err := loopback.Nodes(3, msc.Options{
+		Key:         "fencing example passphrase",
+		Interval:    50 * time.Millisecond,
+		WaitTimeout: time.Second,
+		Quorum:      2,
+	})
 	if err != nil {
 		return err
 	}
@@ -213,44 +222,4 @@ func waitUntil(ctx context.Context, cond func() bool) bool {
 		}
 	}
 	return true
-}
-
-// cluster builds n nodes on loopback with Quorum n/2+1, each listing all
-// the others, node0 the oldest. WaitTimeout is generous: a graceful Stop
-// hands over at once whatever its value, and a busy machine does not make
-// a master step down for want of a quorum.
-func cluster(n int) ([]*msc.Msc, error) {
-	start := time.Now()
-	var lns []net.Listener
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		lns = append(lns, ln)
-	}
-	var nodes []*msc.Msc
-	for i := range n {
-		m, err := msc.New(msc.Options{
-			Key:         "fencing example passphrase",
-			Listener:    lns[i],
-			UID:         fmt.Sprint("node", i),
-			StartTime:   start.Add(time.Duration(i) * time.Millisecond),
-			Interval:    50 * time.Millisecond,
-			WaitTimeout: time.Second,
-			Quorum:      n/2 + 1,
-		})
-		if err != nil {
-			return nil, err
-		}
-		for j, ln := range lns {
-			if j != i {
-				if err := m.AddServer(fmt.Sprint("node", j), msc.ServerConfig{Port: ln.Addr().(*net.TCPAddr).Port}); err != nil {
-					return nil, err
-				}
-			}
-		}
-		nodes = append(nodes, m)
-	}
-	return nodes, nil
 }

@@ -12,11 +12,11 @@ import (
 	"flag"
 	"fmt"
 	"log"
-	"net"
 	"strings"
 	"time"
 
 	"github.com/msc-go/msc"
+	"github.com/msc-go/msc/examples/internal/loopback"
 )
 
 // The work, by key.
@@ -26,7 +26,15 @@ func main() {
 	balance := flag.Bool("balance", false, "Options.Balance: spread the keys over the nodes instead of giving each to the oldest holder")
 	flag.Parse()
 
-	nodes := cluster(3, *balance)
+	// Three nodes on 127.0.0.1, node0 the oldest.
+	nodes, err := loopback.Nodes(3, msc.Options{
+		Key:      "keys example passphrase",
+		Interval: 50 * time.Millisecond,
+		Balance:  *balance,
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
 	// Which node may work on which key: node0 and node1 can send emails
 	// and reports, node1 and node2 can do billing and cleanup, and all of
 	// them can index and make thumbnails.
@@ -125,39 +133,4 @@ func has(m *msc.Msc, key string) bool {
 		}
 	}
 	return false
-}
-
-// cluster builds n nodes on loopback, each listing all the others, node0
-// the oldest.
-func cluster(n int, balance bool) []*msc.Msc {
-	start := time.Now()
-	var lns []net.Listener
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			log.Fatal(err)
-		}
-		lns = append(lns, ln)
-	}
-	var nodes []*msc.Msc
-	for i := range n {
-		m, err := msc.New(msc.Options{
-			Key:       "keys example passphrase",
-			Listener:  lns[i],
-			UID:       fmt.Sprint("node", i),
-			StartTime: start.Add(time.Duration(i) * time.Millisecond),
-			Interval:  50 * time.Millisecond,
-			Balance:   balance,
-		})
-		if err != nil {
-			log.Fatal(err)
-		}
-		for j, ln := range lns {
-			if j != i {
-				m.AddServer(fmt.Sprint("node", j), msc.ServerConfig{Port: ln.Addr().(*net.TCPAddr).Port})
-			}
-		}
-		nodes = append(nodes, m)
-	}
-	return nodes
 }

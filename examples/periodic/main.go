@@ -13,13 +13,13 @@ import (
 	"flag"
 	"fmt"
 	"log"
-	"net"
 	"os"
 	"os/signal"
 	"sync"
 	"time"
 
 	"github.com/msc-go/msc"
+	"github.com/msc-go/msc/examples/internal/loopback"
 )
 
 func main() {
@@ -35,7 +35,12 @@ func main() {
 		defer cancel()
 	}
 
-	nodes := cluster(3)
+	// Three nodes on 127.0.0.1, node0 the oldest. Each node would
+	// normally be a process on its own host.
+	nodes, err := loopback.Nodes(3, msc.Options{Key: "periodic example passphrase"})
+	if err != nil {
+		log.Fatal(err)
+	}
 	var wg sync.WaitGroup
 	for _, m := range nodes {
 		m.OnChange(func(c msc.Change) {
@@ -96,37 +101,4 @@ func loop(ctx context.Context, m *msc.Msc, every time.Duration) {
 			})
 		}
 	}
-}
-
-// cluster builds n nodes on loopback, each listing all the others, node0
-// the oldest. Each node would normally be a process on its own host.
-func cluster(n int) []*msc.Msc {
-	start := time.Now()
-	var lns []net.Listener
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			log.Fatal(err)
-		}
-		lns = append(lns, ln)
-	}
-	var nodes []*msc.Msc
-	for i := range n {
-		m, err := msc.New(msc.Options{
-			Key:       "periodic example passphrase",
-			Listener:  lns[i],
-			UID:       fmt.Sprint("node", i),
-			StartTime: start.Add(time.Duration(i) * time.Millisecond),
-		})
-		if err != nil {
-			log.Fatal(err)
-		}
-		for j, ln := range lns {
-			if j != i {
-				m.AddServer(fmt.Sprint("node", j), msc.ServerConfig{Port: ln.Addr().(*net.TCPAddr).Port})
-			}
-		}
-		nodes = append(nodes, m)
-	}
-	return nodes
 }

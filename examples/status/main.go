@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/msc-go/msc"
+	"github.com/msc-go/msc/examples/internal/loopback"
 )
 
 func main() {
@@ -29,7 +30,11 @@ func main() {
 	serve := flag.Bool("serve", false, "keep serving until Ctrl-C instead of fetching once and exiting")
 	flag.Parse()
 
-	nodes := cluster(3)
+	// Three nodes on 127.0.0.1, node0 the oldest.
+	nodes, err := loopback.Nodes(3, msc.Options{Key: "status example passphrase", Keys: []string{"reports"}})
+	if err != nil {
+		log.Fatal(err)
+	}
 	for _, m := range nodes {
 		if err := m.Start(); err != nil {
 			log.Fatal(err)
@@ -95,38 +100,4 @@ func masterHandler(m *msc.Msc) http.Handler {
 		}
 		fmt.Fprintf(w, "master: %v (the master is %q)\n", is, uid)
 	})
-}
-
-// cluster builds n nodes on loopback, each listing all the others, node0
-// the oldest.
-func cluster(n int) []*msc.Msc {
-	start := time.Now()
-	var lns []net.Listener
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			log.Fatal(err)
-		}
-		lns = append(lns, ln)
-	}
-	var nodes []*msc.Msc
-	for i := range n {
-		m, err := msc.New(msc.Options{
-			Key:       "status example passphrase",
-			Listener:  lns[i],
-			UID:       fmt.Sprint("node", i),
-			StartTime: start.Add(time.Duration(i) * time.Millisecond),
-			Keys:      []string{"reports"},
-		})
-		if err != nil {
-			log.Fatal(err)
-		}
-		for j, ln := range lns {
-			if j != i {
-				m.AddServer(fmt.Sprint("node", j), msc.ServerConfig{Port: ln.Addr().(*net.TCPAddr).Port})
-			}
-		}
-		nodes = append(nodes, m)
-	}
-	return nodes
 }
