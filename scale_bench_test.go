@@ -113,7 +113,7 @@ func cpuTime() time.Duration {
 //
 //	go test -run '^$' -bench ScaleKeys -benchtime 1x [-scale.window 30s]
 func BenchmarkScaleKeys(b *testing.B) {
-	for _, nk := range [][2]int{{20, 100}, {40, 30}, {40, 100}} {
+	for _, nk := range [][2]int{{20, 100}, {40, 30}, {40, 100}, {40, 1000}} {
 		b.Run(fmt.Sprintf("%dx%d", nk[0], nk[1]), func(b *testing.B) {
 			for b.Loop() {
 				scaleKeysRun(b, nk[0], nk[1], *scaleWindow)
@@ -180,8 +180,48 @@ func scaleKeysRun(b *testing.B, n, k int, window time.Duration) {
 	if moved != 0 || !agreed() {
 		b.Fatalf("%d mastership changes during the steady window", moved)
 	}
+	// The global master dies (its sockets closed): until every other
+	// node names one new master, and it says so.
+	var dead *Msc
+	for _, m := range c.nodes {
+		if m.IsMaster() {
+			dead = m
+		}
+	}
+	if dead == nil {
+		b.Fatal("no global master")
+	}
+	t1 := time.Now()
+	dead.abort()
+	newMaster := func() bool {
+		want := ""
+		for _, m := range c.nodes {
+			if m == dead {
+				continue
+			}
+			uid, ok := m.Master()
+			if !ok || uid == dead.UID() || want != "" && uid != want {
+				return false
+			}
+			want = uid
+		}
+		for _, m := range c.nodes {
+			if m.UID() == want {
+				return m.IsMaster()
+			}
+		}
+		return false
+	}
+	for !newMaster() {
+		if time.Since(t1) > time.Minute {
+			b.Fatal("no new global master in a minute")
+		}
+		time.Sleep(100 * time.Microsecond)
+	}
+	failover := time.Since(t1)
 	c.stopAll()
 	b.ReportMetric(float64(conv)/float64(time.Millisecond), "converge-ms")
 	b.ReportMetric(cpu.Seconds()/elapsed.Seconds(), "cores")
 	b.ReportMetric(float64(moved), "changes")
+	b.ReportMetric(float64(failover)/float64(time.Millisecond), "failover-ms")
 }

@@ -1,6 +1,7 @@
 package msc
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -628,8 +629,15 @@ func decodeKeys(p []byte) ([]string, error) {
 // keyIntern holds the keys a connection's frames named, each as one
 // string: a full form that repeats them allocates none. It is dropped
 // whole when it grows past maxIntern (a peer that changes its keys all
-// the time).
-type keyIntern map[string]string
+// the time). It keeps, besides, the key list a frame last named, as on
+// the wire (raw) and decoded (list): a full form that repeats the list,
+// as most do, is not decoded again, and its list is the same slice
+// (read-only, as every decoded frame).
+type keyIntern struct {
+	m    map[string]string
+	raw  []byte
+	list []string
+}
 
 const maxIntern = 1 << 16
 
@@ -639,20 +647,34 @@ func (in *keyIntern) key(b []byte) string {
 	if in == nil {
 		return string(b)
 	}
-	if k, ok := (*in)[string(b)]; ok { // no allocation for the lookup
+	if k, ok := in.m[string(b)]; ok { // no allocation for the lookup
 		return k
 	}
 	k := string(b)
-	if *in == nil || len(*in) >= maxIntern {
-		*in = make(keyIntern)
+	if in.m == nil || len(in.m) >= maxIntern {
+		in.m = make(map[string]string)
 	}
-	(*in)[k] = k
+	in.m[k] = k
 	return k
 }
 
 // readKeys reads a key list, sorted and without repeats, and returns what
 // follows it.
 func readKeys(p []byte, in *keyIntern) ([]string, []byte, error) {
+	if in != nil && in.raw != nil && len(p) >= len(in.raw) && bytes.Equal(p[:len(in.raw)], in.raw) {
+		// The list decoded last: the same bytes, the same keys (a key
+		// list is self-delimiting).
+		return in.list, p[len(in.raw):], nil
+	}
+	keys, rest, err := parseKeys(p, in)
+	if err == nil && in != nil {
+		in.raw, in.list = append(in.raw[:0], p[:len(p)-len(rest)]...), keys
+	}
+	return keys, rest, err
+}
+
+// parseKeys is readKeys without the last list.
+func parseKeys(p []byte, in *keyIntern) ([]string, []byte, error) {
 	if len(p) < 4 {
 		return nil, nil, fmt.Errorf("%w: truncated key count", ErrBadFrame)
 	}

@@ -749,3 +749,38 @@ func (f writerFunc) Write(b []byte) (int, error) {
 	f(b)
 	return len(b), nil
 }
+
+// TestKeyListDecodedOnce: a connection's full forms that repeat the key
+// list reuse the list decoded last (the same slice); one that names
+// other keys, or fewer, or more, is decoded anew, and each decodes as
+// without the connection's memory.
+func TestKeyListDecodedOnce(t *testing.T) {
+	var f beatFilter
+	var last []string
+	for i, n := range []int{40, 40, 41, 3, 3, 0, 40} {
+		b := testBeat(n)
+		b.Version = uint64(i + 1)
+		b.Claims[""] = core.Claim{Term: uint64(i + 1), Acting: true} // other claims: another frame
+		p, err := encodeBeat(b, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := decodeBeat(p, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := f.decode(p, nil)
+		if err != nil {
+			t.Fatalf("frame %d: %v", i, err)
+		}
+		checkView(t, got, b, true)
+		if !slices.Equal(got.keys, want.keys) || got.claims[""] != want.claims[""] {
+			t.Fatalf("frame %d: keys %v claims %v, want %v %v", i, got.keys, got.claims, want.keys, want.claims)
+		}
+		repeat := i > 0 && slices.Equal(got.keys, last) && len(got.keys) > 0
+		if same := len(got.keys) > 0 && len(last) > 0 && &got.keys[0] == &last[0]; same != repeat {
+			t.Fatalf("frame %d (%d keys): the list decoded last reused %v, want %v", i, n, same, repeat)
+		}
+		last = got.keys
+	}
+}
