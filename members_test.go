@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -349,5 +350,49 @@ func TestLargeMeshWarns(t *testing.T) {
 	c.stopAll()
 	if n := warned(&b); n != 1 {
 		t.Errorf("%d warnings, want 1: %s", n, b.String())
+	}
+}
+
+// TestObserverMember: a member that is an Observer holds k but is never
+// its master, nor the global master, and names the masters the others
+// name.
+func TestObserverMember(t *testing.T) {
+	c := newMembers(t, 3, 6, false, func(i int, o *Options) { o.Observer = i == 3 })
+	obs := c.nodes[3]
+	var stop atomic.Bool
+	var mastered atomic.Int64
+	done := make(chan struct{})
+	go func() { // a meter: the observer says master of nothing, ever
+		defer close(done)
+		for !stop.Load() {
+			if obs.IsMasterByKey("k") || obs.IsMaster() {
+				mastered.Add(1)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	c.start()
+	c.waitMaster(c.nodes[0])
+	var want string
+	waitFor(t, "the members but the observer agree on k's master", func() bool {
+		want = ""
+		for _, m := range c.nodes[4:] {
+			uid, ok := m.MasterByKey("k")
+			if !ok || want != "" && uid != want {
+				return false
+			}
+			want = uid
+		}
+		return want != "" && want != obs.UID()
+	}, c.describeKey("k"))
+	waitFor(t, "the observer names k's master and the global one", func() bool {
+		uid, ok := obs.MasterByKey("k")
+		g, gok := obs.Master()
+		return ok && uid == want && gok && g == c.nodes[0].UID()
+	}, c.describeKey("k"))
+	stop.Store(true)
+	<-done
+	if n := mastered.Load(); n != 0 {
+		t.Fatalf("the observer member said master %d times", n)
 	}
 }
