@@ -418,15 +418,3 @@ func (m *Msc) Addr() net.Addr {
 
 // UID returns this node's unique id.
 func (m *Msc) UID() string { return m.cfg.UID }
-
-// Change is one change of mastership seen by this node.
-type Change struct {
-	// Key is the key whose master changed; "" for the global mastership.
-	Key string
-	// IsMaster tells whether this node is now master (for Key).
-	IsMaster bool
-	// Master is the UID of the master now, "" if none is known.
-	Master string
-	// Term is the fencing term (0 until terms exist).
-	Term uint64
-}

@@ -6,6 +6,18 @@ import (
 	"github.com/msc-go/msc/internal/core"
 )
 
+// Change is one change of mastership seen by this node.
+type Change struct {
+	// Key is the key whose master changed; "" for the global mastership.
+	Key string
+	// IsMaster tells whether this node is now master (for Key).
+	IsMaster bool
+	// Master is the UID of the master now, "" if none is known.
+	Master string
+	// Term is the fencing term (0 until terms exist).
+	Term uint64
+}
+
 // watcher is a channel registered by Watch. Its value is replaced, never
 // queued: it always holds the newest state, and the node never blocks on it.
 type watcher struct {
