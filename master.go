@@ -89,6 +89,17 @@ func (m *Msc) MasterByKey(key string) (uid string, ok bool) {
 	return ks.UID, ks.UID != ""
 }
 
+// MasterMeta returns the metadata of the master this node knows of, global
+// for key "" and of key otherwise (this node's own when it is the master),
+// so that a replica can forward a request to the master, for instance to
+// meta["http"]. ok is false while no master is known.
+func (m *Msc) MasterMeta(key string) (meta map[string]string, ok bool) {
+	m.call(func(e *elector) {
+		meta, ok = e.core.MasterMeta(key)
+	})
+	return meta, ok
+}
+
 // MasterKeys returns the keys this node is master of, sorted.
 func (m *Msc) MasterKeys() []string {
 	s := m.snap.Load()
