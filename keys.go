@@ -1,9 +1,6 @@
 package msc
 
-import (
-	"fmt"
-	"slices"
-)
+import "slices"
 
 // AddKey makes this node compete for key. Mastership is re-elected and
 // peers are told at once. Without Quorum, when AddKey returns,
@@ -66,34 +63,4 @@ func (m *Msc) Keys() []string {
 	})
 	slices.Sort(keys)
 	return keys
-}
-
-// Update re-elects now and sends a heartbeat to every peer at once,
-// without waiting for the next Interval. It does nothing before Start or
-// after Stop.
-//
-// Every key is re-elected, whatever keys names: a key's master depends
-// only on what this node has heard, not on which other keys are elected
-// with it, so electing only the named keys would give them the same
-// masters and save only microseconds. keys names the keys the caller
-// expects this node to hold; those it does not hold are reported to
-// OnError, in one error wrapping ErrUnknownKey, so that a misspelt or
-// removed key does not go unnoticed.
-func (m *Msc) Update(keys ...string) {
-	if !m.started.Load() {
-		return // before Start: nothing to elect or send yet
-	}
-	var unknown []string
-	m.call(func(e *elector) {
-		for _, k := range keys {
-			if !e.core.HasKey(k) {
-				unknown = append(unknown, k)
-			}
-		}
-		e.core.Tick(mono())
-		e.apply()
-	})
-	if len(unknown) > 0 {
-		m.report(fmt.Errorf("%w: Update(%q)", ErrUnknownKey, unknown))
-	}
 }
