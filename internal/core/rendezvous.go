@@ -35,3 +35,25 @@ func mix64(x uint64) uint64 {
 	x ^= x >> 31
 	return x
 }
+
+// Outranks reports whether node a takes key before node b by rendezvous
+// hashing: a higher weight, or an equal one and a smaller UID. The core
+// compares cached hashes the same way (order.go, votes.go); the tests and
+// the simulator's checks use this.
+func Outranks(key, a, b string) bool {
+	kh := KeyHash(key)
+	wa, wb := Weight(kh, NodeHash(a)), Weight(kh, NodeHash(b))
+	return wa > wb || wa == wb && a < b
+}
+
+// Owner returns the node among uids that masters key by rendezvous
+// hashing, "" if uids is empty.
+func Owner(key string, uids []string) string {
+	best := ""
+	for _, u := range uids {
+		if best == "" || Outranks(key, u, best) {
+			best = u
+		}
+	}
+	return best
+}
