@@ -45,80 +45,93 @@ import (
 //     (watch.go) run briefly on the runtime's goroutines; Stop stops the
 //     timers, and both only hand work to the dispatcher or close a channel.
 type Msc struct {
+	// Set by New, read-only after.
 	cfg   *config
-	start int64  // StartTime, Unix nanoseconds: the election order
-	inc   uint64 // incarnation: random per Msc, tells a restart with the same UID
+	start int64         // StartTime, Unix nanoseconds: the election order
+	inc   uint64        // incarnation: random per Msc, tells a restart with the same UID
+	fresh time.Duration // freshFor(Interval, WaitTimeout)
 
-	snap  atomic.Pointer[core.Snapshot] // the hot read path
-	suite atomic.Pointer[suite]         // this node's algorithm and keys; SetKey swaps it
-	beat  atomic.Pointer[outBeat]
-	// connSeq numbers the connections (connID).
-	connSeq atomic.Uint64
-	silent  atomic.Bool // test hook: stop sending heartbeats
+	// Life cycle. ctx is cancelled by Stop (after the leave); wg counts
+	// the goroutines listed above.
+	ctx      context.Context
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup // elector, accept loop, clients, inbound handlers, discovery
+	started  atomic.Bool    // Start has run: the elector exists
+	leaving  atomic.Bool    // Stop has begun
+	stopDone chan struct{}  // closed when the first Stop has finished
 
-	// Traffic counters, for Status.
-	framesIn, framesOut, bytesIn, bytesOut atomic.Uint64
-	dials                                  atomic.Uint64
+	// mu guards the node's state, its listener and its servers.
+	mu      sync.Mutex
+	state   int // stateNew, stateRunning, stateStopped
+	ln      net.Listener
+	clients map[string]*client
 
-	// dialing holds a token for each of this node's dials whose
-	// handshake has not finished (maxDialing at most).
-	dialing chan struct{}
+	// The elector. Before Start, call runs functions on el under elMu,
+	// which Start takes too, before mu (the functions may take mu); from
+	// Start on, only the elector's goroutine touches el, and the others
+	// reach it through events.
+	elMu   sync.Mutex
+	el     *elector
+	events chan event
 
+	// Written by the elector, read lock-free by everyone: the hot read
+	// path (IsMaster, Master, Term…) and the heartbeat the connections
+	// send.
+	snap atomic.Pointer[core.Snapshot]
+	beat atomic.Pointer[outBeat]
 	// lastSent is when (mono) the elector last sent the heartbeat on
 	// every connection (core.sent). IsMaster answers false, and a new
 	// connection's first frame claims nothing, while it is older than
 	// fresh: the peers may have counted this node dead, and its state is
 	// stale until the elector has run.
 	lastSent atomic.Int64
-	fresh    time.Duration // freshFor(Interval, WaitTimeout)
 
-	started  atomic.Bool   // Start has run: the elector exists
-	leaving  atomic.Bool   // Stop has begun
-	stopDone chan struct{} // closed when the first Stop has finished
+	// Connections: the keys they seal with, their numbering, the dial
+	// limit and the clients' wake-ups.
+	suite   atomic.Pointer[suite] // this node's algorithm and keys; SetKey swaps it
+	connSeq atomic.Uint64         // numbers the connections (connID)
+	// dialing holds a token for each of this node's dials whose
+	// handshake has not finished (maxDialing at most).
+	dialing chan struct{}
 	// lastWake is when wakeClients last woke the clients (mono).
 	lastWake atomic.Int64
-	// meshWarned: the warning that a full mesh is large was logged
-	// (warnMesh).
-	meshWarned atomic.Bool
-	ctx        context.Context
-	cancel     context.CancelFunc
-	events     chan event
-	wg         sync.WaitGroup // elector, accept loop, clients, inbound handlers, discovery
-
-	met  metrics   // counters for Handler and PublishExpvar
-	disc discovery // what Options.Discover found
-
-	disp dispatcher // runs OnChange and OnError callbacks and DoIfMaster queues
-
-	// el is the elector. Before Start, call runs functions on it under
-	// elMu, which Start takes too, before mu (the functions may take mu);
-	// from Start on, only its goroutine touches it.
-	elMu sync.Mutex
-	el   *elector
-
-	// mu guards the fields below it.
-	mu      sync.Mutex
-	state   int // stateNew, stateRunning, stateStopped
-	ln      net.Listener
-	clients map[string]*client
-
-	// cbMu guards the callbacks and the error rate limit. The elector takes
-	// it, so nobody holding it may wait for the elector.
-	cbMu     sync.Mutex
-	onError  []func(error)
-	onChange []func(Change)
-	watchers map[*watcher]struct{}    // nil once stopped
-	runs     map[chan struct{}]string // done channels of the RunAsMaster fns running, with their keys
-	errSeen  map[string]time.Time     // rate limit of OnError, per peer and cause
-	errBurst map[string]*burst        // per cause, all peers: the cap on a flood
-
-	queues queues // DoIfMaster queues
+	silent   atomic.Bool // test hook: stop sending heartbeats
 
 	// certMu guards certRefused: the peers (peerRef) whose certificate
 	// refusal has been reported since a handshake with them last
 	// succeeded.
 	certMu      sync.Mutex
 	certRefused map[string]struct{}
+
+	// Traffic counters, for Status; met for Handler and PublishExpvar.
+	framesIn, framesOut, bytesIn, bytesOut atomic.Uint64
+	dials                                  atomic.Uint64
+	met                                    metrics
+	// meshWarned: the warning that a full mesh is large was logged
+	// (warnMesh).
+	meshWarned atomic.Bool
+
+	disc   discovery  // what Options.Discover found
+	disp   dispatcher // runs OnChange and OnError callbacks and DoIfMaster queues
+	queues queues     // DoIfMaster queues (their own lock)
+
+	// cbMu guards the callbacks and the Watch channels. The elector takes
+	// it (notifyChanges, report), so nobody holding it may wait for the
+	// elector.
+	cbMu     sync.Mutex
+	onError  []func(error)
+	onChange []func(Change)
+	watchers map[*watcher]struct{} // nil once stopped
+
+	// runMu guards runs: the done channels of the RunAsMaster functions
+	// running, with their keys (Stop and RemoveKey wait for them).
+	runMu sync.Mutex
+	runs  map[chan struct{}]string
+
+	// errMu guards OnError's rate limit. The elector takes it (report).
+	errMu    sync.Mutex
+	errSeen  map[string]time.Time // per peer and cause: when last reported
+	errBurst map[string]*burst    // per cause, all peers: the cap on a flood
 }
 
 const (

@@ -48,10 +48,10 @@ func (m *Msc) report(err error) {
 		cause = u
 	}
 	now := time.Now()
-	m.cbMu.Lock()
+	m.errMu.Lock()
 	k := peerName + "\x00" + cause.Error()
 	if last, ok := m.errSeen[k]; ok && now.Sub(last) < errRateWindow {
-		m.cbMu.Unlock()
+		m.errMu.Unlock()
 		return
 	}
 	b := m.errBurst[cause.Error()]
@@ -67,7 +67,7 @@ func (m *Msc) report(err error) {
 	}
 	if b.n >= errRateMax {
 		b.dropped++
-		m.cbMu.Unlock()
+		m.errMu.Unlock()
 		return
 	}
 	b.n++
@@ -83,6 +83,8 @@ func (m *Msc) report(err error) {
 		err = fmt.Errorf("%w (and %d more like it not reported)", err, b.dropped)
 		b.dropped = 0
 	}
+	m.errMu.Unlock()
+	m.cbMu.Lock()
 	cbs := m.onError
 	m.cbMu.Unlock()
 	m.cfg.Logger.Warn("msc: error", "peer", peerName, "err", err)

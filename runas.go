@@ -58,12 +58,12 @@ func (m *Msc) runAs(ctx context.Context, key string, fn func(context.Context, ui
 		term := c.Term
 		fctx := m.masterContext(ctx, key, term)
 		done := make(chan struct{})
-		m.cbMu.Lock()
+		m.runMu.Lock()
 		if m.runs == nil {
 			m.runs = make(map[chan struct{}]string)
 		}
 		m.runs[done] = key
-		m.cbMu.Unlock()
+		m.runMu.Unlock()
 		go func() {
 			defer close(done)
 			fn(fctx, term)
@@ -77,9 +77,9 @@ func (m *Msc) runAs(ctx context.Context, key string, fn func(context.Context, ui
 		}
 		fctx.end()
 		<-done
-		m.cbMu.Lock()
+		m.runMu.Lock()
 		delete(m.runs, done)
-		m.cbMu.Unlock()
+		m.runMu.Unlock()
 		if ctx.Err() != nil || !m.running() {
 			return ended()
 		}
@@ -89,14 +89,14 @@ func (m *Msc) runAs(ctx context.Context, key string, fn func(context.Context, ui
 // waitRuns waits, at most d, for the RunAsMaster functions that are
 // running to return: all of them, or those of the keys given.
 func (m *Msc) waitRuns(d time.Duration, keys ...string) {
-	m.cbMu.Lock()
+	m.runMu.Lock()
 	var runs []chan struct{}
 	for done, key := range m.runs {
 		if len(keys) == 0 || slices.Contains(keys, key) {
 			runs = append(runs, done)
 		}
 	}
-	m.cbMu.Unlock()
+	m.runMu.Unlock()
 	if len(runs) == 0 {
 		return
 	}
