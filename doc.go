@@ -31,6 +31,15 @@
 // seen by the node, and [Msc.Status] returns a snapshot of its view of the
 // cluster, for display and debugging.
 //
+// # Keys and the global mastership
+//
+// One rule for keys: every method that takes a key ([Msc.IsMasterByKey],
+// [Msc.MasterByKey], [Msc.TermByKey], [Msc.DoIfMasterByKey],
+// [Msc.RunAsMasterByKey], [Msc.MasterMeta], [Msc.Watch]) takes "" for the
+// global mastership, and then behaves exactly as its global twin
+// ([Msc.IsMaster], [Msc.Master], [Msc.Term], [Msc.DoIfMaster],
+// [Msc.RunAsMaster]).
+//
 // # The election
 //
 // Nodes are ordered by [Options].Priority (higher first; 0 by default),

@@ -14,11 +14,8 @@ import (
 func (m *Msc) Term() uint64 { return m.snap.Load().Term }
 
 // TermByKey returns the fencing term of key's mastership (0 for a key this
-// node has not added).
-func (m *Msc) TermByKey(key string) uint64 {
-	ks, _ := m.snap.Load().Key(key)
-	return ks.Term
-}
+// node has not added); for key "" it is Term. It does not block.
+func (m *Msc) TermByKey(key string) uint64 { return m.snap.Load().State(key).Term }
 
 // IsMaster reports whether this node is the global master: the first in
 // order of itself and its live peers (with Quorum: acknowledged by a
@@ -35,10 +32,10 @@ func (m *Msc) IsMaster() bool {
 
 // IsMasterByKey reports whether this node is master for key: the oldest of
 // itself and the live peers that hold key (with Balance: the heaviest). It
-// is false for a key this node has not added. It is a lock-free read that
-// does not allocate.
+// is false for a key this node has not added; for key "" it is IsMaster.
+// It is a lock-free read that does not allocate.
 func (m *Msc) IsMasterByKey(key string) bool {
-	ks, _ := m.snap.Load().Key(key)
+	ks := m.snap.Load().State(key)
 	return ks.Master && m.valid(ks.Lease)
 }
 
@@ -82,11 +79,11 @@ func (m *Msc) Master() (uid string, ok bool) {
 }
 
 // MasterByKey returns the UID of the master for key among the nodes that
-// hold it. ok is false for a key this node has not added, and when Master
-// would return false.
+// hold it; for key "" it is Master. ok is false for a key this node has
+// not added, and when Master would return false. It does not block.
 func (m *Msc) MasterByKey(key string) (uid string, ok bool) {
-	ks, _ := m.snap.Load().Key(key)
-	return ks.UID, ks.UID != ""
+	uid = m.snap.Load().State(key).UID
+	return uid, uid != ""
 }
 
 // MasterMeta returns the metadata of the master this node knows of, global

@@ -12,8 +12,9 @@ import (
 // one at a time on a goroutine of the node; none runs after Stop.
 func (m *Msc) DoIfMaster(cb func()) { m.doIf("", false, cb) }
 
-// DoIfMasterByKey is DoIfMaster for the mastership of key.
-func (m *Msc) DoIfMasterByKey(key string, cb func()) { m.doIf(key, true, cb) }
+// DoIfMasterByKey is DoIfMaster for the mastership of key; for key "" it
+// is DoIfMaster (the same queue).
+func (m *Msc) DoIfMasterByKey(key string, cb func()) { m.doIf(key, key != "", cb) }
 
 func (m *Msc) doIf(key string, byKey bool, cb func()) {
 	if cb == nil {

@@ -2,7 +2,6 @@ package msc
 
 import (
 	"context"
-	"fmt"
 	"slices"
 	"time"
 )
@@ -27,11 +26,9 @@ func (m *Msc) RunAsMaster(ctx context.Context, fn func(ctx context.Context, term
 	return m.runAs(ctx, "", fn)
 }
 
-// RunAsMasterByKey is RunAsMaster for the mastership of key.
+// RunAsMasterByKey is RunAsMaster for the mastership of key; for key ""
+// it is RunAsMaster. It blocks as RunAsMaster does.
 func (m *Msc) RunAsMasterByKey(ctx context.Context, key string, fn func(ctx context.Context, term uint64)) error {
-	if key == "" {
-		return fmt.Errorf("%w: empty key name", ErrInvalidOption)
-	}
 	return m.runAs(ctx, key, fn)
 }
 
