@@ -238,11 +238,19 @@ func (m *Msc) Start() error {
 // RunAsMaster functions and waits (at most WaitTimeout) for them to
 // return; then it tells the peers it is leaving, so they re-elect at once;
 // then it closes every connection and the listener, and waits for all of
-// its goroutines, including a callback that is running. It is safe to call
-// more than once, also at once from several goroutines: every call returns
-// when the node has stopped. A stopped node cannot be started again. Do not
-// call Stop from a callback of this node (OnChange, OnError, DoIfMaster):
-// it would wait for that callback to return; call go m.Stop() there.
+// its goroutines, including a callback that is running. It blocks until
+// all of that is done: at most about 2*WaitTimeout, plus the time a
+// callback takes to return. A stopped node cannot be started again. Do
+// not call Stop from a callback of this node (OnChange, OnError,
+// DoIfMaster): it would wait for that callback to return; call go m.Stop()
+// there.
+//
+// The call that stops the node returns nil, or an error wrapping
+// ErrRunTimeout if a RunAsMaster function had not returned within
+// WaitTimeout (the node stopped all the same). Stop is safe to call more
+// than once, also at once from several goroutines: every other call waits
+// until the node has stopped and returns ErrStopped, so that defer m.Stop()
+// beside an explicit Stop is harmless.
 func (m *Msc) Stop() error {
 	m.mu.Lock()
 	switch m.state {
@@ -250,7 +258,7 @@ func (m *Msc) Stop() error {
 		// Stopped, or stopping on another goroutine: wait for it to end.
 		m.mu.Unlock()
 		<-m.stopDone
-		return nil
+		return ErrStopped
 	case stateNew:
 		m.state = stateStopped
 		m.mu.Unlock()
@@ -274,7 +282,10 @@ func (m *Msc) Stop() error {
 		e.core.SetResign(mono())
 		e.apply()
 	})
-	m.waitRuns(m.cfg.WaitTimeout)
+	var err error
+	if !m.waitRuns(m.cfg.WaitTimeout) {
+		err = fmt.Errorf("%w: stopped while it still runs", ErrRunTimeout)
+	}
 	// Leave: the elector publishes a leaving heartbeat and sends it on
 	// every connection; peers re-elect at once.
 	drained := make(chan struct{})
@@ -299,7 +310,7 @@ func (m *Msc) Stop() error {
 	m.wg.Wait()
 	m.closeWatchers()
 	m.cfg.Logger.Info("msc: stopped", "uid", m.cfg.UID)
-	return nil
+	return err
 }
 
 // abort drops every connection without the leave message, as if the

@@ -348,12 +348,14 @@ func checkMeta(meta map[string]string) error {
 	return nil
 }
 
+// checkKey returns an error wrapping ErrInvalidKey and ErrInvalidOption
+// for a key a node cannot hold.
 func checkKey(k string) error {
 	if k == "" {
-		return fmt.Errorf("%w: empty key name", ErrInvalidOption)
+		return fmt.Errorf("%w: %w: empty key name", ErrInvalidOption, ErrInvalidKey)
 	}
 	if len(k) > MaxKeyLen {
-		return fmt.Errorf("%w: key name longer than %d bytes", ErrInvalidOption, MaxKeyLen)
+		return fmt.Errorf("%w: %w: key name %.16q… longer than %d bytes", ErrInvalidOption, ErrInvalidKey, k, MaxKeyLen)
 	}
 	return nil
 }

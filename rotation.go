@@ -16,8 +16,10 @@ import "fmt"
 // accept also open frames on its connections. Whatever key a peer dials
 // this node with, among those it accepts, this node answers in that key.
 //
-// With Options.TLS there is no passphrase: SetKey returns ErrInvalidOption.
-// Certificates rotate through the tls.Config's callbacks.
+// It does not block. With Options.TLS there is no passphrase: SetKey
+// returns an error wrapping ErrInvalidOption; certificates rotate through
+// the tls.Config's callbacks. It returns ErrEmptyKey for an empty key
+// (with an Algorithm other than "no"), and ErrStopped after Stop.
 func (m *Msc) SetKey(key string, accept ...string) error {
 	if m.cfg.tls != nil {
 		return fmt.Errorf("%w: SetKey on a node that uses TLS", ErrInvalidOption)
@@ -34,6 +36,9 @@ func (m *Msc) SetKey(key string, accept ...string) error {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.state == stateStopped {
+		return ErrStopped
+	}
 	old := m.suite.Swap(s)
 	for _, cl := range m.clients {
 		if own := cl.suite.Load(); own != nil && own.sameKey(old) {

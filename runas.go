@@ -84,8 +84,9 @@ func (m *Msc) runAs(ctx context.Context, key string, fn func(context.Context, ui
 }
 
 // waitRuns waits, at most d, for the RunAsMaster functions that are
-// running to return: all of them, or those of the keys given.
-func (m *Msc) waitRuns(d time.Duration, keys ...string) {
+// running to return: all of them, or those of the keys given. It reports
+// whether they all returned.
+func (m *Msc) waitRuns(d time.Duration, keys ...string) bool {
 	m.runMu.Lock()
 	var runs []chan struct{}
 	for done, key := range m.runs {
@@ -95,7 +96,7 @@ func (m *Msc) waitRuns(d time.Duration, keys ...string) {
 	}
 	m.runMu.Unlock()
 	if len(runs) == 0 {
-		return
+		return true
 	}
 	t := time.NewTimer(d)
 	defer t.Stop()
@@ -103,15 +104,23 @@ func (m *Msc) waitRuns(d time.Duration, keys ...string) {
 		select {
 		case <-done:
 		case <-t.C:
-			return
+			return false
 		}
 	}
+	return true
 }
 
 func (m *Msc) running() bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.state == stateRunning
+}
+
+// stopped reports whether Stop has been called.
+func (m *Msc) stopped() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.state == stateStopped
 }
 
 // masterCtx is the context of one RunAsMaster run. Its parent is

@@ -14,18 +14,23 @@ import "maps"
 // Quorum, none at all). This is how to move the master off a machine
 // before maintenance. Sticky does not stop a priority change: a master
 // keeps its mastership against older nodes, not against a higher
-// priority. It does nothing on a stopped node.
-func (m *Msc) SetPriority(p int) {
-	m.call(func(e *elector) {
+// priority. It waits for the elector (microseconds), not for the peers.
+// It returns ErrStopped after Stop.
+func (m *Msc) SetPriority(p int) error {
+	if !m.call(func(e *elector) {
 		e.core.SetPriority(mono(), int64(p))
 		e.apply()
-	})
+	}) {
+		return ErrStopped
+	}
+	return nil
 }
 
 // SetMeta replaces this node's metadata (Options.Meta) at run time; the
 // peers see it within one Interval (at once, unless a link is slow). It
 // returns an error wrapping ErrInvalidOption if it is larger than
-// MaxMetaSize encoded, and ErrStopped on a stopped node.
+// MaxMetaSize encoded, and ErrStopped after Stop. It waits for the
+// elector (microseconds), not for the peers.
 func (m *Msc) SetMeta(meta map[string]string) error {
 	meta = maps.Clone(meta)
 	if err := checkMeta(meta); err != nil {
