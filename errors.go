@@ -129,9 +129,10 @@ type PeerError struct {
 	Err error
 }
 
+// Error returns "msc: peer <Peer>: <Err>".
 func (e *PeerError) Error() string { return fmt.Sprintf("msc: peer %s: %v", e.Peer, e.Err) }
 
-// Unwrap returns the cause.
+// Unwrap returns the cause, Err, for errors.Is and errors.As.
 func (e *PeerError) Unwrap() error { return e.Err }
 
 // ErrUnhealthy is wrapped by the errors of [Msc.Healthy].

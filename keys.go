@@ -19,7 +19,8 @@ func (m *Msc) AddKey(key string) error { return m.changeKeys(true, key) }
 // AddKeys adds several keys at once: one election and one message to the
 // peers, where AddKey in a loop would cost one each. If a key is invalid
 // it adds none of them and returns an error wrapping ErrInvalidKey that
-// names the first; it returns ErrStopped after Stop.
+// names the first; it returns ErrStopped after Stop. It waits for the
+// elector, as AddKey does.
 func (m *Msc) AddKeys(keys ...string) error { return m.changeKeys(true, keys...) }
 
 // RemoveKey stops this node competing for key; peers are told at once.
@@ -36,7 +37,9 @@ func (m *Msc) RemoveKey(key string) error { return m.changeKeys(false, key) }
 
 // RemoveKeys removes several keys at once, as RemoveKey does each. If a
 // key is invalid it removes none of them and returns an error wrapping
-// ErrInvalidKey that names the first.
+// ErrInvalidKey that names the first; it returns ErrStopped after Stop,
+// and ErrRunTimeout as RemoveKey does. It blocks as RemoveKey does,
+// waiting for the RunAsMasterByKey functions of all the keys at once.
 func (m *Msc) RemoveKeys(keys ...string) error { return m.changeKeys(false, keys...) }
 
 func (m *Msc) changeKeys(add bool, keys ...string) error {
@@ -77,7 +80,8 @@ func (m *Msc) changeKeys(add bool, keys ...string) error {
 	return nil
 }
 
-// Keys returns the keys this node competes for, sorted.
+// Keys returns the keys this node competes for, sorted. It waits for the
+// elector (microseconds).
 func (m *Msc) Keys() []string {
 	var keys []string
 	m.call(func(e *elector) {

@@ -6,7 +6,7 @@ import (
 	"github.com/msc-go/msc/internal/core"
 )
 
-// Term returns the global fencing term: a number that strictly increases
+// Term returns the global fencing term (a lock-free read): a number that strictly increases
 // each time global mastership passes to a node, agreed by the nodes that
 // saw both masters. Pass it with every write a master makes to a store
 // that refuses writes with a term lower than one it has seen, and a
@@ -72,7 +72,7 @@ func (m *Msc) validUntil(key string) (end time.Time, ok bool) {
 
 // Master returns the UID of the node this node thinks is the global
 // master. ok is false while the node is not running or has not yet heard
-// from its peers after Start.
+// from its peers after Start. It is a lock-free read.
 func (m *Msc) Master() (uid string, ok bool) {
 	s := m.snap.Load()
 	return s.MasterUID, s.MasterUID != ""
@@ -89,7 +89,8 @@ func (m *Msc) MasterByKey(key string) (uid string, ok bool) {
 // MasterMeta returns the metadata of the master this node knows of, global
 // for key "" and of key otherwise (this node's own when it is the master),
 // so that a replica can forward a request to the master, for instance to
-// meta["http"]. ok is false while no master is known.
+// meta["http"]. ok is false while no master is known. It waits for the
+// elector (microseconds).
 func (m *Msc) MasterMeta(key string) (meta map[string]string, ok bool) {
 	m.call(func(e *elector) {
 		meta, ok = e.core.MasterMeta(key)
@@ -97,7 +98,8 @@ func (m *Msc) MasterMeta(key string) (meta map[string]string, ok bool) {
 	return meta, ok
 }
 
-// MasterKeys returns the keys this node is master of, sorted.
+// MasterKeys returns the keys this node is master of, sorted, from the
+// published snapshot without a lock.
 func (m *Msc) MasterKeys() []string {
 	s := m.snap.Load()
 	var out []string

@@ -142,7 +142,10 @@ const (
 
 // New validates and copies the options and returns a node that is not yet
 // started. It returns ErrEmptyKey, ErrUnknownAlgorithm or ErrInvalidOption
-// (wrapped, naming the option) for bad options.
+// (wrapped, naming the option) for bad options, ErrQuorum for a Quorum
+// that is not a majority of Options.Voters, and an error wrapping
+// ErrInvalidKey for a bad key in Options.Keys. It does not block: it
+// neither listens nor dials (Start does).
 func New(opts Options) (*Msc, error) {
 	cfg, err := newConfig(opts)
 	if err != nil {
@@ -179,7 +182,10 @@ func New(opts Options) (*Msc, error) {
 // Start listens, dials the configured servers and begins electing. A node
 // with no servers is master as soon as Start returns; otherwise it claims
 // mastership only once it has heard from, or failed to reach, every
-// server, or after WaitTimeout.
+// server, or after WaitTimeout. It does not wait for the peers: the node
+// elects on goroutines of its own until Stop. It returns ErrStarted if
+// the node is running already, ErrStopped after Stop, and the listener's
+// error, wrapped, if it cannot listen on Options.Host and Port.
 func (m *Msc) Start() error {
 	m.elMu.Lock() // before mu: see call
 	defer m.elMu.Unlock()
@@ -389,7 +395,8 @@ func (m *Msc) elect(ev event) {
 	}
 }
 
-// Addr returns the address the node listens on, or nil before Start.
+// Addr returns the address the node listens on, or nil before Start. It
+// does not block.
 func (m *Msc) Addr() net.Addr {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -399,5 +406,6 @@ func (m *Msc) Addr() net.Addr {
 	return m.ln.Addr()
 }
 
-// UID returns this node's unique id.
+// UID returns this node's unique id (Options.UID, or the one New drew).
+// It does not block.
 func (m *Msc) UID() string { return m.cfg.UID }

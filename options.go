@@ -14,12 +14,12 @@ import (
 
 // Defaults for the zero values of [Options] and [ServerConfig].
 const (
-	DefaultAlgorithm = "aes128"
-	DefaultPort      = 8778
-	DefaultInterval  = 100 * time.Millisecond
-	DefaultHost      = "127.0.0.1" // for ServerConfig.Host
+	DefaultAlgorithm = "aes128"               // for Options.Algorithm
+	DefaultPort      = 8778                   // for Options.Port and ServerConfig.Port
+	DefaultInterval  = 100 * time.Millisecond // for Options.Interval
+	DefaultHost      = "127.0.0.1"            // for ServerConfig.Host
 
-	DefaultDiscoverEvery = 5 * time.Second
+	DefaultDiscoverEvery = 5 * time.Second // for Options.DiscoverEvery
 )
 
 // MaxUIDLen is the longest UID a node may have, in bytes.

@@ -13,7 +13,9 @@ import (
 // a peer with a wrong key, garbage, an unreachable server. Errors about a
 // peer are *PeerError. They are rate-limited: the same cause from the same
 // peer is reported at most once a second. Callbacks run one at a time on a
-// goroutine of the node, never after Stop returns.
+// goroutine of the node, never after Stop returns. OnError does not block;
+// a nil cb is ignored. The methods a program calls return their errors
+// instead.
 func (m *Msc) OnError(cb func(error)) {
 	if cb == nil {
 		return

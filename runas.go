@@ -19,15 +19,17 @@ import (
 // fence its writes with the term. It waits for fn to return before
 // campaigning again, so fn never runs twice at once; if fn returns while
 // the node is still master, it is not run again until the next
-// mastership. RunAsMaster returns ctx.Err() when ctx is done and
-// ErrStopped when the node stops, after fn has returned. On a graceful
+// mastership. RunAsMaster blocks (call it on a goroutine of its own)
+// until ctx is done, returning ctx.Err(), or the node stops, returning
+// ErrStopped; either after fn has returned. On a graceful
 // Stop, no peer takes over until fn has returned (or WaitTimeout passed).
 func (m *Msc) RunAsMaster(ctx context.Context, fn func(ctx context.Context, term uint64)) error {
 	return m.runAs(ctx, "", fn)
 }
 
 // RunAsMasterByKey is RunAsMaster for the mastership of key; for key ""
-// it is RunAsMaster. It blocks as RunAsMaster does.
+// it is RunAsMaster. It blocks as RunAsMaster does, and returns as it
+// does: ctx.Err() when ctx is done, ErrStopped when the node stops.
 func (m *Msc) RunAsMasterByKey(ctx context.Context, key string, fn func(ctx context.Context, term uint64)) error {
 	return m.runAs(ctx, key, fn)
 }

@@ -37,7 +37,9 @@ func (w *watcher) send(c Change) {
 // Watch returns a channel that first holds the current mastership of key
 // ("" for the global one), then the newest change: a reader that falls
 // behind sees the latest state, not every step, and never slows the node.
-// The channel is closed when ctx is done or the node stops.
+// The channel is closed when ctx is done or the node stops. Watch does
+// not block; on a stopped node the channel holds the last state and is
+// closed.
 func (m *Msc) Watch(ctx context.Context, key string) <-chan Change {
 	w := &watcher{key: key, ch: make(chan Change, 1)}
 	m.cbMu.Lock()
@@ -83,6 +85,7 @@ func (m *Msc) closeWatchers() {
 // OnChange registers a callback for changes of mastership seen by this
 // node, global (Key "") and per key, in the order they happen. Callbacks
 // run one at a time on a goroutine of the node, never after Stop returns.
+// OnChange does not block; a nil cb is ignored.
 func (m *Msc) OnChange(cb func(Change)) {
 	if cb == nil {
 		return
