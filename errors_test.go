@@ -132,7 +132,12 @@ func TestSettersBadInput(t *testing.T) {
 // function that does not return, do their work all the same, and return
 // ErrRunTimeout; with a function that returns, they return nil.
 func TestRunTimeout(t *testing.T) {
-	c := msctest.NewCluster(t, 1, func(_ int, o *msc.Options) { o.Keys = []string{"k", "quick"} })
+	// A WaitTimeout long enough that the function that returns does so
+	// within it on a loaded machine.
+	c := msctest.NewCluster(t, 1, func(_ int, o *msc.Options) {
+		o.Keys = []string{"k", "quick"}
+		o.WaitTimeout = time.Second
+	})
 	c.WaitMaster(0)
 	m := c.Node(0)
 	release := make(chan struct{})
