@@ -247,8 +247,12 @@ func (m *Msc) linked(uid string, inc uint64) bool {
 }
 
 // AddServer adds a peer to dial, under an id of the caller's choosing; it
-// may be called before or after Start. It returns ErrServerExists for an id
-// already added, ErrStopped after Stop, and an error for a bad config.
+// may be called before or after Start. It does not wait for the
+// connection: the node dials in the background and reports a server it
+// cannot reach to OnError (ErrUnreachable). It returns ErrServerExists for
+// an id already added, ErrStopped after Stop, and for a bad config an
+// error wrapping ErrInvalidOption (a Port out of range), ErrEmptyKey or
+// ErrUnknownAlgorithm.
 //
 // A server added with neither Key nor Algorithm, or with the node's own
 // algorithm and key (the passphrase given explicitly, as a port of a Node
@@ -314,7 +318,9 @@ func (m *Msc) startClient(cl *client) {
 // RemoveServer stops dialing the server with this id and closes the
 // connection to it. The peer stays live if it keeps dialing this node:
 // remove a node from a cluster by removing it everywhere, or stopping it.
-// It returns ErrUnknownServer for an id never added.
+// It does not wait for the connection to close. It returns
+// ErrUnknownServer for an id never added (or removed already), and
+// ErrStopped after Stop.
 func (m *Msc) RemoveServer(id string) error {
 	m.mu.Lock()
 	cl, ok := m.clients[id]

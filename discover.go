@@ -22,7 +22,10 @@ type Discover func(ctx context.Context) ([]string, error)
 // its A and AAAA records, each with port. With port 0, it asks instead for
 // the SRV records of name ("_msc._tcp.msc.default.svc.cluster.local"),
 // which give the hosts and ports, and resolves each host to its addresses.
-// It asks net.DefaultResolver; see [DNSResolver] for another.
+// It asks net.DefaultResolver; see [DNSResolver] for another. DNS itself
+// does not block: the node calls the Discover it returns, every
+// Options.DiscoverEvery, and reports its errors to OnError as
+// [ErrDiscovery].
 func DNS(name string, port int) Discover {
 	return DNSResolver(nil, name, port)
 }
@@ -85,7 +88,8 @@ func lookupHost(ctx context.Context, r *net.Resolver, host string, port int, out
 // environment variable. A host without a port gets DefaultPort; an IPv6
 // address needs brackets ("[fd00::1]:8778"). The list may name this node
 // too, so every node can be given the same one. A malformed entry makes
-// each call fail with an error naming it.
+// each call fail with an error naming it (reported to OnError as
+// [ErrDiscovery]). Static does not block.
 func Static(list string) Discover {
 	fields := strings.FieldsFunc(list, func(r rune) bool {
 		return r == ',' || r == ' ' || r == '\t' || r == '\n' || r == '\r'

@@ -35,6 +35,28 @@
 // seen by the node, and [Msc.Status] returns a snapshot of its view of the
 // cluster, for display and debugging.
 //
+// # Keys and the global mastership
+//
+// One rule for keys: every method that takes a key ([Msc.IsMasterByKey],
+// [Msc.MasterByKey], [Msc.TermByKey], [Msc.DoIfMasterByKey],
+// [Msc.RunAsMasterByKey], [Msc.MasterMeta], [Msc.Watch]) takes "" for the
+// global mastership, and then behaves exactly as its global twin
+// ([Msc.IsMaster], [Msc.Master], [Msc.Term], [Msc.DoIfMaster],
+// [Msc.RunAsMaster]). The global mastership is not a key a node holds:
+// [Msc.AddKey] and the other methods that change the keys refuse "" with
+// [ErrInvalidKey].
+//
+// # Errors
+//
+// One rule for errors: every method that can fail returns an error that
+// wraps one of the package's sentinel errors, to test with [errors.Is]:
+// [ErrInvalidKey], [ErrInvalidOption], [ErrUnknownKey], [ErrServerExists],
+// [ErrUnknownServer], [ErrRunTimeout], and [ErrStopped] from every method
+// that changes a node after [Msc.Stop]. What goes wrong in the background
+// (a peer with a wrong key, an unreachable server, a malformed frame) has
+// no caller to return to: it goes to [Msc.OnError], as a [*PeerError]
+// naming the peer.
+//
 // # The election
 //
 // Nodes are ordered by [Options].Priority (higher first; 0 by default),

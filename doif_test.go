@@ -173,7 +173,7 @@ func TestDoIfMaster(t *testing.T) {
 
 	// Queued, then the master leaves: they run, in order.
 	for i := range 3 {
-		n1.DoIfMasterByKey("", func() {}) // a key never added: never master
+		n1.DoIfMasterByKey("never-added", func() {}) // a key never added: never master
 		n1.DoIfMaster(func() { mu.Lock(); got = append(got, i); mu.Unlock() })
 	}
 	n0.Stop()

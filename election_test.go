@@ -35,7 +35,7 @@ func TestLoneNodeIsMasterAtOnce(t *testing.T) {
 	if m.IsMaster() {
 		t.Fatal("a stopped node is master")
 	}
-	if err := m.Stop(); err != nil {
+	if err := m.Stop(); !errors.Is(err, ErrStopped) {
 		t.Fatal("second Stop:", err)
 	}
 	if err := m.Start(); !errors.Is(err, ErrStopped) {

@@ -2,6 +2,7 @@ package msc
 
 import (
 	"cmp"
+	"fmt"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -445,4 +446,39 @@ func (m *Msc) warnMesh(n int, what string) {
 
 func (m *Msc) pausedFor(gap time.Duration) {
 	m.cfg.Logger.Warn("msc: paused, re-joining", "since last heartbeat", gap)
+}
+
+// Update re-elects now and sends a heartbeat to every peer at once,
+// without waiting for the next Interval; it waits for the elector, which
+// takes microseconds. Before Start there is nothing to elect or send: it
+// only checks keys.
+//
+// Every key is re-elected, whatever keys names: a key's master depends
+// only on what this node has heard, not on which other keys are elected
+// with it, so electing only the named keys would give them the same
+// masters and save only microseconds. keys names the keys the caller
+// expects this node to hold ("" is the global mastership, always held):
+// if it does not hold some, Update re-elects all the same and returns an
+// error wrapping ErrUnknownKey that names them, so that a misspelt or
+// removed key does not go unnoticed. It returns ErrStopped after Stop.
+func (m *Msc) Update(keys ...string) error {
+	started := m.started.Load()
+	var unknown []string
+	if !m.call(func(e *elector) {
+		for _, k := range keys {
+			if k != "" && !e.core.HasKey(k) {
+				unknown = append(unknown, k)
+			}
+		}
+		if started {
+			e.core.Tick(mono())
+			e.apply()
+		}
+	}) {
+		return ErrStopped
+	}
+	if len(unknown) > 0 {
+		return fmt.Errorf("%w: Update(%q)", ErrUnknownKey, unknown)
+	}
+	return nil
 }

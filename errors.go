@@ -8,7 +8,7 @@ import (
 )
 
 // Errors returned by [New], [Msc.Start], [Msc.AddServer] and the other
-// methods. Test for them with [errors.Is].
+// methods, wrapped with what went wrong. Test for them with [errors.Is].
 var (
 	// ErrEmptyKey is returned when an algorithm other than "no" is chosen
 	// without a key (passphrase).
@@ -19,8 +19,16 @@ var (
 	ErrUnknownAlgorithm = errors.New("msc: unknown algorithm")
 
 	// ErrInvalidOption is returned (wrapped, naming the option) for an
-	// option out of range, such as a negative Interval.
+	// option out of range, such as a negative Interval, by New, and by the
+	// methods that change an option at run time (SetMeta, SetKey,
+	// AddServer's ServerConfig).
 	ErrInvalidOption = errors.New("msc: invalid option")
+
+	// ErrInvalidKey is returned (wrapped, naming the key) by AddKey,
+	// AddKeys, RemoveKey and RemoveKeys for an empty key or one longer
+	// than MaxKeyLen; New's error for such a key in Options.Keys wraps it
+	// and ErrInvalidOption.
+	ErrInvalidKey = errors.New("msc: invalid key")
 
 	// ErrServerExists is returned by AddServer for an id already added.
 	ErrServerExists = errors.New("msc: server already exists")
@@ -28,10 +36,19 @@ var (
 	// ErrUnknownServer is returned by RemoveServer for an id never added.
 	ErrUnknownServer = errors.New("msc: unknown server")
 
-	// ErrStopped is returned by Start, AddServer and RemoveServer after
-	// Stop, and wrapped by Healthy's error; AddKey, RemoveKey and Update
-	// do nothing after Stop.
+	// ErrStopped is returned by every method that changes the node (Start,
+	// AddServer, RemoveServer, AddKey, AddKeys, RemoveKey, RemoveKeys,
+	// Update, SetPriority, SetMeta, SetKey) once Stop has been called, by
+	// RunAsMaster when the node stops, by every call of Stop but the one
+	// that stopped the node, and wrapped by Healthy's error.
 	ErrStopped = errors.New("msc: stopped")
+
+	// ErrRunTimeout is returned (wrapped) by Stop, RemoveKey and
+	// RemoveKeys when a RunAsMaster or RunAsMasterByKey function they
+	// wait for had not returned within WaitTimeout. They did their work
+	// anyway: the node stopped, the keys were removed, and a peer may
+	// take over while that function still runs.
+	ErrRunTimeout = errors.New("msc: a RunAsMaster function did not return within WaitTimeout")
 
 	// ErrStarted is returned by Start on a node already started.
 	ErrStarted = errors.New("msc: already started")
@@ -42,7 +59,7 @@ var (
 	// Voters), or two live processes with one voter UID.
 	ErrQuorum = core.ErrQuorum
 
-	// ErrUnknownKey is reported to OnError by Update, naming the keys it
+	// ErrUnknownKey is returned (wrapped) by Update, naming the keys it
 	// was given that this node does not hold.
 	ErrUnknownKey = errors.New("msc: key not held by this node")
 )
@@ -112,9 +129,10 @@ type PeerError struct {
 	Err error
 }
 
+// Error returns "msc: peer <Peer>: <Err>".
 func (e *PeerError) Error() string { return fmt.Sprintf("msc: peer %s: %v", e.Peer, e.Err) }
 
-// Unwrap returns the cause.
+// Unwrap returns the cause, Err, for errors.Is and errors.As.
 func (e *PeerError) Unwrap() error { return e.Err }
 
 // ErrUnhealthy is wrapped by the errors of [Msc.Healthy].

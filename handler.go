@@ -21,7 +21,8 @@ import (
 //     msc_frames_total{dir="in"|"out"}, msc_bytes_total{dir},
 //     msc_errors_total{cause} and msc_reconnects_total.
 //
-// It serves these paths at its root; to serve them under a prefix, wrap
+// Handler does not block, nor do its requests wait for the peers. It
+// serves these paths at its root; to serve them under a prefix, wrap
 // it: mux.Handle("/msc/", http.StripPrefix("/msc", m.Handler())).
 func (m *Msc) Handler() http.Handler {
 	mux := http.NewServeMux()

@@ -10,8 +10,9 @@ import (
 // Healthy returns nil while this node's view of the cluster is fresh: it
 // is running, has heard from (or failed to reach) every server since Start,
 // and, with Quorum, has heard from a quorum within WaitTimeout. Otherwise
-// it returns an error wrapping ErrUnhealthy that says what is stale. Use
-// it for a readiness probe.
+// it returns an error wrapping ErrUnhealthy that says what is stale (and
+// ErrStopped after Stop). Use it for a readiness probe. It waits for the
+// elector (microseconds), not for the peers.
 func (m *Msc) Healthy() error {
 	var err error
 	if !m.call(func(e *elector) { err = e.healthy(mono()) }) {

@@ -262,8 +262,8 @@ func TestAddKeysRemoveKeys(t *testing.T) {
 	}
 }
 
-// TestAddKeysInvalid: AddKeys skips and reports the invalid keys and adds
-// the others, also before Start.
+// TestAddKeysInvalid: AddKeys with an invalid key adds none of the keys
+// and returns ErrInvalidKey, also before Start; nothing goes to OnError.
 func TestAddKeysInvalid(t *testing.T) {
 	o := testOptions(0)
 	o.Listener = listen(t)
@@ -273,24 +273,29 @@ func TestAddKeysInvalid(t *testing.T) {
 	}
 	errs := watchErrors(m)
 	long := strings.Repeat("x", MaxKeyLen+1)
-	m.AddKeys("before", "")
+	if err := m.AddKeys("before", ""); !errors.Is(err, ErrInvalidKey) {
+		t.Fatalf("AddKeys with an empty key before Start: %v", err)
+	}
+	if err := m.AddKeys("before"); err != nil {
+		t.Fatal(err)
+	}
 	if err := m.Start(); err != nil {
 		t.Fatal(err)
 	}
 	defer m.Stop()
-	m.AddKeys("x", long, "y")
-	if got := m.Keys(); !slices.Equal(got, []string{"before", "x", "y"}) {
+	if err := m.AddKeys("x", long, "y"); !errors.Is(err, ErrInvalidKey) {
+		t.Fatalf("AddKeys with a long key: %v", err)
+	}
+	if got := m.Keys(); !slices.Equal(got, []string{"before"}) {
 		t.Fatalf("Keys() = %v", got)
 	}
-	if !m.IsMasterByKey("before") || !m.IsMasterByKey("x") || !m.IsMasterByKey("y") || m.IsMasterByKey(long) {
+	if !m.IsMasterByKey("before") || m.IsMasterByKey("x") || m.IsMasterByKey(long) {
 		t.Fatal("lone node not master of exactly its valid keys")
 	}
-	// Reported, rate-limited: the same cause at most once a second.
-	waitFor(t, "invalid keys reported", func() bool {
-		errs.mu.Lock()
-		defer errs.mu.Unlock()
-		return len(errs.errs) > 0 && errors.Is(errs.errs[0], ErrInvalidOption)
-	})
+	flushCallbacks(t, m)
+	if s := errs.String(); s != "" {
+		t.Fatalf("reported to OnError:%s", s)
+	}
 }
 
 // TestAddKeyTakeover: an older node adding a key that a younger live

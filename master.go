@@ -6,7 +6,7 @@ import (
 	"github.com/msc-go/msc/internal/core"
 )
 
-// Term returns the global fencing term: a number that strictly increases
+// Term returns the global fencing term (a lock-free read): a number that strictly increases
 // each time global mastership passes to a node, agreed by the nodes that
 // saw both masters. Pass it with every write a master makes to a store
 // that refuses writes with a term lower than one it has seen, and a
@@ -14,11 +14,8 @@ import (
 func (m *Msc) Term() uint64 { return m.snap.Load().Term }
 
 // TermByKey returns the fencing term of key's mastership (0 for a key this
-// node has not added).
-func (m *Msc) TermByKey(key string) uint64 {
-	ks, _ := m.snap.Load().Key(key)
-	return ks.Term
-}
+// node has not added); for key "" it is Term. It does not block.
+func (m *Msc) TermByKey(key string) uint64 { return m.snap.Load().State(key).Term }
 
 // IsMaster reports whether this node is the global master: the first in
 // order of itself and its live peers (with Quorum: acknowledged by a
@@ -35,10 +32,10 @@ func (m *Msc) IsMaster() bool {
 
 // IsMasterByKey reports whether this node is master for key: the oldest of
 // itself and the live peers that hold key (with Balance: the heaviest). It
-// is false for a key this node has not added. It is a lock-free read that
-// does not allocate.
+// is false for a key this node has not added; for key "" it is IsMaster.
+// It is a lock-free read that does not allocate.
 func (m *Msc) IsMasterByKey(key string) bool {
-	ks, _ := m.snap.Load().Key(key)
+	ks := m.snap.Load().State(key)
 	return ks.Master && m.valid(ks.Lease)
 }
 
@@ -75,21 +72,34 @@ func (m *Msc) validUntil(key string) (end time.Time, ok bool) {
 
 // Master returns the UID of the node this node thinks is the global
 // master. ok is false while the node is not running or has not yet heard
-// from its peers after Start.
+// from its peers after Start. It is a lock-free read.
 func (m *Msc) Master() (uid string, ok bool) {
 	s := m.snap.Load()
 	return s.MasterUID, s.MasterUID != ""
 }
 
 // MasterByKey returns the UID of the master for key among the nodes that
-// hold it. ok is false for a key this node has not added, and when Master
-// would return false.
+// hold it; for key "" it is Master. ok is false for a key this node has
+// not added, and when Master would return false. It does not block.
 func (m *Msc) MasterByKey(key string) (uid string, ok bool) {
-	ks, _ := m.snap.Load().Key(key)
-	return ks.UID, ks.UID != ""
+	uid = m.snap.Load().State(key).UID
+	return uid, uid != ""
 }
 
-// MasterKeys returns the keys this node is master of, sorted.
+// MasterMeta returns the metadata of the master this node knows of, global
+// for key "" and of key otherwise (this node's own when it is the master),
+// so that a replica can forward a request to the master, for instance to
+// meta["http"]. ok is false while no master is known. It waits for the
+// elector (microseconds).
+func (m *Msc) MasterMeta(key string) (meta map[string]string, ok bool) {
+	m.call(func(e *elector) {
+		meta, ok = e.core.MasterMeta(key)
+	})
+	return meta, ok
+}
+
+// MasterKeys returns the keys this node is master of, sorted, from the
+// published snapshot without a lock.
 func (m *Msc) MasterKeys() []string {
 	s := m.snap.Load()
 	var out []string

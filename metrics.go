@@ -269,7 +269,7 @@ var expvarMu sync.Mutex
 //
 // expvar has no way to unpublish: the name stays taken after Stop (it
 // then shows a stopped node). It returns ErrExpvarExists, instead of
-// panicking as expvar.Publish does, if name is taken.
+// panicking as expvar.Publish does, if name is taken. It does not block.
 func (m *Msc) PublishExpvar(name string) error {
 	expvarMu.Lock()
 	defer expvarMu.Unlock()

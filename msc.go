@@ -45,80 +45,93 @@ import (
 //     (watch.go) run briefly on the runtime's goroutines; Stop stops the
 //     timers, and both only hand work to the dispatcher or close a channel.
 type Msc struct {
+	// Set by New, read-only after.
 	cfg   *config
-	start int64  // StartTime, Unix nanoseconds: the election order
-	inc   uint64 // incarnation: random per Msc, tells a restart with the same UID
+	start int64         // StartTime, Unix nanoseconds: the election order
+	inc   uint64        // incarnation: random per Msc, tells a restart with the same UID
+	fresh time.Duration // freshFor(Interval, WaitTimeout)
 
-	snap  atomic.Pointer[core.Snapshot] // the hot read path
-	suite atomic.Pointer[suite]         // this node's algorithm and keys; SetKey swaps it
-	beat  atomic.Pointer[outBeat]
-	// connSeq numbers the connections (connID).
-	connSeq atomic.Uint64
-	silent  atomic.Bool // test hook: stop sending heartbeats
+	// Life cycle. ctx is cancelled by Stop (after the leave); wg counts
+	// the goroutines listed above.
+	ctx      context.Context
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup // elector, accept loop, clients, inbound handlers, discovery
+	started  atomic.Bool    // Start has run: the elector exists
+	leaving  atomic.Bool    // Stop has begun
+	stopDone chan struct{}  // closed when the first Stop has finished
 
-	// Traffic counters, for Status.
-	framesIn, framesOut, bytesIn, bytesOut atomic.Uint64
-	dials                                  atomic.Uint64
+	// mu guards the node's state, its listener and its servers.
+	mu      sync.Mutex
+	state   int // stateNew, stateRunning, stateStopped
+	ln      net.Listener
+	clients map[string]*client
 
-	// dialing holds a token for each of this node's dials whose
-	// handshake has not finished (maxDialing at most).
-	dialing chan struct{}
+	// The elector. Before Start, call runs functions on el under elMu,
+	// which Start takes too, before mu (the functions may take mu); from
+	// Start on, only the elector's goroutine touches el, and the others
+	// reach it through events.
+	elMu   sync.Mutex
+	el     *elector
+	events chan event
 
+	// Written by the elector, read lock-free by everyone: the hot read
+	// path (IsMaster, Master, Term…) and the heartbeat the connections
+	// send.
+	snap atomic.Pointer[core.Snapshot]
+	beat atomic.Pointer[outBeat]
 	// lastSent is when (mono) the elector last sent the heartbeat on
 	// every connection (core.sent). IsMaster answers false, and a new
 	// connection's first frame claims nothing, while it is older than
 	// fresh: the peers may have counted this node dead, and its state is
 	// stale until the elector has run.
 	lastSent atomic.Int64
-	fresh    time.Duration // freshFor(Interval, WaitTimeout)
 
-	started  atomic.Bool   // Start has run: the elector exists
-	leaving  atomic.Bool   // Stop has begun
-	stopDone chan struct{} // closed when the first Stop has finished
+	// Connections: the keys they seal with, their numbering, the dial
+	// limit and the clients' wake-ups.
+	suite   atomic.Pointer[suite] // this node's algorithm and keys; SetKey swaps it
+	connSeq atomic.Uint64         // numbers the connections (connID)
+	// dialing holds a token for each of this node's dials whose
+	// handshake has not finished (maxDialing at most).
+	dialing chan struct{}
 	// lastWake is when wakeClients last woke the clients (mono).
 	lastWake atomic.Int64
-	// meshWarned: the warning that a full mesh is large was logged
-	// (warnMesh).
-	meshWarned atomic.Bool
-	ctx        context.Context
-	cancel     context.CancelFunc
-	events     chan event
-	wg         sync.WaitGroup // elector, accept loop, clients, inbound handlers, discovery
-
-	met  metrics   // counters for Handler and PublishExpvar
-	disc discovery // what Options.Discover found
-
-	disp dispatcher // runs OnChange and OnError callbacks and DoIfMaster queues
-
-	// el is the elector. Before Start, call runs functions on it under
-	// elMu, which Start takes too, before mu (the functions may take mu);
-	// from Start on, only its goroutine touches it.
-	elMu sync.Mutex
-	el   *elector
-
-	// mu guards the fields below it.
-	mu      sync.Mutex
-	state   int // stateNew, stateRunning, stateStopped
-	ln      net.Listener
-	clients map[string]*client
-
-	// cbMu guards the callbacks and the error rate limit. The elector takes
-	// it, so nobody holding it may wait for the elector.
-	cbMu     sync.Mutex
-	onError  []func(error)
-	onChange []func(Change)
-	watchers map[*watcher]struct{}    // nil once stopped
-	runs     map[chan struct{}]string // done channels of the RunAsMaster fns running, with their keys
-	errSeen  map[string]time.Time     // rate limit of OnError, per peer and cause
-	errBurst map[string]*burst        // per cause, all peers: the cap on a flood
-
-	queues queues // DoIfMaster queues
+	silent   atomic.Bool // test hook: stop sending heartbeats
 
 	// certMu guards certRefused: the peers (peerRef) whose certificate
 	// refusal has been reported since a handshake with them last
 	// succeeded.
 	certMu      sync.Mutex
 	certRefused map[string]struct{}
+
+	// Traffic counters, for Status; met for Handler and PublishExpvar.
+	framesIn, framesOut, bytesIn, bytesOut atomic.Uint64
+	dials                                  atomic.Uint64
+	met                                    metrics
+	// meshWarned: the warning that a full mesh is large was logged
+	// (warnMesh).
+	meshWarned atomic.Bool
+
+	disc   discovery  // what Options.Discover found
+	disp   dispatcher // runs OnChange and OnError callbacks and DoIfMaster queues
+	queues queues     // DoIfMaster queues (their own lock)
+
+	// cbMu guards the callbacks and the Watch channels. The elector takes
+	// it (notifyChanges, report), so nobody holding it may wait for the
+	// elector.
+	cbMu     sync.Mutex
+	onError  []func(error)
+	onChange []func(Change)
+	watchers map[*watcher]struct{} // nil once stopped
+
+	// runMu guards runs: the done channels of the RunAsMaster functions
+	// running, with their keys (Stop and RemoveKey wait for them).
+	runMu sync.Mutex
+	runs  map[chan struct{}]string
+
+	// errMu guards OnError's rate limit. The elector takes it (report).
+	errMu    sync.Mutex
+	errSeen  map[string]time.Time // per peer and cause: when last reported
+	errBurst map[string]*burst    // per cause, all peers: the cap on a flood
 }
 
 const (
@@ -129,7 +142,10 @@ const (
 
 // New validates and copies the options and returns a node that is not yet
 // started. It returns ErrEmptyKey, ErrUnknownAlgorithm or ErrInvalidOption
-// (wrapped, naming the option) for bad options.
+// (wrapped, naming the option) for bad options, ErrQuorum for a Quorum
+// that is not a majority of Options.Voters, and an error wrapping
+// ErrInvalidKey for a bad key in Options.Keys. It does not block: it
+// neither listens nor dials (Start does).
 func New(opts Options) (*Msc, error) {
 	cfg, err := newConfig(opts)
 	if err != nil {
@@ -166,7 +182,10 @@ func New(opts Options) (*Msc, error) {
 // Start listens, dials the configured servers and begins electing. A node
 // with no servers is master as soon as Start returns; otherwise it claims
 // mastership only once it has heard from, or failed to reach, every
-// server, or after WaitTimeout.
+// server, or after WaitTimeout. It does not wait for the peers: the node
+// elects on goroutines of its own until Stop. It returns ErrStarted if
+// the node is running already, ErrStopped after Stop, and the listener's
+// error, wrapped, if it cannot listen on Options.Host and Port.
 func (m *Msc) Start() error {
 	m.elMu.Lock() // before mu: see call
 	defer m.elMu.Unlock()
@@ -225,11 +244,19 @@ func (m *Msc) Start() error {
 // RunAsMaster functions and waits (at most WaitTimeout) for them to
 // return; then it tells the peers it is leaving, so they re-elect at once;
 // then it closes every connection and the listener, and waits for all of
-// its goroutines, including a callback that is running. It is safe to call
-// more than once, also at once from several goroutines: every call returns
-// when the node has stopped. A stopped node cannot be started again. Do not
-// call Stop from a callback of this node (OnChange, OnError, DoIfMaster):
-// it would wait for that callback to return; call go m.Stop() there.
+// its goroutines, including a callback that is running. It blocks until
+// all of that is done: at most about 2*WaitTimeout, plus the time a
+// callback takes to return. A stopped node cannot be started again. Do
+// not call Stop from a callback of this node (OnChange, OnError,
+// DoIfMaster): it would wait for that callback to return; call go m.Stop()
+// there.
+//
+// The call that stops the node returns nil, or an error wrapping
+// ErrRunTimeout if a RunAsMaster function had not returned within
+// WaitTimeout (the node stopped all the same). Stop is safe to call more
+// than once, also at once from several goroutines: every other call waits
+// until the node has stopped and returns ErrStopped, so that defer m.Stop()
+// beside an explicit Stop is harmless.
 func (m *Msc) Stop() error {
 	m.mu.Lock()
 	switch m.state {
@@ -237,7 +264,7 @@ func (m *Msc) Stop() error {
 		// Stopped, or stopping on another goroutine: wait for it to end.
 		m.mu.Unlock()
 		<-m.stopDone
-		return nil
+		return ErrStopped
 	case stateNew:
 		m.state = stateStopped
 		m.mu.Unlock()
@@ -261,7 +288,10 @@ func (m *Msc) Stop() error {
 		e.core.SetResign(mono())
 		e.apply()
 	})
-	m.waitRuns(m.cfg.WaitTimeout)
+	var err error
+	if !m.waitRuns(m.cfg.WaitTimeout) {
+		err = fmt.Errorf("%w: stopped while it still runs", ErrRunTimeout)
+	}
 	// Leave: the elector publishes a leaving heartbeat and sends it on
 	// every connection; peers re-elect at once.
 	drained := make(chan struct{})
@@ -286,7 +316,7 @@ func (m *Msc) Stop() error {
 	m.wg.Wait()
 	m.closeWatchers()
 	m.cfg.Logger.Info("msc: stopped", "uid", m.cfg.UID)
-	return nil
+	return err
 }
 
 // abort drops every connection without the leave message, as if the
@@ -365,48 +395,8 @@ func (m *Msc) elect(ev event) {
 	}
 }
 
-// SetKey changes, at run time, the passphrase this node seals with, and
-// the passphrases it accepts besides (Options.AcceptKeys). New connections
-// use them; established ones keep their session. With AcceptKeys, a
-// cluster rotates its key without downtime: first every node accepts the
-// new key, then each seals with it, then the old is dropped.
-//
-// The key applies to the listener and to every server that uses the
-// node's key: those added without a Key, and those whose ServerConfig.Key
-// (with the node's Algorithm) is the key being replaced, given explicitly
-// or not; from then on they follow the node's key. A server added with
-// another key of its own keeps sealing with that key; the passphrases in
-// accept also open frames on its connections. Whatever key a peer dials
-// this node with, among those it accepts, this node answers in that key.
-//
-// With Options.TLS there is no passphrase: SetKey returns ErrInvalidOption.
-// Certificates rotate through the tls.Config's callbacks.
-func (m *Msc) SetKey(key string, accept ...string) error {
-	if m.cfg.tls != nil {
-		return fmt.Errorf("%w: SetKey on a node that uses TLS", ErrInvalidOption)
-	}
-	if err := checkAlgorithm(m.cfg.Algorithm, key); err != nil {
-		return err
-	}
-	s, err := newSuite(m.cfg.Algorithm, key)
-	if err != nil {
-		return err
-	}
-	if s, err = s.withAccept(accept); err != nil {
-		return err
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	old := m.suite.Swap(s)
-	for _, cl := range m.clients {
-		if own := cl.suite.Load(); own != nil && own.sameKey(old) {
-			cl.suite.Store(nil)
-		}
-	}
-	return nil
-}
-
-// Addr returns the address the node listens on, or nil before Start.
+// Addr returns the address the node listens on, or nil before Start. It
+// does not block.
 func (m *Msc) Addr() net.Addr {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -416,17 +406,6 @@ func (m *Msc) Addr() net.Addr {
 	return m.ln.Addr()
 }
 
-// UID returns this node's unique id.
+// UID returns this node's unique id (Options.UID, or the one New drew).
+// It does not block.
 func (m *Msc) UID() string { return m.cfg.UID }
-
-// Change is one change of mastership seen by this node.
-type Change struct {
-	// Key is the key whose master changed; "" for the global mastership.
-	Key string
-	// IsMaster tells whether this node is now master (for Key).
-	IsMaster bool
-	// Master is the UID of the master now, "" if none is known.
-	Master string
-	// Term is the fencing term (0 until terms exist).
-	Term uint64
-}

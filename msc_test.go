@@ -10,7 +10,9 @@
 //	handoff_test.go       the master leaves (Stop, abrupt close, silence): the next is agreed master in time
 //	keys_test.go          per-key masters, AddKey(s)/RemoveKey(s), key terms, the key overlap meter
 //	update_test.go        Update
-//	balance_test.go       Balance (balance_figures_test.go: the README's figures)
+//	bykey_test.go*        …ByKey("") behaves as the global twin, for each method
+//	errors_test.go*       each setter's error (errors.Is): stopped, bad input, a run that outlives WaitTimeout
+//	balance_test.go       Balance (balance_figures_test.go: the figures docs/election.md quotes)
 //	doif_test.go          DoIfMaster, DoIfMasterByKey and their queue
 //	runas_test.go         RunAsMaster, RunAsMasterByKey, their context
 //	change_test.go        Watch, OnChange
@@ -39,7 +41,10 @@
 //	sim_test.go           the simulator (sim_faults_test.go, sim_checks_test.go: its faults and invariants)
 //	fuzz_test.go          fuzz targets of the wire
 //	bench_test.go         hot paths do not allocate; benchmarks (and *_bench_test.go)
-//	example_test.go*      examples of the API (example_deploy_test.go*: discovery and the handler)
+//	example_test.go*      examples of the API (example_methods_test.go*: one per method a program calls; example_deploy_test.go*: discovery and the handler)
+//	doccomment_test.go*   every exported name has a doc comment
+//	docs_test.go*         README.md and docs/: size, links, the program compiles
+//	race_test.go          how many simulator seeds run under -race
 //	msctest/              the cluster of package msctest: kill, restart, partition, block, cut, delay, pause
 //	internal/relay/       the TCP relay
 package msc

@@ -14,12 +14,12 @@ import (
 
 // Defaults for the zero values of [Options] and [ServerConfig].
 const (
-	DefaultAlgorithm = "aes128"
-	DefaultPort      = 8778
-	DefaultInterval  = 100 * time.Millisecond
-	DefaultHost      = "127.0.0.1" // for ServerConfig.Host
+	DefaultAlgorithm = "aes128"               // for Options.Algorithm
+	DefaultPort      = 8778                   // for Options.Port and ServerConfig.Port
+	DefaultInterval  = 100 * time.Millisecond // for Options.Interval
+	DefaultHost      = "127.0.0.1"            // for ServerConfig.Host
 
-	DefaultDiscoverEvery = 5 * time.Second
+	DefaultDiscoverEvery = 5 * time.Second // for Options.DiscoverEvery
 )
 
 // MaxUIDLen is the longest UID a node may have, in bytes.
@@ -348,12 +348,14 @@ func checkMeta(meta map[string]string) error {
 	return nil
 }
 
+// checkKey returns an error wrapping ErrInvalidKey and ErrInvalidOption
+// for a key a node cannot hold.
 func checkKey(k string) error {
 	if k == "" {
-		return fmt.Errorf("%w: empty key name", ErrInvalidOption)
+		return fmt.Errorf("%w: %w: empty key name", ErrInvalidOption, ErrInvalidKey)
 	}
 	if len(k) > MaxKeyLen {
-		return fmt.Errorf("%w: key name longer than %d bytes", ErrInvalidOption, MaxKeyLen)
+		return fmt.Errorf("%w: %w: key name %.16q… longer than %d bytes", ErrInvalidOption, ErrInvalidKey, k, MaxKeyLen)
 	}
 	return nil
 }

@@ -19,14 +19,18 @@ func TestBeforeStart(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		m.AddKey("a")
-		m.AddKeys("b", "c")
-		m.RemoveKey("c")
-		m.SetPriority(3)
-		if err := m.SetMeta(map[string]string{"http": ":1"}); err != nil {
-			t.Error(err)
+		for i, err := range []error{
+			m.AddKey("a"),
+			m.AddKeys("b", "c"),
+			m.RemoveKey("c"),
+			m.SetPriority(3),
+			m.SetMeta(map[string]string{"http": ":1"}),
+			m.Update("a"),
+		} {
+			if err != nil {
+				t.Errorf("call %d before Start: %v", i, err)
+			}
 		}
-		m.Update("a")
 		if st := m.Status(); st.IsMaster || len(st.Keys) != 2 || st.Priority != 3 {
 			t.Errorf("Status before Start: master %v, keys %v, priority %d", st.IsMaster, st.Keys, st.Priority)
 		}

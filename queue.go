@@ -10,10 +10,13 @@ import (
 // master. Otherwise it queues cb; 2*WaitTimeout later, the queue runs in
 // order if the node is master then, or is dropped. Queued callbacks run
 // one at a time on a goroutine of the node; none runs after Stop.
+// DoIfMaster blocks only while it runs cb now; it has no error: a
+// callback queued on a stopped node is dropped.
 func (m *Msc) DoIfMaster(cb func()) { m.doIf("", false, cb) }
 
-// DoIfMasterByKey is DoIfMaster for the mastership of key.
-func (m *Msc) DoIfMasterByKey(key string, cb func()) { m.doIf(key, true, cb) }
+// DoIfMasterByKey is DoIfMaster for the mastership of key; for key "" it
+// is DoIfMaster (the same queue).
+func (m *Msc) DoIfMasterByKey(key string, cb func()) { m.doIf(key, key != "", cb) }
 
 func (m *Msc) doIf(key string, byKey bool, cb func()) {
 	if cb == nil {

@@ -13,7 +13,9 @@ import (
 // a peer with a wrong key, garbage, an unreachable server. Errors about a
 // peer are *PeerError. They are rate-limited: the same cause from the same
 // peer is reported at most once a second. Callbacks run one at a time on a
-// goroutine of the node, never after Stop returns.
+// goroutine of the node, never after Stop returns. OnError does not block;
+// a nil cb is ignored. The methods a program calls return their errors
+// instead.
 func (m *Msc) OnError(cb func(error)) {
 	if cb == nil {
 		return
@@ -48,10 +50,10 @@ func (m *Msc) report(err error) {
 		cause = u
 	}
 	now := time.Now()
-	m.cbMu.Lock()
+	m.errMu.Lock()
 	k := peerName + "\x00" + cause.Error()
 	if last, ok := m.errSeen[k]; ok && now.Sub(last) < errRateWindow {
-		m.cbMu.Unlock()
+		m.errMu.Unlock()
 		return
 	}
 	b := m.errBurst[cause.Error()]
@@ -67,7 +69,7 @@ func (m *Msc) report(err error) {
 	}
 	if b.n >= errRateMax {
 		b.dropped++
-		m.cbMu.Unlock()
+		m.errMu.Unlock()
 		return
 	}
 	b.n++
@@ -83,6 +85,8 @@ func (m *Msc) report(err error) {
 		err = fmt.Errorf("%w (and %d more like it not reported)", err, b.dropped)
 		b.dropped = 0
 	}
+	m.errMu.Unlock()
+	m.cbMu.Lock()
 	cbs := m.onError
 	m.cbMu.Unlock()
 	m.cfg.Logger.Warn("msc: error", "peer", peerName, "err", err)

@@ -2,7 +2,6 @@ package msc
 
 import (
 	"context"
-	"fmt"
 	"slices"
 	"time"
 )
@@ -20,18 +19,18 @@ import (
 // fence its writes with the term. It waits for fn to return before
 // campaigning again, so fn never runs twice at once; if fn returns while
 // the node is still master, it is not run again until the next
-// mastership. RunAsMaster returns ctx.Err() when ctx is done and
-// ErrStopped when the node stops, after fn has returned. On a graceful
+// mastership. RunAsMaster blocks (call it on a goroutine of its own)
+// until ctx is done, returning ctx.Err(), or the node stops, returning
+// ErrStopped; either after fn has returned. On a graceful
 // Stop, no peer takes over until fn has returned (or WaitTimeout passed).
 func (m *Msc) RunAsMaster(ctx context.Context, fn func(ctx context.Context, term uint64)) error {
 	return m.runAs(ctx, "", fn)
 }
 
-// RunAsMasterByKey is RunAsMaster for the mastership of key.
+// RunAsMasterByKey is RunAsMaster for the mastership of key; for key ""
+// it is RunAsMaster. It blocks as RunAsMaster does, and returns as it
+// does: ctx.Err() when ctx is done, ErrStopped when the node stops.
 func (m *Msc) RunAsMasterByKey(ctx context.Context, key string, fn func(ctx context.Context, term uint64)) error {
-	if key == "" {
-		return fmt.Errorf("%w: empty key name", ErrInvalidOption)
-	}
 	return m.runAs(ctx, key, fn)
 }
 
@@ -58,12 +57,12 @@ func (m *Msc) runAs(ctx context.Context, key string, fn func(context.Context, ui
 		term := c.Term
 		fctx := m.masterContext(ctx, key, term)
 		done := make(chan struct{})
-		m.cbMu.Lock()
+		m.runMu.Lock()
 		if m.runs == nil {
 			m.runs = make(map[chan struct{}]string)
 		}
 		m.runs[done] = key
-		m.cbMu.Unlock()
+		m.runMu.Unlock()
 		go func() {
 			defer close(done)
 			fn(fctx, term)
@@ -77,9 +76,9 @@ func (m *Msc) runAs(ctx context.Context, key string, fn func(context.Context, ui
 		}
 		fctx.end()
 		<-done
-		m.cbMu.Lock()
+		m.runMu.Lock()
 		delete(m.runs, done)
-		m.cbMu.Unlock()
+		m.runMu.Unlock()
 		if ctx.Err() != nil || !m.running() {
 			return ended()
 		}
@@ -87,18 +86,19 @@ func (m *Msc) runAs(ctx context.Context, key string, fn func(context.Context, ui
 }
 
 // waitRuns waits, at most d, for the RunAsMaster functions that are
-// running to return: all of them, or those of the keys given.
-func (m *Msc) waitRuns(d time.Duration, keys ...string) {
-	m.cbMu.Lock()
+// running to return: all of them, or those of the keys given. It reports
+// whether they all returned.
+func (m *Msc) waitRuns(d time.Duration, keys ...string) bool {
+	m.runMu.Lock()
 	var runs []chan struct{}
 	for done, key := range m.runs {
 		if len(keys) == 0 || slices.Contains(keys, key) {
 			runs = append(runs, done)
 		}
 	}
-	m.cbMu.Unlock()
+	m.runMu.Unlock()
 	if len(runs) == 0 {
-		return
+		return true
 	}
 	t := time.NewTimer(d)
 	defer t.Stop()
@@ -106,15 +106,23 @@ func (m *Msc) waitRuns(d time.Duration, keys ...string) {
 		select {
 		case <-done:
 		case <-t.C:
-			return
+			return false
 		}
 	}
+	return true
 }
 
 func (m *Msc) running() bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.state == stateRunning
+}
+
+// stopped reports whether Stop has been called.
+func (m *Msc) stopped() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.state == stateStopped
 }
 
 // masterCtx is the context of one RunAsMaster run. Its parent is

@@ -137,9 +137,6 @@ func TestRunAsMaster(t *testing.T) {
 func TestRunAsMasterByKey(t *testing.T) {
 	c := newCluster(t, 3, func(i int, o *Options) { o.Keys = []string{"k", "other"} }).start()
 	c.waitMaster(c.nodes[0])
-	if err := c.nodes[0].RunAsMasterByKey(context.Background(), "", func(context.Context, uint64) {}); !errors.Is(err, ErrInvalidOption) {
-		t.Fatalf("RunAsMasterByKey with an empty key: %v", err)
-	}
 	// Node 2 alone holds "mine": its function runs there, though node 2
 	// is not the global master.
 	c.nodes[2].AddKey("mine")

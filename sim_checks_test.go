@@ -720,9 +720,7 @@ func (s *sim) rightful(holders []*simNode, k string) int {
 	best := holders[0]
 	for _, n := range holders[1:] {
 		if k != "" && s.cfg.Balance {
-			kh := core.KeyHash(k)
-			w, bw := core.Weight(kh, core.NodeHash(n.cfg.UID)), core.Weight(kh, core.NodeHash(best.cfg.UID))
-			if w > bw || w == bw && n.cfg.UID < best.cfg.UID {
+			if core.Outranks(k, n.cfg.UID, best.cfg.UID) {
 				best = n
 			}
 			continue

@@ -10,18 +10,18 @@ import (
 type Status struct {
 	Meta      map[string]string // this node's metadata (Options.Meta)
 	Observer  bool              // Options.Observer
-	UID       string
-	StartTime time.Time
-	Priority  int
-	Term      uint64 // the global fencing term
-	Addr      string // listening address, "" before Start
-	Running   bool   // started and not stopped
-	Ready     bool   // heard from or failed to reach every server since Start
-	IsMaster  bool
-	Master    string       // global master's UID, "" if unknown
-	Peers     []PeerStatus // in election order: higher Priority, then older StartTime, then smaller UID first
-	Keys      []KeyStatus  // this node's keys, sorted
-	Servers   []string     // configured server ids, sorted
+	UID       string            // this node's UID
+	StartTime time.Time         // this node's StartTime
+	Priority  int               // this node's priority (Options.Priority, or SetPriority's)
+	Term      uint64            // the global fencing term
+	Addr      string            // listening address, "" before Start
+	Running   bool              // started and not stopped
+	Ready     bool              // heard from or failed to reach every server since Start
+	IsMaster  bool              // this node is the global master
+	Master    string            // global master's UID, "" if unknown
+	Peers     []PeerStatus      // in election order: higher priority, then older, then smaller UID first
+	Keys      []KeyStatus       // this node's keys, sorted
+	Servers   []string          // configured server ids, sorted
 
 	// Traffic since New: heartbeat frames and their bytes, both ways.
 	FramesSent, FramesReceived, BytesSent, BytesReceived uint64
@@ -34,16 +34,16 @@ type Status struct {
 type PeerStatus struct {
 	Meta      map[string]string // its Options.Meta
 	Observer  bool              // it never becomes master (Options.Observer)
-	UID       string
-	StartTime time.Time
-	Priority  int
-	Master    bool // it says it is the global master
-	Live      bool
-	Leaving   bool
-	LastHeard time.Time
-	Conns     int      // connections up that carried its heartbeats
-	Keys      []string // the keys it advertises, sorted
-	Servers   []string // the configured server ids it answered on
+	UID       string            // its UID
+	StartTime time.Time         // its StartTime, as it advertises it
+	Priority  int               // its priority, as it advertises it
+	Master    bool              // it says it is the global master
+	Live      bool              // a connection is up and a heartbeat arrived within WaitTimeout
+	Leaving   bool              // it said it is leaving (Stop)
+	LastHeard time.Time         // when its last heartbeat arrived
+	Conns     int               // connections up that carried its heartbeats
+	Keys      []string          // the keys it advertises, sorted
+	Servers   []string          // the configured server ids it answered on
 	// CertSubject is the subject of its TLS certificate (Options.TLS), as
 	// of the newest of its connections; "" without TLS.
 	CertSubject string
@@ -51,13 +51,15 @@ type PeerStatus struct {
 
 // KeyStatus is the mastership of one key.
 type KeyStatus struct {
-	Key      string
-	IsMaster bool
+	Key      string // the key
+	IsMaster bool   // this node is master of the key
 	Master   string // UID, "" if unknown
-	Term     uint64
+	Term     uint64 // the key's fencing term, as TermByKey answers
 }
 
-// Status returns a snapshot of this node's view.
+// Status returns a snapshot of this node's view. It waits for the
+// elector (microseconds); after Stop it returns what the node knows
+// without it.
 func (m *Msc) Status() Status {
 	var st Status
 	if !m.call(func(e *elector) { st = e.status() }) {

@@ -1,6 +1,7 @@
 package msc
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -8,9 +9,9 @@ import (
 )
 
 // TestConcurrentStop calls Stop on every node of a cluster from several
-// goroutines at once, plus on a node never started: every call returns
-// nil, the nodes are stopped when their calls return, and no goroutine of
-// any node is left.
+// goroutines at once, plus on a node never started: per node, the call
+// that stops it returns nil and every other ErrStopped, the nodes are
+// stopped when their calls return, and no goroutine of any node is left.
 func TestConcurrentStop(t *testing.T) {
 	if s := waitNoGoroutines(5 * time.Second); s != "" {
 		t.Fatalf("goroutines before the test:\n%s", s)
@@ -31,8 +32,8 @@ func TestConcurrentStop(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				err := m.Stop()
-				if err == nil && (m.IsMaster() || m.IsMasterByKey("k") || m.Status().Running) {
-					err = fmt.Errorf("%s: Stop returned before the node stopped", m.UID())
+				if m.IsMaster() || m.IsMasterByKey("k") || m.Status().Running {
+					err = fmt.Errorf("%s: Stop returned (%v) before the node stopped", m.UID(), err)
 				}
 				errs <- err
 			}()
@@ -46,10 +47,18 @@ func TestConcurrentStop(t *testing.T) {
 		t.Fatal("concurrent Stop calls did not all return")
 	}
 	close(errs)
+	// The call that stopped the node returns nil, every other ErrStopped.
+	stopped := 0
 	for err := range errs {
-		if err != nil {
+		switch {
+		case err == nil:
+			stopped++
+		case !errors.Is(err, ErrStopped):
 			t.Fatal(err)
 		}
+	}
+	if stopped != len(nodes) {
+		t.Fatalf("%d calls of Stop returned nil, want one per node (%d)", stopped, len(nodes))
 	}
 	if s := waitNoGoroutines(5 * time.Second); s != "" {
 		t.Fatalf("goroutines left after concurrent Stop:\n%s", s)

@@ -49,9 +49,10 @@ func TestUpdateSendsAtOnce(t *testing.T) {
 }
 
 // TestUpdateReportsKeysNotHeld: Update re-elects every key whatever its
-// arguments; the named keys this node does not hold are reported to
-// OnError in one error wrapping ErrUnknownKey, the keys it holds are not.
-// Before Start and after Stop, Update does nothing.
+// arguments; it returns one error wrapping ErrUnknownKey that names the
+// keys this node does not hold, not those it holds nor "" (the global
+// mastership), before Start too. After Stop it returns ErrStopped.
+// Nothing goes to OnError.
 func TestUpdateReportsKeysNotHeld(t *testing.T) {
 	o := testOptions(0)
 	o.Listener = listen(t)
@@ -61,32 +62,34 @@ func TestUpdateReportsKeysNotHeld(t *testing.T) {
 		t.Fatal(err)
 	}
 	errs := watchErrors(m)
-	m.Update("before-start") // no elector yet: nothing
+	if err := m.Update("before-start"); !errors.Is(err, ErrUnknownKey) {
+		t.Fatalf("Update before Start: %v", err)
+	}
+	if err := m.Update("held", ""); err != nil {
+		t.Fatalf("Update(held) before Start: %v", err)
+	}
 	if err := m.Start(); err != nil {
 		t.Fatal(err)
 	}
-	m.Update()
-	m.Update("held")
-	m.Update("held", "typo", "gone")
-	waitFor(t, "the unknown keys reported", func() bool { return errs.String() != "" })
-	flushCallbacks(t, m)
-	errs.mu.Lock()
-	reported := errs.errs
-	errs.mu.Unlock()
-	if len(reported) != 1 {
-		t.Fatalf("reported %d errors, want 1:%s", len(reported), errs)
+	for _, keys := range [][]string{nil, {"held"}, {""}} {
+		if err := m.Update(keys...); err != nil {
+			t.Fatalf("Update(%q): %v", keys, err)
+		}
 	}
-	err = reported[0]
+	err = m.Update("held", "typo", "gone")
 	if !errors.Is(err, ErrUnknownKey) || !strings.Contains(err.Error(), `"typo" "gone"`) ||
-		strings.Contains(err.Error(), `"held"`) || strings.Contains(err.Error(), "before-start") {
-		t.Fatalf("reported %v, want ErrUnknownKey naming typo and gone only", err)
+		strings.Contains(err.Error(), `"held"`) {
+		t.Fatalf("Update: %v, want ErrUnknownKey naming typo and gone only", err)
 	}
 	if !m.IsMasterByKey("held") || !slices.Equal(m.Keys(), []string{"held"}) {
 		t.Fatal("Update changed the keys")
 	}
+	flushCallbacks(t, m)
+	if s := errs.String(); s != "" {
+		t.Fatalf("reported to OnError:%s", s)
+	}
 	m.Stop()
-	m.Update("after-stop")
-	if s := errs.String(); strings.Contains(s, "after-stop") {
-		t.Fatalf("reported after Stop:%s", s)
+	if err := m.Update("held"); !errors.Is(err, ErrStopped) {
+		t.Fatalf("Update after Stop: %v", err)
 	}
 }

@@ -6,6 +6,18 @@ import (
 	"github.com/msc-go/msc/internal/core"
 )
 
+// Change is one change of mastership seen by this node.
+type Change struct {
+	// Key is the key whose master changed; "" for the global mastership.
+	Key string
+	// IsMaster tells whether this node is now master (for Key).
+	IsMaster bool
+	// Master is the UID of the master now, "" if none is known.
+	Master string
+	// Term is the fencing term (0 until terms exist).
+	Term uint64
+}
+
 // watcher is a channel registered by Watch. Its value is replaced, never
 // queued: it always holds the newest state, and the node never blocks on it.
 type watcher struct {
@@ -25,7 +37,9 @@ func (w *watcher) send(c Change) {
 // Watch returns a channel that first holds the current mastership of key
 // ("" for the global one), then the newest change: a reader that falls
 // behind sees the latest state, not every step, and never slows the node.
-// The channel is closed when ctx is done or the node stops.
+// The channel is closed when ctx is done or the node stops. Watch does
+// not block; on a stopped node the channel holds the last state and is
+// closed.
 func (m *Msc) Watch(ctx context.Context, key string) <-chan Change {
 	w := &watcher{key: key, ch: make(chan Change, 1)}
 	m.cbMu.Lock()
@@ -71,6 +85,7 @@ func (m *Msc) closeWatchers() {
 // OnChange registers a callback for changes of mastership seen by this
 // node, global (Key "") and per key, in the order they happen. Callbacks
 // run one at a time on a goroutine of the node, never after Stop returns.
+// OnChange does not block; a nil cb is ignored.
 func (m *Msc) OnChange(cb func(Change)) {
 	if cb == nil {
 		return

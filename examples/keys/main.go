@@ -44,8 +44,8 @@ func main() {
 		{"billing", "cleanup", "search", "thumbnails"},
 	}
 	for i, m := range nodes {
-		for _, k := range holds[i] {
-			m.AddKey(k)
+		if err := m.AddKeys(holds[i]...); err != nil {
+			log.Fatal(err)
 		}
 		if err := m.Start(); err != nil {
 			log.Fatal(err)
@@ -53,16 +53,20 @@ func main() {
 	}
 	defer func() {
 		for _, m := range nodes {
-			m.Stop()
+			m.Stop() // ErrStopped for node0, stopped below
 		}
 	}()
 
 	show("all three nodes up", nodes)
 
-	nodes[1].RemoveKey("billing") // peers are told at once
+	if err := nodes[1].RemoveKey("billing"); err != nil { // peers are told at once
+		log.Fatal(err)
+	}
 	show("node1 gives up billing", nodes)
 
-	nodes[2].AddKey("emails")
+	if err := nodes[2].AddKey("emails"); err != nil {
+		log.Fatal(err)
+	}
 	show("node2 takes emails too", nodes)
 
 	nodes[0].Stop()

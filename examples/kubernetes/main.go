@@ -157,8 +157,11 @@ func run(ctx context.Context, getenv func(string) string, log *slog.Logger, read
 		return err
 	}
 	// SIGTERM: resign, then leave; the peers elect another master at once.
-	// Stop cancels the job's context and waits for it (at most WaitTimeout).
-	m.Stop()
+	// Stop cancels the job's context and waits for it (at most WaitTimeout;
+	// ErrRunTimeout says a job outlived it and may overlap the next master).
+	if err := m.Stop(); err != nil {
+		log.Warn("stop", "err", err)
+	}
 	for range 1 + len(keys) {
 		<-jobs
 	}
