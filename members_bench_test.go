@@ -212,3 +212,52 @@ func BenchmarkElectRelay(b *testing.B) {
 		c.Elect(now)
 	}
 }
+
+// BenchmarkElectMember is what a member holding 1,000 keys does for a
+// voter's new table that changed one entry: take the frame in and elect
+// (partial: only that key and the ones it claims are decided again;
+// whole: every key, as with SetPartial(false)).
+func BenchmarkElectMember(b *testing.B) {
+	for _, partial := range []bool{true, false} {
+		b.Run(fmt.Sprintf("partial=%v", partial), func(b *testing.B) {
+			keys := make([]string, 1000)
+			for i := range keys {
+				keys[i] = fmt.Sprintf("job-%04d", i)
+			}
+			voters := []string{"v0", "v1", "v2"}
+			cfg := core.Config{UID: "self", Start: base.UnixNano(), Inc: 1, Interval: core.Duration(500 * time.Millisecond),
+				Wait: core.Duration(1500 * time.Millisecond), Balance: true, Voters: map[string]bool{"v0": true, "v1": true, "v2": true}}
+			c := core.New(cfg, keys, nil)
+			c.SetPartial(partial)
+			now := int64(time.Second)
+			c.Start(now, voters)
+			table := map[string]core.TableEntry{}
+			for i, k := range keys {
+				named := "other"
+				if i%100 == 0 {
+					named = "self"
+				}
+				table[k] = core.TableEntry{Rightful: named, Acting: named, Term: 1}
+			}
+			ver := uint64(1)
+			for i, v := range voters {
+				c.Up(now, core.ConnID(i+1), v, uint64(i))
+				c.Recv(now, now, core.ConnID(i+1), &core.Msg{UID: v, Start: base.UnixNano() - int64(time.Hour) + int64(i), Inc: 1,
+					Sent: now, Echo: c.Sent(), Version: ver, Full: true, Table: table})
+			}
+			c.Tick(now)
+			if s := c.Snap(); !s.Ready || s.MasterUID != "v0" {
+				b.Fatalf("not ready, or global master %q", s.MasterUID)
+			}
+			b.ReportAllocs()
+			for n := 0; b.Loop(); n++ {
+				ver++
+				k := keys[n%len(keys)]
+				e := core.TableEntry{Rightful: "other", Acting: "other", Term: uint64(n + 2)}
+				c.Recv(now, now, 1, &core.Msg{UID: "v0", Start: base.UnixNano() - int64(time.Hour), Inc: 1, Sent: now, Echo: c.Sent(),
+					Version: ver, Full: true, Table: map[string]core.TableEntry{k: e}, TableBase: ver - 1})
+				c.Elect(now)
+			}
+		})
+	}
+}

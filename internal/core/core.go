@@ -96,6 +96,7 @@ type Core struct {
 	spare  *Snapshot // built and found equal to snap: reused by the next election
 	order  []*cpeer  // scratch: live peers in election order
 	picks  picks     // what an election asks of the slots over order (picks.go)
+	part   partial   // partial elections (partial.go)
 	echoes []uidEcho // scratch: settle
 	wake   int64     // next wake-up wanted (mono); 0: none
 	out    Out
@@ -513,6 +514,7 @@ func (c *Core) Recv(now, at int64, id ConnID, b *Msg) (back bool) {
 	if b.Observer != p.observer {
 		p.observer = b.Observer
 		changed = true
+		c.part.full = true
 	}
 	news := b.Full && b.Version > p.version
 	if news {
@@ -535,6 +537,7 @@ func (c *Core) Recv(now, at int64, id ConnID, b *Msg) (back bool) {
 			for k, e := range b.Table {
 				if i, ok := c.ki.Idx[k]; ok {
 					p.tab[i] = e
+					c.markSlot(int(i) + 1)
 				}
 			}
 		} else {
@@ -671,6 +674,7 @@ func (c *Core) SetKeys(now int64, add, remove []string) {
 // until setKeys removes them.
 func (c *Core) ResignKeys(now int64, keys []string) {
 	c.begin(now)
+	c.part.full = true
 	if c.resigned == nil {
 		c.resigned = make(map[string]bool)
 	}
@@ -736,7 +740,12 @@ func (c *Core) Elect(now int64) {
 		}
 	}
 	changed := false
+	partial := c.beginPartial()
 	for i := range c.slots {
+		if partial && !c.decides(i) {
+			continue
+		}
+		c.part.eval.set(i)
 		if c.claimSlot(now, i) {
 			changed = true
 		}
@@ -762,7 +771,8 @@ func (c *Core) Elect(now int64) {
 		c.publish()
 		c.kick(now)
 	}
-	s := c.snapshot(c.spare)
+	s := c.snapshot(c.spare, partial)
+	c.endPartial()
 	if !s.equal(c.snap) {
 		c.snap, c.spare = s, nil
 		c.out.Snap = s

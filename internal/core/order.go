@@ -19,6 +19,7 @@ func (c *Core) collect(now int64) {
 		}
 		n := (len(c.ki.List) + 63) / 64
 		if p.ki != c.ki {
+			c.part.full = true // what it holds changed: every key reads it
 			p.ki, p.actingOK = c.ki, false
 			p.has = make(bitset, n)
 			p.hasGen++
@@ -29,6 +30,7 @@ func (c *Core) collect(now int64) {
 			}
 		}
 		if c.member && !p.member && (!p.tabOK || p.tabKI != c.ki) {
+			c.part.full = true // a whole table: any entry may have changed
 			p.tab = slices.Grow(p.tab[:0], len(c.ki.List))[:len(c.ki.List)]
 			for i, k := range c.ki.List {
 				p.tab[i] = p.table[k]
@@ -38,6 +40,7 @@ func (c *Core) collect(now int64) {
 		if !p.actingOK || len(p.acting) != n {
 			// Claims are replaced whole with a new state: their bitset
 			// is rebuilt then, in place.
+			c.part.bits = append(c.part.bits[:0], p.acting...)
 			if len(p.acting) != n {
 				p.acting = make(bitset, n)
 			}
@@ -48,6 +51,7 @@ func (c *Core) collect(now int64) {
 				}
 			}
 			p.actingOK = true
+			c.actingChanged(p, c.part.bits)
 		}
 		c.order = append(c.order, p)
 	}

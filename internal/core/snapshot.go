@@ -3,8 +3,10 @@ package core
 import "slices"
 
 // snapshot builds the snapshot of the current state.
-// It fills s if given (a snapshot never published), else a new one.
-func (c *Core) snapshot(s *Snapshot) *Snapshot {
+// It fills s if given (a snapshot never published), else a new one. After
+// a partial election (partial.go), only the keys it re-decided are read
+// again; the others are as in the last snapshot.
+func (c *Core) snapshot(s *Snapshot, partial bool) *Snapshot {
 	n := len(c.own.List)
 	keys := make([]KeyState, n)
 	if s != nil && cap(s.Keys) >= n {
@@ -19,6 +21,15 @@ func (c *Core) snapshot(s *Snapshot) *Snapshot {
 	}
 	st := c.slotState(0)
 	s.Master, s.MasterUID, s.Term, s.Lease = st.Master, st.UID, st.Term, st.Lease
+	if partial && c.snap != nil && c.snap.KI == c.own && len(c.snap.Keys) == len(s.Keys) && c.snap.Running {
+		copy(s.Keys, c.snap.Keys)
+		for j := range s.Keys {
+			if i := c.ownSlotOf(j); c.part.eval.has(i) {
+				s.Keys[j] = c.slotState(i)
+			}
+		}
+		return s
+	}
 	for j := range s.Keys {
 		s.Keys[j] = c.slotState(c.ownSlotOf(j))
 	}

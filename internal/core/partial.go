@@ -1,0 +1,95 @@
+package core
+
+import "slices"
+
+// Partial elections. A member without Quorum holds keys that only the
+// voters' tables decide: between two elections, a key it does not claim
+// can change only if an entry of a voter's table for it changed, or a
+// term of it was heard of, or something every key reads changed (the
+// live voters, their masterships, this node's readiness, its keys, its
+// place in the order). Such an election re-decides, besides the global
+// mastership and the keys this node claims, only the keys marked dirty
+// since the last one; a thousand keys cost what their news costs. Any
+// other change makes the next election whole. TestPartialElections drives
+// a core both ways and compares every output.
+
+// partial is the state of partial elections.
+type partial struct {
+	dirty bitset // slots whose inputs changed since the last election
+	eval  bitset // slots the election in progress re-decided
+	full  bool   // the next election re-decides every slot
+	off   bool   // every election whole (SetPartial)
+	fp    fingerprint
+	bits  bitset // scratch: a peer's acting bits before collect rebuilds them
+}
+
+// fingerprint is what every key of a member reads, as of an election.
+type fingerprint struct {
+	ki                     *KeyIndex
+	started, ready, resign bool
+	leaving                bool
+	rankAt                 int64
+	prio                   int64
+	voters                 []*cpeer // the live voters, in order
+}
+
+func (f *fingerprint) equal(g *fingerprint) bool {
+	return f.ki == g.ki && f.started == g.started && f.ready == g.ready && f.resign == g.resign && f.leaving == g.leaving &&
+		f.rankAt == g.rankAt && f.prio == g.prio && slices.Equal(f.voters, g.voters)
+}
+
+// SetPartial turns partial elections off (false) or on (the default),
+// for tests that compare both.
+func (c *Core) SetPartial(on bool) { c.part.off = !on; c.part.full = true }
+
+// markDirty marks key's slot for the next election.
+func (c *Core) markDirty(key string) {
+	if c.ki == nil {
+		return
+	}
+	if i, ok := c.ki.Idx[key]; ok {
+		c.markSlot(int(i) + 1)
+	}
+}
+
+// markSlot marks slot i for the next election (an election not ready for
+// partial ones yet is whole anyway).
+func (c *Core) markSlot(i int) {
+	if i < len(c.slots) && i/64 < len(c.part.dirty) {
+		c.part.dirty.set(i)
+	}
+}
+
+// beginPartial decides, after collect, whether this election is partial,
+// and readies the bitsets for it.
+func (c *Core) beginPartial() bool {
+	pt := &c.part
+	fp := fingerprint{ki: c.ki, started: c.started, ready: c.ready, resign: c.resign, leaving: c.leaving,
+		rankAt: c.rankAt, prio: c.self.prio, voters: append(pt.fp.voters[:0:0], c.picks.voters...)}
+	words := (len(c.slots) + 63) / 64
+	ok := c.member && !c.quorum() && !pt.off && !pt.full && len(pt.dirty) == words && c.snap != nil && c.snap.KI == c.own &&
+		fp.equal(&pt.fp)
+	pt.fp, pt.full = fp, false
+	if len(pt.dirty) != words {
+		pt.dirty, pt.eval = make(bitset, words), make(bitset, words)
+	}
+	clear(pt.eval)
+	return ok
+}
+
+// endPartial clears what the election took in.
+func (c *Core) endPartial() { clear(c.part.dirty) }
+
+// decides reports whether a partial election re-decides slot i: the
+// global mastership, a key this node claims, or one marked dirty.
+func (c *Core) decides(i int) bool {
+	return i == 0 || c.slots[i].Term != 0 || c.part.dirty.has(i)
+}
+
+// actingChanged records, in collect, that a peer's acting bits were
+// rebuilt: if they differ from before (saved), every key reads them.
+func (c *Core) actingChanged(p *cpeer, before bitset) {
+	if !slices.Equal(before, p.acting) {
+		c.part.full = true
+	}
+}
