@@ -71,6 +71,9 @@ func (mt *metrics) countChanges(old, s *core.Snapshot) {
 	}
 	mt.note("", s.MasterUID)
 	for i, ks := range s.Keys {
+		if old.KI == s.KI && old.Keys[i].UID == ks.UID {
+			continue // noted when it last changed
+		}
 		mt.note(s.KI.List[i], ks.UID)
 	}
 	if old.KI != s.KI { // keys removed: forget them

@@ -773,6 +773,9 @@ func (c *Core) Elect(now int64) {
 	}
 	s := c.snapshot(c.spare, partial)
 	c.endPartial()
+	if s == c.snap {
+		return // a partial election that changed nothing: the snapshot stands
+	}
 	if !s.equal(c.snap) {
 		c.snap, c.spare = s, nil
 		c.out.Snap = s

@@ -15,12 +15,19 @@ import "slices"
 
 // partial is the state of partial elections.
 type partial struct {
-	dirty bitset // slots whose inputs changed since the last election
-	eval  bitset // slots the election in progress re-decided
-	full  bool   // the next election re-decides every slot
-	off   bool   // every election whole (SetPartial)
-	fp    fingerprint
-	bits  bitset // scratch: a peer's acting bits before collect rebuilds them
+	dirty  bitset // slots whose inputs changed since the last election
+	eval   bitset // slots the election in progress re-decided
+	full   bool   // the next election re-decides every slot
+	off    bool   // every election whole (SetPartial)
+	fp     fingerprint
+	bits   bitset      // scratch: a peer's acting bits before collect rebuilds them
+	states []keyChange // scratch: the keys whose state a partial election changed
+}
+
+// keyChange is the new state of the key at position j of the snapshot.
+type keyChange struct {
+	j  int
+	st KeyState
 }
 
 // fingerprint is what every key of a member reads, as of an election.

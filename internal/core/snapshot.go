@@ -21,12 +21,25 @@ func (c *Core) snapshot(s *Snapshot, partial bool) *Snapshot {
 	}
 	st := c.slotState(0)
 	s.Master, s.MasterUID, s.Term, s.Lease = st.Master, st.UID, st.Term, st.Lease
-	if partial && c.snap != nil && c.snap.KI == c.own && len(c.snap.Keys) == len(s.Keys) && c.snap.Running {
-		copy(s.Keys, c.snap.Keys)
+	if old := c.snap; partial && old != nil && old.KI == c.own && len(old.Keys) == len(s.Keys) && old.Running {
+		// The keys decided again: if none changed, nor the rest, the
+		// snapshot published stands (nothing copied).
+		changed := c.part.states[:0]
 		for j := range s.Keys {
 			if i := c.ownSlotOf(j); c.part.eval.has(i) {
-				s.Keys[j] = c.slotState(i)
+				if st := c.slotState(i); st != old.Keys[j] {
+					changed = append(changed, keyChange{j, st})
+				}
 			}
+		}
+		c.part.states = changed[:0]
+		if len(changed) == 0 && s.Running == old.Running && s.Ready == old.Ready && s.Master == old.Master &&
+			s.MasterUID == old.MasterUID && s.Term == old.Term && s.Lease == old.Lease {
+			return old
+		}
+		copy(s.Keys, old.Keys)
+		for _, ch := range changed {
+			s.Keys[ch.j] = ch.st
 		}
 		return s
 	}
