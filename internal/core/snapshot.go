@@ -8,9 +8,11 @@ import "slices"
 // again; the others are as in the last snapshot.
 func (c *Core) snapshot(s *Snapshot, partial bool) *Snapshot {
 	n := len(c.own.List)
-	keys := make([]KeyState, n)
+	var keys []KeyState
 	if s != nil && cap(s.Keys) >= n {
 		keys = s.Keys[:n]
+	} else {
+		keys = make([]KeyState, n)
 	}
 	if s == nil {
 		s = new(Snapshot)
