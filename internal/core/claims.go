@@ -10,10 +10,10 @@ type slot struct {
 // learn records a term heard of for key: of a claim or a vote (rival),
 // or only known to a peer, perhaps this node's own term passed on. A
 // higher one for a mastership this node competes for is passed on in
-// turn (the state it sends changes). A member hears terms from the voters
-// alone, which know them already: it does not send its state again for
-// that (with a thousand keys, each new term of each key would have every
-// member send its whole state to every voter); its next state carries it.
+// turn (the state it sends changes): on a member too, which is where a
+// voter that restarted learns the terms it forgot (seeds 45005824,
+// 45020914, 45023547: a member that kept a learned term to itself let a
+// restarted voter become master with a term below one used before).
 func (c *Core) learn(key string, term uint64, rival bool) {
 	if rival && term > c.rival[key] {
 		c.rival[key] = term
@@ -22,7 +22,7 @@ func (c *Core) learn(key string, term uint64, rival bool) {
 		return
 	}
 	c.other[key] = term
-	if _, ok := c.slotIndex(key); ok && !c.member {
+	if _, ok := c.slotIndex(key); ok {
 		c.dirty = true
 	}
 	c.markDirty(key)

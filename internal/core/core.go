@@ -657,10 +657,20 @@ func (c *Core) SetKeys(now int64, add, remove []string) {
 			changed = true
 		}
 	}
+	unresigned := false
 	for _, k := range add {
-		delete(c.resigned, k)
+		if c.resigned[k] {
+			delete(c.resigned, k)
+			unresigned = true
+		}
 	}
 	if !changed {
+		if unresigned {
+			// A key held and given up (RemoveKey in progress) is
+			// competed for again: at once, and by a partial election too.
+			c.part.full = true
+			c.Elect(now)
+		}
 		return
 	}
 	c.countKeys(add, remove)

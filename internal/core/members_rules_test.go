@@ -332,3 +332,68 @@ func TestRuleVoterWaitsForUnnamed(t *testing.T) {
 		t.Fatal("not master of k once m answered the table that names self")
 	}
 }
+
+// msgOf is the full frame of beat b, sent at sent, echoing echo.
+func msgOf(b *Beat, sent, echo int64) *Msg {
+	return &Msg{UID: b.UID, Start: b.Start, Inc: b.Inc, Prio: b.Prio, Sent: sent, Echo: echo, Version: b.Version,
+		Leaving: b.Leaving, Full: true, Observer: b.Observer, Meta: b.Meta, Keys: b.Keys, Claims: b.Claims,
+		Known: b.Known, Votes: b.Votes, Table: b.Table}
+}
+
+// A member learns term 5 of key b from voter v1 (b mastered by member
+// m2). Then v1 and m2 crash, and voter v2, restarted (it forgot every
+// term), connects with the member; v2 holds b and comes first. The
+// member passes the terms it learns on: v2 claims b with a term above 5.
+// (Seeds 45005824, 45020914, 45023547: a member that kept learned terms
+// to itself let a restarted voter claim a term below one used before.)
+func TestRuleMemberPassesTermsOn(t *testing.T) {
+	voters := map[string]bool{"v1": true, "v2": true}
+	m := New(Config{UID: "self", Start: selfAt, Inc: 1, Interval: ruleInterval, Wait: ruleWait, Voters: voters}, []string{"b"}, nil)
+	now := 1000 * ms
+	var mBeat, vBeat *Beat
+	take := func(c *Core, last **Beat) {
+		if o := c.Out(); o != nil {
+			if o.Beat != nil {
+				*last = o.Beat
+			}
+			o.Reset()
+		}
+	}
+	m.Start(now, []string{"v1"})
+	take(m, &mBeat)
+	m.Up(now, 1, "v1", 1)
+	for ver, term := range []uint64{1, 3, 5} {
+		now += int64(ruleInterval)
+		tb := map[string]TableEntry{"b": {Rightful: "m2", Acting: "m2", Term: term}}
+		m.Recv(now, now, 1, &Msg{UID: "v1", Start: 1, Inc: 1, Sent: now, Echo: m.Sent(), Version: uint64(ver + 1), Full: true, Table: tb})
+		m.Tick(now)
+		take(m, &mBeat)
+	}
+	if in := m.Inspect(now, "b"); in.Other != 5 {
+		t.Fatalf("setup: member knows term %d", in.Other)
+	}
+	t.Logf("member's heartbeat: version %d, Known %v", mBeat.Version, mBeat.Known)
+	// v1 crashes; v2 restarts and the member dials it.
+	now += ms
+	m.Down(now, 1, false)
+	v2 := New(Config{UID: "v2", Start: selfAt + 1, Inc: 7, Prio: 1, Interval: ruleInterval, Wait: ruleWait, Voters: voters}, []string{"b"}, nil)
+	v2.Start(now, nil)
+	take(v2, &vBeat)
+	m.AddServer(now, "v2")
+	m.Up(now, 2, "v2", 2)
+	v2.Up(now, 9, "", 2)
+	for step := 0; step < 20; step++ {
+		now += int64(ruleInterval)
+		v2.Recv(now, now, 9, msgOf(mBeat, now, v2.Sent()))
+		v2.Tick(now)
+		take(v2, &vBeat)
+		m.Recv(now, now, 2, msgOf(vBeat, now, m.Sent()))
+		m.Tick(now)
+		take(m, &mBeat)
+	}
+	st, _ := v2.Snap().Key("b")
+	t.Logf("v2: %+v; member: %+v", st, m.Inspect(now, "b").Other)
+	if st.Master && st.Term <= 5 {
+		t.Fatalf("v2 master of b with term %d, not above 5, the term the member knew (fencing)", st.Term)
+	}
+}

@@ -12,7 +12,8 @@ import (
 // schedule: three voters that send tables whole and as deltas (naming
 // this member or another, with or without a master), go silent, close
 // and reopen their connections, hold keys of their own, and this member
-// changing its keys and its priority. One elects partially (the
+// changing its keys (resigning some, as RemoveKey does first) and its
+// priority. One elects partially (the
 // default), the other always whole (SetPartial(false)). After every step
 // their snapshots, their claims and their versions must be the same.
 func TestPartialElections(t *testing.T) {
@@ -132,6 +133,9 @@ func TestPartialElections(t *testing.T) {
 				case r == 3:
 					p := int64(rng.IntN(2))
 					each(func(c *Core) { c.SetPriority(now, p) })
+				case r == 5:
+					k := pool[rng.IntN(len(pool))]
+					each(func(c *Core) { c.ResignKeys(now, []string{k}) }) // RemoveKey's first step; r == 2 re-adds
 				case r == 4:
 					v.keys = slices.Sorted(slices.Values(pool[:rng.IntN(3)]))
 					v.claims = map[string]Claim{}

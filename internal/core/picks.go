@@ -73,9 +73,18 @@ func (c *Core) newEpoch() {
 	}
 }
 
+// picksReady sizes the picks for the slots if no collect did yet (Inspect
+// before Start: no live peer).
+func (c *Core) picksReady() {
+	if len(c.picks.acting) != len(c.slots) {
+		c.newEpoch()
+	}
+}
+
 // actingPeer returns the first live peer in order that is master of slot
 // i as far as this node knows (holds: acting); nil if none.
 func (c *Core) actingPeer(i int) *cpeer {
+	c.picksReady()
 	if i == 0 {
 		for _, p := range c.order {
 			if h, a := c.holds(p, 0); h && a {
@@ -91,6 +100,7 @@ func (c *Core) actingPeer(i int) *cpeer {
 // (this node aside): in order, or for a key with Balance the one of
 // highest weight (equal weights: the smaller UID); nil if none.
 func (c *Core) firstPeer(i int) *cpeer {
+	c.picksReady()
 	pk := &c.picks
 	if i > 0 && c.cfg.Balance {
 		if pk.balanced != pk.epoch {
