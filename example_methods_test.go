@@ -62,7 +62,11 @@ func ExampleMsc_AddServer() {
 	defer a.Stop()
 	b.Start()
 	defer b.Stop()
-	waitUntil(func() bool { ua, _ := a.Master(); ub, _ := b.Master(); return ua != "" && ua == ub })
+	waitUntil(func() bool { // until both name one master, and it says so
+		ua, _ := a.Master()
+		ub, _ := b.Master()
+		return ua != "" && ua == ub && a.IsMaster() != b.IsMaster()
+	})
 	fmt.Println("one master:", a.IsMaster() != b.IsMaster())
 	err := a.AddServer("b", msc.ServerConfig{Port: port(lnb)})
 	fmt.Println(errors.Is(err, msc.ErrServerExists))
