@@ -35,7 +35,15 @@ func (m *Msc) IsMaster() bool {
 // is false for a key this node has not added; for key "" it is IsMaster.
 // It is a lock-free read that does not allocate.
 func (m *Msc) IsMasterByKey(key string) bool {
-	ks := m.snap.Load().State(key)
+	s := m.snap.Load()
+	if key == "" {
+		return s.Master && m.valid(s.Lease)
+	}
+	i, ok := s.KI.Idx[key]
+	if !ok {
+		return false
+	}
+	ks := &s.Keys[i] // not copied: this is the hot path
 	return ks.Master && m.valid(ks.Lease)
 }
 
