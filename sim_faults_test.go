@@ -408,8 +408,7 @@ func (s *sim) resume(n *simNode, inc int, d int64) {
 		// (seed 21084777: a peer's answer to it counted as an answer to
 		// the re-join's frame).
 		lost := max(0, int64(float64(d)*(1-n.monoFrac)*n.rate)-int64(time.Microsecond))
-		n.off -= lost
-		n.cfg.WallOffset += lost
+		n.off -= lost // (the wall clock went on: wallOf)
 		n.monoFrac = 1
 		n.armed = 0
 	}
