@@ -17,6 +17,7 @@ type benchRow struct {
 	fault       string
 	times       []time.Duration // fault to exactly one master, per repetition
 	none, multi time.Duration   // in all repetitions
+	keyed       bool            // a key's failover: its times only (check keeps no key timeline)
 	changes     int             // steady: global changes reported
 	length      time.Duration   // steady: how long it ran
 }
@@ -121,6 +122,34 @@ func benchSize(ctx context.Context, cfg *config, ports []int, out io.Writer) ([]
 		}
 	}
 	fmt.Fprintf(out, "  n=%d crash: done\n", n)
+	if cfg.voters > 0 {
+		// A member master of a key crashes: until another holder says
+		// it is master of that key (its report's time).
+		keyCrash := benchRow{n: n, fault: "key crash", keyed: true}
+		for range cfg.reps {
+			m, key := c.memberMaster()
+			if m < 0 {
+				return rowsSoFar(), fmt.Errorf("key crash: no member masters a key another member holds")
+			}
+			_, at, err := c.signal(m, opKill)
+			if err != nil {
+				return rowsSoFar(), err
+			}
+			if _, _, err := settle(at, "key crash"); err != nil {
+				return rowsSoFar(), err
+			}
+			up := c.keyUpAfter(key, at, m)
+			if up == 0 {
+				return rowsSoFar(), fmt.Errorf("key crash: no new master of key %q reported", key)
+			}
+			keyCrash.times = append(keyCrash.times, time.Duration(up-at))
+			if err := restart(m); err != nil {
+				return rowsSoFar(), err
+			}
+		}
+		rows = append(rows, keyCrash)
+		fmt.Fprintf(out, "  n=%d key crash: done\n", n)
+	}
 	for range cfg.reps {
 		m, _ := c.master()
 		_, at, err := c.signal(m, opPause)
@@ -179,11 +208,16 @@ func printBench(out io.Writer, rows []benchRow) {
 		}
 		s := slices.Clone(r.times)
 		slices.Sort(s)
+		multi, none := ms(r.multi), ms(r.none)
+		if r.keyed {
+			multi, none = "-", "-"
+		}
 		fmt.Fprintf(out, "%3d  %-9s %5d  %10s %10s %10s   %12s %12s\n", r.n, r.fault, len(s),
-			ms(percentile(s, 0.5)), ms(percentile(s, 0.9)), ms(s[len(s)-1]), ms(r.multi), ms(r.none))
+			ms(percentile(s, 0.5)), ms(percentile(s, 0.9)), ms(s[len(s)-1]), multi, none)
 	}
 	fmt.Fprintln(out, "crash: SIGKILL of the master; pause: SIGSTOP of the master; resume: SIGCONT of it once a new")
 	fmt.Fprintln(out, "master settled (it is the oldest: it takes over again); graceful: SIGTERM (Stop) of the master.")
+	fmt.Fprintln(out, "key crash (-voters): SIGKILL of a member master of a key, until another member reports it is master of it.")
 }
 
 // percentile returns the nearest-rank percentile p of sorted s.

@@ -461,3 +461,28 @@ func TestSpread(t *testing.T) {
 		t.Errorf("peers: why %q", s.why)
 	}
 }
+
+// TestBenchVoters: the bench on 3 voters and 3 members measures, besides
+// the master voter's faults, a member's crash: until another member says
+// it is master of the key the dead one mastered. The median is within
+// WaitTimeout/2 (the voters see the connections close at once; a few
+// milliseconds on an idle machine), none past 2·WaitTimeout.
+func TestBenchVoters(t *testing.T) {
+	var out syncBuffer
+	args := append([]string{"-bench", "-sizes", "6", "-voters", "3", "-reps", "3", "-steady", "200ms"}, fastFlags...)
+	code := run(args, strings.NewReader(""), &out, &out)
+	t.Logf("output:\n%s", out.String())
+	if code != 0 {
+		t.Fatalf("bench exited %d", code)
+	}
+	m := regexp.MustCompile(`(?m)^  6  key crash +3 +([0-9.]+) ms +[0-9.]+ ms +([0-9.]+) ms +- +-$`).FindStringSubmatch(out.String())
+	if m == nil {
+		t.Fatal("no key crash row")
+	}
+	if median, _ := strconv.ParseFloat(m[1], 64); median > 150 {
+		t.Errorf("a member's key failed over in %s ms (median), want within WaitTimeout/2 (150 ms)", m[1])
+	}
+	if max, _ := strconv.ParseFloat(m[2], 64); max > 600 {
+		t.Errorf("a member's key failed over in %s ms at most, want within 2·WaitTimeout (600 ms)", m[2])
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"runtime"
@@ -44,6 +45,7 @@ type cluster struct {
 	mu      sync.Mutex
 	workers []*worker
 	tl      timeline
+	keyUps  []keyUp // when each worker became master of a key (bench -voters)
 	live    *liveAnalyzer
 	faults  map[int]string // descriptions of faults not yet resolved, by id
 	nfault  int
@@ -409,6 +411,9 @@ func (c *cluster) onReport(w *worker, p *proc, r report) {
 		if r.Change != nil && r.Change.Key == "" {
 			c.tl.add(tlEvent{ts: r.TS, kind: tlChange, who: inc{w.idx, p.gen}, master: r.Change.IsMaster})
 		}
+		if r.Change != nil && r.Change.Key != "" && r.Change.IsMaster {
+			c.keyUps = append(c.keyUps, keyUp{ts: r.TS, key: r.Change.Key, worker: w.idx})
+		}
 	case "error":
 		if r.Startup {
 			// A worker not started yet, as every normal start has: not
@@ -560,6 +565,51 @@ func (c *cluster) running() []*worker {
 		}
 	}
 	return out
+}
+
+// keyUp is a worker's report that it became master of a key.
+type keyUp struct {
+	ts     int64 // the worker's clock, Unix ns
+	key    string
+	worker int
+}
+
+// memberMaster returns a running member (-voters) that is master of a
+// key another running member holds too, and that key; -1 if none.
+func (c *cluster) memberMaster() (int, string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	run := c.running()
+	for _, w := range run {
+		if w.idx < c.cfg.voters {
+			continue
+		}
+		for _, k := range slices.Sorted(maps.Keys(w.proc.rep.Keys)) {
+			if !w.proc.rep.Keys[k].Master {
+				continue
+			}
+			for _, o := range run {
+				if _, ok := o.proc.rep.Keys[k]; ok && o != w && o.idx >= c.cfg.voters {
+					return w.idx, k
+				}
+			}
+		}
+	}
+	return -1, ""
+}
+
+// keyUpAfter returns when, first after at, a worker other than not
+// reported it became master of key; 0 if none did.
+func (c *cluster) keyUpAfter(key string, at int64, not int) int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var first int64
+	for _, u := range c.keyUps {
+		if u.key == key && u.worker != not && u.ts > at && (first == 0 || u.ts < first) {
+			first = u.ts
+		}
+	}
+	return first
 }
 
 // oldestMember returns the index of the oldest running member (-voters),

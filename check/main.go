@@ -113,8 +113,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	case cfg.voters < 0 || cfg.voters > cfg.n:
 		fmt.Fprintln(stderr, "check: -voters must be 0 to -n")
 		return 2
-	case cfg.voters > 0 && (cfg.scenario == "bench" || cfg.scenario == "idle" || *bench):
-		fmt.Fprintln(stderr, "check: -voters runs in the interactive mode and the tour")
+	case cfg.voters > 0 && cfg.scenario == "idle":
+		fmt.Fprintln(stderr, "check: -voters runs in the interactive mode, the tour and the bench")
 		return 2
 	case cfg.balance && (cfg.keys < 1 || cfg.keys > maxBalanceKeys):
 		fmt.Fprintf(stderr, "check: -keys must be 1 to %d\n", maxBalanceKeys)
