@@ -5,7 +5,10 @@ import "math/bits"
 // Per-election picks: what an election asks of every slot over the live
 // peers, found once per collect (an epoch) instead of once per question.
 // Every input they read (c.order, the peers' bitsets and weights, the
-// index) changes only in collect, so they hold until the next one.
+// index) changes only in collect, so they hold until the next one; but
+// blocked also reads the peers' versions and echoes and c.rankAt, which
+// change between elections: it is asked only within one (claimSlot), and
+// found again if claimSlot moved rankAt.
 
 // picks is the state of the picks for one epoch.
 type picks struct {
