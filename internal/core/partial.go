@@ -20,6 +20,7 @@ type partial struct {
 	full   bool   // the next election re-decides every slot
 	off    bool   // every election whole (SetPartial)
 	fp     fingerprint
+	spare  []*cpeer    // the other buffer of fp.voters
 	bits   bitset      // scratch: a peer's acting bits before collect rebuilds them
 	states []keyChange // scratch: the keys whose state a partial election changed
 }
@@ -71,16 +72,21 @@ func (c *Core) markSlot(i int) {
 // and readies the bitsets for it.
 func (c *Core) beginPartial() bool {
 	pt := &c.part
-	fp := fingerprint{ki: c.ki, started: c.started, ready: c.ready, resign: c.resign, leaving: c.leaving,
-		rankAt: c.rankAt, prio: c.self.prio, voters: append(pt.fp.voters[:0:0], c.picks.voters...)}
 	words := (len(c.slots) + 63) / 64
-	ok := c.member && !c.quorum() && !pt.off && !pt.full && len(pt.dirty) == words && c.snap != nil && c.snap.KI == c.own &&
-		fp.equal(&pt.fp)
-	pt.fp, pt.full = fp, false
-	if len(pt.dirty) != words {
+	sized := len(pt.dirty) == words
+	if !sized {
 		pt.dirty, pt.eval = make(bitset, words), make(bitset, words)
 	}
 	clear(pt.eval)
+	if !c.member || c.quorum() || pt.off {
+		return false // whole (a node's kind and Quorum never change; SetPartial sets full)
+	}
+	// The fingerprint's voters alternate between two buffers: no
+	// allocation per election.
+	fp := fingerprint{ki: c.ki, started: c.started, ready: c.ready, resign: c.resign, leaving: c.leaving,
+		rankAt: c.rankAt, prio: c.self.prio, voters: append(pt.spare[:0], c.picks.voters...)}
+	ok := !pt.full && sized && c.snap != nil && c.snap.KI == c.own && fp.equal(&pt.fp)
+	pt.spare, pt.fp, pt.full = pt.fp.voters, fp, false
 	return ok
 }
 
