@@ -103,6 +103,8 @@ type result struct {
 	lib           string
 	cpu           []float64 // % of a core, per node
 	rss           []float64 // MB, per node
+	anon          []float64 // MB, per node: the anonymous part of rss
+	leaderCPU     float64   // % of a core: the leader's, during the idle window
 	changes       int       // view changes seen during the idle window
 	failover      []time.Duration
 	lostLeaderFor []time.Duration // per round: the longest a survivor named no leader
@@ -159,6 +161,7 @@ func (c *cluster) run(idle, settle time.Duration, rounds int) (result, error) {
 		pids[i] = p.pid
 	}
 	c.changes = 0
+	idleLeader := nodeIndex(c.procs[0].view, c.n)
 	c.mu.Unlock()
 	before := make([]float64, c.n)
 	for i, pid := range pids {
@@ -175,13 +178,16 @@ func (c *cluster) run(idle, settle time.Duration, rounds int) (result, error) {
 			return res, err
 		}
 		res.cpu = append(res.cpu, 100*(t-before[i])/el)
-		res.rss = append(res.rss, rssMB(pid))
+		rss, anon := rssMB(pid)
+		res.rss = append(res.rss, rss)
+		res.anon = append(res.anon, anon)
 	}
+	res.leaderCPU = res.cpu[idleLeader]
 	c.mu.Lock()
 	res.changes = c.changes
 	c.mu.Unlock()
-	fmt.Printf("%s: idle CPU per node %s %% of a core, RSS %s MB, %d view changes in %v\n",
-		c.lib, floats(res.cpu, 3), floats(res.rss, 1), res.changes, idle)
+	fmt.Printf("%s: idle CPU per node %s %% of a core (the leader %s: %.3f %%), RSS %s MB (anonymous %s MB), %d view changes in %v\n",
+		c.lib, floats(res.cpu, 3), name(idleLeader), res.leaderCPU, floats(res.rss, 1), floats(res.anon, 1), res.changes, idle)
 
 	// Crash failover.
 	for r := range rounds {
@@ -413,19 +419,28 @@ func cpuSeconds(pid int) (float64, error) {
 	return (utime + stime) / clockTicks, nil
 }
 
-// rssMB returns the resident set of process pid, from /proc/pid/status.
-func rssMB(pid int) float64 {
+// rssMB returns the resident set of process pid and its anonymous part
+// (the process's own memory, without the binary's and libraries' pages),
+// from /proc/pid/status.
+func rssMB(pid int) (rss, anon float64) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return 0
+		return 0, 0
 	}
 	for _, l := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmRSS:" {
-			kb, _ := strconv.ParseFloat(f[1], 64)
-			return kb / 1024
+		f := strings.Fields(l)
+		if len(f) < 2 {
+			continue
+		}
+		kb, _ := strconv.ParseFloat(f[1], 64)
+		switch f[0] {
+		case "VmRSS:":
+			rss = kb / 1024
+		case "RssAnon:":
+			anon = kb / 1024
 		}
 	}
-	return 0
+	return rss, anon
 }
 
 func ms(d time.Duration) float64 { return float64(d) / 1e6 }
@@ -449,7 +464,7 @@ func mean(v []float64) float64 {
 // printTable prints the libraries' figures side by side.
 func printTable(w io.Writer, rs []result) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "\nlibrary\tidle CPU per node, % of a core: mean (min–max)\tRSS per node, MB: mean (max)\tview changes while idle\tcrash failover: min / median / max\tlongest without a leader: median (max)")
+	fmt.Fprintln(tw, "\nlibrary\tidle CPU per node, % of a core: mean (min–max)\tthe leader's\tRSS per node, MB: mean (anonymous)\tview changes while idle\tcrash failover: min / median / max\tlongest without a leader: median (max)")
 	for _, r := range rs {
 		f := slices.Clone(r.failover)
 		slices.Sort(f)
@@ -460,8 +475,8 @@ func printTable(w io.Writer, rs []result) {
 			fo = fmt.Sprintf("%.1f / %.1f / %.1f ms (%d rounds)", ms(f[0]), ms(median(f)), ms(f[len(f)-1]), len(f))
 			lost = fmt.Sprintf("%.1f (%.1f) ms", ms(median(l)), ms(l[len(l)-1]))
 		}
-		fmt.Fprintf(tw, "%s\t%.3f (%.3f–%.3f)\t%.1f (%.1f)\t%d\t%s\t%s\n", r.lib,
-			mean(r.cpu), slices.Min(r.cpu), slices.Max(r.cpu), mean(r.rss), slices.Max(r.rss), r.changes, fo, lost)
+		fmt.Fprintf(tw, "%s\t%.3f (%.3f–%.3f)\t%.3f\t%.1f (%.1f)\t%d\t%s\t%s\n", r.lib,
+			mean(r.cpu), slices.Min(r.cpu), slices.Max(r.cpu), r.leaderCPU, mean(r.rss), mean(r.anon), r.changes, fo, lost)
 	}
 	tw.Flush()
 }
