@@ -5,8 +5,11 @@
 // timing (Interval 100 ms, WaitTimeout 300 ms) mapped onto the others'
 // settings, and prints a table of
 //
-//   - idle CPU per node, as a share of one core (user+system time from
-//     /proc/<pid>/stat over -idle of steady state, no faults), and RSS;
+//   - idle CPU per node, as a share of one core, over -idle of steady
+//     state with no faults: the threads' run time from
+//     /proc/<pid>/task/*/schedstat, and for reference utime+stime from
+//     /proc/<pid>/stat (sampled at clock ticks, coarse for a process that
+//     runs well under a tick at a time); and RSS from /proc/<pid>/status;
 //   - crash failover: the leader (raft), the master (msc) or the oldest
 //     live member (memberlist) is killed with SIGKILL; the time from the
 //     kill until every survivor names the same new leader, over -rounds
@@ -101,7 +104,8 @@ func fail(err error) {
 // result is one library's figures.
 type result struct {
 	lib           string
-	cpu           []float64 // % of a core, per node
+	cpu           []float64 // % of a core, per node, from the scheduler's run time
+	cpuTicks      []float64 // the same from utime+stime, sampled at each clock tick
 	rss           []float64 // MB, per node
 	anon          []float64 // MB, per node: the anonymous part of rss
 	leaderCPU     float64   // % of a core: the leader's, during the idle window
@@ -164,8 +168,12 @@ func (c *cluster) run(idle, settle time.Duration, rounds int) (result, error) {
 	idleLeader := nodeIndex(c.procs[0].view, c.n)
 	c.mu.Unlock()
 	before := make([]float64, c.n)
+	beforeTicks := make([]float64, c.n)
 	for i, pid := range pids {
-		if before[i], err = cpuSeconds(pid); err != nil {
+		if before[i], err = runSeconds(pid); err != nil {
+			return res, err
+		}
+		if beforeTicks[i], err = cpuSeconds(pid); err != nil {
 			return res, err
 		}
 	}
@@ -173,11 +181,15 @@ func (c *cluster) run(idle, settle time.Duration, rounds int) (result, error) {
 	time.Sleep(idle)
 	el := time.Since(t0).Seconds()
 	for i, pid := range pids {
-		t, err := cpuSeconds(pid)
+		t, err := runSeconds(pid)
 		if err != nil {
 			return res, err
 		}
 		res.cpu = append(res.cpu, 100*(t-before[i])/el)
+		if t, err = cpuSeconds(pid); err != nil {
+			return res, err
+		}
+		res.cpuTicks = append(res.cpuTicks, 100*(t-beforeTicks[i])/el)
 		rss, anon := rssMB(pid)
 		res.rss = append(res.rss, rss)
 		res.anon = append(res.anon, anon)
@@ -186,8 +198,8 @@ func (c *cluster) run(idle, settle time.Duration, rounds int) (result, error) {
 	c.mu.Lock()
 	res.changes = c.changes
 	c.mu.Unlock()
-	fmt.Printf("%s: idle CPU per node %s %% of a core (the leader %s: %.3f %%), RSS %s MB (anonymous %s MB), %d view changes in %v\n",
-		c.lib, floats(res.cpu, 3), name(idleLeader), res.leaderCPU, floats(res.rss, 1), floats(res.anon, 1), res.changes, idle)
+	fmt.Printf("%s: idle CPU per node %s %% of a core (the leader %s: %.3f %%; from utime+stime: %s), RSS %s MB (anonymous %s MB), %d view changes in %v\n",
+		c.lib, floats(res.cpu, 3), name(idleLeader), res.leaderCPU, floats(res.cpuTicks, 3), floats(res.rss, 1), floats(res.anon, 1), res.changes, idle)
 
 	// Crash failover.
 	for r := range rounds {
@@ -398,8 +410,40 @@ func freePorts(n int) ([]int, error) {
 	return ports, nil
 }
 
+// runSeconds returns the time process pid's threads have run on a CPU,
+// the sum of the first field of /proc/pid/task/*/schedstat (nanoseconds,
+// kept by the scheduler at each switch). A thread that ended is not
+// counted: Go's runtime seldom ends one.
+func runSeconds(pid int) (float64, error) {
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		return 0, err
+	}
+	var ns float64
+	for _, t := range tasks {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/schedstat", pid, t.Name()))
+		if err != nil {
+			continue // the thread ended
+		}
+		f := strings.Fields(string(b))
+		if len(f) < 1 {
+			return 0, fmt.Errorf("/proc/%d/task/%s/schedstat: empty", pid, t.Name())
+		}
+		v, err := strconv.ParseFloat(f[0], 64)
+		if err != nil {
+			return 0, err
+		}
+		ns += v
+	}
+	return ns / 1e9, nil
+}
+
 // cpuSeconds returns the user+system CPU time of process pid, from
-// /proc/pid/stat.
+// /proc/pid/stat. With the kernel's tick accounting
+// (CONFIG_TICK_CPU_ACCOUNTING) it is sampled: a tick is charged to the
+// thread that runs when the timer interrupt comes, so a process that
+// wakes briefly, in step with the clock, can be charged much more or
+// much less than it ran.
 func cpuSeconds(pid int) (float64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
@@ -464,7 +508,7 @@ func mean(v []float64) float64 {
 // printTable prints the libraries' figures side by side.
 func printTable(w io.Writer, rs []result) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "\nlibrary\tidle CPU per node, % of a core: mean (min–max)\tthe leader's\tRSS per node, MB: mean (anonymous)\tview changes while idle\tcrash failover: min / median / max\tlongest without a leader: median (max)")
+	fmt.Fprintln(tw, "\nlibrary\tidle CPU per node, % of a core: mean (min–max)\tthe leader's\tfrom utime+stime: mean\tRSS per node, MB: mean (anonymous)\tview changes while idle\tcrash failover: min / median / max\tlongest without a leader: median (max)")
 	for _, r := range rs {
 		f := slices.Clone(r.failover)
 		slices.Sort(f)
@@ -475,8 +519,8 @@ func printTable(w io.Writer, rs []result) {
 			fo = fmt.Sprintf("%.1f / %.1f / %.1f ms (%d rounds)", ms(f[0]), ms(median(f)), ms(f[len(f)-1]), len(f))
 			lost = fmt.Sprintf("%.1f (%.1f) ms", ms(median(l)), ms(l[len(l)-1]))
 		}
-		fmt.Fprintf(tw, "%s\t%.3f (%.3f–%.3f)\t%.3f\t%.1f (%.1f)\t%d\t%s\t%s\n", r.lib,
-			mean(r.cpu), slices.Min(r.cpu), slices.Max(r.cpu), r.leaderCPU, mean(r.rss), mean(r.anon), r.changes, fo, lost)
+		fmt.Fprintf(tw, "%s\t%.3f (%.3f–%.3f)\t%.3f\t%.3f\t%.1f (%.1f)\t%d\t%s\t%s\n", r.lib,
+			mean(r.cpu), slices.Min(r.cpu), slices.Max(r.cpu), r.leaderCPU, mean(r.cpuTicks), mean(r.rss), mean(r.anon), r.changes, fo, lost)
 	}
 	tw.Flush()
 }
