@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/msc-go/msc/internal/cluster"
 	"github.com/msc-go/msc/internal/relay"
 )
 
@@ -100,125 +101,110 @@ func testOptions(i int) Options {
 	}
 }
 
-// newRelay starts a relay to target, closed when the test ends.
-func newRelay(t testing.TB, target string) *relay.Relay {
-	t.Helper()
-	r, err := relay.Listen(target)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(r.Close)
-	return r
-}
-
 // relayedPair builds two nodes, not started: node 1 dials node 0 through
 // a relay and node 0 dials nobody, so that every byte between them
 // crosses the relay. mod may change each node's options.
 func relayedPair(t testing.TB, mod func(i int, o *Options)) (*testCluster, *relay.Relay) {
 	t.Helper()
-	c := &testCluster{t: t}
-	for i := range 2 {
-		o := testOptions(i)
-		o.Listener = listen(t)
-		if mod != nil {
-			mod(i, &o)
-		}
-		m, err := New(o)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.nodes, c.opts, c.lns = append(c.nodes, m), append(c.opts, o), append(c.lns, o.Listener)
-	}
-	r := newRelay(t, c.lns[0].Addr().String())
-	if err := c.nodes[1].AddServer("0", ServerConfig{Port: r.Port()}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.stopAll) // before the relay closes
-	return c, r
+	c := buildCluster(&testCluster{t: t, dials: func(i, j int) bool { return i == 1 }}, 2, mod, true)
+	return c, c.h.Relay(1, 0)
 }
 
-// testCluster is n nodes configured as a full mesh: the harness of the
-// tests in package msc, which cannot import package msctest (it imports
-// msc). Tests in package msc_test use msctest.Cluster, as users do.
+// testCluster wraps the harness of internal/cluster, as package msctest
+// does for users (package msc cannot import msctest, which imports msc),
+// with the options and helpers of these tests.
 type testCluster struct {
-	t      testing.TB
-	nodes  []*Msc
-	opts   []Options
-	lns    []net.Listener
-	relays [][]*relay.Relay // relays[i][j]: node i dialing node j; nil without newMesh
+	t     testing.TB
+	h     *cluster.Cluster[*Msc] // nil for nodes a test builds itself
+	nodes []*Msc                 // h.Nodes: a test may put a node of its own at i
+	opts  []Options
+	lns   []net.Listener // h.Listeners
+
+	// Set before buildCluster, they change each node it makes.
+	dials  func(i, j int) bool              // whether node i dials node j; nil: every other
+	server func(i, j int, sc *ServerConfig) // changes node i's server j
+	made   func(i int, m *Msc)              // sees node i made
 }
 
 // newCluster builds n nodes, each dialing all the others; mod may change
 // each node's options. It does not start them.
 func newCluster(t testing.TB, n int, mod func(i int, o *Options)) *testCluster {
 	t.Helper()
-	return buildCluster(t, n, mod, false)
+	return buildCluster(&testCluster{t: t}, n, mod, false)
 }
 
 // newMesh is newCluster with every dial through a relay, so that the test
 // can hold the bytes between nodes (partition, heal).
 func newMesh(t testing.TB, n int, mod func(i int, o *Options)) *testCluster {
 	t.Helper()
-	return buildCluster(t, n, mod, true)
+	return buildCluster(&testCluster{t: t}, n, mod, true)
 }
 
-func buildCluster(t testing.TB, n int, mod func(i int, o *Options), relayed bool) *testCluster {
+// buildCluster builds n nodes into c (which has t, and may have the
+// hooks), not started, with testOptions changed by mod, on listeners of
+// their own unless mod sets one; each dials the others (as the server
+// "j"), directly or through relays. The test's Cleanup stops them.
+func buildCluster(c *testCluster, n int, mod func(i int, o *Options), relayed bool) *testCluster {
+	t := c.t
 	t.Helper()
-	c := &testCluster{t: t}
-	for i := 0; i < n; i++ {
+	lns := make([]net.Listener, n)
+	for i := range n {
 		o := testOptions(i)
 		o.Listener = listen(t)
 		if mod != nil {
 			mod(i, &o)
 		}
 		c.opts = append(c.opts, o)
-		c.lns = append(c.lns, o.Listener)
+		lns[i] = o.Listener
 	}
-	if relayed {
-		c.relays = make([][]*relay.Relay, n)
-		for i := range n {
-			c.relays[i] = make([]*relay.Relay, n)
-			for j := range n {
-				if i != j {
-					c.relays[i][j] = newRelay(t, c.lns[j].Addr().String())
-				}
+	c.h = cluster.New(cluster.Config[*Msc]{T: t, N: n, Listeners: lns, Direct: !relayed,
+		Build: func(i int, ln net.Listener, ports []int, restart bool) (*Msc, error) {
+			if restart {
+				c.opts[i].Listener = ln
 			}
-		}
-	}
-	for i := range n {
-		c.nodes = append(c.nodes, c.build(i))
-	}
-	t.Cleanup(c.stopAll) // before the relays close
+			return c.newNode(i, ports)
+		}})
+	c.nodes, c.lns = c.h.Nodes, c.h.Listeners
 	return c
 }
 
-// build makes node i from its options, with every other node as a server.
-func (c *testCluster) build(i int) *Msc {
-	c.t.Helper()
+// newNode makes node i from its options; it dials node j on ports[j].
+func (c *testCluster) newNode(i int, ports []int) (*Msc, error) {
 	m, err := New(c.opts[i])
 	if err != nil {
-		c.t.Fatal(err)
+		return nil, err
 	}
-	for j := range c.opts {
-		if j != i {
-			p := port(c.lns[j])
-			if c.relays != nil {
-				p = c.relays[i][j].Port()
+	for j, p := range ports {
+		if j != i && (c.dials == nil || c.dials(i, j)) {
+			sc := ServerConfig{Port: p}
+			if c.server != nil {
+				c.server(i, j, &sc)
 			}
-			if err := m.AddServer(fmt.Sprint(j), ServerConfig{Port: p}); err != nil {
-				c.t.Fatal(err)
+			if err := m.AddServer(fmt.Sprint(j), sc); err != nil {
+				return nil, err
 			}
 		}
+	}
+	if c.made != nil {
+		c.made(i, m)
+	}
+	return m, nil
+}
+
+// build makes node i again from its options, not started; the test puts
+// it at c.nodes[i].
+func (c *testCluster) build(i int) *Msc {
+	c.t.Helper()
+	m, err := c.newNode(i, c.h.Ports(i))
+	if err != nil {
+		c.t.Fatal(err)
 	}
 	return m
 }
 
 // hold holds (or releases) the bytes node from sends to node to, on both
 // connections between them (newMesh only).
-func (c *testCluster) hold(from, to int, held bool) {
-	c.relays[from][to].Hold(relay.Up, held)
-	c.relays[to][from].Hold(relay.Down, held)
-}
+func (c *testCluster) hold(from, to int, held bool) { c.h.Block(from, to, held) }
 
 // partition holds all traffic between the two sides (newMesh only).
 func (c *testCluster) partition(a, b []int) {
@@ -231,15 +217,7 @@ func (c *testCluster) partition(a, b []int) {
 }
 
 // heal releases every byte held (newMesh only).
-func (c *testCluster) heal() {
-	for i := range c.relays {
-		for j := range c.relays {
-			if i != j {
-				c.hold(i, j, false)
-			}
-		}
-	}
-}
+func (c *testCluster) heal() { c.h.Heal() }
 
 func (c *testCluster) node(i int) *Msc { return c.nodes[i] }
 
@@ -313,49 +291,24 @@ func waitSides(t testing.TB, node func(i int) *Msc, sides ...[]int) {
 	}
 }
 
-// restart replaces node i by a new one on the same port (a new process).
+// restart replaces node i by a new one (a new process) with its options
+// changed by mod: on the same port, or behind the same relays (newMesh).
 func (c *testCluster) restart(i int, mod func(o *Options)) *Msc {
 	c.t.Helper()
-	c.nodes[i].Stop()
-	addr := c.lns[i].Addr().String()
-	var ln net.Listener
-	var err error
-	waitFor(c.t, "port free again", func() bool {
-		ln, err = net.Listen("tcp", addr)
-		return err == nil
-	})
-	c.lns[i] = ln
-	c.opts[i].Listener = ln
 	if mod != nil {
 		mod(&c.opts[i])
 	}
-	c.nodes[i] = c.build(i)
-	if err := c.nodes[i].Start(); err != nil {
-		c.t.Fatal(err)
-	}
-	return c.nodes[i]
+	return c.h.Restart(i)
 }
 
+// start starts every node, all at once.
 func (c *testCluster) start() *testCluster {
 	c.t.Helper()
-	var wg sync.WaitGroup
-	errs := make([]error, len(c.nodes))
-	for i, m := range c.nodes {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = m.Start()
-		}()
-	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			c.t.Fatal(err)
-		}
-	}
+	c.h.StartAll()
 	return c
 }
 
+// stopAll stops every node, one after the other.
 func (c *testCluster) stopAll() {
 	for _, m := range c.nodes {
 		m.Stop()

@@ -861,22 +861,15 @@ func TestHostileMisconfiguredPeer(t *testing.T) {
 		{"algorithm", ServerConfig{Algorithm: "aes256"}, ErrAlgorithmMismatch},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			o0, o1 := testOptions(0), testOptions(1)
-			o0.Listener, o1.Listener = listen(t), listen(t)
-			n0, err := New(o0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			n1, _ := New(o1)
-			n0.AddServer("1", ServerConfig{Port: port(o1.Listener)})
-			bad := tc.cfg
-			bad.Port = port(o0.Listener)
-			if err := n1.AddServer("0", bad); err != nil {
-				t.Fatal(err)
-			}
+			c := buildCluster(&testCluster{t: t, server: func(i, j int, sc *ServerConfig) {
+				if i == 1 { // node 1 dials node 0 with tc.cfg
+					bad := tc.cfg
+					bad.Port = sc.Port
+					*sc = bad
+				}
+			}}, 2, nil, false)
+			n0, n1 := c.nodes[0], c.nodes[1]
 			e0, e1 := watchErrors(n0), watchErrors(n1)
-			c := &testCluster{t: t, nodes: []*Msc{n0, n1}}
-			t.Cleanup(c.stopAll)
 			t0 := time.Now()
 			c.start()
 			c.waitMaster(n0)

@@ -27,37 +27,17 @@ func newMembers(t testing.TB, v, n int, all bool, mod func(i int, o *Options)) *
 	for i := range voters {
 		voters[i] = fmt.Sprintf("node%d", i)
 	}
-	c := &testCluster{t: t}
-	for i := range n {
-		o := testOptions(i)
-		o.Listener = listen(t)
+	c := &testCluster{t: t, dials: func(i, j int) bool { return all || j < v }}
+	return buildCluster(c, n, func(i int, o *Options) {
 		o.Voters = voters
 		o.Balance = true
 		if i >= v {
 			o.Keys = []string{"k"}
 		}
 		if mod != nil {
-			mod(i, &o)
+			mod(i, o)
 		}
-		c.opts = append(c.opts, o)
-		c.lns = append(c.lns, o.Listener)
-	}
-	for i := range n {
-		m, err := New(c.opts[i])
-		if err != nil {
-			t.Fatal(err)
-		}
-		for j := range n {
-			if j != i && (all || j < v) {
-				if err := m.AddServer(fmt.Sprint(j), ServerConfig{Port: port(c.lns[j])}); err != nil {
-					t.Fatal(err)
-				}
-			}
-		}
-		c.nodes = append(c.nodes, m)
-	}
-	t.Cleanup(c.stopAll)
-	return c
+	}, false)
 }
 
 // keyAgreed returns the UID every running node holding key names as its
@@ -319,26 +299,12 @@ func TestLargeMeshWarns(t *testing.T) {
 	}
 	// A star: 65 nodes dial node0, which has no server of its own.
 	var b syncBuf
-	c := &testCluster{t: t}
-	for i := range 66 {
-		o := testOptions(i)
-		o.Listener = listen(t)
+	star := &testCluster{t: t, dials: func(i, j int) bool { return i > 0 && j == 0 }}
+	c := buildCluster(star, 66, func(i int, o *Options) {
 		if i == 0 {
 			o.Logger = slog.New(slog.NewTextHandler(&b, &slog.HandlerOptions{Level: slog.LevelWarn}))
 		}
-		m, err := New(o)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.nodes = append(c.nodes, m)
-		c.lns = append(c.lns, o.Listener)
-		if i > 0 {
-			if err := m.AddServer("0", ServerConfig{Port: port(c.lns[0])}); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	t.Cleanup(c.stopAll)
+	}, false)
 	c.start()
 	waitFor(t, "node0 sees 65 live peers", func() bool { return liveCount(c.nodes[0].Status()) == 65 })
 	waitFor(t, "the warning", func() bool { return warned(&b) > 0 })

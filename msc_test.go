@@ -1,9 +1,10 @@
 // Where each subject is tested. Files in package msc may use the
-// unexported parts, and build clusters with testCluster (helpers_test.go):
-// they cannot import package msctest, which imports msc. Files in package
-// msc_test (marked *) use the exported API and msctest.Cluster, as users
-// do, with a few helpers lent by export_test.go. Every relayed
-// connection goes through internal/relay.
+// unexported parts; they cannot import package msctest, which imports msc,
+// so they build clusters with testCluster (helpers_test.go), which wraps
+// the same harness as msctest.Cluster: internal/cluster, the one cluster
+// harness. Files in package msc_test (marked *) use the exported API and
+// msctest.Cluster, as users do, with a few helpers lent by export_test.go.
+// Every relayed connection goes through internal/relay.
 //
 //	election_test.go      the oldest is master: lone node, convergence, UID ties, no claim before hearing peers, unreachable peers, restart, terms
 //	priority_test.go      Priority and SetPriority, Sticky
@@ -46,6 +47,7 @@
 //	docs_test.go*         README.md and docs/: size, links, the program compiles
 //	race_test.go          how many simulator seeds run under -race
 //	msctest/              the cluster of package msctest: kill, restart, partition, block, cut, delay, pause
+//	internal/cluster/     the cluster harness msctest and testCluster wrap: partition holds bytes, heal delivers them, restart on the same address
 //	internal/relay/       the TCP relay
 package msc
 

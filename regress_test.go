@@ -280,7 +280,7 @@ func brokenFlow(t *testing.T, from, to int) {
 		flushCallbacks(t, m)
 	}
 	before := changes.Load()
-	mc.relays[from][to].Hold(relay.Up, true) // node from's bytes on its own connection to node to
+	mc.h.Relay(from, to).Hold(relay.Up, true) // node from's bytes on its own connection to node to
 	t0 := time.Now()
 	var bad []string
 	for time.Since(t0) < 6*testWait {

@@ -197,32 +197,6 @@ type keyedCluster struct {
 	auth     *authLog
 }
 
-func (kc *keyedCluster) serverConfig(i, j int) ServerConfig {
-	sc := ServerConfig{Port: port(kc.lns[j])}
-	if kc.explicit {
-		sc.Algorithm, sc.Key = "aes128", kc.keys[i]
-	}
-	return sc
-}
-
-// build makes node i from its options, with the other nodes as servers.
-func (kc *keyedCluster) build(i int) *Msc {
-	kc.t.Helper()
-	m, err := New(kc.opts[i])
-	if err != nil {
-		kc.t.Fatal(err)
-	}
-	for j := range kc.opts {
-		if j != i {
-			if err := m.AddServer(fmt.Sprint(j), kc.serverConfig(i, j)); err != nil {
-				kc.t.Fatal(err)
-			}
-		}
-	}
-	kc.auth.watch(fmt.Sprint("node", i), m)
-	return m
-}
-
 func (kc *keyedCluster) nodesNow() []*Msc {
 	kc.mu.Lock()
 	defer kc.mu.Unlock()
@@ -233,41 +207,26 @@ func (kc *keyedCluster) nodesNow() []*Msc {
 // accept as Options.Key and Options.AcceptKeys (a rolling restart).
 func (kc *keyedCluster) restart(i int, key string, accept []string) {
 	kc.t.Helper()
-	kc.nodes[i].Stop()
-	addr := kc.lns[i].Addr().String()
-	var ln net.Listener
-	waitFor(kc.t, "port free again", func() bool {
-		var err error
-		ln, err = net.Listen("tcp", addr)
-		return err == nil
-	})
-	kc.lns[i], kc.opts[i].Listener = ln, ln
-	kc.opts[i].Key, kc.opts[i].AcceptKeys = key, accept
 	kc.keys[i] = key
-	m := kc.build(i)
-	kc.nodes[i] = m
-	kc.mu.Lock()
-	kc.live[i] = m
-	kc.mu.Unlock()
-	if err := m.Start(); err != nil {
-		kc.t.Fatal(err)
-	}
+	kc.testCluster.restart(i, func(o *Options) { o.Key, o.AcceptKeys = key, accept })
 }
 
 func newKeyedCluster(t *testing.T, explicit bool, key string) *keyedCluster {
-	kc := &keyedCluster{testCluster: &testCluster{t: t}, explicit: explicit, auth: &authLog{}}
-	for i := range 3 {
-		o := testOptions(i)
-		o.Key, o.Listener = key, listen(t)
-		kc.opts = append(kc.opts, o)
-		kc.lns = append(kc.lns, o.Listener)
-		kc.keys = append(kc.keys, key)
+	kc := &keyedCluster{explicit: explicit, keys: []string{key, key, key}, live: make([]*Msc, 3), auth: &authLog{}}
+	c := &testCluster{t: t,
+		server: func(i, j int, sc *ServerConfig) {
+			if kc.explicit {
+				sc.Algorithm, sc.Key = "aes128", kc.keys[i]
+			}
+		},
+		made: func(i int, m *Msc) {
+			kc.auth.watch(fmt.Sprint("node", i), m)
+			kc.mu.Lock()
+			kc.live[i] = m
+			kc.mu.Unlock()
+		},
 	}
-	for i := range 3 {
-		kc.nodes = append(kc.nodes, kc.build(i))
-	}
-	kc.live = slices.Clone(kc.nodes)
-	t.Cleanup(func() { kc.stopAll() })
+	kc.testCluster = buildCluster(c, 3, func(i int, o *Options) { o.Key = key }, false)
 	kc.start()
 	return kc
 }

@@ -27,8 +27,7 @@ import (
 	"time"
 
 	"github.com/msc-go/msc"
-	"github.com/msc-go/msc/internal/relay"
-	"github.com/msc-go/msc/internal/testhook"
+	"github.com/msc-go/msc/internal/cluster"
 )
 
 // Defaults of the options of a node of a Cluster, before the opt function
@@ -49,29 +48,13 @@ const (
 // concurrent use, but are meant to be called from the test's goroutine
 // (they call t.Fatal).
 type Cluster struct {
-	t     testing.TB // nil outside a test
-	opt   func(i int, o *msc.Options)
-	t0    time.Time
-	close sync.Once
+	t   testing.TB // nil outside a test
+	opt func(i int, o *msc.Options)
+	t0  time.Time
+	h   *cluster.Cluster[*msc.Msc] // the nodes, their proxies and links
 
-	// mu guards the fields below it.
-	mu      sync.Mutex
-	nodes   []*node
-	group   []int            // partition group of each node; all 0 when healed
-	blocked [][]bool         // blocked[i][j]: node i's bytes to node j are held (Block)
-	cut     [][]bool         // cut[i][j], cut[j][i]: the link is cut (Cut)
-	proxies [][]*relay.Relay // proxies[i][j]: what node i dials to reach node j
-	timers  []*time.Timer    // pause ends
-	wg      sync.WaitGroup   // pause timers
-	done    bool             // cleaned up
-}
-
-type node struct {
-	m      *msc.Msc
-	ln     net.Listener
-	wait   time.Duration // its WaitTimeout
-	killed bool
-	paused time.Time // paused until then
+	mu   sync.Mutex
+	wait []time.Duration // each node's WaitTimeout
 }
 
 // NewCluster starts n nodes. Node i has UID "node<i>", and node 0 is the
@@ -82,65 +65,25 @@ type node struct {
 // stopped by t.Cleanup. Outside a test (a program, an Example), t may be
 // nil: a failure then panics, and the caller calls Close.
 func NewCluster(t testing.TB, n int, opt func(i int, o *msc.Options)) *Cluster {
-	c := &Cluster{t: t, opt: opt, t0: time.Now(), group: make([]int, n)}
-	c.helper()
-	if n < 1 {
-		c.fatalf("msctest: a cluster of %d nodes", n)
-	}
 	if t != nil {
-		t.Cleanup(c.Close)
+		t.Helper()
 	}
-	c.nodes = make([]*node, n)
-	for i := range c.nodes {
-		c.nodes[i] = &node{ln: c.listen()}
-	}
-	c.proxies = make([][]*relay.Relay, n)
-	c.blocked = make([][]bool, n)
-	c.cut = make([][]bool, n)
+	c := &Cluster{t: t, opt: opt, t0: time.Now(), wait: make([]time.Duration, max(n, 0))}
+	c.h = cluster.New(cluster.Config[*msc.Msc]{T: t, Prefix: "msctest: ", N: n, Build: c.build})
 	for i := range n {
-		c.proxies[i] = make([]*relay.Relay, n)
-		c.blocked[i] = make([]bool, n)
-		c.cut[i] = make([]bool, n)
-		for j := range n {
-			if i != j {
-				c.proxies[i][j] = c.newProxy(c.nodes[j].ln.Addr().String())
-			}
-		}
-	}
-	for i := range n {
-		// Node 0 is the oldest; a node restarted later is younger than all.
-		c.nodes[i].m, c.nodes[i].wait = c.build(i, c.nodes[i].ln, c.t0.Add(time.Duration(i-n)*time.Millisecond))
-	}
-	for i := range n {
-		if err := c.nodes[i].m.Start(); err != nil {
-			c.fatalf("msctest: start node %d: %v", i, err)
-		}
+		c.h.Start(i)
 	}
 	return c
 }
 
-func (c *Cluster) listen() net.Listener {
-	c.helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		c.fatalf("msctest: %v", err)
+// build makes node i, listening on ln and dialing node j on ports[j], and
+// notes its WaitTimeout. Node 0
+// is the oldest; a node restarted is younger than all.
+func (c *Cluster) build(i int, ln net.Listener, ports []int, restart bool) (*msc.Msc, error) {
+	start := c.t0.Add(time.Duration(i-c.Len()) * time.Millisecond)
+	if restart {
+		start = time.Now()
 	}
-	return ln
-}
-
-// newProxy starts the relay through which a node reaches target.
-func (c *Cluster) newProxy(target string) *relay.Relay {
-	c.helper()
-	p, err := relay.Listen(target)
-	if err != nil {
-		c.fatalf("msctest: %v", err)
-	}
-	return p
-}
-
-// build makes node i, listening on ln; it returns its WaitTimeout too.
-func (c *Cluster) build(i int, ln net.Listener, start time.Time) (*msc.Msc, time.Duration) {
-	c.helper()
 	o := msc.Options{
 		Key:         DefaultKey,
 		Interval:    DefaultInterval,
@@ -154,12 +97,12 @@ func (c *Cluster) build(i int, ln net.Listener, start time.Time) (*msc.Msc, time
 	o.Listener = ln
 	m, err := msc.New(o)
 	if err != nil {
-		c.fatalf("msctest: node %d: %v", i, err)
+		return nil, err
 	}
-	for j, p := range c.proxies[i] {
-		if p != nil {
-			if err := m.AddServer(fmt.Sprint("node", j), msc.ServerConfig{Port: p.Port()}); err != nil {
-				c.fatalf("msctest: node %d: %v", i, err)
+	for j := range c.Len() {
+		if j != i {
+			if err := m.AddServer(fmt.Sprint("node", j), msc.ServerConfig{Port: ports[j]}); err != nil {
+				return nil, err
 			}
 		}
 	}
@@ -170,19 +113,18 @@ func (c *Cluster) build(i int, ln net.Listener, start time.Time) (*msc.Msc, time
 			wait = 3 * msc.DefaultInterval
 		}
 	}
-	return m, wait
+	c.mu.Lock()
+	c.wait[i] = wait
+	c.mu.Unlock()
+	return m, nil
 }
 
 // Len returns the number of nodes.
-func (c *Cluster) Len() int { return len(c.nodes) }
+func (c *Cluster) Len() int { return len(c.wait) }
 
 // Node returns node i: the one running now, or the last one if it was
 // killed or stopped.
-func (c *Cluster) Node(i int) *msc.Msc {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.nodes[i].m
-}
+func (c *Cluster) Node(i int) *msc.Msc { return c.h.Node(i) }
 
 // Partition cuts the network into groups: a node reaches only the nodes of
 // its own group; a node in no group is alone. As a real partition does, it
@@ -193,20 +135,7 @@ func (c *Cluster) Node(i int) *msc.Msc {
 // previous one.
 func (c *Cluster) Partition(groups ...[]int) {
 	c.helper()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for i := range c.group {
-		c.group[i] = -1 - i // alone
-	}
-	for g, members := range groups {
-		for _, i := range members {
-			if i < 0 || i >= len(c.nodes) {
-				c.fatalf("msctest: Partition: no node %d", i)
-			}
-			c.group[i] = g + 1
-		}
-	}
-	c.updateLocked()
+	c.h.Partition(groups...)
 }
 
 // Block holds the bytes node from sends to node to, on every connection
@@ -216,7 +145,7 @@ func (c *Cluster) Partition(groups ...[]int) {
 // between the two hang. It lasts until Heal.
 func (c *Cluster) Block(from, to int) {
 	c.helper()
-	c.setLink("Block", from, to, func() { c.blocked[from][to] = true })
+	c.h.Block(from, to, true)
 }
 
 // Cut resets the connections between nodes i and j, and refuses new ones
@@ -224,82 +153,22 @@ func (c *Cluster) Block(from, to int) {
 // Heal: both nodes see the link down at once, and keep redialing.
 func (c *Cluster) Cut(i, j int) {
 	c.helper()
-	c.setLink("Cut", i, j, func() { c.cut[i][j], c.cut[j][i] = true, true })
+	c.h.Cut(i, j)
 }
 
 // Delay slows every link: each byte between two nodes, either way,
 // arrives d later than sent (a slow network; the order is kept).
 // Delay(0) ends it; Heal leaves it.
-func (c *Cluster) Delay(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, row := range c.proxies {
-		for _, p := range row {
-			if p != nil {
-				p.Delay(relay.Up, d)
-				p.Delay(relay.Down, d)
-			}
-		}
-	}
-}
-
-// setLink calls set, which changes the state of the link between nodes i
-// and j, then applies it; method names the caller in a failure.
-func (c *Cluster) setLink(method string, i, j int, set func()) {
-	c.helper()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if i < 0 || i >= len(c.nodes) || j < 0 || j >= len(c.nodes) || i == j {
-		c.fatalf("msctest: %s: no link between nodes %d and %d", method, i, j)
-	}
-	set()
-	c.updateLocked()
-}
+func (c *Cluster) Delay(d time.Duration) { c.h.Delay(d) }
 
 // Heal ends the partition, and every Block and Cut: the bytes held are
 // delivered.
-func (c *Cluster) Heal() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	clear(c.group)
-	for i := range c.nodes {
-		clear(c.blocked[i])
-		clear(c.cut[i])
-	}
-	c.updateLocked()
-}
-
-// updateLocked sets each link: the bytes from node i to node j are held
-// while the two are partitioned apart, either is paused, or i's to j are
-// blocked; the link is down (reset, refused) while either node is killed
-// or the link is cut.
-func (c *Cluster) updateLocked() {
-	now := time.Now()
-	held := func(i, j int) bool {
-		return c.group[i] != c.group[j] || now.Before(c.nodes[i].paused) || now.Before(c.nodes[j].paused) || c.blocked[i][j]
-	}
-	for i, row := range c.proxies {
-		for j, p := range row {
-			if p != nil {
-				p.Hold(relay.Up, held(i, j))
-				p.Hold(relay.Down, held(j, i))
-				p.Cut(c.nodes[i].killed || c.nodes[j].killed || c.cut[i][j])
-			}
-		}
-	}
-}
+func (c *Cluster) Heal() { c.h.Heal() }
 
 // Kill ends node i abruptly, as a killed process: no leave message, its
 // connections reset (its peers see them closed at once), and connections
 // to it refused until Restart.
-func (c *Cluster) Kill(i int) {
-	c.mu.Lock()
-	n := c.nodes[i]
-	n.killed = true
-	c.updateLocked()
-	c.mu.Unlock()
-	testhook.Abort(n.m)
-}
+func (c *Cluster) Kill(i int) { c.h.Kill(i) }
 
 // Restart starts node i again as a new process: the same options (opt
 // is called again) and UID, a new incarnation, a new listening port
@@ -308,23 +177,7 @@ func (c *Cluster) Kill(i int) {
 // Kill first for a crash.
 func (c *Cluster) Restart(i int) {
 	c.helper()
-	c.Node(i).Stop()
-	ln := c.listen()
-	m, wait := c.build(i, ln, time.Now())
-	c.mu.Lock()
-	n := c.nodes[i]
-	n.ln.Close()
-	n.ln, n.m, n.wait, n.killed = ln, m, wait, false
-	for j := range c.nodes {
-		if p := c.proxies[j][i]; p != nil {
-			p.SetTarget(ln.Addr().String())
-		}
-	}
-	c.updateLocked() // a link to a killed node stays down
-	c.mu.Unlock()
-	if err := m.Start(); err != nil {
-		c.fatalf("msctest: restart node %d: %v", i, err)
-	}
+	c.h.Restart(i)
 }
 
 // Pause freezes node i for d, as SIGSTOP then SIGCONT would, and returns
@@ -335,26 +188,7 @@ func (c *Cluster) Restart(i int) {
 // false once its last heartbeat is WaitTimeout-M/2 old (or its lease, with
 // Quorum, has ended), as a paused process's would. Stopping a paused node
 // waits for the pause to end.
-func (c *Cluster) Pause(i int, d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.done {
-		return
-	}
-	n := c.nodes[i]
-	if until := time.Now().Add(d); until.After(n.paused) {
-		n.paused = until
-	}
-	c.updateLocked()
-	testhook.Pause(n.m, d)
-	c.wg.Add(1)
-	c.timers = append(c.timers, time.AfterFunc(d, func() {
-		defer c.wg.Done()
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		c.updateLocked()
-	}))
-}
+func (c *Cluster) Pause(i int, d time.Duration) { c.h.Pause(i, d) }
 
 // WaitMaster waits until node i is master and every node that can reach
 // it (running, not paused, in its group) names it as the global master
@@ -363,7 +197,7 @@ func (c *Cluster) Pause(i int, d time.Duration) {
 func (c *Cluster) WaitMaster(i int) {
 	c.helper()
 	c.mu.Lock()
-	bound := max(20*time.Second, 100*c.nodes[i].wait)
+	bound := max(20*time.Second, 100*c.wait[i])
 	c.mu.Unlock()
 	deadline := time.Now().Add(bound)
 	for {
@@ -381,24 +215,14 @@ func (c *Cluster) WaitMaster(i int) {
 // agreed reports whether node i is master as WaitMaster wants, and if not,
 // why.
 func (c *Cluster) agreed(i int) (bool, string) {
-	c.mu.Lock()
-	now := time.Now()
-	out := func(n *node) bool { return n.killed || now.Before(n.paused) }
-	if out(c.nodes[i]) {
-		c.mu.Unlock()
+	group, ok := c.h.Reach(i)
+	if !ok {
 		return false, fmt.Sprintf("node %d is killed or paused", i)
 	}
-	want := c.nodes[i].m
-	group := make(map[int]*msc.Msc)
-	for j, n := range c.nodes {
-		if c.group[j] == c.group[i] && !out(n) {
-			group[j] = n.m
-		}
-	}
-	c.mu.Unlock()
+	want := group[i]
 	var why []string
 	term := want.Term()
-	for j := range len(c.nodes) {
+	for j := range c.Len() {
 		m, ok := group[j]
 		if !ok {
 			continue
@@ -433,40 +257,4 @@ func (c *Cluster) fatalf(format string, args ...any) {
 // Close stops every node (with Stop) and proxy, and waits for their
 // goroutines. In a test, t.Cleanup calls it; it is safe to call more than
 // once.
-func (c *Cluster) Close() { c.close.Do(c.cleanup) }
-
-func (c *Cluster) cleanup() {
-	c.mu.Lock()
-	c.done = true
-	for _, tm := range c.timers {
-		if tm.Stop() {
-			c.wg.Done() // it will not run
-		}
-	}
-	nodes := c.nodes
-	c.mu.Unlock()
-	var wg sync.WaitGroup
-	for _, n := range nodes {
-		if n != nil && n.m != nil {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				n.m.Stop()
-			}()
-		}
-	}
-	wg.Wait()
-	for _, row := range c.proxies {
-		for _, p := range row {
-			if p != nil {
-				p.Close()
-			}
-		}
-	}
-	for _, n := range nodes {
-		if n != nil && n.ln != nil {
-			n.ln.Close() // a node never started does not close it
-		}
-	}
-	c.wg.Wait()
-}
+func (c *Cluster) Close() { c.h.Close() }
