@@ -374,22 +374,28 @@ func (e *elector) publishBeat(b *core.Beat) {
 	if full == nil {
 		full = short
 	}
-	// A voter's relay table travels as a delta on the connections that
-	// carried the previous version (writer.plan): what changed, not the
-	// whole table, which grows with the keys.
+	// The state travels as a delta on the connections that carried the
+	// previous version (writer.plan): the claims, known terms and relay
+	// table that changed, not the whole state, which grows with the keys.
+	// A term that moves then costs each peer a few bytes, not every key.
 	var delta []byte
 	var base uint64
-	if err == nil && e.beat != nil && e.beat.table != nil && b.Table != nil {
-		if d, err := encodeDelta(b, e.beat.version, e.beat.table); err == nil && len(d) < len(full) {
-			delta, base = d, e.beat.version
+	if prev := e.beat; err == nil && prev != nil && prev.state != nil && slices.Equal(b.Keys, prev.state.Keys) &&
+		(b.Table == nil) == (prev.state.Table == nil) {
+		if d, err := encodeDelta(b, prev.state, prev.version); err == nil && len(d) < len(full) {
+			delta, base = d, prev.version
 		}
+	}
+	state := b
+	if err != nil {
+		state = nil // its full form is not b's: no delta from it
 	}
 	claims := false
 	for _, c := range b.Claims {
 		claims = claims || c.Acting
 	}
 	e.beat = &outBeat{uid: b.UID, version: b.Version, leaving: b.Leaving, claims: claims, full: full, short: short,
-		delta: delta, deltaBase: base, table: b.Table}
+		delta: delta, deltaBase: base, state: state}
 	e.host.publishBeat(e.beat)
 }
 
@@ -400,11 +406,11 @@ type outBeat struct {
 	leaving     bool
 	claims      bool   // it is master of something, global or of a key
 	full, short []byte // payloads, UID first, with and without the state
-	// delta is the full form with only the relay table's changes since
-	// version deltaBase (the one published before); nil: none.
+	// delta is the full form with only what changed since version
+	// deltaBase (the one published before); nil: none.
 	delta     []byte
 	deltaBase uint64
-	table     map[string]core.TableEntry // the relay table of this version
+	state     *core.Beat // the state of this version, which full carries; nil if not
 }
 
 // setKeys changes this node's key set, re-elects and tells the peers now.

@@ -100,7 +100,14 @@ func FuzzDecodeBeat(f *testing.F) {
 		b.Table = map[string]core.TableEntry{"k0": {Rightful: "m1", Acting: "m1", Term: 3}, "k1": {Rightful: "m2", Term: 9}}
 		p, _ := encodeBeat(b, true)
 		f.Add(p, false)
-		p, _ = encodeDelta(b, 7, map[string]core.TableEntry{"k0": {Rightful: "m1", Term: 2}, "gone": {Term: 1}})
+		old := *b
+		old.Table = map[string]core.TableEntry{"k0": {Rightful: "m1", Term: 2}, "gone": {Term: 1}}
+		old.Claims, old.Known = nil, map[string]uint64{"": 4}
+		p, _ = encodeDelta(b, &old, 7)
+		f.Add(p, false)
+		// A delta of claims alone.
+		old.Table, b.Table = nil, nil
+		p, _ = encodeDelta(b, &old, 9)
 		f.Add(p, false)
 	}
 	f.Fuzz(func(t *testing.T, p []byte, uidInHeader bool) {
@@ -123,8 +130,14 @@ func FuzzDecodeBeat(f *testing.F) {
 		}
 		withKeys := v.flags&beatKeys != 0
 		b := &core.Beat{UID: string(v.uid), Start: v.start, Inc: v.inc, Leaving: v.flags&beatLeaving != 0,
-			Version: v.version, Keys: v.keys, Prio: v.prio, Claims: v.claims, Known: v.known, Votes: v.votes, Meta: v.meta}
-		q, err := encodeBeatTable(b, withKeys, v.table, v.tableBase)
+			Version: v.version, Keys: v.keys, Prio: v.prio, Claims: v.claims, Known: v.known, Votes: v.votes, Meta: v.meta, Table: v.table}
+		var q []byte
+		if v.base != 0 {
+			b, old := beatsOfDelta(b, v)
+			q, err = encodeDelta(b, old, v.base)
+		} else {
+			q, err = encodeBeat(b, withKeys)
+		}
 		if err != nil {
 			return // too large to send back, or a claim of a key listed twice: fine
 		}
@@ -138,7 +151,7 @@ func FuzzDecodeBeat(f *testing.F) {
 		if !bytes.Equal(w.uid, v.uid) || w.start != v.start || w.inc != v.inc || w.version != v.version ||
 			w.prio != v.prio || w.sent != v.sent || w.echo != v.echo ||
 			w.flags != sentFlags(v.flags) || !slices.Equal(w.keys, v.keys) ||
-			!maps.Equal(w.table, v.table) || w.tableBase != v.tableBase ||
+			!maps.Equal(w.table, v.table) || w.base != v.base ||
 			!maps.Equal(w.claims, v.claims) || !maps.Equal(w.known, v.known) || !maps.Equal(w.votes, v.votes) ||
 			!maps.Equal(w.meta, v.meta) {
 			t.Fatalf("round trip changed the heartbeat:\n%+v\n%+v", v, w)
@@ -146,15 +159,46 @@ func FuzzDecodeBeat(f *testing.F) {
 	})
 }
 
-// sentFlags is the part of a heartbeat's flags that encodeBeatTable
-// sets again from what decodeBeat read: the table's only with the full
-// form, the delta's only with the table.
+// sentFlags is the part of a heartbeat's flags that encodeBeat and
+// encodeDelta set again from what decodeBeat read: the table's and the
+// delta's only with the full form.
 func sentFlags(f byte) byte {
 	out := f & (beatLeaving | beatKeys)
-	if f&beatKeys != 0 && f&beatTable != 0 {
+	if f&beatKeys != 0 {
 		out |= f & (beatTable | beatDelta)
 	}
 	return out
+}
+
+// beatsOfDelta returns two states whose delta (encodeDelta) is the one v
+// decoded: b, holding v's new entries, and old, holding an entry where v
+// says one went (state 3, a zero table entry). b holds v's maps.
+func beatsOfDelta(b *core.Beat, v beatView) (nb, old *core.Beat) {
+	n, o := *b, *b
+	n.Claims, n.Known, o.Claims, o.Known = map[string]core.Claim{}, map[string]uint64{}, nil, map[string]uint64{}
+	for k, cl := range v.claims {
+		if cl.Term == 0 {
+			o.Known[k] = 1
+		} else {
+			n.Claims[k] = cl
+		}
+	}
+	for k, t := range v.known {
+		if t != 0 {
+			n.Known[k] = t
+		}
+	}
+	if v.table != nil {
+		n.Table, o.Table = map[string]core.TableEntry{}, map[string]core.TableEntry{}
+		for k, e := range v.table {
+			if e == (core.TableEntry{}) {
+				o.Table[k] = core.TableEntry{Term: 1}
+			} else {
+				n.Table[k] = e
+			}
+		}
+	}
+	return &n, &o
 }
 
 // fuzzSession is a fixed session: the fuzzer's inputs meet the same key

@@ -255,7 +255,7 @@ func BenchmarkElectMember(b *testing.B) {
 				k := keys[n%len(keys)]
 				e := core.TableEntry{Rightful: "other", Acting: "other", Term: uint64(n + 2)}
 				c.Recv(now, now, 1, &core.Msg{UID: "v0", Start: base.UnixNano() - int64(time.Hour), Inc: 1, Sent: now, Echo: c.Sent(),
-					Version: ver, Full: true, Table: map[string]core.TableEntry{k: e}, TableBase: ver - 1})
+					Version: ver, Full: true, Table: map[string]core.TableEntry{k: e}, Base: ver - 1})
 				c.Elect(now)
 			}
 		})

@@ -17,7 +17,7 @@ import (
 const (
 	// wireVersion is the first byte after the length; a frame of another
 	// version closes the connection with ErrVersion.
-	wireVersion byte = 2
+	wireVersion byte = 3
 
 	// Frame types. ONLY APPEND TO THIS LIST.
 	frameHello     byte = 1 // handshake: algorithm id and a random nonce, in clear
@@ -56,7 +56,7 @@ const (
 	beatLinked   byte = 16  // the sender has identified the receiver on this connection
 	beatRedial   byte = 32  // the sender found this connection silent: it closes it and redials
 	beatTable    byte = 64  // with beatKeys: a voter's relay table follows the votes (Options.Voters)
-	beatDelta    byte = 128 // with beatTable: the table holds what changed since a base version
+	beatDelta    byte = 128 // with beatKeys: claims, known terms and table hold what changed since a base version
 
 )
 
@@ -168,38 +168,64 @@ const (
 // included. The UID prefix is uidPrefixLen(b.uid) bytes long; a sender
 // whose header carries the UID sends the payload without it.
 func encodeBeat(b *core.Beat, withKeys bool) ([]byte, error) {
-	return encodeBeatTable(b, withKeys, b.Table, 0)
+	return encodeState(b, withKeys, nil, 0)
 }
 
-// encodeDelta returns the full form of b whose table holds only changes:
-// the entries that differ from those of version base, a removed one as
-// the zero entry. A connection that last sent base sends it instead of
-// the full table (writer.plan).
-func encodeDelta(b *core.Beat, base uint64, old map[string]core.TableEntry) ([]byte, error) {
-	changes := make(map[string]core.TableEntry)
-	for k, e := range b.Table {
-		if o, ok := old[k]; !ok || o != e {
-			changes[k] = e
-		}
+// encodeDelta returns the full form of b that holds, of its claims, known
+// terms and relay table, only what differs from old, the state of version
+// base: a connection that last sent base sends it instead of the whole
+// state (writer.plan). Its keys must be old's (the claims go by key
+// position), and both have a table or neither.
+func encodeDelta(b, old *core.Beat, base uint64) ([]byte, error) {
+	if !slices.Equal(b.Keys, old.Keys) || (b.Table == nil) != (old.Table == nil) || base == 0 {
+		return nil, fmt.Errorf("%w: a delta across keys or tables", ErrBadFrame)
 	}
-	for k := range old {
-		if _, ok := b.Table[k]; !ok {
-			changes[k] = core.TableEntry{}
-		}
-	}
-	return encodeBeatTable(b, true, changes, base)
+	return encodeState(b, true, old, base)
 }
 
-// encodeBeatTable is encodeBeat with table as the relay table: all of it
-// (base 0), or the changes since version base.
-func encodeBeatTable(b *core.Beat, withKeys bool, table map[string]core.TableEntry, base uint64) ([]byte, error) {
+// claimState is the claims section's entry for key k of b: its term and
+// state (0 a candidacy, 1 a mastership, 2 no claim: the highest term b
+// knows of); ok false if b has neither.
+func claimState(b *core.Beat, k string) (term uint64, state byte, ok bool) {
+	if c, ok := b.Claims[k]; ok {
+		if c.Acting {
+			return c.Term, 1, true
+		}
+		return c.Term, 0, true
+	}
+	if t, ok := b.Known[k]; ok {
+		return t, 2, true
+	}
+	return 0, 0, false
+}
+
+// encodeState is encodeBeat, or with old the delta of b since old, the
+// state of version base (encodeDelta).
+func encodeState(b *core.Beat, withKeys bool, old *core.Beat, base uint64) ([]byte, error) {
+	table := b.Table
+	if old != nil && b.Table != nil {
+		table = make(map[string]core.TableEntry)
+		for k, e := range b.Table {
+			if o, ok := old.Table[k]; !ok || o != e {
+				table[k] = e
+			}
+		}
+		for k := range old.Table {
+			if _, ok := b.Table[k]; !ok {
+				table[k] = core.TableEntry{}
+			}
+		}
+	}
 	size := uidPrefixLen(b.UID) + fixedBeat
 	if withKeys {
-		size += 4 + 4 + 4
+		size += 4 + 8 + 4 + 4
 		for _, k := range b.Keys {
 			size += 2 + len(k)
 		}
 		size += (len(b.Claims) + len(b.Known)) * (4 + 8 + 1)
+		if old != nil {
+			size += (len(old.Claims) + len(old.Known)) * (4 + 8 + 1)
+		}
 		for k, v := range b.Votes {
 			size += 2 + len(k) + 1 + len(v.UID) + 8 + 8
 		}
@@ -229,7 +255,7 @@ func encodeBeatTable(b *core.Beat, withKeys bool, table map[string]core.TableEnt
 		if table != nil {
 			fl |= beatTable
 		}
-		if base != 0 {
+		if old != nil {
 			fl |= beatDelta
 		}
 	}
@@ -247,39 +273,52 @@ func encodeBeatTable(b *core.Beat, withKeys bool, table map[string]core.TableEnt
 		p = binary.BigEndian.AppendUint16(p, uint16(len(k)))
 		p = append(p, k...)
 	}
+	if old != nil {
+		p = binary.BigEndian.AppendUint64(p, base)
+	}
 	// Claims and known terms, by key position, in key order, the global
 	// one first: (position, term, state) with state 0 a candidacy, 1 a
-	// mastership, 2 no claim (the highest term the sender knows of).
-	p = binary.BigEndian.AppendUint32(p, uint32(len(b.Claims)+len(b.Known)))
-	entry := func(pos uint32, term uint64, state byte) {
+	// mastership, 2 no claim (the highest term the sender knows of); in a
+	// delta, only the positions that changed, and state 3 (term 0) where
+	// old had an entry and b has none.
+	at := len(p)
+	p = binary.BigEndian.AppendUint32(p, 0) // the count, set below
+	n, seen := 0, 0
+	add := func(pos uint32, k string) {
+		term, state, ok := claimState(b, k)
+		if ok {
+			seen++
+		}
+		if old != nil {
+			ot, os, had := claimState(old, k)
+			if ok == had && term == ot && state == os {
+				return
+			}
+			if !ok {
+				if !had {
+					return
+				}
+				state = 3
+			}
+		} else if !ok {
+			return
+		}
 		p = binary.BigEndian.AppendUint32(p, pos)
 		p = binary.BigEndian.AppendUint64(p, term)
 		p = append(p, state)
-	}
-	n := 0
-	add := func(pos uint32, k string) {
-		if c, ok := b.Claims[k]; ok {
-			state := byte(0)
-			if c.Acting {
-				state = 1
-			}
-			entry(pos, c.Term, state)
-			n++
-		} else if t, ok := b.Known[k]; ok {
-			entry(pos, t, 2)
-			n++
-		}
+		n++
 	}
 	add(globalClaim, "")
 	for i, k := range b.Keys {
-		if n == len(b.Claims)+len(b.Known) {
+		if old == nil && seen == len(b.Claims)+len(b.Known) {
 			break
 		}
 		add(uint32(i), k)
 	}
-	if n != len(b.Claims)+len(b.Known) {
+	if seen != len(b.Claims)+len(b.Known) {
 		return nil, fmt.Errorf("%w: a claim or term of a key the node does not hold, or both", ErrBadFrame)
 	}
+	binary.BigEndian.PutUint32(p[at:], uint32(n))
 	// Votes, by key name, sorted.
 	vk := make([]string, 0, len(b.Votes))
 	for k := range b.Votes {
@@ -452,21 +491,21 @@ func uidPrefixLen(uid string) int { return 1 + len(uid) }
 // beatView is a decoded heartbeat whose UID aliases the payload, so that
 // a steady-state heartbeat is read without allocating.
 type beatView struct {
-	uid       []byte
-	sent      int64
-	echo      int64
-	start     int64
-	inc       uint64
-	flags     byte
-	version   uint64
-	prio      int64
-	keys      []string                   // with beatKeys only; allocated only then
-	claims    map[string]core.Claim      // with beatKeys only
-	known     map[string]uint64          // with beatKeys only
-	votes     map[string]core.Vote       // with beatKeys only
-	meta      map[string]string          // with beatKeys only
-	table     map[string]core.TableEntry // with beatTable only
-	tableBase uint64                     // with beatDelta: table holds the changes since this version
+	uid     []byte
+	sent    int64
+	echo    int64
+	start   int64
+	inc     uint64
+	flags   byte
+	version uint64
+	prio    int64
+	keys    []string                   // with beatKeys only; allocated only then
+	claims  map[string]core.Claim      // with beatKeys only
+	known   map[string]uint64          // with beatKeys only
+	votes   map[string]core.Vote       // with beatKeys only
+	meta    map[string]string          // with beatKeys only
+	table   map[string]core.TableEntry // with beatTable only
+	base    uint64                     // with beatDelta: claims, known and table hold the changes since this version
 }
 
 // msg returns the heartbeat as the core takes it; uid is v.uid as a
@@ -478,7 +517,7 @@ func (v *beatView) msg(uid string) core.Msg {
 		Version: v.version, Leaving: v.flags&beatLeaving != 0, Full: v.flags&beatKeys != 0,
 		Reply: v.flags&beatReply != 0, Observer: v.flags&beatObserver != 0, Linked: v.flags&beatLinked != 0,
 		Redial: v.flags&beatRedial != 0,
-		Keys:   v.keys, Claims: v.claims, Known: v.known, Votes: v.votes, Meta: v.meta, Table: v.table, TableBase: v.tableBase,
+		Keys:   v.keys, Claims: v.claims, Known: v.known, Votes: v.votes, Meta: v.meta, Table: v.table, Base: v.base,
 	}
 }
 
@@ -523,15 +562,25 @@ func decodeBeatIn(p []byte, uid []byte, in *keyIntern) (beatView, error) {
 		return v, err
 	}
 	v.keys = keys
-	if v.claims, v.known, p, err = decodeClaims(p, keys); err != nil {
+	if v.flags&beatDelta != 0 {
+		if len(p) < 8 || binary.BigEndian.Uint64(p) == 0 {
+			return v, fmt.Errorf("%w: delta without a base version", ErrBadFrame)
+		}
+		v.base, p = binary.BigEndian.Uint64(p), p[8:]
+	}
+	if v.claims, v.known, p, err = decodeClaims(p, keys, v.base != 0); err != nil {
 		return v, err
 	}
 	if v.votes, p, err = decodeVotes(p); err != nil {
 		return v, err
 	}
 	if v.flags&beatTable != 0 {
-		if v.table, v.tableBase, p, err = decodeTable(p, in, v.flags&beatDelta != 0); err != nil {
+		var base uint64
+		if v.table, base, p, err = decodeTable(p, in, v.flags&beatDelta != 0); err != nil {
 			return v, err
+		}
+		if base != v.base {
+			return v, fmt.Errorf("%w: table base %d in a delta of base %d", ErrBadFrame, base, v.base)
 		}
 	}
 	if v.meta, err = decodeMeta(p); err != nil {
@@ -541,9 +590,10 @@ func decodeBeatIn(p []byte, uid []byte, in *keyIntern) (beatView, error) {
 }
 
 // decodeClaims decodes the claims and known terms that follow the key
-// list: a count, then (key position uint32, term uint64, state uint8). It
-// returns what follows them.
-func decodeClaims(p []byte, keys []string) (map[string]core.Claim, map[string]uint64, []byte, error) {
+// list: a count, then (key position uint32, term uint64, state uint8). In
+// a delta, state 3 (term 0) says the key has neither any more: the zero
+// Claim and a 0 term (core.Msg.Base). It returns what follows them.
+func decodeClaims(p []byte, keys []string, delta bool) (map[string]core.Claim, map[string]uint64, []byte, error) {
 	if len(p) < 4 {
 		return nil, nil, nil, fmt.Errorf("%w: truncated claim count", ErrBadFrame)
 	}
@@ -554,16 +604,34 @@ func decodeClaims(p []byte, keys []string) (map[string]core.Claim, map[string]ui
 	}
 	var claims map[string]core.Claim
 	var known map[string]uint64
-	for range n {
+	next := int64(-1) // the lowest key position the next entry may have
+	for j := range n {
 		i := binary.BigEndian.Uint32(p)
 		term, state := binary.BigEndian.Uint64(p[4:]), p[12]
 		p = p[13:]
+		if i == globalClaim && j > 0 || i != globalClaim && int64(i) < next {
+			// The global one first, then by position: one entry per key.
+			return nil, nil, nil, fmt.Errorf("%w: claim of position %d out of order", ErrBadFrame, i)
+		}
+		if i != globalClaim {
+			next = int64(i) + 1
+		}
 		k := ""
 		if i != globalClaim {
 			if int64(i) >= int64(len(keys)) {
 				return nil, nil, nil, fmt.Errorf("%w: claim of key %d of %d", ErrBadFrame, i, len(keys))
 			}
 			k = keys[i]
+		}
+		if delta && state == 3 && term == 0 {
+			if claims == nil {
+				claims = make(map[string]core.Claim)
+			}
+			if known == nil {
+				known = make(map[string]uint64)
+			}
+			claims[k], known[k] = core.Claim{}, 0
+			continue
 		}
 		if term == 0 || state > 2 {
 			return nil, nil, nil, fmt.Errorf("%w: claim of term %d, state %d", ErrBadFrame, term, state)

@@ -27,7 +27,7 @@ func TestWireConstants(t *testing.T) {
 		name      string
 		got, want int
 	}{
-		{"wireVersion", int(wireVersion), 2},
+		{"wireVersion", int(wireVersion), 3},
 		{"frameHello", int(frameHello), 1},
 		{"frameHeartbeat", int(frameHeartbeat), 2},
 		{"flagUIDInPayload", int(flagUIDInPayload), 1},
@@ -64,7 +64,7 @@ func TestWireConstants(t *testing.T) {
 // payload.
 func TestWireGolden(t *testing.T) {
 	hdr := appendHeader(nil, frameHeartbeat, flagUIDInPayload, 0x0102030405060708, "ab", 3)
-	wantHdr := "00000011" + "02" + "02" + "01" + "0102030405060708" + "02" + "6162"
+	wantHdr := "00000011" + "03" + "02" + "01" + "0102030405060708" + "02" + "6162"
 	if got := hex.EncodeToString(hdr); got != wantHdr {
 		t.Errorf("header\n got %s\nwant %s", got, wantHdr)
 	}
@@ -74,7 +74,7 @@ func TestWireGolden(t *testing.T) {
 		nonce[i] = byte(0xa0 + i)
 	}
 	hello := appendHello(nil, 3, nonce)
-	wantHello := "0000001d" + "02" + "01" + "00" + "0000000000000000" + "00" + "03" + hex.EncodeToString(nonce)
+	wantHello := "0000001d" + "03" + "01" + "00" + "0000000000000000" + "00" + "03" + hex.EncodeToString(nonce)
 	if got := hex.EncodeToString(hello); got != wantHello {
 		t.Errorf("hello\n got %s\nwant %s", got, wantHello)
 	}
@@ -664,42 +664,72 @@ func TestDecodeInternsKeys(t *testing.T) {
 	}
 }
 
-// TestTableRoundTrip: a voter's relay table travels whole, or as the
-// changes since a base version (a removed key as the zero entry); every
-// truncation of either is refused with ErrBadFrame.
-func TestTableRoundTrip(t *testing.T) {
-	b := testBeat(3)
-	old := map[string]core.TableEntry{"a": {Rightful: "m1", Acting: "m1", Term: 4}, "b": {Rightful: "m2", Term: 1}, "gone": {Term: 7}}
+// TestDeltaRoundTrip: a node's state travels whole, or as what changed
+// since a base version: claims and known terms by key position (one that
+// went: state 3), a voter's relay table by key (a removed key: the zero
+// entry); every truncation of either is refused with ErrBadFrame.
+func TestDeltaRoundTrip(t *testing.T) {
+	b := testBeat(0)
+	b.Keys = []string{"k0", "k1", "k2"}
+	b.Claims = map[string]core.Claim{"": {Term: 5, Acting: true}, "k0": {Term: 2}}
+	b.Known = map[string]uint64{"k2": 9}
+	old := *b
+	old.Claims = map[string]core.Claim{"": {Term: 5, Acting: true}, "k1": {Term: 3, Acting: true}}
+	old.Known = map[string]uint64{"k0": 1, "k2": 9}
+	old.Table = map[string]core.TableEntry{"a": {Rightful: "m1", Acting: "m1", Term: 4}, "b": {Rightful: "m2", Term: 1}, "gone": {Term: 7}}
 	b.Table = map[string]core.TableEntry{"a": {Rightful: "m1", Acting: "m1", Term: 4}, "b": {Rightful: "m3", Acting: "m2", Term: 2}, "new": {Rightful: "m9", Term: 1}}
 	full, err := encodeBeat(b, true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	delta, err := encodeDelta(b, 41, old)
+	delta, err := encodeDelta(b, &old, 41)
 	if err != nil {
 		t.Fatal(err)
 	}
 	v, err := decodeBeat(full, nil)
-	if err != nil || v.tableBase != 0 || !maps.Equal(v.table, b.Table) || v.flags&beatTable == 0 || v.flags&beatDelta != 0 {
-		t.Fatalf("whole table: %v base %d flags %#x %v", err, v.tableBase, v.flags, v.table)
+	if err != nil || v.base != 0 || !maps.Equal(v.table, b.Table) || v.flags&beatTable == 0 || v.flags&beatDelta != 0 {
+		t.Fatalf("whole state: %v base %d flags %#x %v", err, v.base, v.flags, v.table)
 	}
 	checkView(t, v, b, true)
 	want := map[string]core.TableEntry{"b": b.Table["b"], "new": b.Table["new"], "gone": {}}
+	// k0: from a known term to a candidacy; k1: its mastership went; the
+	// global claim and k2 stay, so they do not travel.
+	wantClaims := map[string]core.Claim{"k0": {Term: 2}, "k1": {}}
+	wantKnown := map[string]uint64{"k1": 0}
 	v, err = decodeBeat(delta, nil)
-	if err != nil || v.tableBase != 41 || !maps.Equal(v.table, want) || v.flags&beatDelta == 0 {
-		t.Fatalf("delta: %v base %d %v, want base 41 %v", err, v.tableBase, v.table, want)
+	if err != nil || v.base != 41 || !maps.Equal(v.table, want) || v.flags&beatDelta == 0 ||
+		!maps.Equal(v.claims, wantClaims) || !maps.Equal(v.known, wantKnown) || !slices.Equal(v.keys, b.Keys) {
+		t.Fatalf("delta: %v base %d %v %v %v, want base 41 %v %v %v", err, v.base, v.table, v.claims, v.known, want, wantClaims, wantKnown)
 	}
 	if len(delta) >= len(full) {
-		t.Errorf("delta of %d bytes, the whole table %d", len(delta), len(full))
+		t.Errorf("delta of %d bytes, the whole state %d", len(delta), len(full))
 	}
-	for _, p := range [][]byte{full, delta} {
+	// Without a table: the claims alone.
+	b.Table, old.Table = nil, nil
+	claimsOnly, err := encodeDelta(b, &old, 42)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err = decodeBeat(claimsOnly, nil); err != nil || v.base != 42 || v.table != nil || v.flags&beatTable != 0 || !maps.Equal(v.claims, wantClaims) {
+		t.Fatalf("claims delta: %v base %d table %v claims %v", err, v.base, v.table, v.claims)
+	}
+	for _, p := range [][]byte{full, delta, claimsOnly} {
 		for i := range len(p) {
 			if _, err := decodeBeat(p[:i:i], nil); !errors.Is(err, ErrBadFrame) {
 				t.Fatalf("prefix %d/%d: %v, want ErrBadFrame", i, len(p), err)
 			}
 		}
 	}
-	// A base with no delta flag, or the flag with base 0, is refused.
+	// A delta across other keys, or from a state with no table to one
+	// with, is not made.
+	other := old
+	other.Keys = []string{"k0"}
+	if _, err := encodeDelta(b, &other, 43); err == nil {
+		t.Error("a delta across other keys was made")
+	}
+	// The delta flag without a base, or state 3 in a whole state, is
+	// refused; so is a state with the delta flag cleared (its base then
+	// reads as claims).
 	at := uidPrefixLen(b.UID) + offFlags
 	noFlag, flagNoBase := slices.Clone(delta), slices.Clone(full)
 	noFlag[at] &^= beatDelta
@@ -707,6 +737,41 @@ func TestTableRoundTrip(t *testing.T) {
 	for _, p := range [][]byte{noFlag, flagNoBase} {
 		if _, err := decodeBeat(p, nil); !errors.Is(err, ErrBadFrame) {
 			t.Errorf("flags %#x: %v, want ErrBadFrame", p[at], err)
+		}
+	}
+}
+
+// TestClaimsInOrder: a state lists the global claim first, then one entry
+// per key by position; a repeated or unordered position is refused.
+func TestClaimsInOrder(t *testing.T) {
+	b := testBeat(0)
+	b.Keys = []string{"k0", "k1", "k2"}
+	b.Claims = map[string]core.Claim{"": {Term: 5, Acting: true}, "k0": {Term: 2}}
+	b.Known = map[string]uint64{"k2": 9}
+	p, err := encodeBeat(b, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := decodeBeat(p, nil); err != nil {
+		t.Fatal(err)
+	}
+	// The entries start after the key list and the count.
+	at := uidPrefixLen(b.UID) + fixedBeat + 4
+	for _, k := range b.Keys {
+		at += 2 + len(k)
+	}
+	at += 4
+	swap := slices.Clone(p) // k0 (position 0) and k2 (position 2) swapped
+	copy(swap[at+13:at+13+4], p[at+26:at+26+4])
+	copy(swap[at+26:at+26+4], p[at+13:at+13+4])
+	repeat := slices.Clone(p) // k2's entry names position 0 again
+	copy(repeat[at+26:at+26+4], p[at+13:at+13+4])
+	global := slices.Clone(p) // the global claim last
+	copy(global[at:at+4], p[at+26:at+26+4])
+	copy(global[at+26:at+26+4], p[at:at+4])
+	for name, q := range map[string][]byte{"swapped": swap, "repeated": repeat, "global last": global} {
+		if _, err := decodeBeat(q, nil); !errors.Is(err, ErrBadFrame) {
+			t.Errorf("%s: %v, want ErrBadFrame", name, err)
 		}
 	}
 }

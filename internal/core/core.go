@@ -110,11 +110,14 @@ type connState struct {
 	peer   *cpeer // nil until its first heartbeat
 	linked bool   // the peer has identified this node on it
 	redial bool   // the peer closes it as silent and redials
-	// table is the relay table (Options.Voters) of the peer's last full
-	// form on this connection, tableVer its version: a delta applies to
-	// it.
+	// claims and table are the claims and the relay table (Options.Voters)
+	// of the peer's last full form on this connection, stateVer its
+	// version: a delta (Msg.Base) applies to them. owned: claims is this
+	// connection's own copy, which a delta may change in place.
+	claims   map[string]Claim
 	table    map[string]TableEntry
-	tableVer uint64
+	stateVer uint64
+	owned    bool
 }
 
 // New makes the core of a node holding keys. It is not started: until
@@ -478,16 +481,17 @@ func (c *Core) Recv(now, at int64, id ConnID, b *Msg) (back bool) {
 			return // this one was a duplicate
 		}
 	}
-	table := b.Table
+	claims, table := b.Claims, b.Table
 	if b.Full {
-		if b.TableBase != 0 {
-			if cs.table == nil || cs.tableVer != b.TableBase {
-				// Changes to a table this connection did not carry: its
+		if b.Base != 0 {
+			if cs.stateVer == 0 || cs.stateVer != b.Base || (b.Table == nil) != (cs.table == nil) {
+				// Changes to a state this connection did not carry: its
 				// frames came out of order, which TCP does not do. A new
 				// connection starts from a whole one.
 				c.dropConn(id, cs)
 				return
 			}
+			cs.mergeClaims(b.Claims, b.Known)
 			for k, e := range b.Table {
 				if e == (TableEntry{}) {
 					delete(cs.table, k)
@@ -495,11 +499,11 @@ func (c *Core) Recv(now, at int64, id ConnID, b *Msg) (back bool) {
 					cs.table[k] = e
 				}
 			}
-			table = cs.table
+			claims, table = cs.claims, cs.table
 		} else {
-			cs.table = b.Table
+			cs.claims, cs.table, cs.owned = b.Claims, b.Table, false
 		}
-		cs.tableVer = b.Version
+		cs.stateVer = b.Version
 	}
 	wasLive := p.live(now, c.cfg.Wait)
 	p.heard = now
@@ -532,7 +536,7 @@ func (c *Core) Recv(now, at int64, id ConnID, b *Msg) (back bool) {
 			}
 			p.ki = nil
 		}
-		if b.TableBase != 0 && p.tableOn == id && p.tabOK && p.tabKI == c.ki {
+		if b.Base != 0 && p.tableOn == id && p.tabOK && p.tabKI == c.ki {
 			// A delta to the table it holds: only its entries change.
 			for k, e := range b.Table {
 				if i, ok := c.ki.Idx[k]; ok {
@@ -543,12 +547,14 @@ func (c *Core) Recv(now, at int64, id ConnID, b *Msg) (back bool) {
 		} else {
 			p.tabOK = false
 		}
-		p.claims, p.votes, p.meta, p.table, p.tableOn = b.Claims, b.Votes, b.Meta, table, id
+		p.claims, p.votes, p.meta, p.table, p.tableOn = claims, b.Votes, b.Meta, table, id
 		p.actingOK = false
-		for k, e := range b.Table { // what changed (a delta), or all
+		// What changed (a delta), or all: terms only grow, and the
+		// others were learned from the state the delta applies to.
+		for k, e := range b.Table {
 			c.learn(k, e.Term, false)
 		}
-		for k, cl := range p.claims {
+		for k, cl := range b.Claims {
 			c.learn(k, cl.Term, true)
 		}
 		for k, t := range b.Known {
@@ -629,6 +635,34 @@ func (c *Core) electLater(now int64) {
 func (c *Core) flush() {
 	if c.electDue {
 		c.Elect(c.electAt)
+	}
+}
+
+// mergeClaims applies a delta's claims and known terms (Msg.Base) to the
+// claims the connection carried: a known term replaces a claim of its
+// key. The first delta after a whole state copies that state's map,
+// which the message's sender may still hold.
+func (cs *connState) mergeClaims(claims map[string]Claim, known map[string]uint64) {
+	if len(claims)+len(known) == 0 {
+		return
+	}
+	if !cs.owned {
+		cs.claims, cs.owned = maps.Clone(cs.claims), true
+		if cs.claims == nil {
+			cs.claims = make(map[string]Claim, len(claims))
+		}
+	}
+	for k, cl := range claims {
+		if cl.Term == 0 {
+			delete(cs.claims, k)
+		} else {
+			cs.claims[k] = cl
+		}
+	}
+	for k, t := range known {
+		if t != 0 {
+			delete(cs.claims, k)
+		}
 	}
 }
 

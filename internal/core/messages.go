@@ -35,12 +35,14 @@ type Msg struct {
 	Known    map[string]uint64 // key → the highest term the sender knows of, where it claims nothing; full form only
 	Votes    map[string]Vote   // key → the claim the sender acknowledges (Quorum); full form only
 	// Table is what a voter relays to the members (Options.Voters): key
-	// → its rightful holder, its master, its term; full form only. With
-	// TableBase, only what changed since that version of the sender's
-	// state, which this connection carried last (a removed key: the zero
-	// entry).
-	Table     map[string]TableEntry
-	TableBase uint64
+	// → its rightful holder, its master, its term; full form only.
+	Table map[string]TableEntry
+	// Base, if not 0: Claims, Known and Table hold only what changed
+	// since that version of the sender's state, which this connection
+	// carried last. A claim that went is the zero Claim, a known term
+	// that went is 0, a removed table entry the zero entry; a key that
+	// went from a claim to a known term (or back) is in both maps.
+	Base uint64
 }
 
 // Out is what the drivers must do after a step. The outputs of

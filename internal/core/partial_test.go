@@ -100,7 +100,7 @@ func TestPartialElections(t *testing.T) {
 				}
 				v.sentVer = v.ver
 				b := &Msg{UID: voters[i], Start: int64(i + 1), Inc: 1, Sent: now, Echo: 0, Version: v.ver, Full: true,
-					Keys: v.keys, Claims: v.claims, Table: tb, TableBase: base}
+					Keys: v.keys, Claims: v.claims, Table: tb, Base: base}
 				each(func(c *Core) {
 					m := *b
 					m.Echo = c.Sent()
@@ -144,7 +144,7 @@ func TestPartialElections(t *testing.T) {
 							v.claims[k] = Claim{Term: 3, Acting: true}
 						}
 					}
-					send(i, true)
+					send(i, false) // new keys: a whole state, as a sender does
 				case r < 8:
 					send(i, false)
 				default:
