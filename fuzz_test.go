@@ -110,17 +110,36 @@ func FuzzDecodeBeat(f *testing.F) {
 		p, _ = encodeDelta(b, &old, 9)
 		f.Add(p, false)
 	}
+	// A connection that carried a whole state first: a delta's keys are
+	// that state's.
+	primed := func() *beatFilter {
+		var f beatFilter
+		p, _ := encodeBeat(testBeat(40), true)
+		if _, err := f.decode(p, nil); err != nil {
+			panic(err)
+		}
+		return &f
+	}
 	f.Fuzz(func(t *testing.T, p []byte, uidInHeader bool) {
 		var uid []byte
 		if uidInHeader {
 			uid = []byte("node7")
 		}
-		v, err := decodeBeat(p, uid)
-		var f beatFilter // a connection's keys seen before: the same frame twice
-		for range 2 {
-			if u, ferr := f.decode(p, uid); (ferr == nil) != (err == nil) || err == nil && !slices.Equal(u.keys, v.keys) {
-				t.Fatalf("decoded with a connection's keys: %v, %v; without: %v, %v", u.keys, ferr, v.keys, err)
-			}
+		plain, perr := decodeBeat(p, uid)
+		f := primed()
+		v, err := f.decode(p, uid)
+		if perr == nil && (err != nil || !slices.Equal(plain.keys, v.keys)) {
+			t.Fatalf("decoded with a connection's keys: %v, %v; without: %v, %v", v.keys, err, plain.keys, perr)
+		}
+		if perr != nil && err == nil && v.flags&beatDelta == 0 {
+			t.Fatalf("a whole state decodes only with a connection's keys: %v", perr)
+		}
+		if perr != nil && !errors.Is(perr, ErrBadFrame) {
+			t.Fatalf("error %v does not wrap ErrBadFrame", perr)
+		}
+		// The same frame again on the connection: the same keys.
+		if u, uerr := f.decode(p, uid); (uerr == nil) != (err == nil) || err == nil && !slices.Equal(u.keys, v.keys) {
+			t.Fatalf("decoded twice on a connection: %v, %v; then %v, %v", v.keys, err, u.keys, uerr)
 		}
 		if err != nil {
 			if !errors.Is(err, ErrBadFrame) {
@@ -144,7 +163,7 @@ func FuzzDecodeBeat(f *testing.F) {
 		off := uidPrefixLen(b.UID)
 		binary.BigEndian.PutUint64(q[off+offSent:], uint64(v.sent))
 		binary.BigEndian.PutUint64(q[off+offEcho:], uint64(v.echo))
-		w, err := f.decode(q, nil)
+		w, err := primed().decode(q, nil)
 		if err != nil {
 			t.Fatalf("re-encoded heartbeat does not decode: %v", err)
 		}

@@ -56,7 +56,7 @@ const (
 	beatLinked   byte = 16  // the sender has identified the receiver on this connection
 	beatRedial   byte = 32  // the sender found this connection silent: it closes it and redials
 	beatTable    byte = 64  // with beatKeys: a voter's relay table follows the votes (Options.Voters)
-	beatDelta    byte = 128 // with beatKeys: claims, known terms and table hold what changed since a base version
+	beatDelta    byte = 128 // with beatKeys: no keys (the base's), and claims, known terms and table hold what changed since a base version
 
 )
 
@@ -220,7 +220,7 @@ func encodeState(b *core.Beat, withKeys bool, old *core.Beat, base uint64) ([]by
 	if withKeys {
 		size += 4 + 8 + 4 + 4
 		for _, k := range b.Keys {
-			size += 2 + len(k)
+			size += 2 + len(k) // (a delta has none: at most this)
 		}
 		size += (len(b.Claims) + len(b.Known)) * (4 + 8 + 1)
 		if old != nil {
@@ -268,13 +268,15 @@ func encodeState(b *core.Beat, withKeys bool, old *core.Beat, base uint64) ([]by
 	if !withKeys {
 		return p, nil
 	}
-	p = binary.BigEndian.AppendUint32(p, uint32(len(b.Keys)))
-	for _, k := range b.Keys {
-		p = binary.BigEndian.AppendUint16(p, uint16(len(k)))
-		p = append(p, k...)
-	}
 	if old != nil {
+		// A delta's keys are its base's: the receiver has them.
 		p = binary.BigEndian.AppendUint64(p, base)
+	} else {
+		p = binary.BigEndian.AppendUint32(p, uint32(len(b.Keys)))
+		for _, k := range b.Keys {
+			p = binary.BigEndian.AppendUint16(p, uint16(len(k)))
+			p = append(p, k...)
+		}
 	}
 	// Claims and known terms, by key position, in key order, the global
 	// one first: (position, term, state) with state 0 a candidacy, 1 a
@@ -557,17 +559,22 @@ func decodeBeatIn(p []byte, uid []byte, in *keyIntern) (beatView, error) {
 		}
 		return v, nil
 	}
-	keys, p, err := readKeys(p, in)
-	if err != nil {
-		return v, err
-	}
-	v.keys = keys
+	var keys []string
+	var err error
 	if v.flags&beatDelta != 0 {
+		// A delta: the keys are those of the state it applies to, the
+		// connection's last whole one.
+		if in == nil || in.raw == nil {
+			return v, fmt.Errorf("%w: a delta on a connection that carried no whole state", ErrBadFrame)
+		}
 		if len(p) < 8 || binary.BigEndian.Uint64(p) == 0 {
 			return v, fmt.Errorf("%w: delta without a base version", ErrBadFrame)
 		}
-		v.base, p = binary.BigEndian.Uint64(p), p[8:]
+		keys, v.base, p = in.list, binary.BigEndian.Uint64(p), p[8:]
+	} else if keys, p, err = readKeys(p, in); err != nil {
+		return v, err
 	}
+	v.keys = keys
 	if v.claims, v.known, p, err = decodeClaims(p, keys, v.base != 0); err != nil {
 		return v, err
 	}

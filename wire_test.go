@@ -696,13 +696,25 @@ func TestDeltaRoundTrip(t *testing.T) {
 	// global claim and k2 stay, so they do not travel.
 	wantClaims := map[string]core.Claim{"k0": {Term: 2}, "k1": {}}
 	wantKnown := map[string]uint64{"k1": 0}
-	v, err = decodeBeat(delta, nil)
+	// A delta decodes on a connection that carried a whole state: the
+	// keys are that state's.
+	onConn := func(p []byte) (beatView, error) {
+		var f beatFilter
+		if _, err := f.decode(full, nil); err != nil {
+			t.Fatal(err)
+		}
+		return f.decode(p, nil)
+	}
+	if _, err := decodeBeat(delta, nil); !errors.Is(err, ErrBadFrame) {
+		t.Errorf("a delta without a whole state before it: %v, want ErrBadFrame", err)
+	}
+	v, err = onConn(delta)
 	if err != nil || v.base != 41 || !maps.Equal(v.table, want) || v.flags&beatDelta == 0 ||
 		!maps.Equal(v.claims, wantClaims) || !maps.Equal(v.known, wantKnown) || !slices.Equal(v.keys, b.Keys) {
 		t.Fatalf("delta: %v base %d %v %v %v, want base 41 %v %v %v", err, v.base, v.table, v.claims, v.known, want, wantClaims, wantKnown)
 	}
-	if len(delta) >= len(full) {
-		t.Errorf("delta of %d bytes, the whole state %d", len(delta), len(full))
+	if len(delta) >= len(full)-4-3*(2+2) {
+		t.Errorf("delta of %d bytes, the whole state %d: the keys travel", len(delta), len(full))
 	}
 	// Without a table: the claims alone.
 	b.Table, old.Table = nil, nil
@@ -710,12 +722,12 @@ func TestDeltaRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v, err = decodeBeat(claimsOnly, nil); err != nil || v.base != 42 || v.table != nil || v.flags&beatTable != 0 || !maps.Equal(v.claims, wantClaims) {
+	if v, err = onConn(claimsOnly); err != nil || v.base != 42 || v.table != nil || v.flags&beatTable != 0 || !maps.Equal(v.claims, wantClaims) {
 		t.Fatalf("claims delta: %v base %d table %v claims %v", err, v.base, v.table, v.claims)
 	}
 	for _, p := range [][]byte{full, delta, claimsOnly} {
 		for i := range len(p) {
-			if _, err := decodeBeat(p[:i:i], nil); !errors.Is(err, ErrBadFrame) {
+			if _, err := onConn(p[:i:i]); !errors.Is(err, ErrBadFrame) {
 				t.Fatalf("prefix %d/%d: %v, want ErrBadFrame", i, len(p), err)
 			}
 		}
@@ -735,7 +747,7 @@ func TestDeltaRoundTrip(t *testing.T) {
 	noFlag[at] &^= beatDelta
 	flagNoBase[at] |= beatDelta
 	for _, p := range [][]byte{noFlag, flagNoBase} {
-		if _, err := decodeBeat(p, nil); !errors.Is(err, ErrBadFrame) {
+		if _, err := onConn(p); !errors.Is(err, ErrBadFrame) {
 			t.Errorf("flags %#x: %v, want ErrBadFrame", p[at], err)
 		}
 	}
