@@ -312,7 +312,8 @@ func TestSteadyHeartbeatAllocs(t *testing.T) {
 	b := testBeat(10)
 	full, _ := encodeBeat(b, true)
 	short, _ := encodeBeat(b, false)
-	hb := &outBeat{uid: b.UID, version: b.Version, full: full, short: short}
+	hb := &outBeat{uid: b.UID, version: b.Version, short: short}
+	hb.setFull(full)
 	m, err := New(Options{Key: "k"})
 	if err != nil {
 		t.Fatal(err)

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -360,58 +361,68 @@ func (e *elector) syncHeard() {
 	}
 }
 
-// publishBeat encodes the heartbeat for the connections.
+// publishBeat encodes the heartbeat for the connections: the short form,
+// and the delta from the version before; the full form when a connection
+// first needs it (fullForm), which with deltas is seldom.
 func (e *elector) publishBeat(b *core.Beat) {
-	full, err := encodeBeat(b, true)
-	if err != nil {
-		e.host.report(err)
-		// Keep the peers' last state: send the old full form.
-		if e.beat != nil {
-			full = e.beat.full
-		}
-	}
-	short, _ := encodeBeat(b, false)
-	if full == nil {
-		full = short
-	}
-	// The state travels as a delta on the connections that carried the
-	// previous version (writer.plan): the claims, known terms and relay
-	// table that changed, not the whole state, which grows with the keys.
-	// A term that moves then costs each peer a few bytes, not every key.
-	var delta []byte
-	var base uint64
-	if prev := e.beat; err == nil && prev != nil && prev.state != nil && slices.Equal(b.Keys, prev.state.Keys) &&
-		(b.Table == nil) == (prev.state.Table == nil) {
-		if d, err := encodeDelta(b, prev.state, prev.version); err == nil && len(d) < len(full) {
-			delta, base = d, prev.version
-		}
-	}
-	state := b
-	if err != nil {
-		state = nil // its full form is not b's: no delta from it
-	}
-	claims := false
+	hb := &outBeat{uid: b.UID, version: b.Version, leaving: b.Leaving, state: b}
 	for _, c := range b.Claims {
-		claims = claims || c.Acting
+		hb.claims = hb.claims || c.Acting
 	}
-	e.beat = &outBeat{uid: b.UID, version: b.Version, leaving: b.Leaving, claims: claims, full: full, short: short,
-		delta: delta, deltaBase: base, state: state}
-	e.host.publishBeat(e.beat)
+	hb.short, _ = encodeBeat(b, false)
+	if err := fits(b); err != nil {
+		e.host.report(err)
+		// Keep the peers' last state: send the old full form, and no
+		// delta from it.
+		hb.state = nil
+		if e.beat != nil {
+			hb.setFull(e.beat.fullForm())
+		} else {
+			hb.setFull(hb.short)
+		}
+	} else if prev := e.beat; prev != nil && prev.state != nil && slices.Equal(b.Keys, prev.state.Keys) &&
+		(b.Table == nil) == (prev.state.Table == nil) {
+		// The state travels as a delta on the connections that carried
+		// the previous version (writer.plan): the claims, known terms
+		// and relay table that changed, not the whole state, which
+		// grows with the keys. A term that moves then costs each peer a
+		// few bytes, not every key.
+		if d, err := encodeDelta(b, prev.state, prev.version); err == nil && len(d) < stateSize(b, true, b.Table, nil) {
+			hb.delta, hb.deltaBase = d, prev.version
+		}
+	}
+	e.beat = hb
+	e.host.publishBeat(hb)
 }
 
 // outBeat is the heartbeat the connections send, encoded once per change.
 type outBeat struct {
-	uid         string
-	version     uint64
-	leaving     bool
-	claims      bool   // it is master of something, global or of a key
-	full, short []byte // payloads, UID first, with and without the state
+	uid     string
+	version uint64
+	leaving bool
+	claims  bool   // it is master of something, global or of a key
+	short   []byte // payload, UID first, without the state
 	// delta is the full form with only what changed since version
 	// deltaBase (the one published before); nil: none.
 	delta     []byte
 	deltaBase uint64
-	state     *core.Beat // the state of this version, which full carries; nil if not
+	state     *core.Beat // the state of this version, which the full form carries; nil if not
+
+	fullOnce sync.Once
+	full     []byte // the payload with the whole state: fullForm
 }
+
+// fullForm returns the payload with the whole state, UID first, encoded
+// the first time a connection needs it. Safe for concurrent use.
+func (hb *outBeat) fullForm() []byte {
+	hb.fullOnce.Do(func() {
+		hb.full, _ = encodeBeat(hb.state, true) // fits: checked at publishBeat
+	})
+	return hb.full
+}
+
+// setFull sets the full form, before the heartbeat is published.
+func (hb *outBeat) setFull(p []byte) { hb.fullOnce.Do(func() { hb.full = p }) }
 
 // setKeys changes this node's key set, re-elects and tells the peers now.
 func (e *elector) setKeys(add, remove []string) {

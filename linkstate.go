@@ -37,7 +37,7 @@ func (w *writer) plan(hb *outBeat, stale bool) (first, payload []byte) {
 	}
 	payload = hb.short
 	if hb.version != w.sentVersion {
-		payload = hb.full
+		payload = hb.fullForm()
 		if hb.delta != nil && w.sentVersion == hb.deltaBase {
 			payload = hb.delta // what changed since the state it sent last
 		}

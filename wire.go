@@ -199,6 +199,43 @@ func claimState(b *core.Beat, k string) (term uint64, state byte, ok bool) {
 	return 0, 0, false
 }
 
+// stateSize is the size of b's payload with the given table, at most
+// (a delta's keys do not travel; old: the state a delta is from).
+func stateSize(b *core.Beat, withKeys bool, table map[string]core.TableEntry, old *core.Beat) int {
+	size := uidPrefixLen(b.UID) + fixedBeat
+	if !withKeys {
+		return size
+	}
+	size += 4 + 8 + 4 + 4
+	for _, k := range b.Keys {
+		size += 2 + len(k)
+	}
+	size += (len(b.Claims) + len(b.Known)) * (4 + 8 + 1)
+	if old != nil {
+		size += (len(old.Claims) + len(old.Known)) * (4 + 8 + 1)
+	}
+	for k, v := range b.Votes {
+		size += 2 + len(k) + 1 + len(v.UID) + 8 + 8
+	}
+	size += metaSize(b.Meta)
+	if table != nil {
+		size += 4 + 8
+		for k, e := range table {
+			size += 2 + len(k) + 8 + 1 + len(e.Rightful) + 1 + len(e.Acting)
+		}
+	}
+	return size
+}
+
+// fits reports ErrKeySetTooLarge if b's full form cannot be sent in a
+// frame; what encodeBeat(b, true) would report.
+func fits(b *core.Beat) error {
+	if stateSize(b, true, b.Table, nil)+headerSize+64 > MaxFrameSize {
+		return ErrKeySetTooLarge
+	}
+	return nil
+}
+
 // encodeState is encodeBeat, or with old the delta of b since old, the
 // state of version base (encodeDelta).
 func encodeState(b *core.Beat, withKeys bool, old *core.Beat, base uint64) ([]byte, error) {
@@ -216,27 +253,7 @@ func encodeState(b *core.Beat, withKeys bool, old *core.Beat, base uint64) ([]by
 			}
 		}
 	}
-	size := uidPrefixLen(b.UID) + fixedBeat
-	if withKeys {
-		size += 4 + 8 + 4 + 4
-		for _, k := range b.Keys {
-			size += 2 + len(k) // (a delta has none: at most this)
-		}
-		size += (len(b.Claims) + len(b.Known)) * (4 + 8 + 1)
-		if old != nil {
-			size += (len(old.Claims) + len(old.Known)) * (4 + 8 + 1)
-		}
-		for k, v := range b.Votes {
-			size += 2 + len(k) + 1 + len(v.UID) + 8 + 8
-		}
-		size += metaSize(b.Meta)
-		if table != nil {
-			size += 4 + 8
-			for k, e := range table {
-				size += 2 + len(k) + 8 + 1 + len(e.Rightful) + 1 + len(e.Acting)
-			}
-		}
-	}
+	size := stateSize(b, withKeys, table, old)
 	if size+headerSize+64 > MaxFrameSize {
 		return nil, ErrKeySetTooLarge
 	}

@@ -611,6 +611,9 @@ func TestEncodeBeatTooLarge(t *testing.T) {
 	if _, err := encodeBeat(b, true); !errors.Is(err, ErrKeySetTooLarge) {
 		t.Fatalf("%d keys of %d bytes: %v", len(keys), MaxKeyLen, err)
 	}
+	if err := fits(b); !errors.Is(err, ErrKeySetTooLarge) {
+		t.Fatalf("fits: %v, want ErrKeySetTooLarge as encodeBeat", err)
+	}
 	if _, err := encodeBeat(b, false); err != nil {
 		t.Fatalf("short form of a large key set: %v", err)
 	}
@@ -618,7 +621,11 @@ func TestEncodeBeatTooLarge(t *testing.T) {
 	// readFrame accepts, even sealed and with the longest UID.
 	b.UID = strings.Repeat("u", MaxUIDLen)
 	for len(b.Keys) > 0 {
-		if _, err := encodeBeat(b, true); err == nil {
+		_, err := encodeBeat(b, true)
+		if (err == nil) != (fits(b) == nil) {
+			t.Fatalf("%d keys: encodeBeat %v, fits %v", len(b.Keys), err, fits(b))
+		}
+		if err == nil {
 			break
 		}
 		b.Keys = b.Keys[:len(b.Keys)-1]
