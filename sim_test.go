@@ -174,6 +174,7 @@ type simEvent struct {
 	// is not delayed again).
 	delayed bool
 	sentAt  int64 // seDeliver: when (virtual) the frame was sent
+	n       uint64 // seDeliver: the frame's place in its direction of conn (from 0)
 }
 
 const (
@@ -217,6 +218,14 @@ type simConn struct {
 	lastIn  [2]int64       // virtual time each end last received a frame
 	arrive  [2]int64       // in-order delivery: the last arrival time scheduled, per receiving end
 	held    [2][]*simEvent // frames held back by a partition, per receiving end
+	// sent counts the frames transmitted toward each end, read those it
+	// read; early holds, per receiving end, the frames that reached it
+	// before one sent earlier: the ways a fault postpones an event (a
+	// slow or paused node, a starved reader) do not keep the order of a
+	// connection's frames, which TCP does (seeds 49000038, 273: a delta
+	// read before the whole state it applied to).
+	sent, read [2]uint64
+	early      [2]map[uint64]*simEvent
 	tag     uint64         // the dialer's handshake nonce
 	linked  [2]bool        // each end's core knows the peer it leads to
 	reply   [2]bool        // each end's next frame answers a claimant
@@ -822,7 +831,8 @@ func (n *simNode) wakeClients() {
 func (s *sim) transmit(c *simConn, end int, m []byte) {
 	to := 1 - end
 	from, dst := c.node[end], c.node[to]
-	e := &simEvent{kind: seDeliver, node: dst, inc: c.inc[to], conn: c, dir: to, msg: m, sentAt: s.now}
+	e := &simEvent{kind: seDeliver, node: dst, inc: c.inc[to], conn: c, dir: to, msg: m, sentAt: s.now, n: c.sent[to]}
+	c.sent[to]++
 	s.route(c, from, dst, to, e)
 }
 
@@ -1066,7 +1076,23 @@ func (s *sim) step(e *simEvent) {
 		if s.voter != nil && s.voter[from] {
 			n.voterAt = s.now
 		}
-		c.ends[e.dir].receive(e.msg)
+		if e.n != c.read[e.dir] {
+			if c.early[e.dir] == nil {
+				c.early[e.dir] = make(map[uint64]*simEvent)
+			}
+			c.early[e.dir][e.n] = e // read after the ones before it
+			break
+		}
+		for {
+			c.read[e.dir]++
+			c.ends[e.dir].receive(e.msg)
+			next, ok := c.early[e.dir][c.read[e.dir]]
+			if !ok || !c.up[e.dir] {
+				break
+			}
+			delete(c.early[e.dir], c.read[e.dir])
+			e = next
+		}
 	case seDown:
 		if s.readLate(n, e) {
 			return
