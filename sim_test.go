@@ -173,7 +173,7 @@ type simEvent struct {
 	// delayed: a starved goroutine took the event late once already (it
 	// is not delayed again).
 	delayed bool
-	sentAt  int64 // seDeliver: when (virtual) the frame was sent
+	sentAt  int64  // seDeliver: when (virtual) the frame was sent
 	n       uint64 // seDeliver: the frame's place in its direction of conn (from 0)
 }
 
@@ -226,12 +226,12 @@ type simConn struct {
 	// read before the whole state it applied to).
 	sent, read [2]uint64
 	early      [2]map[uint64]*simEvent
-	tag     uint64         // the dialer's handshake nonce
-	linked  [2]bool        // each end's core knows the peer it leads to
-	reply   [2]bool        // each end's next frame answers a claimant
-	heard   [2]bool        // each end received a frame
-	silent  [2]bool        // the end closed it as silent
-	readAt  [2]int64       // a starved reader takes frames from then (in order)
+	tag        uint64   // the dialer's handshake nonce
+	linked     [2]bool  // each end's core knows the peer it leads to
+	reply      [2]bool  // each end's next frame answers a claimant
+	heard      [2]bool  // each end received a frame
+	silent     [2]bool  // the end closed it as silent
+	readAt     [2]int64 // a starved reader takes frames from then (in order)
 }
 
 type simNode struct {
