@@ -3,6 +3,8 @@ package msc
 import (
 	"flag"
 	"fmt"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -132,19 +134,22 @@ func scaleKeysRun(b *testing.B, n, k int, window time.Duration) {
 		o.Balance, o.Keys = true, keys
 	})
 	// agreed: every node sees every other live, names the same master of
-	// every key, and that node says it is master of it.
+	// every key and knows its term, and that node says it is master of it.
 	agreed := func() bool {
 		byUID := map[string]*Msc{}
 		for _, m := range c.nodes {
 			byUID[m.UID()] = m
 		}
 		for _, key := range keys {
+			// Every node names the master and knows its term (a Change
+			// carries it: a term that arrives later is one).
 			want, ok := c.nodes[0].MasterByKey(key)
 			if !ok || byUID[want] == nil || !byUID[want].IsMasterByKey(key) {
 				return false
 			}
-			for _, m := range c.nodes[1:] {
-				if uid, ok := m.MasterByKey(key); !ok || uid != want {
+			term := byUID[want].TermByKey(key)
+			for _, m := range c.nodes {
+				if uid, ok := m.MasterByKey(key); !ok || uid != want || m.TermByKey(key) != term {
 					return false
 				}
 				if m.UID() != want && m.IsMasterByKey(key) {
@@ -170,15 +175,26 @@ func scaleKeysRun(b *testing.B, n, k int, window time.Duration) {
 	})
 	conv := time.Since(t0)
 	var changes atomic.Int64
+	var firstMu sync.Mutex
+	var first []string // the first changes, for the failure message
 	for _, m := range c.nodes {
-		m.OnChange(func(Change) { changes.Add(1) })
+		m.OnChange(func(ch Change) {
+			changes.Add(1)
+			firstMu.Lock()
+			if len(first) < 8 {
+				first = append(first, fmt.Sprintf("%.0fms %s: %+v", float64(time.Since(t0))/1e6, m.UID(), ch))
+			}
+			firstMu.Unlock()
+		})
 	}
 	cpu0, start := cpuTime(), time.Now()
 	time.Sleep(window) // a measurement window, not a synchronisation
 	cpu, elapsed := cpuTime()-cpu0, time.Since(start)
 	moved := changes.Load()
 	if moved != 0 || !agreed() {
-		b.Fatalf("%d mastership changes during the steady window", moved)
+		firstMu.Lock()
+		defer firstMu.Unlock()
+		b.Fatalf("%d mastership changes during the steady window (converged at %v); the first:\n%s", moved, conv, strings.Join(first, "\n"))
 	}
 	// The global master dies (its sockets closed): until every other
 	// node names one new master, and it says so.
