@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/msc-go/msc/internal/procstat"
 )
 
 // runIdle is the idle scenario (-scenario idle): -n worker processes, one
@@ -131,7 +133,7 @@ type usage struct {
 func measure(ctx context.Context, pids []int, d time.Duration) ([]usage, error) {
 	before := make([]float64, len(pids))
 	for i, pid := range pids {
-		t, err := cpuSeconds(pid)
+		t, err := procstat.CPUSeconds(pid)
 		if err != nil {
 			return nil, err
 		}
@@ -146,12 +148,12 @@ func measure(ctx context.Context, pids []int, d time.Duration) ([]usage, error) 
 	elapsed := time.Since(t0).Seconds()
 	use := make([]usage, len(pids))
 	for i, pid := range pids {
-		t, err := cpuSeconds(pid)
+		t, err := procstat.CPUSeconds(pid)
 		if err != nil {
 			return nil, err
 		}
 		use[i].cpu = 100 * (t - before[i]) / elapsed
-		use[i].rss, use[i].anon, _ = rssKiB(pid)
+		use[i].rss, use[i].anon, _ = procstat.RSSKiB(pid)
 	}
 	return use, nil
 }
@@ -176,49 +178,3 @@ func summarize(use []usage) summary {
 }
 
 func mb(kib int) float64 { return float64(kib) / 1024 }
-
-// cpuSeconds returns the user+system CPU time of process pid, from
-// /proc/pid/stat.
-func cpuSeconds(pid int) (float64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	// The command name (field 2) is in parentheses and may hold spaces:
-	// fields are counted after its closing one.
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	if len(f) < 13 {
-		return 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f))
-	}
-	utime, err1 := strconv.ParseFloat(f[11], 64) // field 14
-	stime, err2 := strconv.ParseFloat(f[12], 64) // field 15
-	if err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("/proc/%d/stat: bad times", pid)
-	}
-	const clockTicks = 100 // USER_HZ on Linux
-	return (utime + stime) / clockTicks, nil
-}
-
-// rssKiB returns the resident set size of process pid and its anonymous
-// part (heap and stacks: the rest is the binary's pages, shared by the
-// workers), in KiB.
-func rssKiB(pid int) (rss, anon int, err error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, 0, err
-	}
-	field := func(name string) (int, error) {
-		for _, l := range strings.Split(string(b), "\n") {
-			if v, ok := strings.CutPrefix(l, name+":"); ok {
-				return strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
-			}
-		}
-		return 0, fmt.Errorf("/proc/%d/status: no %s", pid, name)
-	}
-	if rss, err = field("VmRSS"); err != nil {
-		return 0, 0, err
-	}
-	anon, err = field("RssAnon")
-	return rss, anon, err
-}

@@ -39,6 +39,8 @@ import (
 	"syscall"
 	"text/tabwriter"
 	"time"
+
+	"github.com/msc-go/msc/internal/procstat"
 )
 
 func main() {
@@ -170,10 +172,10 @@ func (c *cluster) run(idle, settle time.Duration, rounds int) (result, error) {
 	before := make([]float64, c.n)
 	beforeTicks := make([]float64, c.n)
 	for i, pid := range pids {
-		if before[i], err = runSeconds(pid); err != nil {
+		if before[i], err = procstat.RunSeconds(pid); err != nil {
 			return res, err
 		}
-		if beforeTicks[i], err = cpuSeconds(pid); err != nil {
+		if beforeTicks[i], err = procstat.CPUSeconds(pid); err != nil {
 			return res, err
 		}
 	}
@@ -181,12 +183,12 @@ func (c *cluster) run(idle, settle time.Duration, rounds int) (result, error) {
 	time.Sleep(idle)
 	el := time.Since(t0).Seconds()
 	for i, pid := range pids {
-		t, err := runSeconds(pid)
+		t, err := procstat.RunSeconds(pid)
 		if err != nil {
 			return res, err
 		}
 		res.cpu = append(res.cpu, 100*(t-before[i])/el)
-		if t, err = cpuSeconds(pid); err != nil {
+		if t, err = procstat.CPUSeconds(pid); err != nil {
 			return res, err
 		}
 		res.cpuTicks = append(res.cpuTicks, 100*(t-beforeTicks[i])/el)
@@ -408,59 +410,6 @@ func freePorts(n int) ([]int, error) {
 		ports = append(ports, p)
 	}
 	return ports, nil
-}
-
-// runSeconds returns the time process pid's threads have run on a CPU,
-// the sum of the first field of /proc/pid/task/*/schedstat (nanoseconds,
-// kept by the scheduler at each switch). A thread that ended is not
-// counted: Go's runtime seldom ends one.
-func runSeconds(pid int) (float64, error) {
-	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
-	if err != nil {
-		return 0, err
-	}
-	var ns float64
-	for _, t := range tasks {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/schedstat", pid, t.Name()))
-		if err != nil {
-			continue // the thread ended
-		}
-		f := strings.Fields(string(b))
-		if len(f) < 1 {
-			return 0, fmt.Errorf("/proc/%d/task/%s/schedstat: empty", pid, t.Name())
-		}
-		v, err := strconv.ParseFloat(f[0], 64)
-		if err != nil {
-			return 0, err
-		}
-		ns += v
-	}
-	return ns / 1e9, nil
-}
-
-// cpuSeconds returns the user+system CPU time of process pid, from
-// /proc/pid/stat. With the kernel's tick accounting
-// (CONFIG_TICK_CPU_ACCOUNTING) it is sampled: a tick is charged to the
-// thread that runs when the timer interrupt comes, so a process that
-// wakes briefly, in step with the clock, can be charged much more or
-// much less than it ran.
-func cpuSeconds(pid int) (float64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:]) // the command name may hold spaces
-	if len(f) < 13 {
-		return 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f))
-	}
-	utime, err1 := strconv.ParseFloat(f[11], 64) // field 14
-	stime, err2 := strconv.ParseFloat(f[12], 64) // field 15
-	if err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("/proc/%d/stat: bad times", pid)
-	}
-	const clockTicks = 100 // USER_HZ on Linux
-	return (utime + stime) / clockTicks, nil
 }
 
 // rssMB returns the resident set of process pid and its anonymous part
