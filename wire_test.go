@@ -868,3 +868,33 @@ func TestKeyListDecodedOnce(t *testing.T) {
 		last = got.keys
 	}
 }
+
+// TestDeltaSize: with 1,000 keys of 8 bytes, a node's whole state is over
+// 20 KB; the delta after one key's term moved is under 200 bytes
+// (docs/wire.md).
+func TestDeltaSize(t *testing.T) {
+	b := testBeat(0)
+	b.Keys, b.Claims, b.Known = nil, map[string]core.Claim{"": {Term: 3, Acting: true}}, map[string]uint64{}
+	for i := range 1000 {
+		k := fmt.Sprintf("job-%04d", i)
+		b.Keys = append(b.Keys, k)
+		b.Known[k] = 7
+	}
+	b.Votes = nil
+	full, err := encodeBeat(b, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := *b
+	next.Version++
+	next.Known = maps.Clone(b.Known)
+	next.Known["job-0500"] = 8
+	delta, err := encodeDelta(&next, b, b.Version)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("whole state %d bytes, delta %d bytes", len(full), len(delta))
+	if len(full) <= 20000 || len(delta) >= 200 {
+		t.Errorf("whole state %d bytes (want over 20,000), delta %d bytes (want under 200)", len(full), len(delta))
+	}
+}
