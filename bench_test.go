@@ -398,3 +398,41 @@ func BenchmarkRecvNews(b *testing.B) {
 		c.Out().Reset()
 	}
 }
+
+// BenchmarkTakeWholeState is what a node of 40 holding the same 1,000 keys
+// with Balance does for each new connection's first state: decode a peer's
+// whole state (23 KB) on a connection that has seen no key yet, take it in
+// and elect (docs/performance.md, "Scale: keys with Balance").
+func BenchmarkTakeWholeState(b *testing.B) {
+	keys := testKeys(1000)
+	at := func(i int) int64 { return base.Add(time.Duration(i) * 15 * time.Second).UnixNano() }
+	c, now := newCoreBench(b, 39, keys, true, at, base.Add(time.Minute))
+	bt := &core.Beat{UID: "peer3", Start: at(3), Inc: 5, Version: 2, Keys: keys, Claims: map[string]core.Claim{}, Known: map[string]uint64{}}
+	for i, k := range keys {
+		if i%40 == 3 {
+			bt.Claims[k] = core.Claim{Term: 4, Acting: true}
+		} else {
+			bt.Known[k] = 3
+		}
+	}
+	p, err := encodeBeat(bt, true)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	ver := uint64(2)
+	for b.Loop() {
+		var f beatFilter
+		v, err := f.decode(p, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		ver++
+		m := v.msg("peer3")
+		m.Version = ver
+		c.Up(now, 1000, "", 1)
+		c.Recv(now, now, 1000, &m)
+		c.Elect(now)
+		c.Down(now, 1000, false)
+	}
+}
