@@ -370,27 +370,35 @@ func (e *elector) publishBeat(b *core.Beat) {
 		hb.claims = hb.claims || c.Acting
 	}
 	hb.short, _ = encodeBeat(b, false)
-	if err := fits(b); err != nil {
-		e.host.report(err)
-		// Keep the peers' last state: send the old full form, and no
-		// delta from it.
-		hb.state = nil
-		if e.beat != nil {
-			hb.setFull(e.beat.fullForm())
-		} else {
-			hb.setFull(hb.short)
-		}
-	} else if prev := e.beat; prev != nil && prev.state != nil && slices.Equal(b.Keys, prev.state.Keys) &&
-		(b.Table == nil) == (prev.state.Table == nil) {
+	if prev := e.beat; prev != nil && prev.state != nil && slices.Equal(b.Keys, prev.state.Keys) &&
+		(b.Table == nil) == (prev.state.Table == nil) && fits(b) == nil {
 		// The state travels as a delta on the connections that carried
 		// the previous version (writer.plan): the claims, known terms
 		// and relay table that changed, not the whole state, which
 		// grows with the keys. A term that moves then costs each peer a
-		// few bytes, not every key.
-		if d, err := encodeDelta(b, prev.state, prev.version); err == nil && len(d) < stateSize(b, true, b.Table, nil) {
+		// few bytes, not every key. encodeDelta checks the state as
+		// encodeBeat does, and fits its size: the full form, for a
+		// connection that needs it, will encode (fullForm).
+		if d, err := encodeDelta(b, prev.state, prev.version); err == nil {
 			hb.delta, hb.deltaBase = d, prev.version
+			e.beat = hb
+			e.host.publishBeat(hb)
+			return
 		}
 	}
+	// No delta: every connection needs the full form now.
+	full, err := encodeBeat(b, true)
+	if err != nil {
+		e.host.report(err)
+		// Keep the peers' last state: send the old full form, and no
+		// delta from it.
+		hb.state = nil
+		full = hb.short
+		if e.beat != nil {
+			full = e.beat.fullForm()
+		}
+	}
+	hb.setFull(full)
 	e.beat = hb
 	e.host.publishBeat(hb)
 }
@@ -416,7 +424,11 @@ type outBeat struct {
 // the first time a connection needs it. Safe for concurrent use.
 func (hb *outBeat) fullForm() []byte {
 	hb.fullOnce.Do(func() {
-		hb.full, _ = encodeBeat(hb.state, true) // fits: checked at publishBeat
+		var err error
+		if hb.full, err = encodeBeat(hb.state, true); err != nil {
+			// publishBeat checked that it encodes (encodeDelta, fits).
+			panic(fmt.Sprintf("msc: a heartbeat checked at publish does not encode: %v", err))
+		}
 	})
 	return hb.full
 }

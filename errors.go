@@ -75,8 +75,9 @@ var (
 	// MaxFrameSize; the connection is closed before anything is allocated.
 	ErrFrameTooLarge = errors.New("msc: frame too large")
 
-	// ErrBadFrame means a frame could not be parsed.
-	ErrBadFrame = errors.New("msc: malformed frame")
+	// ErrBadFrame means a frame could not be parsed, or changed a state
+	// its connection did not carry.
+	ErrBadFrame = core.ErrBadFrame
 
 	// ErrVersion means a peer speaks another wire version.
 	ErrVersion = errors.New("msc: unsupported wire version")

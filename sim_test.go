@@ -2,6 +2,7 @@ package msc
 
 import (
 	"container/heap"
+	"errors"
 	"flag"
 	"fmt"
 	"maps"
@@ -174,7 +175,8 @@ type simEvent struct {
 	// is not delayed again).
 	delayed bool
 	sentAt  int64  // seDeliver: when (virtual) the frame was sent
-	n       uint64 // seDeliver: the frame's place in its direction of conn (from 0)
+	n       uint64 // seDeliver, and seDown of a close (not a reset): its place in its direction of conn (from 0)
+	inOrder bool   // n is set: read after everything sent before it
 }
 
 const (
@@ -805,7 +807,14 @@ func (n *simNode) setSent(at int64) {
 	}
 	n.sent = at
 }
-func (n *simNode) report(error) {}
+func (n *simNode) report(err error) {
+	if errors.Is(err, ErrBadFrame) {
+		// A frame the production code sent that does not parse, or a
+		// delta to another state than its connection carried: never
+		// on TCP.
+		n.s.fail("n%d: %v", n.i, err)
+	}
+}
 func (n *simNode) pausedFor(gap time.Duration) {
 	n.s.out("n%d notices a pause (%v since its last heartbeat)", n.i, gap)
 }
@@ -831,7 +840,7 @@ func (n *simNode) wakeClients() {
 func (s *sim) transmit(c *simConn, end int, m []byte) {
 	to := 1 - end
 	from, dst := c.node[end], c.node[to]
-	e := &simEvent{kind: seDeliver, node: dst, inc: c.inc[to], conn: c, dir: to, msg: m, sentAt: s.now, n: c.sent[to]}
+	e := &simEvent{kind: seDeliver, node: dst, inc: c.inc[to], conn: c, dir: to, msg: m, sentAt: s.now, n: c.sent[to], inOrder: true}
 	c.sent[to]++
 	s.route(c, from, dst, to, e)
 }
@@ -950,7 +959,48 @@ func (s *sim) closeOther(c *simConn, end int, reset bool) {
 		s.push(e)
 		return
 	}
+	// The end of the stream comes after its frames.
+	e.n, e.inOrder = c.sent[to], true
+	c.sent[to]++
 	s.route(c, c.node[end], c.node[to], to, e)
+}
+
+// readInOrder reads e, a frame or the end of the stream reaching end
+// e.dir of its connection, once everything sent before it was read, then
+// what it held back.
+func (s *sim) readInOrder(n *simNode, e *simEvent) {
+	c := e.conn
+	if e.inOrder && e.n != c.read[e.dir] {
+		if c.early[e.dir] == nil {
+			c.early[e.dir] = make(map[uint64]*simEvent)
+		}
+		c.early[e.dir][e.n] = e // read after the ones before it
+		return
+	}
+	for {
+		if e.inOrder {
+			c.read[e.dir]++
+		}
+		if e.kind == seDown {
+			s.closeConn(c, e.dir, false)
+			return
+		}
+		c.heard[e.dir] = true
+		from := c.node[1-e.dir]
+		if e.sentAt >= n.resumedAt && n.resumedAt != 0 {
+			n.reheard[from] = true
+		}
+		if s.voter != nil && s.voter[from] {
+			n.voterAt = s.now
+		}
+		c.ends[e.dir].receive(e.msg)
+		next, ok := c.early[e.dir][c.read[e.dir]]
+		if !ok || !c.up[e.dir] {
+			return
+		}
+		delete(c.early[e.dir], c.read[e.dir])
+		e = next
+	}
 }
 
 // post hands ev to n's elector, as the process's goroutines do through
@@ -1067,37 +1117,13 @@ func (s *sim) step(e *simEvent) {
 		if s.readLate(n, e) {
 			return
 		}
-		c.lastIn[e.dir] = s.now
-		c.heard[e.dir] = true
-		from := c.node[1-e.dir]
-		if e.sentAt >= n.resumedAt && n.resumedAt != 0 {
-			n.reheard[from] = true
-		}
-		if s.voter != nil && s.voter[from] {
-			n.voterAt = s.now
-		}
-		if e.n != c.read[e.dir] {
-			if c.early[e.dir] == nil {
-				c.early[e.dir] = make(map[uint64]*simEvent)
-			}
-			c.early[e.dir][e.n] = e // read after the ones before it
-			break
-		}
-		for {
-			c.read[e.dir]++
-			c.ends[e.dir].receive(e.msg)
-			next, ok := c.early[e.dir][c.read[e.dir]]
-			if !ok || !c.up[e.dir] {
-				break
-			}
-			delete(c.early[e.dir], c.read[e.dir])
-			e = next
-		}
+		c.lastIn[e.dir] = s.now // in the socket: the read deadline sees it
+		s.readInOrder(n, e)
 	case seDown:
 		if s.readLate(n, e) {
 			return
 		}
-		s.closeConn(e.conn, e.dir, false)
+		s.readInOrder(n, e)
 	case seRun:
 		if s.starved(n, e) {
 			return

@@ -257,6 +257,11 @@ func encodeState(b *core.Beat, withKeys bool, old *core.Beat, base uint64) ([]by
 	if size+headerSize+64 > MaxFrameSize {
 		return nil, ErrKeySetTooLarge
 	}
+	if old != nil {
+		// A delta is the few entries that changed: size is what a whole
+		// state would take, which the delta would keep alive.
+		size = min(size, 256)
+	}
 	p := make([]byte, 0, size)
 	p = append(p, byte(len(b.UID)))
 	p = append(p, b.UID...)

@@ -488,6 +488,7 @@ func (c *Core) Recv(now, at int64, id ConnID, b *Msg) (back bool) {
 				// Changes to a state this connection did not carry: its
 				// frames came out of order, which TCP does not do. A new
 				// connection starts from a whole one.
+				c.out.Errs = append(c.out.Errs, Fault{Peer: b.UID, Err: errStaleDelta})
 				c.dropConn(id, cs)
 				return
 			}

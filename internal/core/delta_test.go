@@ -1,6 +1,7 @@
 package core
 
 import (
+	"errors"
 	"maps"
 	"testing"
 )
@@ -79,13 +80,16 @@ func TestRuleStateDelta(t *testing.T) {
 	c.Recv(now, now, 1, &Msg{UID: "peer", Start: selfAt - 1, Inc: 9, Sent: now, Echo: c.Sent(), Version: 4, Full: true,
 		Keys: keys, Claims: map[string]Claim{"": {}}, Base: 3})
 	o := c.Out()
-	closed := false
+	closed, reported := false, false
 	for _, id := range o.Close {
 		closed = closed || id == 1
 	}
+	for _, f := range o.Errs {
+		reported = reported || f.Peer == "peer" && errors.Is(f.Err, ErrBadFrame)
+	}
 	o.Reset()
-	if !closed {
-		t.Error("a delta to a state the connection did not carry: the connection stays")
+	if !closed || !reported {
+		t.Errorf("a delta to a state the connection did not carry: connection closed %v, ErrBadFrame reported %v", closed, reported)
 	}
 	if got := claims(); !maps.Equal(got, want3) {
 		t.Errorf("a refused delta changed the peer's claims: %v, want %v", got, want3)

@@ -39,9 +39,10 @@ type Msg struct {
 	Table map[string]TableEntry
 	// Base, if not 0: Claims, Known and Table hold only what changed
 	// since that version of the sender's state, which this connection
-	// carried last. A claim that went is the zero Claim, a known term
-	// that went is 0, a removed table entry the zero entry; a key that
-	// went from a claim to a known term (or back) is in both maps.
+	// carried last. A key that changed is in Claims if it has a claim
+	// now, in Known if a known term; one that has neither any more is in
+	// both, as the zero Claim and 0; a removed table entry is the zero
+	// entry.
 	Base uint64
 }
 
