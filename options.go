@@ -247,28 +247,19 @@ func newConfig(o Options) (*config, error) {
 	if c.Port < 0 || c.Port > 65535 {
 		return nil, fmt.Errorf("%w: Port %d out of range", ErrInvalidOption, c.Port)
 	}
-	if c.Interval < 0 {
-		return nil, fmt.Errorf("%w: negative Interval %v", ErrInvalidOption, c.Interval)
+	if err := defaultDuration("Interval", &c.Interval, DefaultInterval); err != nil {
+		return nil, err
 	}
-	if c.Interval == 0 {
-		c.Interval = DefaultInterval
-	}
-	if c.WaitTimeout < 0 {
-		return nil, fmt.Errorf("%w: negative WaitTimeout %v", ErrInvalidOption, c.WaitTimeout)
-	}
-	if c.WaitTimeout == 0 {
-		c.WaitTimeout = 3 * c.Interval
+	if err := defaultDuration("WaitTimeout", &c.WaitTimeout, 3*c.Interval); err != nil {
+		return nil, err
 	}
 	if c.WaitTimeout < 2*c.Interval {
 		// One heartbeat late would count a live peer dead: mastership
 		// would flap on ordinary jitter.
 		return nil, fmt.Errorf("%w: WaitTimeout %v shorter than 2*Interval (%v)", ErrInvalidOption, c.WaitTimeout, 2*c.Interval)
 	}
-	if c.DiscoverEvery < 0 {
-		return nil, fmt.Errorf("%w: negative DiscoverEvery %v", ErrInvalidOption, c.DiscoverEvery)
-	}
-	if c.DiscoverEvery == 0 {
-		c.DiscoverEvery = DefaultDiscoverEvery
+	if err := defaultDuration("DiscoverEvery", &c.DiscoverEvery, DefaultDiscoverEvery); err != nil {
+		return nil, err
 	}
 	if c.Quorum < 0 {
 		return nil, fmt.Errorf("%w: negative Quorum %d", ErrInvalidOption, c.Quorum)
@@ -310,6 +301,18 @@ func newConfig(o Options) (*config, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// defaultDuration refuses a negative duration option and sets a zero one
+// to def.
+func defaultDuration(name string, d *time.Duration, def time.Duration) error {
+	if *d < 0 {
+		return fmt.Errorf("%w: negative %s %v", ErrInvalidOption, name, *d)
+	}
+	if *d == 0 {
+		*d = def
+	}
+	return nil
 }
 
 func checkAlgorithm(alg, key string) error {

@@ -20,6 +20,7 @@ func TestNewErrors(t *testing.T) {
 		{"unknown algorithm", Options{Key: "k", Algorithm: "des"}, ErrUnknownAlgorithm},
 		{"negative interval", Options{Key: "k", Interval: -1}, ErrInvalidOption},
 		{"negative wait", Options{Key: "k", WaitTimeout: -1}, ErrInvalidOption},
+		{"negative discover period", Options{Key: "k", DiscoverEvery: -1}, ErrInvalidOption},
 		{"wait shorter than interval", Options{Key: "k", Interval: time.Second, WaitTimeout: time.Millisecond}, ErrInvalidOption},
 		{"wait under 2*interval", Options{Key: "k", Interval: 100 * time.Millisecond, WaitTimeout: 150 * time.Millisecond}, ErrInvalidOption},
 		{"port out of range", Options{Key: "k", Port: 70000}, ErrInvalidOption},
