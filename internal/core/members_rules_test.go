@@ -235,6 +235,44 @@ func TestRuleRelayNamesStickyMasterInFlight(t *testing.T) {
 	}
 }
 
+// A peer back from dead counts again once its newest state is known, not
+// on the state it had when it went: with Sticky, a voter that took a
+// member back as master of a key it gave up while cut off would name it
+// and depose the master. (Seed 49275684.)
+func TestRuleRelayPeerBackFromDeadWaitsForState(t *testing.T) {
+	r := newMembersCore(t, []string{"self"}, 0, true, nil)
+	r.inbound(1)
+	r.inbound(2)
+	r.frame(1, "m1", older, keyK, map[string]Claim{"k": {Term: 1, Acting: true}}, 0)
+	r.frame(2, "m2", younger, keyK, nil, 0)
+	r.at(10).tick()
+	if e := r.tableOf("k"); e.Rightful != "m1" {
+		t.Fatalf("table %+v, want m1, the master, named", e)
+	}
+	// m1 falls silent; m2 is named and becomes master.
+	for at := int64(100); at <= 500; at += 100 {
+		r.at(at).frame(2, "m2", younger, keyK, nil, 0)
+		r.tick()
+	}
+	if e := r.tableOf("k"); e.Rightful != "m2" {
+		t.Fatalf("table %+v with m1 silent, want m2 named", e)
+	}
+	r.at(510).frame(2, "m2", younger, keyK, map[string]Claim{"k": {Term: 2, Acting: true}}, 0)
+	r.tick()
+	// m1 is back: its first frame announces a newer state, not here yet.
+	r.at(600).frame(1, "m1", older, nil, nil, 0, func(b *Msg) { b.Full = false })
+	r.tick()
+	if e := r.tableOf("k"); e.Rightful != "m2" {
+		t.Fatalf("table %+v with m1 back, its state on the way: want m2, the master, named", e)
+	}
+	// Its state: it gave k up meanwhile.
+	r.at(601).frame(1, "m1", older, keyK, nil, 0)
+	r.tick()
+	if e := r.tableOf("k"); e.Rightful != "m2" {
+		t.Fatalf("table %+v with m1's state known, want m2, the Sticky master, named", e)
+	}
+}
+
 // A member (or a voter) is not master on a table that takes it for master
 // while it is not: the voter has not its state as it stands, and with
 // Sticky names it for that alone. (Seed 10795: a member that had stepped

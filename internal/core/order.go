@@ -15,7 +15,21 @@ func (c *Core) collect(now int64) {
 	c.order = c.order[:0]
 	for _, p := range c.peers {
 		if !p.live(now, c.cfg.Wait) && c.dead(p, now) {
+			p.lapsed = true
 			continue
+		}
+		if p.lapsed {
+			// Back from dead: what it held then is no guide to what it
+			// holds now. It counts once its newest state is known
+			// (announced by its first frame, the full form next on that
+			// connection), as if that first frame had come with it.
+			// (Seed 49275684: a member that had given up a key while cut
+			// off came back; on its old state a voter named it master
+			// of the key, and the Sticky master stepped down.)
+			if !p.current() {
+				continue
+			}
+			p.lapsed = false
 		}
 		n := (len(c.ki.List) + 63) / 64
 		if p.ki != c.ki {

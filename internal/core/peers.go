@@ -22,6 +22,7 @@ type cpeer struct {
 	newest   uint64 // the newest version its frames announced
 	grace    int64  // mono: live until then without a connection (one closed to be redialed)
 	leaving  bool
+	lapsed   bool // it was dead; not live again until its newest state is known
 	keys     map[string]struct{}
 	claims   map[string]Claim
 	votes    map[string]Vote
