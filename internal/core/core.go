@@ -65,6 +65,9 @@ type Core struct {
 	maxVote map[string]Vote
 	version uint64 // of this node's state as sent
 	dirty   bool   // the state to send changed outside elect (keys, leaving)
+	// learned: a higher term was learned, to pass on with the next Tick
+	// (full mesh: learn); ticking, the election is the Tick's.
+	learned, ticking bool
 
 	servers map[string]bool // configured server ids
 	pending map[string]bool // servers not yet heard from or failed, since since
@@ -277,6 +280,8 @@ func (c *Core) kick(now int64) {
 
 // Tick is called every Interval: it re-elects and sends the heartbeat.
 func (c *Core) Tick(now int64) {
+	c.ticking = true
+	defer func() { c.ticking = false }()
 	c.Alarm(now)
 	c.kick(now)
 }
@@ -810,9 +815,9 @@ func (c *Core) Elect(now int64) {
 	if c.relay && c.buildTable(now) {
 		changed = true
 	}
-	if changed || c.dirty {
+	if changed || c.dirty || c.learned && c.ticking {
 		c.version++
-		c.dirty = false
+		c.dirty, c.learned = false, false
 		c.publish()
 		c.kick(now)
 	}

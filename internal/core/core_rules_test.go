@@ -423,3 +423,38 @@ func TestRulePauseWithoutServersWaits(t *testing.T) {
 		t.Fatal("not master WaitTimeout after the pause, alone")
 	}
 }
+
+// In a full mesh a term learned from a peer goes out in this node's state
+// with the next Tick, not at once: every node hears each master itself,
+// and N nodes each passing every term on at once cost N² frames per term.
+// With Options.Voters (members hear of masters only through voters) it
+// goes out at once.
+func TestRuleLearnedTermWithTick(t *testing.T) {
+	for _, voters := range []bool{false, true} {
+		var r *ruleCore
+		if voters {
+			r = newMembersCore(t, []string{"self", "p"}, 0, false, keyK, "p")
+		} else {
+			r = newRuleCore(t, 0, selfAt, keyK, "p")
+		}
+		r.frame(1, "p", older, keyK, nil, 0)
+		r.at(10).tick()
+		v := r.c.version
+		// p is master of k with a term self did not know.
+		r.at(20).frame(1, "p", older, keyK, map[string]Claim{"k": {Term: 9, Acting: true}}, 0)
+		r.c.flush()
+		if r.c.other["k"] != 9 {
+			t.Fatalf("voters %v: term of k known %d, want 9", voters, r.c.other["k"])
+		}
+		if got := r.c.version; voters != (got > v) {
+			t.Fatalf("voters %v: version %d after learning a term (was %d): want it to change at once only with Voters", voters, got, v)
+		}
+		r.at(100).tick()
+		if r.c.version == v {
+			t.Fatalf("voters %v: the learned term not sent with the next Tick", voters)
+		}
+		if b := r.c.out.Beat; b == nil || b.Known["k"] != 9 {
+			t.Fatalf("voters %v: state after the Tick %+v, want k's term 9 known", voters, b)
+		}
+	}
+}
