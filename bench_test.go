@@ -288,7 +288,12 @@ func BenchmarkHeartbeatRoundTrip(b *testing.B) {
 // handshake on both ends.
 func handshakePair(tb testing.TB, s *suite) (dialer, listener *conn) {
 	tb.Helper()
-	m := &Msc{cfg: &config{Options: Options{WaitTimeout: 5 * time.Second}, suite: s}}
+	return handshakePairOf(tb, &Msc{cfg: &config{Options: Options{WaitTimeout: 5 * time.Second}, suite: s}}, s)
+}
+
+// handshakePairOf is handshakePair, both conns of node m.
+func handshakePairOf(tb testing.TB, m *Msc, s *suite) (dialer, listener *conn) {
+	tb.Helper()
 	dc, lc := loopbackPair(tb)
 	dialer = newConn(m, dc, context.Background(), "peer", s)
 	listener = newConn(m, lc, context.Background(), "", s)

@@ -50,7 +50,7 @@ func (m *Msc) runClient(cl *client) {
 			return
 		}
 		m.dials.Add(1)
-		d := net.Dialer{Timeout: m.cfg.WaitTimeout}
+		d := net.Dialer{Timeout: m.patience(m.cfg.WaitTimeout)}
 		nc, err := d.DialContext(cl.ctx, "tcp", cl.cfg.addr())
 		if err == nil {
 			began := time.Now()
@@ -135,11 +135,12 @@ func (m *Msc) runClient(cl *client) {
 // most maxDialing at a time, so that a cluster that starts at once dials
 // in waves its CPUs can take, instead of all at once and timing out under
 // the load. release gives the turn back (once the handshake has ended).
-// It waits at most WaitTimeout, then goes without a turn: dials to peers
-// that do not answer, each holding a turn up to WaitTimeout, hold back the
-// others that long at most. ok is false if ctx ended.
+// It waits at most WaitTimeout (longer while the node is overloaded:
+// patience), then goes without a turn: dials to peers that do not
+// answer, each holding a turn up to WaitTimeout, hold back the others that
+// long at most. ok is false if ctx ended.
 func (m *Msc) dialTurn(ctx context.Context) (release func(), ok bool) {
-	turn := time.NewTimer(m.cfg.WaitTimeout)
+	turn := time.NewTimer(m.patience(m.cfg.WaitTimeout))
 	defer turn.Stop()
 	select {
 	case m.dialing <- struct{}{}:

@@ -170,7 +170,7 @@ func (c *conn) serve() (heard bool, err error) {
 // first frame (adoptDialerKey). With Options.TLS, a TLS handshake comes
 // first, and the hellos run inside it.
 func (c *conn) handshake() error {
-	c.raw.SetDeadline(time.Now().Add(c.m.cfg.WaitTimeout))
+	c.raw.SetDeadline(time.Now().Add(c.m.patience(c.m.cfg.WaitTimeout)))
 	defer c.raw.SetDeadline(time.Time{})
 	if c.m.cfg.tls != nil {
 		if err := c.handshakeTLS(); err != nil {
@@ -284,10 +284,28 @@ func (r *replayConn) Read(p []byte) (int, error) {
 func (c *conn) readLoop() error {
 	br := bufio.NewReaderSize(c.nc, 4096)
 	var buf, plain []byte
+	// waitFrom is when the read loop began to wait for the next frame;
+	// extend, that it waits on past the silence, overloaded.
+	var waitFrom int64
+	extend := false
 	for {
-		c.nc.SetReadDeadline(time.Now().Add(c.filter.silence(c.m.cfg.Interval, c.m.cfg.WaitTimeout)))
+		if !extend {
+			waitFrom = mono()
+		}
+		extend = false
+		wait := c.filter.silence(c.m.cfg.Interval, c.m.cfg.WaitTimeout)
+		deadline := mono() + int64(wait)
+		c.nc.SetReadDeadline(time.Now().Add(wait))
 		_, err := br.Peek(1)
 		if errors.Is(err, os.ErrDeadlineExceeded) {
+			now := mono()
+			c.m.ranLate(now, time.Duration(now-deadline))
+			if c.m.overloaded(now) && time.Duration(now-waitFrom) < patienceFactor*c.m.cfg.WaitTimeout {
+				// The peer may only be waiting for a CPU (overload.go):
+				// wait on, up to patienceFactor*WaitTimeout in all.
+				extend = true
+				continue
+			}
 			// Nothing of the next frame read yet. On a loaded CPU the
 			// runtime may run the deadline before it notices bytes that
 			// came in long before: read once more before calling the
@@ -306,6 +324,12 @@ func (c *conn) readLoop() error {
 		if c.recvSeq == 0 {
 			limit = firstFrameMax // not authenticated yet: no large frame
 		}
+		// A frame has begun: the rest of it is on the way. It may be
+		// large (a whole state) and come in pieces as the peer's flusher
+		// runs: it gets WaitTimeout of its own. (Without this, with 40
+		// nodes in one process, thousands of connections a second were
+		// closed as silent in the middle of a frame.)
+		c.nc.SetReadDeadline(time.Now().Add(c.m.patience(c.m.cfg.WaitTimeout)))
 		f, b, err := readFrameLimit(br, buf, limit)
 		buf = b
 		if err != nil {

@@ -195,6 +195,18 @@ func (e *elector) turn(now, wall int64, woke int, first *event, next func() (eve
 		e.host.wakeClients()
 		woke = wokeTick
 	}
+	if e.m != nil {
+		// How late this turn runs (overload.go): the Interval's timer
+		// past its time, an event past when it was handed over.
+		if woke == wokeTick {
+			cfg := e.core.Config()
+			iv := int64(cfg.Interval)
+			e.m.ranLate(now, time.Duration(((now+cfg.WallOffset)%iv+iv)%iv))
+		}
+		if first != nil && first.at != 0 {
+			e.m.ranLate(now, time.Duration(now-first.at))
+		}
+	}
 	switch woke {
 	case wokeTick:
 		e.core.Tick(now)

@@ -85,6 +85,9 @@ type Msc struct {
 	// fresh: the peers may have counted this node dead, and its state is
 	// stale until the elector has run.
 	lastSent atomic.Int64
+	// lateAt is when (mono) a goroutine of the node last ran late: the
+	// node is overloaded for a while after (overload.go).
+	lateAt atomic.Int64
 
 	// Connections: the keys they seal with, their numbering, the dial
 	// limit and the clients' wake-ups.

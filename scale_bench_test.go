@@ -115,7 +115,7 @@ func cpuTime() time.Duration {
 //
 //	go test -run '^$' -bench ScaleKeys -benchtime 1x [-scale.window 30s]
 func BenchmarkScaleKeys(b *testing.B) {
-	for _, nk := range [][2]int{{20, 100}, {40, 30}, {40, 100}, {40, 1000}} {
+	for _, nk := range [][2]int{{20, 100}, {40, 30}, {40, 100}, {40, 1000}, {30, 1000}} {
 		b.Run(fmt.Sprintf("%dx%d", nk[0], nk[1]), func(b *testing.B) {
 			for b.Loop() {
 				scaleKeysRun(b, nk[0], nk[1], *scaleWindow)
