@@ -591,6 +591,7 @@ func (c *Core) Recv(now, at int64, id ConnID, b *Msg) (back bool) {
 		if p.start != b.Start || p.prio != b.Prio {
 			p.start, p.prio = b.Start, b.Prio
 			changed = true
+			c.part.full = true // its place in the order: every key reads it
 		}
 		for cid := range p.conns {
 			c.out.Echoes = append(c.out.Echoes, ConnEcho{cid, p.sent})

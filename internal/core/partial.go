@@ -1,6 +1,9 @@
 package core
 
-import "slices"
+import (
+	"math/bits"
+	"slices"
+)
 
 // Partial elections. A member without Quorum holds keys that only the
 // voters' tables decide: between two elections, a key it does not claim
@@ -12,6 +15,14 @@ import "slices"
 // since the last one; a thousand keys cost what their news costs. Any
 // other change makes the next election whole. TestPartialElections drives
 // a core both ways and compares every output.
+//
+// A node of a full mesh (no Options.Voters) without Quorum or Sticky
+// elects so too: a key it does not claim reads only which live peers
+// hold it, in order (or their weights, with Balance), and which are
+// master of it. The live peers in order are in the fingerprint; a peer
+// whose keys change makes the election whole; one whose masterships
+// change marks the keys that changed (actingChanged).
+// TestPartialElectionsMesh compares both ways.
 
 // partial is the state of partial elections.
 type partial struct {
@@ -38,7 +49,7 @@ type fingerprint struct {
 	leaving                bool
 	rankAt                 int64
 	prio                   int64
-	voters                 []*cpeer // the live voters, in order
+	voters                 []*cpeer // the live voters, in order (full mesh: the live peers)
 }
 
 func (f *fingerprint) equal(g *fingerprint) bool {
@@ -78,8 +89,8 @@ func (c *Core) beginPartial() bool {
 		pt.dirty, pt.eval = make(bitset, words), make(bitset, words)
 	}
 	clear(pt.eval)
-	if !c.member || c.quorum() || pt.off {
-		return false // whole (a node's kind and Quorum never change; SetPartial sets full)
+	if !c.member && (c.relay || c.cfg.Sticky) || c.quorum() || pt.off {
+		return false // whole (a node's kind, Quorum and Sticky never change; SetPartial sets full)
 	}
 	// The fingerprint's voters alternate between two buffers: no
 	// allocation per election.
@@ -100,9 +111,22 @@ func (c *Core) decides(i int) bool {
 }
 
 // actingChanged records, in collect, that a peer's acting bits were
-// rebuilt: if they differ from before (saved), every key reads them.
+// rebuilt: if they differ from before (saved), on a member every key
+// reads them; in a full mesh, the keys whose bit changed.
 func (c *Core) actingChanged(p *cpeer, before bitset) {
-	if !slices.Equal(before, p.acting) {
+	if slices.Equal(before, p.acting) {
+		return
+	}
+	if c.member || len(before) != len(p.acting) {
 		c.part.full = true
+		return
+	}
+	for w := range before {
+		x := before[w] ^ p.acting[w]
+		for x != 0 {
+			b := bits.TrailingZeros64(x)
+			x &= x - 1
+			c.markSlot(w*64 + b + 1)
+		}
 	}
 }
