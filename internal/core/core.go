@@ -531,7 +531,7 @@ func (c *Core) Recv(now, at int64, id ConnID, b *Msg) (back bool) {
 		// Newer state: applied even if it came on a slower connection
 		// than a short frame of the same version.
 		p.version = b.Version
-		if !slices.Equal(b.Keys, p.keyList) {
+		if !sameKeys(b.Keys, p.keyList) {
 			// Keys sent sorted: the same list is the same set, and its
 			// map and bitset stay (a churn of claims re-sends the keys).
 			c.forget(p.keyList, b.Keys)
@@ -865,4 +865,17 @@ func (c *Core) MasterMeta(key string) (map[string]string, bool) {
 		}
 	}
 	return nil, false
+}
+
+// sameKeys reports whether two sorted key lists are the same. A
+// connection's frames name the list they last sent whole (a delta has
+// none): the same slice, whose thousand keys need no comparing.
+func sameKeys(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	if len(a) == 0 || &a[0] == &b[0] {
+		return true
+	}
+	return slices.Equal(a, b)
 }
