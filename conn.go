@@ -240,7 +240,7 @@ func (c *conn) hello() error {
 // frame is left for the read loop to read again. If no key opens it, this
 // end seals with its own key, and both ends report ErrAuth.
 func (c *conn) adoptDialerKey() error {
-	c.raw.SetReadDeadline(time.Now().Add(c.m.cfg.WaitTimeout))
+	c.raw.SetReadDeadline(time.Now().Add(c.m.patience(c.m.cfg.WaitTimeout)))
 	f, b, err := readFrameLimit(c.nc, nil, firstFrameMax)
 	if err != nil {
 		return err
@@ -292,8 +292,12 @@ func (c *conn) readLoop() error {
 		if !extend {
 			waitFrom = mono()
 		}
-		extend = false
 		wait := c.filter.silence(c.m.cfg.Interval, c.m.cfg.WaitTimeout)
+		if extend {
+			// Waiting on: patienceFactor*WaitTimeout in all, no more.
+			wait = min(wait, time.Duration(waitFrom-mono())+patienceFactor*c.m.cfg.WaitTimeout)
+		}
+		extend = false
 		deadline := mono() + int64(wait)
 		c.nc.SetReadDeadline(time.Now().Add(wait))
 		_, err := br.Peek(1)
@@ -324,12 +328,15 @@ func (c *conn) readLoop() error {
 		if c.recvSeq == 0 {
 			limit = firstFrameMax // not authenticated yet: no large frame
 		}
-		// A frame has begun: the rest of it is on the way. It may be
-		// large (a whole state) and come in pieces as the peer's flusher
-		// runs: it gets WaitTimeout of its own. (Without this, with 40
-		// nodes in one process, thousands of connections a second were
-		// closed as silent in the middle of a frame.)
-		c.nc.SetReadDeadline(time.Now().Add(c.m.patience(c.m.cfg.WaitTimeout)))
+		if c.m.overloaded(mono()) {
+			// A frame has begun while the node is overloaded: the rest
+			// of it is on the way, and may be large (a whole state) and
+			// come in pieces as the peer's flusher gets a CPU. It gets
+			// patienceFactor*WaitTimeout of its own. (Without this,
+			// with 40 nodes in one process, thousands of connections a
+			// second were closed as silent in the middle of a frame.)
+			c.nc.SetReadDeadline(time.Now().Add(patienceFactor * c.m.cfg.WaitTimeout))
+		}
 		f, b, err := readFrameLimit(br, buf, limit)
 		buf = b
 		if err != nil {

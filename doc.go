@@ -131,7 +131,9 @@
 // connection (the one the smaller UID dialed), with heartbeats both ways
 // on it; a connection silent for (WaitTimeout+Interval)/2 is dialed again
 // before the peer counts dead (unless the peer's own sends came late
-// lately: an overloaded peer is waited out until WaitTimeout). Every frame
+// lately: an overloaded peer is waited out until WaitTimeout; a node
+// whose own goroutines run late waits longer still, up to 4*WaitTimeout,
+// rather than add redials to its load). Every frame
 // is length-prefixed: a big-endian uint32 length (at most [MaxFrameSize]),
 // a version byte checked before anything else, a type byte, flags, a
 // sequence number and the sender's UID, then the body. A frame that is too

@@ -121,7 +121,9 @@ func voterSet(uids []string) map[string]bool {
 func (e *elector) run() {
 	m := e.m
 	defer m.wg.Done()
-	tick := time.NewTimer(e.untilBeat(mono()))
+	now := mono()
+	tickAt := now + int64(e.untilBeat(now)) // when tick is due (mono)
+	tick := time.NewTimer(time.Duration(tickAt - now))
 	defer tick.Stop()
 	wake := time.NewTimer(time.Hour)
 	defer wake.Stop()
@@ -146,11 +148,17 @@ func (e *elector) run() {
 			return
 		case <-tick.C:
 			woke = wokeTick
-			tick.Reset(e.untilBeat(mono()))
+			now := mono()
+			m.ranLate(now, time.Duration(now-tickAt)) // overload.go
+			tickAt = now + int64(e.untilBeat(now))
+			tick.Reset(time.Duration(tickAt - now))
 		case <-wake.C:
 			woke = wokeAlarm
 		case ev = <-m.events:
 			got = true
+			if ev.at != 0 {
+				m.ranLate(mono(), time.Duration(mono()-ev.at)) // overload.go
+			}
 		}
 		var first *event
 		if got {
@@ -194,18 +202,6 @@ func (e *elector) turn(now, wall int64, woke int, first *event, next func() (eve
 		e.host.pausedFor(gap) // by the monotonic clock: small after a suspend
 		e.host.wakeClients()
 		woke = wokeTick
-	}
-	if e.m != nil {
-		// How late this turn runs (overload.go): the Interval's timer
-		// past its time, an event past when it was handed over.
-		if woke == wokeTick {
-			cfg := e.core.Config()
-			iv := int64(cfg.Interval)
-			e.m.ranLate(now, time.Duration(((now+cfg.WallOffset)%iv+iv)%iv))
-		}
-		if first != nil && first.at != 0 {
-			e.m.ranLate(now, time.Duration(now-first.at))
-		}
 	}
 	switch woke {
 	case wokeTick:

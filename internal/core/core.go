@@ -466,6 +466,7 @@ func (c *Core) Recv(now, at int64, id ConnID, b *Msg) (back bool) {
 		p = &cpeer{inc: b.Inc, hash: NodeHash(b.UID), conns: make(map[ConnID]struct{}), servers: make(map[string]bool), member: c.isMember(b.UID)}
 		p.uid = b.UID
 		c.peers[peerKey(b.UID, b.Inc)] = p
+		c.sendLearned(now)
 	}
 	if cs.peer != p {
 		if cs.peer != nil {
@@ -878,4 +879,16 @@ func sameKeys(a, b []string) bool {
 		return true
 	}
 	return slices.Equal(a, b)
+}
+
+// sendLearned sends the terms learned and not passed on yet (learn) now,
+// not with the next Tick: a connection came up, or a process not heard
+// before spoke. It may be a master's new incarnation, which learns the
+// terms it used before only from its peers' states: on a state without
+// them, it would claim one of them again.
+func (c *Core) sendLearned(now int64) {
+	if c.learned {
+		c.dirty = true
+		c.electLater(now)
+	}
 }

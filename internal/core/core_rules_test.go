@@ -458,3 +458,28 @@ func TestRuleLearnedTermWithTick(t *testing.T) {
 		}
 	}
 }
+
+// A term learned and not passed on yet goes out at once when a process
+// not heard before speaks: a master's new incarnation learns the terms
+// it used before only from its peers' states, and on a state without its
+// last term it would claim that term again.
+func TestRuleLearnedTermForNewProcess(t *testing.T) {
+	r := newRuleCore(t, 0, selfAt, keyK, "p")
+	r.frame(1, "p", older, keyK, nil, 0)
+	r.at(10).tick()
+	r.at(20).frame(1, "p", older, keyK, map[string]Claim{"k": {Term: 9, Acting: true}}, 0)
+	r.c.flush()
+	v := r.c.version
+	// p restarts (a new incarnation) and connects again before the Tick.
+	r.at(30)
+	r.c.Up(r.now, 2, "", 2)
+	b := &Msg{UID: "p", Start: older, Inc: 8, Sent: r.now, Echo: r.c.sent, Version: 1, Full: true, Keys: keyK}
+	r.c.Recv(r.now, r.now, 2, b)
+	r.c.flush()
+	if r.c.version == v {
+		t.Fatal("a new process spoke and the learned term waits for the Tick")
+	}
+	if b := r.c.out.Beat; b == nil || b.Known["k"] != 9 {
+		t.Fatalf("state sent to the new process %+v, want k's term 9 known", b)
+	}
+}
