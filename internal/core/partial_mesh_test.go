@@ -135,19 +135,7 @@ func TestPartialElectionsMesh(t *testing.T) {
 				if n := cores[0].part.eval.count(); n > 0 && n < len(cores[0].slots) {
 					partial++
 				}
-				a, b := cores[0].Snap(), cores[1].Snap()
-				if a.Running != b.Running || a.Ready != b.Ready || a.Master != b.Master || a.MasterUID != b.MasterUID || a.Term != b.Term ||
-					a.Lease != b.Lease || !slices.Equal(a.KI.List, b.KI.List) || !slices.Equal(a.Keys, b.Keys) {
-					for j := range a.Keys {
-						if j < len(b.Keys) && a.Keys[j] != b.Keys[j] {
-							t.Errorf("key %s: partial %+v, whole %+v", a.KI.List[j], a.Keys[j], b.Keys[j])
-						}
-					}
-					t.Fatalf("step %d: the snapshots differ (partial %v/%v %q, whole %v/%v %q)", step, a.Running, a.Ready, a.MasterUID, b.Running, b.Ready, b.MasterUID)
-				}
-				if !slices.Equal(cores[0].slots, cores[1].slots) || cores[0].version != cores[1].version {
-					t.Fatalf("step %d: the claims differ: version %d and %d", step, cores[0].version, cores[1].version)
-				}
+				samePartialWhole(t, step, cores)
 			}
 			mastered := 0
 			for _, ks := range cores[0].Snap().Keys {

@@ -151,19 +151,7 @@ func TestPartialElections(t *testing.T) {
 					send(i, true)
 				}
 				each(func(c *Core) { c.Alarm(now) })
-				a, b := cores[0].Snap(), cores[1].Snap()
-				if a.Running != b.Running || a.Ready != b.Ready || a.Master != b.Master || a.MasterUID != b.MasterUID || a.Term != b.Term ||
-					a.Lease != b.Lease || !slices.Equal(a.KI.List, b.KI.List) || !slices.Equal(a.Keys, b.Keys) {
-					for j := range a.Keys {
-						if j < len(b.Keys) && a.Keys[j] != b.Keys[j] {
-							t.Errorf("key %s: partial %+v, whole %+v", a.KI.List[j], a.Keys[j], b.Keys[j])
-						}
-					}
-					t.Fatalf("step %d: the snapshots differ (partial %v/%v %q, whole %v/%v %q)", step, a.Running, a.Ready, a.MasterUID, b.Running, b.Ready, b.MasterUID)
-				}
-				if !slices.Equal(cores[0].slots, cores[1].slots) || cores[0].version != cores[1].version {
-					t.Fatalf("step %d: the claims differ: version %d and %d", step, cores[0].version, cores[1].version)
-				}
+				samePartialWhole(t, step, cores)
 			}
 			mastered := 0
 			for _, ks := range cores[0].Snap().Keys {
@@ -173,5 +161,25 @@ func TestPartialElections(t *testing.T) {
 			}
 			t.Logf("%d keys mastered at the end", mastered)
 		})
+	}
+}
+
+// samePartialWhole fails the test unless the core that elects partially
+// (cores[0]) and the one that elects whole (cores[1]) publish the same
+// snapshot, claims and version after step.
+func samePartialWhole(t *testing.T, step int, cores [2]*Core) {
+	t.Helper()
+	a, b := cores[0].Snap(), cores[1].Snap()
+	if a.Running != b.Running || a.Ready != b.Ready || a.Master != b.Master || a.MasterUID != b.MasterUID || a.Term != b.Term ||
+		a.Lease != b.Lease || !slices.Equal(a.KI.List, b.KI.List) || !slices.Equal(a.Keys, b.Keys) {
+		for j := range a.Keys {
+			if j < len(b.Keys) && a.Keys[j] != b.Keys[j] {
+				t.Errorf("key %s: partial %+v, whole %+v", a.KI.List[j], a.Keys[j], b.Keys[j])
+			}
+		}
+		t.Fatalf("step %d: the snapshots differ (partial %v/%v %q, whole %v/%v %q)", step, a.Running, a.Ready, a.MasterUID, b.Running, b.Ready, b.MasterUID)
+	}
+	if !slices.Equal(cores[0].slots, cores[1].slots) || cores[0].version != cores[1].version {
+		t.Fatalf("step %d: the claims differ: version %d and %d", step, cores[0].version, cores[1].version)
 	}
 }
