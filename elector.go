@@ -157,7 +157,8 @@ func (e *elector) run() {
 		case ev = <-m.events:
 			got = true
 			if ev.at != 0 {
-				m.ranLate(mono(), time.Duration(mono()-ev.at)) // overload.go
+				now := mono()
+				m.ranLate(now, time.Duration(now-ev.at)) // overload.go
 			}
 		}
 		var first *event

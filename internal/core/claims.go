@@ -16,7 +16,7 @@ type slot struct {
 // restarted voter become master with a term below one used before).
 // With Options.Voters it goes out at once; in a full mesh, where every
 // node hears each master itself, with the next Tick, or sooner when a
-// connection comes up or a new process speaks (sendLearned): a term that
+// process not heard before speaks (sendLearned): a term that
 // moves then costs each node one new state per Interval, not one per
 // frame that tells it (each of N nodes telling each other, N² frames per
 // term: 30 nodes holding 1,000 keys never converged so).

@@ -882,10 +882,11 @@ func sameKeys(a, b []string) bool {
 }
 
 // sendLearned sends the terms learned and not passed on yet (learn) now,
-// not with the next Tick: a connection came up, or a process not heard
-// before spoke. It may be a master's new incarnation, which learns the
-// terms it used before only from its peers' states: on a state without
-// them, it would claim one of them again.
+// not with the next Tick: a process not heard before spoke. It may be a
+// master's new incarnation, or a new node that is master next; it learns
+// the terms used before from its peers' states only once their masters
+// are gone, and on a state without the last one it would claim that term
+// again.
 func (c *Core) sendLearned(now int64) {
 	if c.learned {
 		c.dirty = true
