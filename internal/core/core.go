@@ -597,13 +597,19 @@ func (c *Core) Recv(now, at int64, id ConnID, b *Msg) (back bool) {
 		for cid := range p.conns {
 			c.out.Echoes = append(c.out.Echoes, ConnEcho{cid, p.sent})
 		}
-		if !b.Reply && (p.candidate(c.quorum()) || news) {
+		if news || !b.Reply && p.candidate(c.quorum()) {
 			// Echo it back at once. With Quorum: the claimant's lease is
 			// anchored at the send time of its frame this echo names, so
 			// a prompt echo keeps the lease fresh whatever the latency.
-			// A new state is answered at once too: a node that re-joins
-			// after a pause waits for answers to its frames.
 			// Without: a claimant waits for every peer's answer.
+			// A new state is answered at once too, even one that came as
+			// a reply (news is finite: no frames back and forth): a node
+			// that re-joins after a pause waits for answers to its
+			// frames, and a voter for answers to a new table before its
+			// naming is settled (seed 49872124: a voter's table naming a
+			// claimant went out as a reply to it; the claimant's frames
+			// after it repeated the last one, were not handed over, and
+			// the key had no master).
 			// (A member answers each new table at once too: without
 			// Quorum, a frame that repeats the last one is not handed
 			// to the elector, so only a reply carries a new echo; a

@@ -483,3 +483,31 @@ func TestRuleLearnedTermForNewProcess(t *testing.T) {
 		t.Fatalf("state sent to the new process %+v, want k's term 9 known", b)
 	}
 }
+
+// A new state is answered at once even when it comes flagged as a reply:
+// its sender may wait for the answer to settle what it names (a voter's
+// settled, whose frame with the new table went out as a reply to the
+// claimant it named). A reply that brings no news is not answered: no
+// frames back and forth. (Seed 49872124: a voter named the claimant of a
+// key master on a table sent as a reply; the claimant did not answer it,
+// its later frames repeated the last one and were not handed over, and
+// the key had no master.)
+func TestRuleNewStateOnReplyAnswered(t *testing.T) {
+	r := newRuleCore(t, 0, selfAt, nil, "p")
+	r.frame(1, "p", younger, nil, nil, 0)
+	r.at(10).tick()
+	r.c.Out().Reset()
+	r.at(20).frame(1, "p", younger, []string{"k"}, nil, 0, func(b *Msg) { b.Reply = true })
+	r.c.flush()
+	if o := r.c.Out(); len(o.Reply) != 1 || o.Reply[0] != 1 {
+		t.Fatalf("a new state flagged as a reply: replies %v; want an answer on connection 1", o.Reply)
+	}
+	r.c.Out().Reset()
+	v := r.ver["p"]
+	r.at(30)
+	r.c.Recv(r.now, r.now, 1, &Msg{UID: "p", Start: younger, Inc: 7, Sent: r.now, Echo: r.c.sent, Version: v, Reply: true})
+	r.c.flush()
+	if o := r.c.Out(); len(o.Reply) != 0 {
+		t.Fatalf("a reply with no news answered: replies %v", o.Reply)
+	}
+}
