@@ -80,8 +80,11 @@ type elector struct {
 	core    *core.Core
 	host    host
 	links   map[core.ConnID]link
-	beat    *outBeat      // the heartbeat published last
-	scratch []link        // sorted
+	beat    *outBeat // the heartbeat published last
+	scratch []link   // sorted
+	// sentAll is the heartbeat last sent on every connection (a Kick):
+	// the next ones carry a delta from it too (outBeat.bulk).
+	sentAll *outBeat
 	drained chan struct{} // Stop: closed when the last connection is down
 	m       *Msc          // the process's node; nil in the simulator
 }
@@ -325,20 +328,39 @@ func (e *elector) apply() {
 	if o.Beat != nil {
 		e.publishBeat(o.Beat)
 	}
-	// Send: to the claimants answered (flagged as replies), and on every
-	// connection if the core asks.
+	// Send: to the connections the core names first (Out.First: a voter's
+	// to the other voters and the members concerned), to the claimants
+	// answered (flagged as replies), and on every other connection if the
+	// core asks (Kick; without, a voter's new table reaches the others a
+	// little later: core kickSome).
 	for _, id := range o.Reply {
 		if l := e.links[id]; l != nil {
 			l.setReply()
-			if !o.Kick {
+		}
+	}
+	for _, id := range o.First {
+		if l := e.links[id]; l != nil {
+			l.sendBeat(true)
+		}
+	}
+	if !o.Kick {
+		for _, id := range o.Reply {
+			if _, first := slices.BinarySearch(o.First, id); !first {
+				if l := e.links[id]; l != nil {
+					l.sendBeat(true)
+				}
+			}
+		}
+	} else {
+		for _, l := range e.sorted() {
+			if _, first := slices.BinarySearch(o.First, l.linkID()); !first {
 				l.sendBeat(true)
 			}
 		}
-	}
-	if o.Kick {
-		for _, l := range e.sorted() {
-			l.sendBeat(true)
-		}
+		// Every connection carried this version: a later one travels as
+		// a delta from it to those that skip the versions between
+		// (kickSome).
+		e.sentAll = e.beat
 	}
 	// Last, after the snapshot: a reader that sees this send time sees
 	// the snapshot decided with it. Until the core has sent after a pause,
@@ -390,6 +412,13 @@ func (e *elector) publishBeat(b *core.Beat) {
 		// connection that needs it, will encode (fullForm).
 		if d, err := encodeDelta(b, prev.state, prev.version); err == nil {
 			hb.delta, hb.deltaBase = d, prev.version
+			if old := e.sentAll; old != nil && old != prev && old.state != nil && slices.Equal(b.Keys, old.state.Keys) &&
+				(b.Table == nil) == (old.state.Table == nil) {
+				// The connections a relay's new table skipped (kickSome)
+				// still carry the version sent to all: a delta from it,
+				// encoded when one needs it (bulkDelta).
+				hb.bulkOld, hb.bulkBase = old.state, old.version
+			}
 			e.beat = hb
 			e.host.publishBeat(hb)
 			return
@@ -423,7 +452,14 @@ type outBeat struct {
 	// deltaBase (the one published before); nil: none.
 	delta     []byte
 	deltaBase uint64
-	state     *core.Beat // the state of this version, which the full form carries; nil if not
+	// bulkBase is the version last sent on every connection, if not 0 and
+	// not deltaBase; bulkOld its state: those that skipped the versions
+	// since get the delta from it (bulkDelta).
+	bulkBase uint64
+	bulkOld  *core.Beat
+	bulkOnce sync.Once
+	bulk     []byte
+	state    *core.Beat // the state of this version, which the full form carries; nil if not
 
 	fullOnce sync.Once
 	full     []byte // the payload with the whole state: fullForm
@@ -440,6 +476,22 @@ func (hb *outBeat) fullForm() []byte {
 		}
 	})
 	return hb.full
+}
+
+// bulkDelta returns the delta from version bulkBase, encoded the first
+// time a connection needs it; nil if there is none. Safe for concurrent
+// use.
+func (hb *outBeat) bulkDelta() []byte {
+	if hb.bulkBase == 0 {
+		return nil
+	}
+	hb.bulkOnce.Do(func() {
+		if d, err := encodeDelta(hb.state, hb.bulkOld, hb.bulkBase); err == nil {
+			hb.bulk = d
+		}
+		hb.bulkOld = nil
+	})
+	return hb.bulk
 }
 
 // setFull sets the full form, before the heartbeat is published.

@@ -40,6 +40,10 @@ func (w *writer) plan(hb *outBeat, stale bool) (first, payload []byte) {
 		payload = hb.fullForm()
 		if hb.delta != nil && w.sentVersion == hb.deltaBase {
 			payload = hb.delta // what changed since the state it sent last
+		} else if w.sentVersion == hb.bulkBase {
+			if d := hb.bulkDelta(); d != nil {
+				payload = d // the same, over the versions it skipped
+			}
 		}
 	}
 	if w.sentVersion == ^uint64(0) {

@@ -1,8 +1,11 @@
 package msc
 
 import (
+	"maps"
 	"testing"
 	"time"
+
+	"github.com/msc-go/msc/internal/core"
 )
 
 // TestSilenceWaitsOutALatePeer: a connection is closed as silent after
@@ -38,5 +41,87 @@ func TestSilenceWaitsOutALatePeer(t *testing.T) {
 	at -= int64(iv)
 	if got := frame(0); got != silentAfter(iv, wait) {
 		t.Fatalf("an older frame: silence %v, want %v", got, silentAfter(iv, wait))
+	}
+}
+
+// recordHost is a host that keeps what the elector publishes.
+type recordHost struct {
+	beat *outBeat
+	errs []error
+}
+
+func (h *recordHost) publishSnap(*core.Snapshot) {}
+func (h *recordHost) publishBeat(b *outBeat)     { h.beat = b }
+func (h *recordHost) setSent(int64)              {}
+func (h *recordHost) report(err error)           { h.errs = append(h.errs, err) }
+func (h *recordHost) wakeClient(string)          {}
+func (h *recordHost) wakeClients()               {}
+func (h *recordHost) keepApart(string)           {}
+func (h *recordHost) pausedFor(time.Duration)    {}
+
+// TestBulkDeltaForSkippedVersions: a connection a relay's new tables
+// skipped (core kickSome) still carries the version last sent on every
+// connection; the next heartbeat it sends is a delta from that version
+// (outBeat.bulk), which applied to it gives the state sent, not the
+// whole state. A connection that carried the version before gets the
+// plain delta.
+func TestBulkDeltaForSkippedVersions(t *testing.T) {
+	h := &recordHost{}
+	e := &elector{host: h}
+	state := func(v uint64, table map[string]core.TableEntry) *core.Beat {
+		return &core.Beat{UID: "v1", Start: 1, Inc: 1, Version: v, Keys: []string{"a"}, Table: table}
+	}
+	t1 := map[string]core.TableEntry{"k": {Rightful: "m1", Term: 1}, "j": {Rightful: "m3", Term: 1}}
+	t2 := map[string]core.TableEntry{"k": {Rightful: "m2", Acting: "m2", Term: 2}, "j": {Rightful: "m3", Term: 1}}
+	t3 := map[string]core.TableEntry{"k": {Rightful: "m2", Term: 2}, "j": {Rightful: "m3", Term: 1}, "i": {Rightful: "m4", Term: 1}}
+	first, bulk := newWriter(), newWriter()
+	e.publishBeat(state(1, t1))
+	var keys keyIntern // the receiver's: the keys of the whole state it read
+	if _, err := decodeBeatIn(h.beat.fullForm(), nil, &keys); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []*writer{&first, &bulk} {
+		w.plan(h.beat, false)
+		w.sent(h.beat)
+	}
+	e.sentAll = e.beat // a Kick: every connection carried version 1
+	e.publishBeat(state(2, t2))
+	first.plan(h.beat, false) // the voters and the members concerned
+	first.sent(h.beat)
+	e.publishBeat(state(3, t3))
+	if d := h.beat.bulkDelta(); d == nil || h.beat.bulkBase != 1 {
+		t.Fatalf("version 3: bulk delta base %d (%d bytes); want one from version 1", h.beat.bulkBase, len(d))
+	}
+	for _, tc := range []struct {
+		name string
+		w    *writer
+		base uint64
+		from map[string]core.TableEntry
+	}{{"sent version 2", &first, 2, t2}, {"skipped version 2", &bulk, 1, t1}} {
+		_, p := tc.w.plan(h.beat, false)
+		if full := h.beat.fullForm(); len(p) >= len(full) {
+			t.Fatalf("%s: %d bytes sent, the whole state is %d: want a delta", tc.name, len(p), len(full))
+		}
+		v, err := decodeBeatIn(p, nil, &keys)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if v.base != tc.base {
+			t.Fatalf("%s: delta from version %d, want %d", tc.name, v.base, tc.base)
+		}
+		got := maps.Clone(tc.from)
+		for k, en := range v.table {
+			if en == (core.TableEntry{}) {
+				delete(got, k)
+			} else {
+				got[k] = en
+			}
+		}
+		if !maps.Equal(got, t3) {
+			t.Fatalf("%s: the delta applied gives %v, want %v", tc.name, got, t3)
+		}
+	}
+	if len(h.errs) > 0 {
+		t.Fatal(h.errs)
 	}
 }

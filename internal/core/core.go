@@ -276,6 +276,8 @@ func (c *Core) kick(now int64) {
 	}
 	c.out.Kick = true
 	c.sent = now
+	c.bulkAt = 0
+	c.sendFirst() // the order: the voters and the nodes concerned first
 }
 
 // Tick is called every Interval: it re-elects and sends the heartbeat.
@@ -302,6 +304,9 @@ func (c *Core) Alarm(now int64) {
 		}
 	}
 	c.Elect(now)
+	if c.bulkAt != 0 && now >= c.bulkAt {
+		c.kick(now) // what kickSome held back
+	}
 }
 
 // Up: a connection finished its handshake. tag is the same at both ends.
@@ -785,6 +790,9 @@ func (c *Core) Elect(now int64) {
 	}
 	c.electDue = false
 	c.wake = 0
+	if c.bulkAt != 0 {
+		c.wakeAt(c.bulkAt)
+	}
 	c.waiting = false
 	if !c.ready && !c.leaving {
 		c.wakeAt(c.readyAt)
@@ -820,14 +828,23 @@ func (c *Core) Elect(now int64) {
 		}
 		c.refresh = now
 	}
+	// Only the table changed (a relay): kickSome, unless the heartbeat
+	// goes out anyway (Tick).
+	tableOnly := !changed && !c.dirty && !(c.learned && c.ticking) && !c.ticking
 	if c.relay && c.buildTable(now) {
 		changed = true
+	} else {
+		tableOnly = false
 	}
 	if changed || c.dirty || c.learned && c.ticking {
 		c.version++
 		c.dirty, c.learned = false, false
 		c.publish()
-		c.kick(now)
+		if tableOnly {
+			c.kickSome(now)
+		} else {
+			c.kick(now)
+		}
 	}
 	s := c.snapshot(c.spare, partial)
 	c.endPartial()

@@ -50,9 +50,15 @@ type Msg struct {
 // several steps accumulate until the driver takes them (reset): a driver
 // may take in a burst of events, then apply once.
 type Out struct {
-	Snap   *Snapshot  // the snapshot to publish; nil: unchanged
-	Beat   *Beat      // the heartbeat to send from now on; nil: unchanged
-	Kick   bool       // send the heartbeat on every connection now
+	Snap *Snapshot // the snapshot to publish; nil: unchanged
+	Beat *Beat     // the heartbeat to send from now on; nil: unchanged
+	Kick bool      // send the heartbeat on every connection now
+	// First are the connections to send the heartbeat on now before the
+	// others, sorted: a voter's, to the other voters and to the members
+	// that an entry of its table that changed names. With Kick the others
+	// follow at once; without, later (a change of the table alone:
+	// kickSome).
+	First  []ConnID
 	Close  []ConnID   // connections to close
 	Wake   []string   // servers to dial again now
 	Attach []ConnID   // connections now known to lead to a peer (beatLinked from now on)
@@ -68,7 +74,7 @@ type Out struct {
 // allocates nothing.
 func (o *Out) Reset() {
 	o.Snap, o.Beat, o.Kick = nil, nil, false
-	o.Close, o.Wake, o.Attach, o.Reply = o.Close[:0], o.Wake[:0], o.Attach[:0], o.Reply[:0]
+	o.Close, o.Wake, o.Attach, o.Reply, o.First = o.Close[:0], o.Wake[:0], o.Attach[:0], o.Reply[:0], o.First[:0]
 	o.Echoes, o.Errs, o.Members = o.Echoes[:0], o.Errs[:0], o.Members[:0]
 }
 
