@@ -106,25 +106,12 @@ func benchSize(ctx context.Context, cfg *config, ports []int, out io.Writer) ([]
 		r.multi += w.Multi
 	}
 	rowsSoFar := func() []benchRow { return append(rows, crash, pause, resume, graceful) }
-	for range cfg.reps {
-		m, _ := c.master()
-		_, at, err := c.signal(m, opKill)
-		if err != nil {
-			return rowsSoFar(), err
-		}
-		_, w, err := settle(at, "crash")
-		if err != nil {
-			return rowsSoFar(), err
-		}
-		add(&crash, w, at)
-		if err := restart(m); err != nil {
-			return rowsSoFar(), err
-		}
-	}
-	fmt.Fprintf(out, "  n=%d crash: done\n", n)
 	if cfg.voters > 0 {
 		// A member master of a key crashes: until another holder says
-		// it is master of that key (its report's time).
+		// it is master of that key (its report's time). Before the
+		// crashes of the master voter: a voter restarted less than
+		// WaitTimeout+M ago names no key's master yet (core keysWait),
+		// and a member's failover then waits for it.
 		keyCrash := benchRow{n: n, fault: "key crash", keyed: true}
 		for range cfg.reps {
 			m, key := c.memberMaster()
@@ -143,6 +130,9 @@ func benchSize(ctx context.Context, cfg *config, ports []int, out io.Writer) ([]
 				return rowsSoFar(), fmt.Errorf("key crash: no new master of key %q reported", key)
 			}
 			keyCrash.times = append(keyCrash.times, time.Duration(up-at))
+			if cfg.verbose {
+				fmt.Fprintf(out, "  n=%d key crash: worker %d (master of %q) killed at %d; a new master after %s\n", n, m, key, at, ms(time.Duration(up-at)))
+			}
 			if err := restart(m); err != nil {
 				return rowsSoFar(), err
 			}
@@ -150,6 +140,22 @@ func benchSize(ctx context.Context, cfg *config, ports []int, out io.Writer) ([]
 		rows = append(rows, keyCrash)
 		fmt.Fprintf(out, "  n=%d key crash: done\n", n)
 	}
+	for range cfg.reps {
+		m, _ := c.master()
+		_, at, err := c.signal(m, opKill)
+		if err != nil {
+			return rowsSoFar(), err
+		}
+		_, w, err := settle(at, "crash")
+		if err != nil {
+			return rowsSoFar(), err
+		}
+		add(&crash, w, at)
+		if err := restart(m); err != nil {
+			return rowsSoFar(), err
+		}
+	}
+	fmt.Fprintf(out, "  n=%d crash: done\n", n)
 	for range cfg.reps {
 		m, _ := c.master()
 		_, at, err := c.signal(m, opPause)
@@ -217,7 +223,9 @@ func printBench(out io.Writer, rows []benchRow) {
 	}
 	fmt.Fprintln(out, "crash: SIGKILL of the master; pause: SIGSTOP of the master; resume: SIGCONT of it once a new")
 	fmt.Fprintln(out, "master settled (it is the oldest: it takes over again); graceful: SIGTERM (Stop) of the master.")
-	fmt.Fprintln(out, "key crash (-voters): SIGKILL of a member master of a key, until another member reports it is master of it.")
+	fmt.Fprintln(out, "key crash (-voters): SIGKILL of a member master of a key, until another member reports it is master of it;")
+	fmt.Fprintln(out, "run before the master's crashes: a voter restarted less than WaitTimeout+max(Interval, WaitTimeout/4) ago")
+	fmt.Fprintln(out, "names no key's master yet, and a member's failover waits for it (docs/deploying.md, \"Large clusters\").")
 }
 
 // percentile returns the nearest-rank percentile p of sorted s.
