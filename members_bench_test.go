@@ -15,9 +15,10 @@ import (
 // (Options.Voters; each member is given the voters' addresses only) and
 // reports: the time until every node names the same global master and,
 // for every key, exactly one holder is master of it and every holder
-// names it (converge-ms); over the steady window, the CPU of the whole
-// process (cores), frames and bytes per second, bytes per frame, and the
-// mastership changes (it fails on any); then the failover when the master
+// names it, each with the master's term (converge-ms); over the steady
+// window, the CPU of the whole process (cores), frames and bytes per
+// second, bytes per frame, and the mastership changes, terms included
+// (it fails on any); then the failover when the master
 // voter is killed (its sockets closed: voter-failover-ms, until every
 // node names the new master) and when 50 members that are masters of keys
 // are killed at once (member-failover-ms, until every key they held has a
@@ -60,31 +61,39 @@ func membersRun(b *testing.B, v, n, k int, interval, wait time.Duration, window 
 	})
 	// agreed: every running node names master as the global master (and
 	// it alone says so), and for every key one running holder is master
-	// and every running holder names it.
+	// and every running holder names it; each with the master's term (a
+	// term still on its way would change the nodes' state after: the
+	// steady window counts that).
 	agreed := func(master *Msc) bool {
 		if !c.agreed(master) {
 			return false
 		}
 		run := c.running()
+		for _, m := range run {
+			if m.Term() != master.Term() {
+				return false
+			}
+		}
 		for _, key := range keys {
-			want := ""
+			var want *Msc
 			for _, m := range run {
 				if m.cfg.Observer || !m.IsMasterByKey(key) {
 					continue
 				}
-				if want != "" {
+				if want != nil {
 					return false
 				}
-				want = m.UID()
+				want = m
 			}
-			if want == "" {
+			if want == nil {
 				return false
 			}
+			term := want.TermByKey(key)
 			for _, m := range run {
 				if len(m.cfg.Keys) == 0 {
 					continue
 				}
-				if uid, ok := m.MasterByKey(key); !ok || uid != want {
+				if uid, ok := m.MasterByKey(key); !ok || uid != want.UID() || m.TermByKey(key) != term {
 					return false
 				}
 			}
