@@ -87,12 +87,14 @@ type elector struct {
 	sentAll *outBeat
 	drained chan struct{} // Stop: closed when the last connection is down
 	m       *Msc          // the process's node; nil in the simulator
+	voter   bool          // Options.Voters lists this node: its heartbeats keep deltas from older versions
 }
 
 // newElector makes the elector of a node's core, and publishes the first
 // snapshot.
 func newElector(h host, c *core.Core) *elector {
-	e := &elector{host: h, core: c, links: make(map[core.ConnID]link)}
+	cfg := c.Config()
+	e := &elector{host: h, core: c, links: make(map[core.ConnID]link), voter: cfg.Voters[cfg.UID]}
 	e.apply()
 	return e
 }
@@ -419,6 +421,22 @@ func (e *elector) publishBeat(b *core.Beat) {
 				// encoded when one needs it (bulkDelta).
 				hb.bulkOld, hb.bulkBase = old.state, old.version
 			}
+			if e.voter {
+				// A voter's connections may carry any of its recent
+				// versions (a reply between two kickSomes): deltas from
+				// those too, rather than the whole table.
+				hb.older = make([]olderState, 0, maxOlder)
+				hb.older = append(hb.older, olderState{version: prev.version, state: prev.state})
+				for _, o := range prev.older {
+					if len(hb.older) == maxOlder {
+						break
+					}
+					if o.state != nil && slices.Equal(b.Keys, o.state.Keys) && (b.Table == nil) == (o.state.Table == nil) {
+						hb.older = append(hb.older, olderState{version: o.version, state: o.state})
+					}
+				}
+				hb.olderDeltas = make([]olderDelta, len(hb.older))
+			}
 			e.beat = hb
 			e.host.publishBeat(hb)
 			return
@@ -459,7 +477,13 @@ type outBeat struct {
 	bulkOld  *core.Beat
 	bulkOnce sync.Once
 	bulk     []byte
-	state    *core.Beat // the state of this version, which the full form carries; nil if not
+	// older are, on a voter, its last versions before this one (at most
+	// maxOlder, newest first; not whole heartbeats, which would keep
+	// every version before alive), and olderDeltas the deltas from each,
+	// encoded when a connection needs one (deltaFrom).
+	older       []olderState
+	olderDeltas []olderDelta
+	state       *core.Beat // the state of this version, which the full form carries; nil if not
 
 	fullOnce sync.Once
 	full     []byte // the payload with the whole state: fullForm
@@ -476,6 +500,49 @@ func (hb *outBeat) fullForm() []byte {
 		}
 	})
 	return hb.full
+}
+
+// maxOlder is how many of a voter's versions before the newest its
+// heartbeat keeps deltas from (outBeat.older).
+const maxOlder = 8
+
+// olderState is a version of a node's state and the state.
+type olderState struct {
+	version uint64
+	state   *core.Beat
+}
+
+// olderDelta is the delta from one of outBeat.older, made once.
+type olderDelta struct {
+	once sync.Once
+	d    []byte
+}
+
+// deltaFrom returns the payload that brings a connection that last sent
+// version v to this one: the delta from v, if there is one (the version
+// before, the one last sent on every connection, or on a voter one of
+// its recent ones); nil: none, the full form.
+func (hb *outBeat) deltaFrom(v uint64) []byte {
+	if hb.delta != nil && v == hb.deltaBase {
+		return hb.delta
+	}
+	if v == hb.bulkBase {
+		if d := hb.bulkDelta(); d != nil {
+			return d
+		}
+	}
+	for i := range hb.older {
+		if o := &hb.older[i]; o.version == v {
+			od := &hb.olderDeltas[i]
+			od.once.Do(func() {
+				if d, err := encodeDelta(hb.state, o.state, o.version); err == nil {
+					od.d = d
+				}
+			})
+			return od.d
+		}
+	}
+	return nil
 }
 
 // bulkDelta returns the delta from version bulkBase, encoded the first

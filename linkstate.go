@@ -38,12 +38,8 @@ func (w *writer) plan(hb *outBeat, stale bool) (first, payload []byte) {
 	payload = hb.short
 	if hb.version != w.sentVersion {
 		payload = hb.fullForm()
-		if hb.delta != nil && w.sentVersion == hb.deltaBase {
-			payload = hb.delta // what changed since the state it sent last
-		} else if w.sentVersion == hb.bulkBase {
-			if d := hb.bulkDelta(); d != nil {
-				payload = d // the same, over the versions it skipped
-			}
+		if d := hb.deltaFrom(w.sentVersion); d != nil {
+			payload = d // what changed since the state it sent last
 		}
 	}
 	if w.sentVersion == ^uint64(0) {

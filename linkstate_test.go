@@ -1,6 +1,7 @@
 package msc
 
 import (
+	"fmt"
 	"maps"
 	"testing"
 	"time"
@@ -59,45 +60,57 @@ func (h *recordHost) wakeClients()               {}
 func (h *recordHost) keepApart(string)           {}
 func (h *recordHost) pausedFor(time.Duration)    {}
 
-// TestBulkDeltaForSkippedVersions: a connection a relay's new tables
+// TestBulkDeltaForSkippedVersions: a connection a voter's new tables
 // skipped (core kickSome) still carries the version last sent on every
 // connection; the next heartbeat it sends is a delta from that version
-// (outBeat.bulk), which applied to it gives the state sent, not the
+// (outBeat.bulkDelta), which applied to it gives the state sent, not the
 // whole state. A connection that carried the version before gets the
-// plain delta.
+// plain delta, and one that carried an older version still (a reply
+// between two kickSomes) a delta from it (outBeat.older).
 func TestBulkDeltaForSkippedVersions(t *testing.T) {
 	h := &recordHost{}
-	e := &elector{host: h}
+	e := &elector{host: h, voter: true}
 	state := func(v uint64, table map[string]core.TableEntry) *core.Beat {
 		return &core.Beat{UID: "v1", Start: 1, Inc: 1, Version: v, Keys: []string{"a"}, Table: table}
 	}
 	t1 := map[string]core.TableEntry{"k": {Rightful: "m1", Term: 1}, "j": {Rightful: "m3", Term: 1}}
 	t2 := map[string]core.TableEntry{"k": {Rightful: "m2", Acting: "m2", Term: 2}, "j": {Rightful: "m3", Term: 1}}
 	t3 := map[string]core.TableEntry{"k": {Rightful: "m2", Term: 2}, "j": {Rightful: "m3", Term: 1}, "i": {Rightful: "m4", Term: 1}}
-	first, bulk := newWriter(), newWriter()
+	t4 := map[string]core.TableEntry{"k": {Rightful: "m2", Acting: "m2", Term: 2}, "i": {Rightful: "m4", Term: 1}}
+	for i := range 20 { // entries that do not change: a delta is smaller than the whole
+		for _, tb := range []map[string]core.TableEntry{t1, t2, t3, t4} {
+			tb[fmt.Sprintf("same-%02d", i)] = core.TableEntry{Rightful: "m9", Acting: "m9", Term: 7}
+		}
+	}
+	first, bulk, replied := newWriter(), newWriter(), newWriter()
 	e.publishBeat(state(1, t1))
 	var keys keyIntern // the receiver's: the keys of the whole state it read
 	if _, err := decodeBeatIn(h.beat.fullForm(), nil, &keys); err != nil {
 		t.Fatal(err)
 	}
-	for _, w := range []*writer{&first, &bulk} {
+	for _, w := range []*writer{&first, &bulk, &replied} {
 		w.plan(h.beat, false)
 		w.sent(h.beat)
 	}
 	e.sentAll = e.beat // a Kick: every connection carried version 1
 	e.publishBeat(state(2, t2))
-	first.plan(h.beat, false) // the voters and the members concerned
-	first.sent(h.beat)
+	for _, w := range []*writer{&first, &replied} { // the voters and the members concerned; a reply
+		w.plan(h.beat, false)
+		w.sent(h.beat)
+	}
 	e.publishBeat(state(3, t3))
+	first.plan(h.beat, false)
+	first.sent(h.beat)
+	e.publishBeat(state(4, t4))
 	if d := h.beat.bulkDelta(); d == nil || h.beat.bulkBase != 1 {
-		t.Fatalf("version 3: bulk delta base %d (%d bytes); want one from version 1", h.beat.bulkBase, len(d))
+		t.Fatalf("version 4: bulk delta base %d (%d bytes); want one from version 1", h.beat.bulkBase, len(d))
 	}
 	for _, tc := range []struct {
 		name string
 		w    *writer
 		base uint64
 		from map[string]core.TableEntry
-	}{{"sent version 2", &first, 2, t2}, {"skipped version 2", &bulk, 1, t1}} {
+	}{{"sent version 3", &first, 3, t3}, {"skipped versions 2 and 3", &bulk, 1, t1}, {"skipped version 3", &replied, 2, t2}} {
 		_, p := tc.w.plan(h.beat, false)
 		if full := h.beat.fullForm(); len(p) >= len(full) {
 			t.Fatalf("%s: %d bytes sent, the whole state is %d: want a delta", tc.name, len(p), len(full))
@@ -117,8 +130,8 @@ func TestBulkDeltaForSkippedVersions(t *testing.T) {
 				got[k] = en
 			}
 		}
-		if !maps.Equal(got, t3) {
-			t.Fatalf("%s: the delta applied gives %v, want %v", tc.name, got, t3)
+		if !maps.Equal(got, t4) {
+			t.Fatalf("%s: the delta applied gives %v, want %v", tc.name, got, t4)
 		}
 	}
 	if len(h.errs) > 0 {
