@@ -106,6 +106,28 @@ func benchSize(ctx context.Context, cfg *config, ports []int, out io.Writer) ([]
 		r.multi += w.Multi
 	}
 	rowsSoFar := func() []benchRow { return append(rows, crash, pause, resume, graceful) }
+	// masterReps signals the master with op, waits until the cluster
+	// settles, adds the failover to r and starts the worker again, reps
+	// times.
+	masterReps := func(op, fault string, r *benchRow) error {
+		for range cfg.reps {
+			m, _ := c.master()
+			_, at, err := c.signal(m, op)
+			if err != nil {
+				return err
+			}
+			_, w, err := settle(at, fault)
+			if err != nil {
+				return err
+			}
+			add(r, w, at)
+			if err := restart(m); err != nil {
+				return err
+			}
+		}
+		fmt.Fprintf(out, "  n=%d %s: done\n", n, fault)
+		return nil
+	}
 	if cfg.voters > 0 {
 		// A member master of a key crashes: until another holder says
 		// it is master of that key (its report's time). Before the
@@ -140,22 +162,9 @@ func benchSize(ctx context.Context, cfg *config, ports []int, out io.Writer) ([]
 		rows = append(rows, keyCrash)
 		fmt.Fprintf(out, "  n=%d key crash: done\n", n)
 	}
-	for range cfg.reps {
-		m, _ := c.master()
-		_, at, err := c.signal(m, opKill)
-		if err != nil {
-			return rowsSoFar(), err
-		}
-		_, w, err := settle(at, "crash")
-		if err != nil {
-			return rowsSoFar(), err
-		}
-		add(&crash, w, at)
-		if err := restart(m); err != nil {
-			return rowsSoFar(), err
-		}
+	if err := masterReps(opKill, "crash", &crash); err != nil {
+		return rowsSoFar(), err
 	}
-	fmt.Fprintf(out, "  n=%d crash: done\n", n)
 	for range cfg.reps {
 		m, _ := c.master()
 		_, at, err := c.signal(m, opPause)
@@ -181,22 +190,9 @@ func benchSize(ctx context.Context, cfg *config, ports []int, out io.Writer) ([]
 		add(&resume, w, at)
 	}
 	fmt.Fprintf(out, "  n=%d pause and resume: done\n", n)
-	for range cfg.reps {
-		m, _ := c.master()
-		_, at, err := c.signal(m, opTerm)
-		if err != nil {
-			return rowsSoFar(), err
-		}
-		_, w, err := settle(at, "graceful")
-		if err != nil {
-			return rowsSoFar(), err
-		}
-		add(&graceful, w, at)
-		if err := restart(m); err != nil {
-			return rowsSoFar(), err
-		}
+	if err := masterReps(opTerm, "graceful", &graceful); err != nil {
+		return rowsSoFar(), err
 	}
-	fmt.Fprintf(out, "  n=%d graceful: done\n", n)
 	return rowsSoFar(), nil
 }
 
