@@ -167,22 +167,27 @@ func (c *Core) deposed(i int) bool {
 }
 
 // graceLease returns, without Quorum, when this node's mastership of
-// slot i ends for want of an answer from a competing peer whose
-// connections closed to be redialed (see claimSlot); 0: none such. With
-// Options.Voters, a key's voters count as competing: a voter that counts
-// this node dead names another holder (seed 30102850: a member paused
-// just short of FreshFor, whose voter had closed their connection as
-// silent meanwhile, stayed master beside the member the voter named next).
+// slot i ends for want of an answer from a peer whose connections closed
+// to be redialed (see claimSlot); 0: none such. Any peer that may claim
+// the slot counts, not only one that holds it now: a peer that adds the
+// key (or, for the global mastership, any peer but a member or observer)
+// claims it once it counts this node dead, WaitTimeout after the last
+// frame it read (seed 50028054: a master paused just short of FreshFor,
+// whose peer had closed their connection as silent meanwhile, stayed
+// master of a key beside that peer, which added the key and claimed it
+// when this node counted dead there). With Options.Voters, a key's
+// voters count too: a voter that counts this node dead names another
+// holder (seed 30102850: a member paused just short of FreshFor, whose
+// voter had closed their connection as silent meanwhile, stayed master
+// beside the member the voter named next).
 func (c *Core) graceLease(now int64, i int) int64 {
 	var end int64
 	for _, p := range c.order {
-		if len(p.conns) > 0 || now > p.grace {
+		if len(p.conns) > 0 || now > p.grace || p.observer || i == 0 && p.member {
 			continue
 		}
-		if h, _ := c.holds(p, i); h || i > 0 && c.cfg.Voters != nil && !c.isMember(p.uid) {
-			if e := p.echo + int64(FreshFor(c.cfg.Interval, c.cfg.Wait)); end == 0 || e < end {
-				end = e
-			}
+		if e := p.echo + int64(FreshFor(c.cfg.Interval, c.cfg.Wait)); end == 0 || e < end {
+			end = e
 		}
 	}
 	return end

@@ -188,6 +188,36 @@ func TestRuleGraceLease(t *testing.T) {
 	}
 }
 
+// The grace lease covers a peer that does not hold the key yet: it may
+// add the key and claim it once it counts this node dead, WaitTimeout
+// after the last frame it read. (Seed 50028054: a master of a key paused
+// just short of FreshFor; its peer, which had closed their connection as
+// silent meanwhile, added the key and claimed it when the master counted
+// dead there, beside the master.)
+func TestRuleGraceLeaseAnyPeer(t *testing.T) {
+	r := newRuleCore(t, 0, selfAt, keyK, "p")
+	r.frame(1, "p", older, nil, nil, 0) // p holds no key
+	r.at(100).tick()
+	if !r.master("k") {
+		t.Fatal("setup: not master of k")
+	}
+	sent := r.c.sent
+	r.at(110).frame(1, "p", older, nil, nil, 0, func(b *Msg) { b.Redial = true })
+	r.c.Down(r.now, 1, false)
+	r.at(200).tick()
+	if !r.master("k") {
+		t.Fatal("not master of k within freshFor of the send p echoed")
+	}
+	if st := r.c.snap.State("k"); st.Lease != sent+int64(FreshFor(ruleInterval, ruleWait)) {
+		t.Fatalf("lease of k %d, want %d (echo + freshFor)", st.Lease, sent+int64(FreshFor(ruleInterval, ruleWait)))
+	}
+	r.at(100 + 251)
+	r.tick()
+	if r.master("k") {
+		t.Fatal("master of k past the grace lease: p, which may add k, counts self dead soon")
+	}
+}
+
 // Without Quorum, a claim waits for the first full frame of a peer whose
 // connection just came up: it may hold the key and be master of it.
 // (Seed 6153.)
