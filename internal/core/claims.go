@@ -89,19 +89,7 @@ func (c *Core) claimSlot(now int64, i int) bool {
 		c.used[key] = s.Term
 	}
 	if !c.quorum() && s.Acting {
-		// A competing peer whose connections closed to be redialed (live
-		// by grace) may have lost this node's frames in flight: it counts
-		// this node dead WaitTimeout after it received the last frame it
-		// read, whose send time it echoed. Master until freshFor after
-		// that send time; past it, as after a pause, the claim waits for
-		// the peer's answer to a frame sent from now on.
-		s.lease = c.graceLease(now, i)
-		if s.lease != 0 && now >= s.lease {
-			s.Acting, s.lease = false, 0
-			c.rankAt = now
-		} else if s.lease != 0 {
-			c.wakeAt(s.lease)
-		}
+		c.leaseGrace(now, s, i)
 	}
 	if !c.quorum() && !s.Acting {
 		// A master once no live peer competing for it is master of it,
@@ -136,8 +124,32 @@ func (c *Core) claimSlot(now int64, i int) bool {
 			s.Acting = false
 			c.waiting = true
 		}
+		if s.Acting {
+			// A mastership taken now is bounded as one held (a peer
+			// live by grace, not stale, may count this node dead
+			// before the next election).
+			c.leaseGrace(now, s, i)
+			c.waiting = c.waiting || !s.Acting
+		}
 	}
 	return old != s.Claim
+}
+
+// leaseGrace bounds the mastership s of slot i, without Quorum: a peer
+// that may claim the slot whose connections closed to be redialed (live
+// by grace) may have lost this node's frames in flight: it counts this
+// node dead WaitTimeout after it received the last frame it read, whose
+// send time it echoed. Master until freshFor after that send time
+// (graceLease); past it, as after a pause, the claim waits for the
+// peer's answer to a frame sent from now on (rankAt, blocked).
+func (c *Core) leaseGrace(now int64, s *slot, i int) {
+	s.lease = c.graceLease(now, i)
+	if s.lease != 0 && now >= s.lease {
+		s.Acting, s.lease = false, 0
+		c.rankAt = now
+	} else if s.lease != 0 {
+		c.wakeAt(s.lease)
+	}
 }
 
 // yielded reports whether this node, master of slot i and no longer

@@ -218,6 +218,37 @@ func TestRuleGraceLeaseAnyPeer(t *testing.T) {
 	}
 }
 
+// A mastership taken is bounded by the grace lease as one held: when the
+// master q crashes after p's connection closed to be redialed, self does
+// not take the key past freshFor of the send p last echoed (p counts self
+// dead before self's next election), and takes it once p counts dead.
+func TestRuleGraceLeaseOnTaking(t *testing.T) {
+	r := newRuleCore(t, 0, selfAt, keyK, "p", "q")
+	r.frame(1, "p", younger, keyK, nil, 0)
+	r.frame(2, "q", older, keyK, map[string]Claim{"k": {Term: 1, Acting: true}}, 0)
+	r.at(100).tick()
+	r.at(110).frame(1, "p", younger, keyK, nil, 0, func(b *Msg) { b.Redial = true })
+	r.c.Down(r.now, 1, false) // p redials: live by grace until 410
+	for at := int64(120); at <= 300; at += 90 {
+		r.at(at).frame(2, "q", older, keyK, map[string]Claim{"k": {Term: 1, Acting: true}}, 0)
+		r.tick() // self sends: not paused
+	}
+	r.at(360)
+	r.c.Down(r.now, 2, false) // q crashes
+	r.c.flush()
+	if r.master("k") {
+		t.Fatal("took k past freshFor of the send p echoed (100 ms), p live by grace")
+	}
+	r.at(400).tick()
+	if r.master("k") {
+		t.Fatal("took k while p, live by grace, has not answered since")
+	}
+	r.at(411).tick() // p counts dead
+	if !r.master("k") {
+		t.Fatal("not master of k once p counted dead")
+	}
+}
+
 // Without Quorum, a claim waits for the first full frame of a peer whose
 // connection just came up: it may hold the key and be master of it.
 // (Seed 6153.)

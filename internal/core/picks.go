@@ -219,9 +219,10 @@ func (c *Core) compete(i int, p *cpeer) {
 // blocked reports whether a live peer holds slot i and is master of it,
 // or holds it with a state not current, or has not taken in this node's
 // place in the order (echoed a frame sent since rankAt). A peer live
-// only by grace (its connections closed to be redialed) that has not
-// taken it in blocks every key: it may add the key and claim it once it
-// counts this node dead (graceLease; seed 50028054).
+// only by grace (its connections closed to be redialed) or whose newest
+// state is on the way, that has not taken it in, blocks every key: it
+// may have added the key, or add it and claim it once it counts this
+// node dead (graceLease; seed 50028054).
 func (c *Core) blocked(i int) bool {
 	pk := &c.picks
 	if i == 0 {
@@ -248,8 +249,8 @@ func (c *Core) blocked(i int) bool {
 				x := p.has[w]
 				if !stale {
 					x &= p.acting[w]
-				} else if len(p.conns) == 0 {
-					x = ^uint64(0)
+				} else if len(p.conns) == 0 || !p.current() {
+					x = ^uint64(0) // what it holds now is not known
 				}
 				// Bit j of the key index is slot j+1.
 				pk.block.orShifted(w, x)
