@@ -830,7 +830,7 @@ func (c *Core) Elect(now int64) {
 	}
 	// Only the table changed (a relay): kickSome, unless the heartbeat
 	// goes out anyway (Tick).
-	tableOnly := !changed && !c.dirty && !(c.learned && c.ticking) && !c.ticking
+	tableOnly := !changed && !c.dirty && !c.ticking
 	if c.relay && c.buildTable(now) {
 		changed = true
 	} else {

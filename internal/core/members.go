@@ -201,6 +201,7 @@ func (c *Core) ownSlotOf(j int) int {
 // changed.
 func (c *Core) buildTable(now int64) bool {
 	c.named = c.named[:0]
+	kept := 0 // entries of c.table whose key is still in the index
 	t := make(map[string]TableEntry, len(c.ki.List))
 	unnamed, names := c.unnamed, c.naming
 	c.unnamed, c.naming = nil, make(map[string]naming, len(names))
@@ -282,13 +283,19 @@ func (c *Core) buildTable(now int64) bool {
 		if e != (TableEntry{}) {
 			t[k] = e
 		}
-		if old := c.table[k]; old != e {
+		old, had := c.table[k]
+		if had {
+			kept++
+		}
+		if old != e {
 			c.named = append(c.named, old.Rightful, old.Acting, e.Rightful, e.Acting)
 		}
 	}
-	for k, old := range c.table {
-		if _, ok := t[k]; !ok {
-			c.named = append(c.named, old.Rightful, old.Acting)
+	if kept < len(c.table) { // entries of keys gone from the index
+		for k, old := range c.table {
+			if _, ok := t[k]; !ok {
+				c.named = append(c.named, old.Rightful, old.Acting)
+			}
 		}
 	}
 	if maps.Equal(t, c.table) {
