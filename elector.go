@@ -403,8 +403,7 @@ func (e *elector) publishBeat(b *core.Beat) {
 		hb.claims = hb.claims || c.Acting
 	}
 	hb.short, _ = encodeBeat(b, false)
-	if prev := e.beat; prev != nil && prev.state != nil && slices.Equal(b.Keys, prev.state.Keys) &&
-		(b.Table == nil) == (prev.state.Table == nil) && fits(b) == nil {
+	if prev := e.beat; prev != nil && deltaable(b, prev.state) && fits(b) == nil {
 		// The state travels as a delta on the connections that carried
 		// the previous version (writer.plan): the claims, known terms
 		// and relay table that changed, not the whole state, which
@@ -414,8 +413,7 @@ func (e *elector) publishBeat(b *core.Beat) {
 		// connection that needs it, will encode (fullForm).
 		if d, err := encodeDelta(b, prev.state, prev.version); err == nil {
 			hb.delta, hb.deltaBase = d, prev.version
-			if old := e.sentAll; old != nil && old != prev && old.state != nil && slices.Equal(b.Keys, old.state.Keys) &&
-				(b.Table == nil) == (old.state.Table == nil) {
+			if old := e.sentAll; old != nil && old != prev && deltaable(b, old.state) {
 				// The connections a relay's new table skipped (kickSome)
 				// still carry the version sent to all: a delta from it,
 				// encoded when one needs it (bulkDelta).
@@ -431,7 +429,7 @@ func (e *elector) publishBeat(b *core.Beat) {
 					if len(hb.older) == maxOlder {
 						break
 					}
-					if o.state != nil && slices.Equal(b.Keys, o.state.Keys) && (b.Table == nil) == (o.state.Table == nil) {
+					if deltaable(b, o.state) {
 						hb.older = append(hb.older, olderState{version: o.version, state: o.state})
 					}
 				}
@@ -457,6 +455,12 @@ func (e *elector) publishBeat(b *core.Beat) {
 	hb.setFull(full)
 	e.beat = hb
 	e.host.publishBeat(hb)
+}
+
+// deltaable reports whether b can travel as a delta from old (encodeDelta):
+// the same keys, and a table in both or in neither.
+func deltaable(b, old *core.Beat) bool {
+	return old != nil && slices.Equal(b.Keys, old.Keys) && (b.Table == nil) == (old.Table == nil)
 }
 
 // outBeat is the heartbeat the connections send, encoded once per change.
