@@ -631,8 +631,27 @@ func decodeClaims(p []byte, keys []string, delta bool) (map[string]core.Claim, m
 	if uint64(n)*13 > uint64(len(p)) {
 		return nil, nil, nil, fmt.Errorf("%w: %d claims in %d bytes", ErrBadFrame, n, len(p))
 	}
+	// Sized before they are filled: a whole state of a thousand keys
+	// would otherwise grow (rehash) each map several times.
+	nc, nk := 0, 0
+	for j := range int(n) {
+		switch e := p[13*j:]; {
+		case e[12] == 2:
+			nk++
+		case e[12] == 3:
+			nc, nk = nc+1, nk+1
+		default:
+			nc++
+		}
+	}
 	var claims map[string]core.Claim
+	if nc > 0 {
+		claims = make(map[string]core.Claim, nc)
+	}
 	var known map[string]uint64
+	if nk > 0 {
+		known = make(map[string]uint64, nk)
+	}
 	next := int64(-1) // the lowest key position the next entry may have
 	for j := range n {
 		i := binary.BigEndian.Uint32(p)
@@ -653,12 +672,6 @@ func decodeClaims(p []byte, keys []string, delta bool) (map[string]core.Claim, m
 			k = keys[i]
 		}
 		if delta && state == 3 && term == 0 {
-			if claims == nil {
-				claims = make(map[string]core.Claim)
-			}
-			if known == nil {
-				known = make(map[string]uint64)
-			}
 			claims[k], known[k] = core.Claim{}, 0
 			continue
 		}
@@ -666,14 +679,8 @@ func decodeClaims(p []byte, keys []string, delta bool) (map[string]core.Claim, m
 			return nil, nil, nil, fmt.Errorf("%w: claim of term %d, state %d", ErrBadFrame, term, state)
 		}
 		if state == 2 {
-			if known == nil {
-				known = make(map[string]uint64)
-			}
 			known[k] = term
 			continue
-		}
-		if claims == nil {
-			claims = make(map[string]core.Claim)
 		}
 		claims[k] = core.Claim{Term: term, Acting: state == 1}
 	}

@@ -77,6 +77,20 @@ func (c *Core) slotState(i int) KeyState {
 func (c *Core) publish() {
 	b := &Beat{UID: c.cfg.UID, Start: c.cfg.Start, Inc: c.cfg.Inc, Prio: c.self.prio,
 		Leaving: c.leaving, Version: c.version, Keys: c.own.List, Observer: c.cfg.Observer, Meta: c.meta, Table: c.table}
+	// The maps sized first (a thousand keys: no rehash as they grow);
+	// Known at most: the keys not claimed.
+	claimed := 0
+	if c.slots[0].Term > 0 {
+		claimed++
+	}
+	for j := range c.own.List {
+		if c.slots[c.ownSlotOf(j)].Term > 0 {
+			claimed++
+		}
+	}
+	if !c.leaving && claimed > 0 {
+		b.Claims = make(map[string]Claim, claimed)
+	}
 	for j := -1; j < len(c.own.List); j++ {
 		i := 0
 		if j >= 0 {
@@ -84,15 +98,12 @@ func (c *Core) publish() {
 		}
 		k := c.slotKey(i)
 		if c.slots[i].Term > 0 && !c.leaving {
-			if b.Claims == nil {
-				b.Claims = make(map[string]Claim)
-			}
 			b.Claims[k] = c.slots[i].Claim
 		} else if t := max(c.used[k], c.other[k]); t > 0 {
 			// Not claimed: the highest term known, so that a node that
 			// comes later takes a term above it (fencing).
 			if b.Known == nil {
-				b.Known = make(map[string]uint64)
+				b.Known = make(map[string]uint64, len(c.own.List)+1-claimed)
 			}
 			b.Known[k] = t
 		}
