@@ -83,6 +83,8 @@ type members struct {
 	// sendFirst's scratch.
 	named    []string
 	namedSet map[string]struct{}
+	// tabBuf, on a relay: buildTable's entries by slot.
+	tabBuf []TableEntry
 	// bulkAt, on a relay: when (mono) its state goes to the members that
 	// a change of its table alone does not concern (kickSome); 0: none
 	// held back.
@@ -202,7 +204,13 @@ func (c *Core) ownSlotOf(j int) int {
 func (c *Core) buildTable(now int64) bool {
 	c.named = c.named[:0]
 	kept := 0 // entries of c.table whose key is still in the index
-	t := make(map[string]TableEntry, len(c.ki.List))
+	// The entries by slot, in a buffer kept from one election to the
+	// next: the map is built only if one differs (a voter elects on
+	// every batch of news, and its table of a thousand keys seldom
+	// changes).
+	ents := slices.Grow(c.tabBuf[:0], len(c.slots))[:len(c.slots)]
+	c.tabBuf = ents
+	differs, entries := false, 0
 	unnamed, names := c.unnamed, c.naming
 	c.unnamed, c.naming = nil, make(map[string]naming, len(names))
 	for i := 1; i < len(c.slots); i++ {
@@ -280,26 +288,35 @@ func (c *Core) buildTable(now int64) bool {
 		if nm.uid != "" {
 			c.naming[k] = nm
 		}
+		ents[i] = e
 		if e != (TableEntry{}) {
-			t[k] = e
+			entries++
 		}
 		old, had := c.table[k]
 		if had {
 			kept++
 		}
 		if old != e {
+			differs = true
 			c.named = append(c.named, old.Rightful, old.Acting, e.Rightful, e.Acting)
 		}
 	}
 	if kept < len(c.table) { // entries of keys gone from the index
+		differs = true
 		for k, old := range c.table {
-			if _, ok := t[k]; !ok {
+			if i, ok := c.ki.Idx[k]; !ok || ents[i+1] == (TableEntry{}) {
 				c.named = append(c.named, old.Rightful, old.Acting)
 			}
 		}
 	}
-	if maps.Equal(t, c.table) {
+	if !differs {
 		return false
+	}
+	t := make(map[string]TableEntry, entries)
+	for i := 1; i < len(ents); i++ {
+		if ents[i] != (TableEntry{}) {
+			t[c.slotKey(i)] = ents[i]
+		}
 	}
 	c.table = t
 	return true
