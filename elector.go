@@ -585,6 +585,10 @@ func (e *elector) resolveNow(id string) {
 func (m *Msc) publishSnap(s *core.Snapshot) {
 	old := m.snap.Load()
 	m.snap.Store(s)
+	if old.Master && !s.Master {
+		// Read after the store: not master from this instant on.
+		m.downAt.Store(time.Now().UnixNano())
+	}
 	m.notifyChanges(old, s)
 }
 

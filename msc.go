@@ -88,6 +88,10 @@ type Msc struct {
 	// lateAt is when (mono) a goroutine of the node last ran late: the
 	// node is overloaded for a while after (overload.go).
 	lateAt atomic.Int64
+	// downAt is when (Unix ns) the snapshot last stopped making this node
+	// the global master; 0 if never (check dates its workers' step-downs
+	// by it: testhook.SteppedDown).
+	downAt atomic.Int64
 
 	// Connections: the keys they seal with, their numbering, the dial
 	// limit and the clients' wake-ups.

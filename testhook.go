@@ -10,6 +10,7 @@ import (
 func init() {
 	testhook.Abort = func(node any) { node.(*Msc).abort() }
 	testhook.Pause = func(node any, d time.Duration) { node.(*Msc).pauseFor(d) }
+	testhook.SteppedDown = func(node any) int64 { return node.(*Msc).downAt.Load() }
 }
 
 // pauseFor blocks the elector for d without waiting for it, as if the

@@ -190,6 +190,16 @@ func benchSize(ctx context.Context, cfg *config, ports []int, out io.Writer) ([]
 		add(&resume, w, at)
 	}
 	fmt.Fprintf(out, "  n=%d pause and resume: done\n", n)
+	if cfg.verbose {
+		c.mu.Lock()
+		early := slices.Clone(c.downEarly)
+		c.mu.Unlock()
+		if len(early) > 0 {
+			slices.Sort(early)
+			fmt.Fprintf(out, "  n=%d so far, %d step-downs dated by the node before their reports: median %s, max %s earlier\n",
+				n, len(early), ms(early[len(early)/2]), ms(early[len(early)-1]))
+		}
+	}
 	if err := masterReps(opTerm, "graceful", &graceful); err != nil {
 		return rowsSoFar(), err
 	}

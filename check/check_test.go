@@ -4,9 +4,11 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"regexp"
 	"slices"
@@ -484,5 +486,89 @@ func TestBenchVoters(t *testing.T) {
 	}
 	if max, _ := strconv.ParseFloat(m[2], 64); max > 600 {
 		t.Errorf("a member's key failed over in %s ms at most, want within 2·WaitTimeout (600 ms)", m[2])
+	}
+}
+
+// TestStepDownDated: a worker's report that it stepped down as global
+// master is dated by the step-down itself (testhook.SteppedDown), not
+// by when the report was written (later, as an OnChange callback on a
+// loaded machine may run), and check's timeline takes that date.
+func TestStepDownDated(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := msc.New(msc.Options{UID: "alone", Listener: ln, Key: demoKey, Algorithm: "aes128"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	r := &reporter{enc: json.NewEncoder(&buf), m: m}
+	report := func(ch msc.Change, from, to int64) report {
+		t.Helper()
+		for time.Now().UnixNano() <= to {
+			time.Sleep(time.Millisecond) // the report comes strictly later
+		}
+		r.write("change", &ch, nil)
+		var rep report
+		if err := json.Unmarshal(buf.Bytes(), &rep); err != nil {
+			t.Fatal(err)
+		}
+		buf.Reset()
+		if rep.Master != ch.IsMaster {
+			t.Fatalf("reported master=%v, want %v", rep.Master, ch.IsMaster)
+		}
+		if rep.At < from || rep.At > to || rep.At >= rep.TS {
+			t.Fatalf("master=%v dated %d, want in [%d, %d], before ts %d", ch.IsMaster, rep.At, from, to, rep.TS)
+		}
+		if got := rep.changedAt(); got != rep.At {
+			t.Fatalf("changedAt %d, want %d", got, rep.At)
+		}
+		return rep
+	}
+	if err := m.Start(); err != nil { // no servers: master at once
+		t.Fatal(err)
+	}
+	r.write("status", nil, nil)
+	buf.Reset()
+	before := time.Now().UnixNano()
+	m.Stop()
+	rep := report(msc.Change{}, before, time.Now().UnixNano())
+	// Never before a report that read the state before the change: that
+	// mastership was seen (here, as if a report had read master after
+	// the step-down).
+	r.lastMaster = rep.At + 1
+	r.write("change", &msc.Change{}, nil)
+	var again struct{ At, TS int64 }
+	if err := json.Unmarshal(buf.Bytes(), &again); err != nil {
+		t.Fatal(err)
+	}
+	if again.At != 0 {
+		t.Fatalf("dated %d, before a report that read master at %d", again.At, r.lastMaster)
+	}
+}
+
+// TestChangeReportTimeline: check's timeline takes a worker's change of
+// the global mastership as what IsMaster answered when the report was
+// written (a callback queued before a SIGSTOP runs after the SIGCONT,
+// stale), at the step-down's own date when the report gives one.
+func TestChangeReportTimeline(t *testing.T) {
+	c := newCluster(&config{wait: 300 * time.Millisecond}, []int{0, 0})
+	a, b := c.workers[0], c.workers[1]
+	pa, pb := &proc{gen: 1}, &proc{gen: 1}
+	a.proc, b.proc = pa, pb
+	c.tl.add(tlEvent{ts: 0, kind: tlJoin, who: inc{0, 1}})
+	c.tl.add(tlEvent{ts: 0, kind: tlJoin, who: inc{1, 1}})
+	c.onReport(a, pa, report{Type: "change", TS: 10, Master: true, Change: &changeReport{IsMaster: true}})
+	// b takes over at 100; a reports its step-down at 130, dated 90.
+	c.onReport(b, pb, report{Type: "change", TS: 100, Master: true, Change: &changeReport{IsMaster: true}})
+	c.onReport(a, pa, report{Type: "change", TS: 130, At: 90, Change: &changeReport{}})
+	// A stale callback: the change said master, IsMaster answered false.
+	c.onReport(a, pa, report{Type: "change", TS: 200, Change: &changeReport{IsMaster: true}})
+	if w := c.tl.window(50, 300); w.Multi != 0 || w.LastMaster != (inc{1, 1}) {
+		t.Fatalf("window %+v: two masters counted, or not b", w)
+	}
+	if w := c.tl.window(20, 95); w.None != 5 || w.Multi != 0 {
+		t.Fatalf("window %+v: want 5 ns without a master (90 to 95), none with two", w)
 	}
 }

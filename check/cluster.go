@@ -46,9 +46,12 @@ type cluster struct {
 	workers []*worker
 	tl      timeline
 	keyUps  []keyUp // when each worker became master of a key (bench -voters)
-	live    *liveAnalyzer
-	faults  map[int]string // descriptions of faults not yet resolved, by id
-	nfault  int
+	// downEarly: for each step-down dated by the node (report.At), how
+	// long before its report it happened.
+	downEarly []time.Duration
+	live      *liveAnalyzer
+	faults    map[int]string // descriptions of faults not yet resolved, by id
+	nfault    int
 	// faultNames keeps every fault's description, for dump.
 	faultNames map[int]string
 	// debugLines are the library's debug logs (-debug), for dump.
@@ -409,7 +412,15 @@ func (c *cluster) onReport(w *worker, p *proc, r report) {
 		}
 	case "change":
 		if r.Change != nil && r.Change.Key == "" {
-			c.tl.add(tlEvent{ts: r.TS, kind: tlChange, who: inc{w.idx, p.gen}, master: r.Change.IsMaster})
+			ts := r.changedAt()
+			if ts < r.TS {
+				c.downEarly = append(c.downEarly, time.Duration(r.TS-ts))
+			}
+			// What IsMaster answered when the report was written, not
+			// what the change said: a callback queued before a SIGSTOP
+			// runs after the SIGCONT, and its change (a term, say, while
+			// master) is stale by then.
+			c.tl.add(tlEvent{ts: ts, kind: tlChange, who: inc{w.idx, p.gen}, master: r.Master})
 		}
 		if r.Change != nil && r.Change.Key != "" && r.Change.IsMaster {
 			c.keyUps = append(c.keyUps, keyUp{ts: r.TS, key: r.Change.Key, worker: w.idx})

@@ -22,6 +22,7 @@ import (
 
 	"github.com/msc-go/msc"
 	"github.com/msc-go/msc/internal/core"
+	"github.com/msc-go/msc/internal/testhook"
 )
 
 // workerEnv, set to "1", makes the binary run as a worker.
@@ -97,7 +98,12 @@ type report struct {
 	// Start is the node's StartTime, Unix nanoseconds.
 	Start int64 `json:"start"`
 	// TS is when the line was written, Unix nanoseconds, worker's clock.
-	TS        int64                `json:"ts"`
+	TS int64 `json:"ts"`
+	// At, on a change that ends the global mastership, is when the
+	// node's snapshot stopped making it master (testhook.SteppedDown), if
+	// before TS and after the last report that read IsMaster true: not
+	// master from then on.
+	At        int64                `json:"at,omitempty"`
 	Ready     bool                 `json:"ready"`
 	Master    bool                 `json:"master"`
 	MasterUID string               `json:"master_uid,omitempty"`
@@ -121,6 +127,15 @@ type report struct {
 	Mastered    int    `json:"mastered,omitempty"`
 	MasteredSum uint64 `json:"mastered_sum,omitempty"`
 	ViewSum     uint64 `json:"view_sum,omitempty"`
+}
+
+// changedAt is when the change a report describes happened, as far as
+// the worker knows: At if set and earlier, else TS.
+func (r *report) changedAt() int64 {
+	if r.At != 0 && r.At < r.TS {
+		return r.At
+	}
+	return r.TS
 }
 
 type keyReport struct {
@@ -159,6 +174,8 @@ type reporter struct {
 	pid     int
 	start   int64
 	balance bool
+	// lastMaster is the time of the last report that read IsMaster true.
+	lastMaster int64
 }
 
 func (r *reporter) write(typ string, ch *msc.Change, err error) {
@@ -195,12 +212,28 @@ func (r *reporter) write(typ string, ch *msc.Change, err error) {
 	}
 	if ch != nil {
 		rep.Change = &changeReport{Key: ch.Key, IsMaster: ch.IsMaster, Master: ch.Master}
+		if ch.Key == "" && !ch.IsMaster && !master {
+			// Dated by the step-down itself: on a machine loaded by many
+			// workers, this callback may run milliseconds after it, and
+			// the node that took over may report sooner: check would
+			// count two masters at once that never were. (IsMaster may
+			// turn false earlier, when the node's heartbeats are late,
+			// never later. A takeover stays dated by its report: IsMaster
+			// may turn true later than the snapshot, once a node whose
+			// heartbeats were late has sent again.)
+			if at := testhook.SteppedDown(r.m); at > r.lastMaster && at < ts {
+				rep.At = at
+			}
+		}
 	}
 	if err != nil {
 		rep.Err = err.Error()
 		rep.Startup = startupError(err, st.Peers)
 	}
 	rep.TS = ts
+	if master {
+		r.lastMaster = ts
+	}
 	r.enc.Encode(rep) // a parent that went away is noticed on stdin
 }
 

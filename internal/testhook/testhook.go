@@ -13,4 +13,8 @@ var (
 	// no heartbeat and handles nothing until d has passed, then notices
 	// the gap as a resumed process does. It returns at once.
 	Pause func(node any, d time.Duration)
+	// SteppedDown returns when (Unix ns, wall clock) the node's snapshot
+	// last stopped making it the global master; 0 if never. check dates
+	// the step-downs its workers report by it.
+	SteppedDown func(node any) int64
 )
