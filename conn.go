@@ -362,6 +362,7 @@ func (c *conn) readLoop() error {
 		if err != nil {
 			return err
 		}
+		c.filter.keys.own = c.m.snap.Load().KI // this node's keys as they stand (keyIntern)
 		v, err := c.filter.decode(plain, uid)
 		if err != nil {
 			return err

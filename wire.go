@@ -738,6 +738,10 @@ func decodeKeys(p []byte) ([]string, error) {
 // as most do, is not decoded again, and its list is the same slice
 // (read-only, as every decoded frame).
 type keyIntern struct {
+	// own is this node's keys: one of them is returned as the node's
+	// own string, so that the core's maps, keyed by those, compare a
+	// pointer rather than the bytes (a thousand keys per whole state).
+	own  *core.KeyIndex
 	m    map[string]string
 	raw  []byte
 	list []string
@@ -750,6 +754,11 @@ const maxIntern = 1 << 16
 func (in *keyIntern) key(b []byte) string {
 	if in == nil {
 		return string(b)
+	}
+	if in.own != nil {
+		if i, ok := in.own.Idx[string(b)]; ok { // no allocation either
+			return in.own.List[i]
+		}
 	}
 	if k, ok := in.m[string(b)]; ok { // no allocation for the lookup
 		return k

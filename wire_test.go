@@ -898,3 +898,25 @@ func TestDeltaSize(t *testing.T) {
 		t.Errorf("whole state %d bytes, delta %d bytes; docs/performance.md says 23,082 and 86", len(full), len(delta))
 	}
 }
+
+// TestInternOwnKeys: a frame's key that this node holds decodes as the
+// node's own string (the same bytes in memory), so that the core's maps,
+// keyed by its own strings, compare pointers; another key is interned per
+// connection as before.
+func TestInternOwnKeys(t *testing.T) {
+	c := core.New(core.Config{UID: "self", Start: 1, Inc: 1, Interval: core.Duration(100e6), Wait: core.Duration(300e6)}, []string{"a", "bb"}, nil)
+	c.Start(1, nil)
+	ki := c.Snap().KI
+	in := &keyIntern{own: ki}
+	own := ki.List[slices.Index(ki.List, "bb")]
+	if k := in.key([]byte("bb")); k != "bb" || unsafe.StringData(k) != unsafe.StringData(own) {
+		t.Fatalf("own key %q at %p, want the node's string at %p", k, unsafe.StringData(k), unsafe.StringData(own))
+	}
+	first := in.key([]byte("zz"))
+	if again := in.key([]byte("zz")); first != "zz" || unsafe.StringData(again) != unsafe.StringData(first) {
+		t.Fatalf("another key %q not interned per connection", again)
+	}
+	if len(in.m) != 1 {
+		t.Fatalf("%d keys interned per connection, want 1 (own keys are not)", len(in.m))
+	}
+}
