@@ -631,6 +631,11 @@ func decodeClaims(p []byte, keys []string, delta bool) (map[string]core.Claim, m
 	if uint64(n)*13 > uint64(len(p)) {
 		return nil, nil, nil, fmt.Errorf("%w: %d claims in %d bytes", ErrBadFrame, n, len(p))
 	}
+	if uint64(n) > uint64(len(keys))+1 {
+		// One entry per key at most, and the global one: what the maps
+		// are sized for below is bounded by the key list.
+		return nil, nil, nil, fmt.Errorf("%w: %d claims for %d keys", ErrBadFrame, n, len(keys))
+	}
 	// Sized before they are filled: a whole state of a thousand keys
 	// would otherwise grow (rehash) each map several times.
 	nc, nk := 0, 0

@@ -435,6 +435,15 @@ func TestDecodeBeatMalformed(t *testing.T) {
 			t.Errorf("%s: err %v, want ErrBadFrame", c.name, err)
 		}
 	}
+	// More claims than keys (and the global one), with the bytes for
+	// them: refused before any map is sized for them.
+	many := mod(func(p []byte) []byte {
+		binary.BigEndian.PutUint32(p[cc:], 4)
+		return slices.Insert(p, cc+4+2*13, make([]byte, 2*13)...)
+	})
+	if _, err := decodeBeat(many, uid); !errors.Is(err, ErrBadFrame) || !strings.Contains(err.Error(), "4 claims for 2 keys") {
+		t.Errorf("more claims than keys: err %v, want ErrBadFrame, 4 claims for 2 keys", err)
+	}
 	v, err := decodeBeat(body, uid)
 	if err != nil {
 		t.Fatal(err)
