@@ -640,10 +640,10 @@ func decodeClaims(p []byte, keys []string, delta bool) (map[string]core.Claim, m
 	// would otherwise grow (rehash) each map several times.
 	nc, nk := 0, 0
 	for j := range int(n) {
-		switch e := p[13*j:]; {
-		case e[12] == 2:
+		switch p[13*j+12] { // the state
+		case 2:
 			nk++
-		case e[12] == 3:
+		case 3:
 			nc, nk = nc+1, nk+1
 		default:
 			nc++
