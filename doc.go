@@ -75,8 +75,10 @@
 //     [Msc.IsMasterByKey] is false for a key the node does not hold. Nodes
 //     can thus share the work by keys: give each key to some of the nodes.
 //   - After [Msc.Start], a node claims nothing until it has heard from, or
-//     failed to reach, every configured server, or WaitTimeout has passed,
-//     so that a starting replica never runs the master's tasks by mistake.
+//     failed to reach, every configured server, or WaitTimeout has passed
+//     (up to 4*WaitTimeout while a server's connection is up and its state
+//     has not come), so that a starting replica never runs the master's
+//     tasks by mistake.
 //     A node with no servers is master as soon as Start returns.
 //   - A process that dies has its connections reset by its operating
 //     system, and its peers count it dead at once. [Msc.Stop] tells the
@@ -123,7 +125,8 @@
 //   - With Quorum and [Options].Sticky, mastership moves only when the
 //     master dies, leaves or loses quorum.
 //   - A starting node claims nothing until it has heard from, or failed
-//     to reach, every server, or WaitTimeout has passed.
+//     to reach, every server, or WaitTimeout has passed (up to
+//     4*WaitTimeout for a server reached and not heard yet).
 //
 // # The wire
 //

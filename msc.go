@@ -189,7 +189,8 @@ func New(opts Options) (*Msc, error) {
 // Start listens, dials the configured servers and begins electing. A node
 // with no servers is master as soon as Start returns; otherwise it claims
 // mastership only once it has heard from, or failed to reach, every
-// server, or after WaitTimeout. It does not wait for the peers: the node
+// server, or after WaitTimeout (up to 4*WaitTimeout while a server's
+// connection is up and its state has not come). It does not wait for the peers: the node
 // elects on goroutines of its own until Stop. It returns ErrStarted if
 // the node is running already, ErrStopped after Stop, and the listener's
 // error, wrapped, if it cannot listen on Options.Host and Port.

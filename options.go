@@ -138,7 +138,8 @@ type Options struct {
 	// recognised in the handshake and no longer dialed. An address is
 	// dropped once it is both absent from an answer and not connected.
 	// Until the first answer (or WaitTimeout after Start) the node claims
-	// nothing. Failures are retried and reported to OnError, once per
+	// nothing, and then until it has heard from the addresses answered
+	// (as from AddServer's servers: Start). Failures are retried and reported to OnError, once per
 	// outage, wrapping ErrDiscovery; they are never fatal. Discover must
 	// return when its context is done. Default nil: only AddServer.
 	Discover Discover

@@ -179,6 +179,50 @@ func (c *Core) await(now int64) {
 	c.readyAt = now + int64(c.cfg.Wait)
 }
 
+// checkReady makes the node ready once it has waited long enough for
+// its servers (await; resolve, once it has heard from them all):
+// WaitTimeout, or while a server it waits for has a connection up and
+// its state has not come (slowServer), slowWait WaitTimeouts. Such a
+// server is slow (this process or that one is overloaded: a cluster that
+// starts at once on a loaded machine), not gone; claiming on a partial
+// view would move masterships once it comes (40 nodes holding 1,000 keys
+// in one process each claimed at WaitTimeout with 13-23 of its 39 peers
+// heard). A connection that ends ends that wait.
+func (c *Core) checkReady(now int64) {
+	if c.ready {
+		return
+	}
+	wait := int64(c.cfg.Wait)
+	if now >= c.readyAt && !c.slowServer() || now >= c.since+slowWait*wait {
+		c.ready, c.rejoin = true, false
+	}
+}
+
+// readyWake is when the node not ready yet looks again (checkReady).
+func (c *Core) readyWake(now int64) int64 {
+	if now < c.readyAt {
+		return c.readyAt
+	}
+	return c.since + slowWait*int64(c.cfg.Wait)
+}
+
+// slowWait is how many WaitTimeouts a node waits at most for a server
+// whose connection is up (checkReady).
+const slowWait = 4
+
+// slowServer reports whether a server the node waits for has a
+// connection up whose peer's state has not come yet: reached, not heard.
+// (A peer heard before, after a pause, may not answer at all: a frame
+// that repeats the last one is not news to it.)
+func (c *Core) slowServer() bool {
+	for _, cs := range c.conns {
+		if cs.server != "" && c.pending[cs.server] && (cs.peer == nil || cs.peer.version == 0) {
+			return true
+		}
+	}
+	return false
+}
+
 // begin starts a step: it notices a pause.
 func (c *Core) begin(now int64) {
 	if !c.started {
@@ -293,9 +337,7 @@ func (c *Core) Tick(now int64) {
 // a node that hears from many peers at scattered times cost no traffic.
 func (c *Core) Alarm(now int64) {
 	c.begin(now)
-	if !c.ready && now >= c.readyAt {
-		c.ready, c.rejoin = true, false
-	}
+	c.checkReady(now)
 	limit := now - int64(10*c.cfg.Wait)
 	for k, p := range c.peers {
 		if len(p.conns) == 0 && p.heard < limit {
@@ -324,6 +366,10 @@ func (c *Core) Down(now int64, id ConnID, silent bool) {
 		return
 	}
 	delete(c.conns, id)
+	if !c.ready && cs.server != "" && c.pending[cs.server] {
+		// A server waited for (checkReady) may be waited for no longer.
+		c.electLater(now)
+	}
 	if p := cs.peer; p != nil {
 		delete(p.conns, id)
 		// The connection that kept dedupe from closing the others (the
@@ -414,9 +460,15 @@ func (c *Core) resolve(now, at int64, server string) {
 		return
 	}
 	delete(c.pending, server)
-	if !c.ready && len(c.pending) == 0 {
-		c.ready, c.rejoin = true, false
-		c.Elect(now)
+	if !c.ready {
+		if len(c.pending) == 0 {
+			c.ready, c.rejoin = true, false
+		} else {
+			c.checkReady(now)
+		}
+		if c.ready {
+			c.Elect(now)
+		}
 	}
 }
 
@@ -794,8 +846,9 @@ func (c *Core) Elect(now int64) {
 		c.wakeAt(c.bulkAt)
 	}
 	c.waiting = false
+	c.checkReady(now)
 	if !c.ready && !c.leaving {
-		c.wakeAt(c.readyAt)
+		c.wakeAt(c.readyWake(now))
 	}
 	c.collect(now)
 	for _, p := range c.order {

@@ -576,3 +576,72 @@ func TestRuleNewStateOnReplyAnswered(t *testing.T) {
 		t.Fatalf("a reply with no news answered: replies %v", o.Reply)
 	}
 }
+
+// A node waits, before it claims anything, for a server whose connection
+// is up and whose state has not come yet (slow: the processes of a
+// cluster that starts at once on a loaded machine) beyond WaitTimeout,
+// up to slowWait WaitTimeouts, or until that connection ends; a server
+// without a connection up counts as failed at WaitTimeout, as before.
+// (40 nodes holding 1,000 keys in one process each claimed at 300 ms
+// with a view of 13-23 of its 39 peers, then moved masterships as the
+// others came: 1.4-10 s to converge, or never.)
+func TestRuleStartWaitsForSlowServer(t *testing.T) {
+	wait := int64(ruleWait) / ms
+	// p's connection is up, silent; q was never reached.
+	r := newRuleCore(t, 0, selfAt, nil, "p")
+	r.c.AddServer(r.now, "q")
+	r.c.pending["q"] = true
+	r.ticks(100, wait)
+	if r.c.ready || r.master("") {
+		t.Fatal("ready at WaitTimeout while server p's connection is up and its state has not come")
+	}
+	// p's state comes: ready, master (p is younger).
+	r.at(wait+150).frame(1, "p", younger, nil, nil, 0)
+	r.c.flush()
+	if !r.c.ready {
+		t.Fatalf("not ready once p's state came (pending %v)", r.c.pending)
+	}
+	r.at(wait + 160).tick()
+	if !r.master("") {
+		t.Fatal("not master once ready")
+	}
+
+	// p's connection ends: ready at once, without it.
+	r = newRuleCore(t, 0, selfAt, nil, "p")
+	r.ticks(100, wait)
+	r.at(wait+30).c.Down(r.now, 1, false)
+	r.c.flush()
+	if !r.c.ready {
+		t.Fatal("not ready once the slow server's connection ended, past WaitTimeout")
+	}
+
+	// p's connection stays up, silent: ready at slowWait WaitTimeouts,
+	// not before.
+	r = newRuleCore(t, 0, selfAt, nil, "p")
+	for at := int64(100); at < slowWait*wait; at += 100 {
+		r.at(at).tick()
+		if r.c.ready {
+			t.Fatalf("ready at %d ms, with p's connection up and silent; want at %d", at, slowWait*wait)
+		}
+	}
+	r.at(slowWait * wait).tick()
+	if !r.c.ready || !r.master("") {
+		t.Fatalf("ready %v master %v at slowWait WaitTimeouts (%d ms); want both", r.c.ready, r.master(""), slowWait*wait)
+	}
+
+	// No connection up to the server: ready at WaitTimeout.
+	r = newRuleCore(t, 0, selfAt, nil)
+	r.c.AddServer(r.now, "q")
+	r.c.pending["q"] = true
+	r.ticks(100, wait)
+	if !r.c.ready {
+		t.Fatal("not ready at WaitTimeout with no server's connection up")
+	}
+}
+
+// ticks ticks every 100 ms from from to to (ms after the start).
+func (r *ruleCore) ticks(from, to int64) {
+	for at := from; at <= to; at += 100 {
+		r.at(at).tick()
+	}
+}
