@@ -17,13 +17,18 @@ type slot struct {
 // On a voter, for the global mastership and its own keys it goes out at
 // once; for the others its table carries it (TableEntry.Term). Elsewhere
 // (a full mesh, where every node hears each master itself, and a member,
-// whose voters relayed the term to it) with the next Tick, or sooner
-// when a process not heard before speaks (sendLearned): a term that
-// moves then costs each node one new state per Interval, not one per
-// frame that tells it (each of N nodes telling each other, N² frames per
-// term: 30 nodes holding 1,000 keys never converged so; and each of 50
-// member processes telling the voters at once, in a member's failover,
-// kept the voters from the CPU for 20 ms).
+// whose voters relayed the term to it) with one Tick in learnTicks, at
+// the node's own phase (learnTick), or sooner when its state changes
+// anyway or a process not heard before speaks (sendLearned): terms that
+// move then cost each node one new state per learnTicks Intervals, not
+// one per frame that tells it (each of N nodes telling each other, N²
+// frames per term: 30 nodes holding 1,000 keys never converged so; and
+// each of 50 member processes telling the voters at once, in a member's
+// failover, kept the voters from the CPU for 20 ms). Each new state is
+// news its peers answer: with every Tick, 40 nodes holding 1,000 keys in
+// one process passed the terms of their start on for a second, and took
+// 1.1-8.5 s to converge (5 runs of 18 above 2 s, one never: electors
+// starved, nodes re-joined); with one in three, 0.85-1.8 s in 27 of 31.
 func (c *Core) learn(key string, term uint64, rival bool) {
 	if rival && term > c.rival[key] {
 		c.rival[key] = term

@@ -65,9 +65,11 @@ type Core struct {
 	maxVote map[string]Vote
 	version uint64 // of this node's state as sent
 	dirty   bool   // the state to send changed outside elect (keys, leaving)
-	// learned: a higher term was learned, to pass on with the next Tick
-	// (full mesh: learn); ticking, the election is the Tick's.
+	// learned: a higher term was learned, to pass on with a Tick
+	// (learnTick; full mesh and members: learn); ticking, the election
+	// is the Tick's; ticks counts the Ticks.
 	learned, ticking bool
+	ticks            uint64
 
 	servers map[string]bool // configured server ids
 	pending map[string]bool // servers not yet heard from or failed, since since
@@ -327,10 +329,21 @@ func (c *Core) kick(now int64) {
 // Tick is called every Interval: it re-elects and sends the heartbeat.
 func (c *Core) Tick(now int64) {
 	c.ticking = true
+	c.ticks++
 	defer func() { c.ticking = false }()
 	c.Alarm(now)
 	c.kick(now)
 }
+
+// learnTicks: in a full mesh and on a member, a term learned goes out
+// with one Tick in learnTicks (learn).
+const learnTicks = 3
+
+// learnTick reports whether this Tick carries the terms learned: one in
+// learnTicks, at a phase of the node's own (its UID's hash), so that the
+// nodes, whose Ticks fall at the same instants, do not all send their new
+// states at once.
+func (c *Core) learnTick() bool { return (c.ticks+c.selfH)%learnTicks == 0 }
 
 // Alarm: the time the core asked for (wake) has come. It re-elects, and
 // the heartbeat goes out only if that changed something: the wake-ups of
@@ -889,7 +902,7 @@ func (c *Core) Elect(now int64) {
 	} else {
 		tableOnly = false
 	}
-	if changed || c.dirty || c.learned && c.ticking {
+	if changed || c.dirty || c.learned && c.ticking && c.learnTick() {
 		c.version++
 		c.dirty, c.learned = false, false
 		c.publish()
@@ -958,7 +971,7 @@ func sameKeys(a, b []string) bool {
 }
 
 // sendLearned sends the terms learned and not passed on yet (learn) now,
-// not with the next Tick: a process not heard before spoke. It may be a
+// not with a later Tick (learnTick): a process not heard before spoke. It may be a
 // master's new incarnation, or a new node that is master next; it learns
 // the terms used before from its peers' states only once their masters
 // are gone, and on a state without the last one it would claim that term
