@@ -971,11 +971,11 @@ func sameKeys(a, b []string) bool {
 }
 
 // sendLearned sends the terms learned and not passed on yet (learn) now,
-// not with a later Tick (learnTick): a process not heard before spoke. It may be a
-// master's new incarnation, or a new node that is master next; it learns
-// the terms used before from its peers' states only once their masters
-// are gone, and on a state without the last one it would claim that term
-// again.
+// not with a later Tick (learnTick): a process not heard before spoke.
+// It may be a master's new incarnation, or a new node that is master
+// next; it learns the terms used before from its peers' states only once
+// their masters are gone, and on a state without the last one it would
+// claim that term again.
 func (c *Core) sendLearned(now int64) {
 	if c.learned {
 		c.dirty = true
