@@ -194,8 +194,7 @@ func (c *Core) checkReady(now int64) {
 	if c.ready {
 		return
 	}
-	wait := int64(c.cfg.Wait)
-	if now >= c.readyAt && !c.slowServer() || now >= c.since+slowWait*wait {
+	if now >= c.readyAt && !c.slowServer() || now >= c.slowEnd() {
 		c.ready, c.rejoin = true, false
 	}
 }
@@ -205,12 +204,15 @@ func (c *Core) readyWake(now int64) int64 {
 	if now < c.readyAt {
 		return c.readyAt
 	}
-	return c.since + slowWait*int64(c.cfg.Wait)
+	return c.slowEnd()
 }
 
 // slowWait is how many WaitTimeouts a node waits at most for a server
 // whose connection is up (checkReady).
 const slowWait = 4
+
+// slowEnd is when the wait for slow servers ends, whatever they do.
+func (c *Core) slowEnd() int64 { return c.since + slowWait*int64(c.cfg.Wait) }
 
 // slowServer reports whether a server the node waits for has a
 // connection up whose peer's state has not come yet: reached, not heard.
@@ -349,8 +351,7 @@ func (c *Core) learnTick() bool { return (c.ticks+c.selfH)%learnTicks == 0 }
 // the heartbeat goes out only if that changed something: the wake-ups of
 // a node that hears from many peers at scattered times cost no traffic.
 func (c *Core) Alarm(now int64) {
-	c.begin(now)
-	c.checkReady(now)
+	c.begin(now) // Elect, below, checks readiness (checkReady)
 	limit := now - int64(10*c.cfg.Wait)
 	for k, p := range c.peers {
 		if len(p.conns) == 0 && p.heard < limit {
