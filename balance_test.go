@@ -176,8 +176,9 @@ func BenchmarkElectBalanced(b *testing.B) {
 				b.Fatalf("%d live peers, want 9", n)
 			}
 			mastered := 0
-			for _, ks := range c.Snap().Keys {
-				if ks.Master {
+			snap := c.Snap()
+			for i := range snap.Len() {
+				if snap.At(i).Master {
 					mastered++
 				}
 			}

@@ -210,8 +210,8 @@ func BenchmarkElect(b *testing.B) {
 			c, now := newCoreBench(b, 9, testKeys(1000), balance,
 				func(i int) int64 { return base.Add(time.Duration(i) * 15 * time.Second).UnixNano() }, // 0-3 older, 4-8 younger
 				base.Add(time.Minute))
-			if s := c.Snap(); s.Master || s.MasterUID != "peer0" || len(s.Keys) != 1000 {
-				b.Fatalf("elected %q (self master %v) over %d keys", s.MasterUID, s.Master, len(s.Keys))
+			if s := c.Snap(); s.Master || s.MasterUID != "peer0" || s.Len() != 1000 {
+				b.Fatalf("elected %q (self master %v) over %d keys", s.MasterUID, s.Master, s.Len())
 			}
 			b.ReportAllocs()
 			for b.Loop() {

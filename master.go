@@ -43,7 +43,7 @@ func (m *Msc) IsMasterByKey(key string) bool {
 	if !ok {
 		return false
 	}
-	ks := &s.Keys[i] // not copied: this is the hot path
+	ks := s.At(int(i)) // not copied: this is the hot path
 	return ks.Master && m.valid(ks.Lease)
 }
 
@@ -111,8 +111,8 @@ func (m *Msc) MasterMeta(key string) (meta map[string]string, ok bool) {
 func (m *Msc) MasterKeys() []string {
 	s := m.snap.Load()
 	var out []string
-	for i, ks := range s.Keys {
-		if ks.Master {
+	for i := range s.Len() {
+		if s.At(i).Master {
 			out = append(out, s.KI.List[i])
 		}
 	}

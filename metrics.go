@@ -61,27 +61,29 @@ func (mt *metrics) countError(err error) {
 // restart of the election) and then the same again is no change. It runs
 // on the elector, for each snapshot published.
 func (mt *metrics) countChanges(old, s *core.Snapshot) {
-	if old.MasterUID == s.MasterUID && old.KI == s.KI && sameMasters(old.Keys, s.Keys) {
-		return
-	}
 	mt.mu.Lock()
 	defer mt.mu.Unlock()
 	if mt.changes == nil {
 		mt.changes, mt.last = make(map[string]uint64), make(map[string]string)
 	}
 	mt.note("", s.MasterUID)
-	for i, ks := range s.Keys {
-		if old.KI == s.KI && old.Keys[i].UID == ks.UID {
-			continue // noted when it last changed
-		}
-		mt.note(s.KI.List[i], ks.UID)
-	}
-	if old.KI != s.KI { // keys removed: forget them
-		for k := range mt.last {
-			if _, ok := s.KI.Idx[k]; !ok && k != "" {
-				delete(mt.last, k)
-				delete(mt.changes, k)
+	if old.KI == s.KI {
+		// Only the keys whose state changed; the others were noted
+		// when they last changed.
+		s.Diff(old, func(j int, now, was core.KeyState) {
+			if now.UID != was.UID {
+				mt.note(s.KI.List[j], now.UID)
 			}
+		})
+		return
+	}
+	for i := range s.Len() {
+		mt.note(s.KI.List[i], s.At(i).UID)
+	}
+	for k := range mt.last { // keys removed: forget them
+		if _, ok := s.KI.Idx[k]; !ok && k != "" {
+			delete(mt.last, k)
+			delete(mt.changes, k)
 		}
 	}
 }
@@ -96,15 +98,6 @@ func (mt *metrics) note(key, uid string) {
 		}
 		mt.last[key] = uid
 	}
-}
-
-func sameMasters(a, b []core.KeyState) bool {
-	for i := range a {
-		if a[i].UID != b[i].UID {
-			return false
-		}
-	}
-	return true
 }
 
 // figures are the numbers /metrics and PublishExpvar show.

@@ -94,8 +94,8 @@ func (s *sim) observe(n *simNode, snap *core.Snapshot) {
 	if snap.Running && snap.Master {
 		n.masters = append(n.masters, "")
 	}
-	for i := range snap.Keys {
-		if snap.Running && snap.Keys[i].Master {
+	for i := range snap.Len() {
+		if snap.Running && snap.At(i).Master {
 			n.masters = append(n.masters, snap.KI.List[i])
 		}
 	}

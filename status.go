@@ -121,7 +121,8 @@ func (e *elector) status() Status {
 		slices.Sort(ps.Servers)
 		st.Peers = append(st.Peers, ps)
 	}
-	for i, ks := range s.Keys {
+	for i := range s.Len() {
+		ks := s.At(i)
 		st.Keys = append(st.Keys, KeyStatus{Key: s.KI.List[i], IsMaster: ks.Master && m.valid(ks.Lease), Master: ks.UID, Term: ks.Term})
 	}
 	return st

@@ -108,20 +108,19 @@ func (m *Msc) notifyChanges(old, s *core.Snapshot) {
 	if old.Master != s.Master || old.MasterUID != s.MasterUID || old.Term != s.Term {
 		changes = append(changes, Change{IsMaster: s.Master, Master: s.MasterUID, Term: s.Term})
 	}
-	for i, ks := range s.Keys {
-		var o core.KeyState
-		if old.KI == s.KI {
-			o = old.Keys[i]
-		} else {
-			o, _ = old.Key(s.KI.List[i])
+	if old.KI == s.KI {
+		s.Diff(old, func(j int, ks, _ core.KeyState) {
+			changes = append(changes, Change{Key: s.KI.List[j], IsMaster: ks.Master, Master: ks.UID, Term: ks.Term})
+		})
+	} else {
+		for i := range s.Len() {
+			ks := *s.At(i)
+			if o, _ := old.Key(s.KI.List[i]); o != ks {
+				changes = append(changes, Change{Key: s.KI.List[i], IsMaster: ks.Master, Master: ks.UID, Term: ks.Term})
+			}
 		}
-		if o != ks {
-			changes = append(changes, Change{Key: s.KI.List[i], IsMaster: ks.Master, Master: ks.UID, Term: ks.Term})
-		}
-	}
-	if old.KI != s.KI {
 		for i, k := range old.KI.List {
-			if o := old.Keys[i]; o != (core.KeyState{}) {
+			if o := *old.At(i); o != (core.KeyState{}) {
 				if _, ok := s.KI.Idx[k]; !ok {
 					changes = append(changes, Change{Key: k})
 				}

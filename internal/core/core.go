@@ -98,7 +98,6 @@ type Core struct {
 	rankAt                      int64 // mono: when this node's place in the order last changed (start, priority, keys)
 
 	snap   *Snapshot
-	spare  *Snapshot // built and found equal to snap: reused by the next election
 	order  []*cpeer  // scratch: live peers in election order
 	picks  picks     // what an election asks of the slots over order (picks.go)
 	part   partial   // partial elections (partial.go)
@@ -913,16 +912,11 @@ func (c *Core) Elect(now int64) {
 			c.kick(now)
 		}
 	}
-	s := c.snapshot(c.spare, partial)
+	s := c.snapshot(partial)
 	c.endPartial()
-	if s == c.snap {
-		return // a partial election that changed nothing: the snapshot stands
-	}
-	if !s.equal(c.snap) {
-		c.snap, c.spare = s, nil
+	if s != c.snap {
+		c.snap = s
 		c.out.Snap = s
-	} else {
-		c.spare = s // unpublished: reused by the next election
 	}
 }
 

@@ -138,8 +138,9 @@ func TestPartialElectionsMesh(t *testing.T) {
 				samePartialWhole(t, step, cores)
 			}
 			mastered := 0
-			for _, ks := range cores[0].Snap().Keys {
-				if ks.Master {
+			snap := cores[0].Snap()
+			for i := range snap.Len() {
+				if snap.At(i).Master {
 					mastered++
 				}
 			}

@@ -48,8 +48,8 @@ func TestPartialReaddResignedKey(t *testing.T) {
 		})
 	}
 	a, b := cores[0].Snap(), cores[1].Snap()
-	if !slices.Equal(a.Keys, b.Keys) {
-		t.Fatalf("partial %+v, whole %+v", a.Keys, b.Keys)
+	if !slices.Equal(a.states(), b.states()) {
+		t.Fatalf("partial %+v, whole %+v", a.states(), b.states())
 	}
 	if st, _ := a.Key("a"); !st.Master {
 		t.Fatalf("a re-added: not master of it again: %+v", st)

@@ -15,7 +15,7 @@ import (
 // keys as they stand.
 func (c *Core) Snap() *Snapshot {
 	if !c.started {
-		return c.snapshot(nil, false) // not running, with the keys as they stand
+		return c.snapshot(false) // not running, with the keys as they stand
 	}
 	c.flush()
 	return c.snap
