@@ -7,7 +7,9 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/msc-go/msc"
 	"github.com/msc-go/msc/msctest"
@@ -23,6 +25,13 @@ func TestHandlerFailover(t *testing.T) {
 	c := msctest.NewCluster(t, 3, func(i int, o *msc.Options) {
 		o.Interval, o.WaitTimeout = msc.TestingInterval, msc.TestingWait
 		o.Keys = []string{"jobs"}
+	})
+	var mu sync.Mutex
+	var seen []string // node 2's changes, for the failure message
+	c.Node(2).OnChange(func(ch msc.Change) {
+		mu.Lock()
+		defer mu.Unlock()
+		seen = append(seen, fmt.Sprintf("%s %+v", time.Now().Format("15:04:05.000000"), ch))
 	})
 	c.WaitMaster(0)
 	get := func(i int, path string) (int, string) {
@@ -67,6 +76,7 @@ func TestHandlerFailover(t *testing.T) {
 	)
 	before, keyBefore := value(changes), value(keyChanges)
 
+	killed := time.Now()
 	c.Kill(0)
 	c.WaitMaster(1)
 	if code, body := get(1, "/master"); code != http.StatusOK {
@@ -79,6 +89,9 @@ func TestHandlerFailover(t *testing.T) {
 		return value(changes) == before+1 && value(keyChanges) == keyBefore+1 && value(live) == 1
 	}, func() string {
 		_, body := get(2, "/metrics")
-		return fmt.Sprintf("before the kill: %d and %d changes; node 2's metrics now:\n%s", before, keyBefore, body)
+		mu.Lock()
+		defer mu.Unlock()
+		return fmt.Sprintf("before the kill (%s): %d and %d changes; node 2's changes:\n%s\nnode 2's metrics now:\n%s",
+			killed.Format("15:04:05.000000"), before, keyBefore, strings.Join(seen, "\n"), body)
 	})
 }
