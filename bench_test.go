@@ -441,3 +441,26 @@ func BenchmarkTakeWholeState(b *testing.B) {
 		c.Down(now, 1000, false)
 	}
 }
+
+// BenchmarkDecodeTable is what a member holding 1,000 keys does with a
+// voter's whole relay table of those keys (Options.Voters): decode it,
+// its keys taken as the member's own strings (keyIntern).
+func BenchmarkDecodeTable(b *testing.B) {
+	keys := testKeys(1000)
+	t := make(map[string]core.TableEntry, len(keys))
+	for i, k := range keys {
+		uid := fmt.Sprintf("member-%04d", (i*7)%997)
+		t[k] = core.TableEntry{Rightful: uid, Acting: uid, Term: uint64(i + 1)}
+	}
+	p := appendTable(nil, t, 0)
+	own := core.New(core.Config{UID: "self", Interval: core.Duration(time.Second), Wait: core.Duration(3 * time.Second)}, keys, nil).Snap().KI
+	in := &keyIntern{own: own}
+	b.ReportAllocs()
+	b.SetBytes(int64(len(p)))
+	for b.Loop() {
+		got, _, _, err := decodeTable(p, in, false)
+		if err != nil || len(got) != len(keys) {
+			b.Fatalf("%d entries, %v", len(got), err)
+		}
+	}
+}

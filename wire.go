@@ -408,13 +408,30 @@ func readTable(p []byte, in *keyIntern) (map[string]core.TableEntry, uint64, []b
 		return nil, 0, nil, fmt.Errorf("%w: %d table entries cannot fit in %d bytes", ErrBadFrame, n, len(p))
 	}
 	t := make(map[string]core.TableEntry, n)
-	str := func(l int) (string, bool) {
+	// The keys come sorted, as this node's own (keyIntern.own): a cursor
+	// over those finds each key without hashing it.
+	var own []string
+	if in != nil && in.own != nil {
+		own = in.own.List
+	}
+	next := 0
+	key := func(b []byte) string {
+		for next < len(own) && own[next] < string(b) {
+			next++
+		}
+		if next < len(own) && own[next] == string(b) {
+			next++
+			return own[next-1]
+		}
+		return in.key(b)
+	}
+	str := func(l int, intern func([]byte) string) (string, bool) {
 		if len(p) < l {
 			return "", false
 		}
 		s := ""
 		if l > 0 {
-			s = in.key(p[:l])
+			s = intern(p[:l])
 		}
 		p = p[l:]
 		return s, true
@@ -425,7 +442,7 @@ func readTable(p []byte, in *keyIntern) (map[string]core.TableEntry, uint64, []b
 		}
 		kl := int(binary.BigEndian.Uint16(p))
 		p = p[2:]
-		k, ok := str(kl)
+		k, ok := str(kl, key)
 		if !ok || kl == 0 || len(p) < 9 {
 			return nil, 0, nil, fmt.Errorf("%w: truncated table entry", ErrBadFrame)
 		}
@@ -433,12 +450,12 @@ func readTable(p []byte, in *keyIntern) (map[string]core.TableEntry, uint64, []b
 		e.Term = binary.BigEndian.Uint64(p)
 		rl := int(p[8])
 		p = p[9:]
-		if e.Rightful, ok = str(rl); !ok || len(p) < 1 {
+		if e.Rightful, ok = str(rl, in.uid); !ok || len(p) < 1 {
 			return nil, 0, nil, fmt.Errorf("%w: truncated table entry", ErrBadFrame)
 		}
 		al := int(p[0])
 		p = p[1:]
-		if e.Acting, ok = str(al); !ok {
+		if e.Acting, ok = str(al, in.uid); !ok {
 			return nil, 0, nil, fmt.Errorf("%w: truncated table entry", ErrBadFrame)
 		}
 		if _, dup := t[k]; dup {
@@ -764,6 +781,15 @@ func (in *keyIntern) key(b []byte) string {
 		if i, ok := in.own.Idx[string(b)]; ok { // no allocation either
 			return in.own.List[i]
 		}
+	}
+	return in.uid(b)
+}
+
+// uid is key for a string that is not one of this node's keys (a UID):
+// own is not looked in.
+func (in *keyIntern) uid(b []byte) string {
+	if in == nil {
+		return string(b)
 	}
 	if k, ok := in.m[string(b)]; ok { // no allocation for the lookup
 		return k

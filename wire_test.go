@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 	"unsafe"
 
 	"github.com/msc-go/msc/internal/core"
@@ -927,5 +928,50 @@ func TestInternOwnKeys(t *testing.T) {
 	}
 	if len(in.m) != 1 {
 		t.Fatalf("%d keys interned per connection, want 1 (own keys are not)", len(in.m))
+	}
+}
+
+// TestReadTableOwnKeys: a relay table's keys that are this node's own
+// come back as its own strings (the core's maps compare pointers), found
+// by a cursor over the sorted keys; a table out of order, or with keys
+// this node lacks, decodes the same.
+func TestReadTableOwnKeys(t *testing.T) {
+	own := core.New(core.Config{UID: "self", Interval: core.Duration(time.Second), Wait: core.Duration(3 * time.Second)},
+		[]string{"b", "d", "f"}, nil).Snap().KI
+	want := map[string]core.TableEntry{
+		"a": {Rightful: "m1", Term: 1}, "b": {Rightful: "m2", Acting: "m2", Term: 2}, "c": {Term: 3},
+		"d": {Rightful: "m1", Term: 4}, "f": {Acting: "m3", Term: 5}, "g": {Rightful: "m2", Term: 6},
+	}
+	sorted := appendTable(nil, want, 0)
+	// The same entries in reverse order, as a peer that does not sort
+	// would send them (appendTable's layout, by hand).
+	var reversed []byte
+	reversed = binary.BigEndian.AppendUint64(reversed, 0)
+	reversed = binary.BigEndian.AppendUint32(reversed, uint32(len(want)))
+	keys := slices.Sorted(maps.Keys(want))
+	slices.Reverse(keys)
+	for _, k := range keys {
+		e := want[k]
+		reversed = binary.BigEndian.AppendUint16(reversed, uint16(len(k)))
+		reversed = append(reversed, k...)
+		reversed = binary.BigEndian.AppendUint64(reversed, e.Term)
+		reversed = append(reversed, byte(len(e.Rightful)))
+		reversed = append(reversed, e.Rightful...)
+		reversed = append(reversed, byte(len(e.Acting)))
+		reversed = append(reversed, e.Acting...)
+	}
+	for name, p := range map[string][]byte{"sorted": sorted, "reversed": reversed} {
+		got, _, rest, err := readTable(p, &keyIntern{own: own})
+		if err != nil || len(rest) != 0 {
+			t.Fatalf("%s: %v, %d bytes left", name, err, len(rest))
+		}
+		if !maps.Equal(got, want) {
+			t.Fatalf("%s: %v, want %v", name, got, want)
+		}
+		for k := range got {
+			if i, ok := own.Idx[k]; ok && unsafe.StringData(k) != unsafe.StringData(own.List[i]) {
+				t.Errorf("%s: key %q is not this node's own string", name, k)
+			}
+		}
 	}
 }
