@@ -944,22 +944,10 @@ func TestReadTableOwnKeys(t *testing.T) {
 	}
 	sorted := appendTable(nil, want, 0)
 	// The same entries in reverse order, as a peer that does not sort
-	// would send them (appendTable's layout, by hand).
-	var reversed []byte
-	reversed = binary.BigEndian.AppendUint64(reversed, 0)
-	reversed = binary.BigEndian.AppendUint32(reversed, uint32(len(want)))
+	// would send them.
 	keys := slices.Sorted(maps.Keys(want))
 	slices.Reverse(keys)
-	for _, k := range keys {
-		e := want[k]
-		reversed = binary.BigEndian.AppendUint16(reversed, uint16(len(k)))
-		reversed = append(reversed, k...)
-		reversed = binary.BigEndian.AppendUint64(reversed, e.Term)
-		reversed = append(reversed, byte(len(e.Rightful)))
-		reversed = append(reversed, e.Rightful...)
-		reversed = append(reversed, byte(len(e.Acting)))
-		reversed = append(reversed, e.Acting...)
-	}
+	reversed := appendTableIn(nil, want, 0, keys)
 	for name, p := range map[string][]byte{"sorted": sorted, "reversed": reversed} {
 		got, _, rest, err := readTable(p, &keyIntern{own: own})
 		if err != nil || len(rest) != 0 {
