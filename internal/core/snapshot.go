@@ -17,9 +17,10 @@ func (c *Core) snapshot(partial bool) *Snapshot {
 		s.Master, s.MasterUID, s.Term, s.Lease = st.Master, st.UID, st.Term, st.Lease
 	}
 	// The base the changes apply to: the last snapshot's states if it
-	// had the same keys and was running, else all zero.
+	// had the same keys and was running, and this one runs; else all
+	// zero (a node that leaves names no master of any key).
 	base := old.chunks
-	if old.KI != c.own || !old.Running {
+	if old.KI != c.own || !old.Running || !s.Running {
 		base, partial = zeroChunks(len(c.own.List)), false
 	}
 	changed := c.part.states[:0]
@@ -215,18 +216,6 @@ func (s *Snapshot) State(k string) KeyState {
 	}
 	ks, _ := s.Key(k)
 	return ks
-}
-
-func (s *Snapshot) equal(o *Snapshot) bool {
-	if s.head() != o.head() || s.KI != o.KI || len(s.chunks) != len(o.chunks) {
-		return false
-	}
-	for ci, ch := range s.chunks {
-		if len(ch) > 0 && &ch[0] != &o.chunks[ci][0] && !slices.Equal(ch, o.chunks[ci]) {
-			return false
-		}
-	}
-	return true
 }
 
 // KeyState is the mastership of one key.
