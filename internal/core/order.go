@@ -15,7 +15,16 @@ func (c *Core) collect(now int64) {
 	c.order = c.order[:0]
 	for _, p := range c.peers {
 		if !p.live(now, c.cfg.Wait) && c.dead(p, now) {
-			p.lapsed = true
+			// Lapsed: it was live, with a state this node took in. A
+			// peer whose state has not come yet is not: once its state
+			// comes it counts, even if a newer one is announced (seed
+			// 50719179: the older of two nodes that had just started,
+			// its first state in and a newer one announced on its other
+			// connection, was left out of the order as lapsed, and the
+			// younger claimed the mastership it held).
+			if p.version > 0 {
+				p.lapsed = true
+			}
 			continue
 		}
 		if p.lapsed {
