@@ -688,3 +688,30 @@ func (r *ruleCore) ticks(from, to int64) {
 		r.at(at).tick()
 	}
 }
+
+// TestRuleFirstStateCountsThoughNewerAnnounced: an older peer that has
+// just connected announces a newer state on one connection before its
+// first state comes on the other, and an election runs in between (it
+// is dead then: no state yet). Its first state, once in, counts at
+// once: self, younger, does not claim the mastership the peer holds
+// (seed 50719179: the peer was left out of the order as lapsed, back
+// from dead, until its newest state came, and self claimed beside it).
+func TestRuleFirstStateCountsThoughNewerAnnounced(t *testing.T) {
+	r := newRuleCore(t, 0, selfAt, nil, "p")
+	r.c.Up(r.now, 2, "", 9) // p dialed self too
+	r.at(1)
+	r.c.Recv(r.now, r.now, 2, &Msg{UID: "p", Start: older, Inc: 7, Sent: r.now, Echo: r.c.sent, Version: 2})
+	r.tick()
+	if r.master("") {
+		t.Fatal("self master before it heard its server")
+	}
+	r.at(2)
+	r.frame(1, "p", older, nil, map[string]Claim{"": {Term: 1, Acting: true}}, 0) // version 1 of 2
+	r.c.Elect(r.now)
+	if !r.c.Ready() {
+		t.Fatal("not ready: the server's state came")
+	}
+	if r.master("") || r.c.snap.MasterUID != "p" {
+		t.Fatalf("self master %v, names %q; want p, master and older", r.master(""), r.c.snap.MasterUID)
+	}
+}
