@@ -33,7 +33,7 @@ type partial struct {
 	fp     fingerprint
 	spare  []*cpeer    // the other buffer of fp.voters
 	bits   bitset      // scratch: a peer's acting bits before collect rebuilds them
-	states []keyChange // scratch: the keys whose state a partial election changed
+	states []keyChange // scratch: the keys whose state an election changed (snapshot)
 }
 
 // keyChange is the new state of the key at position j of the snapshot.
