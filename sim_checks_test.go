@@ -27,6 +27,7 @@ import (
 //	  more than WaitTimeout-M/2 ago answers       checkSuspendNoticedWithinInterval
 //	  false until it has heard from its peers     checkResumedDefersToNewMaster
 //	once faults stop, agreement within the bound  checkAgreementWithin
+//	the core's term per slot is its maps' one     checkKnownTermsCached
 //	Sticky: mastership moves only when the        checkStickyQuorum
 //	  master dies, leaves or loses quorum
 //
@@ -352,6 +353,18 @@ func (s *sim) check() {
 		if n.alive && s.now >= n.pausedTo && len(n.masters) > 0 {
 			s.checkStaleMasterFalseExceptUnturnedSuspend(n)
 		}
+		if n.alive {
+			s.checkKnownTermsCached(n)
+		}
+	}
+}
+
+// checkKnownTermsCached (the core's own consistency): the term the core
+// keeps per slot for its snapshots and heartbeats is the one its maps of
+// terms used and heard of give (core.CheckKnown).
+func (s *sim) checkKnownTermsCached(n *simNode) {
+	if err := n.core.CheckKnown(); err != nil {
+		s.fail("%v", err)
 	}
 }
 

@@ -37,7 +37,8 @@ func (c *Core) learn(key string, term uint64, rival bool) {
 		return
 	}
 	c.other[key] = term
-	if _, ok := c.slotIndex(key); ok {
+	if i, ok := c.slotIndex(key); ok {
+		c.noteTerm(i, term)
 		switch {
 		case c.relay:
 			if _, own := c.own.Idx[key]; own || key == "" {
@@ -48,6 +49,14 @@ func (c *Core) learn(key string, term uint64, rival bool) {
 		}
 	}
 	c.markDirty(key)
+}
+
+// noteTerm records that slot i's key has a term t used or heard of
+// (known).
+func (c *Core) noteTerm(i int, t uint64) {
+	if t > c.known[i] {
+		c.known[i] = t
+	}
 }
 
 // claimSlot decides whether this node claims slot i, and with which term.
@@ -85,6 +94,7 @@ func (c *Core) claimSlot(now int64, i int) bool {
 		}
 		*s = slot{Claim: Claim{Term: t}, since: now}
 		c.used[key] = t
+		c.noteTerm(i, t)
 	}
 	if !c.quorum() && s.Acting && (c.rival[key] >= s.Term || c.other[key] > s.Term) {
 		// Another master has a term as high (a healed partition): a new
@@ -92,6 +102,7 @@ func (c *Core) claimSlot(now int64, i int) bool {
 		// other master's writes.
 		s.Term = max(c.other[key], c.used[key]) + 1
 		c.used[key] = s.Term
+		c.noteTerm(i, s.Term)
 	}
 	if !c.quorum() && s.Acting {
 		c.leaseGrace(now, s, i)

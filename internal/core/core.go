@@ -59,6 +59,11 @@ type Core struct {
 	// this node, and terms they only know of), per key; rival the highest
 	// of their claims and votes alone (what outbids this node's claim).
 	used, other, rival map[string]uint64
+	// known is max(used, other) of each slot's key, by slot as slots: the
+	// term every snapshot and heartbeat names for a key this node does
+	// not claim, read for every key, without two map lookups each.
+	// Neither map ever lowers a term, so it only grows (noteTerm).
+	known []uint64
 	// votes is this node's acknowledgement per key (Quorum); maxVote the
 	// claim of highest term it ever acknowledged per key.
 	votes   map[string]Vote

@@ -1,5 +1,7 @@
 package core
 
+import "fmt"
+
 // Inspection, for tests and debugging (the simulator's checks and
 // traces): read-only copies of the core's internal state. Nothing here
 // changes the core.
@@ -90,4 +92,17 @@ func (c *Core) PeerConns(uid string, inc uint64) int {
 func (c *Core) Yields() int {
 	c.flush()
 	return c.yields
+}
+
+// CheckKnown returns an error if the term cached per slot (Core.known)
+// differs from what the maps it caches say, max(used, other) of the
+// slot's key; the simulator calls it at every instant.
+func (c *Core) CheckKnown() error {
+	for i := range c.slots {
+		k := c.slotKey(i)
+		if want := max(c.used[k], c.other[k]); c.known[i] != want {
+			return fmt.Errorf("core %s: known term of %q is %d, the maps say %d", c.cfg.UID, k, c.known[i], want)
+		}
+	}
+	return nil
 }

@@ -180,6 +180,11 @@ func (c *Core) reindex(ownChanged bool) {
 		}
 	}
 	c.slots = make([]slot, 1+len(c.ki.List))
+	c.known = make([]uint64, len(c.slots))
+	for i := range c.known {
+		k := c.slotKey(i)
+		c.known[i] = max(c.used[k], c.other[k])
+	}
 	if old == nil {
 		return
 	}
@@ -215,7 +220,7 @@ func (c *Core) buildTable(now int64) bool {
 	c.unnamed, c.naming = nil, make(map[string]naming, len(names))
 	for i := 1; i < len(c.slots); i++ {
 		k := c.slotKey(i)
-		e := TableEntry{Term: max(c.used[k], c.other[k])}
+		e := TableEntry{Term: c.known[i]}
 		nm := names[k]
 		if c.ready && !c.keysWait(now) {
 			// With Sticky, a master is named while its newest state is

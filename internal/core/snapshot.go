@@ -74,8 +74,7 @@ func zeroChunks(n int) [][]KeyState {
 
 func (c *Core) slotState(i int) KeyState {
 	sl := c.slots[i]
-	key := c.slotKey(i)
-	term := max(c.used[key], c.other[key])
+	term := c.known[i]
 	if sl.Acting {
 		return KeyState{Master: true, UID: c.cfg.UID, Term: sl.Term, Lease: sl.lease}
 	}
@@ -120,7 +119,7 @@ func (c *Core) publish() {
 		k := c.slotKey(i)
 		if c.slots[i].Term > 0 && !c.leaving {
 			b.Claims[k] = c.slots[i].Claim
-		} else if t := max(c.used[k], c.other[k]); t > 0 {
+		} else if t := c.known[i]; t > 0 {
 			// Not claimed: the highest term known, so that a node that
 			// comes later takes a term above it (fencing).
 			if b.Known == nil {
