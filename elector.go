@@ -86,8 +86,11 @@ type elector struct {
 	// the next ones carry a delta from it too (outBeat.bulk).
 	sentAll *outBeat
 	drained chan struct{} // Stop: closed when the last connection is down
-	m       *Msc          // the process's node; nil in the simulator
-	voter   bool          // Options.Voters lists this node: its heartbeats keep deltas from older versions
+	// tickDue is when (mono) the Interval timer that wakes the next turn
+	// was due (0: none): the core hears how late it ran (NoteLate).
+	tickDue int64
+	m       *Msc // the process's node; nil in the simulator
+	voter   bool // Options.Voters lists this node: its heartbeats keep deltas from older versions
 }
 
 // newElector makes the elector of a node's core, and publishes the first
@@ -155,6 +158,7 @@ func (e *elector) run() {
 			woke = wokeTick
 			now := mono()
 			m.ranLate(now, time.Duration(now-tickAt)) // overload.go
+			e.tickDue = tickAt
 			tickAt = now + int64(e.untilBeat(now))
 			tick.Reset(time.Duration(tickAt - now))
 		case <-wake.C:
@@ -200,7 +204,10 @@ func clocks() (now, wall int64) {
 func (e *elector) turn(now, wall int64, woke int, first *event, next func() (event, int64, bool)) {
 	e.syncHeard()
 	gap := time.Duration(now - e.core.Sent())
-	if e.core.WallClock(now, wall) || e.core.Paused(now) {
+	due := e.tickDue
+	e.tickDue = 0
+	paused := e.core.WallClock(now, wall) || e.core.Paused(now)
+	if paused {
 		// This process was paused (SIGSTOP, a VM freeze), starved, or its
 		// clock stood still: the core re-joins; reconnect now, not after
 		// a backoff. It steps at once, before any event: a reply must not
@@ -211,6 +218,9 @@ func (e *elector) turn(now, wall int64, woke int, first *event, next func() (eve
 	}
 	switch woke {
 	case wokeTick:
+		if due != 0 && !paused {
+			e.core.NoteLate(now, now-due) // overloaded, not paused
+		}
 		e.core.Tick(now)
 		e.apply()
 	case wokeAlarm:

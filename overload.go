@@ -10,9 +10,11 @@ import "time"
 // CPU, here or at the peer. To close it and dial again would add the cost
 // of a new connection (a handshake, two whole states) to the load that
 // delayed it, and the load would feed on itself: 40 nodes in one process
-// holding 1,000 keys each never converged so. The election is not
-// affected: a peer counts dead WaitTimeout after it was last heard, as
-// always; only the connections wait longer before they are given up.
+// holding 1,000 keys each never converged so. The election has its own
+// account of lateness (the elector tells the core how late its Interval
+// timer ran, the core sees how long a frame waited for it): in a full
+// mesh without Quorum a node that ran late lets a connected peer be
+// silent for longer before it counts dead (internal/core, overload.go).
 
 // lateAfter is how late a goroutine of the node may run (past its timer,
 // or an event past when it was handed to the elector) before the node

@@ -314,6 +314,14 @@ func (s *sim) settle(end int64) {
 	if at < int64(simLength) {
 		s.push(&simEvent{at: at, kind: seFn, fn: func() {
 			if gen == s.agreeGen {
+				if p := s.patientUntil(); p > end {
+					// A node that ran late is patient with silent peers
+					// until then (core, overload.go): the faults'
+					// effects last as long.
+					s.out("agreement check deferred: a node is patient until %v", time.Duration(p))
+					s.settle(p)
+					return
+				}
 				s.out("agreement check, %v after the faults' effects", time.Duration(s.now-end))
 				s.checkAgreementWithin(false)
 				if s.err == nil {
@@ -326,6 +334,23 @@ func (s *sim) settle(end int64) {
 			}
 		}})
 	}
+}
+
+// patientUntil returns when (simulated time) the last live node's
+// patience with silent peers ends (core.PatientUntil); 0 if none is
+// patient.
+func (s *sim) patientUntil() int64 {
+	var until int64
+	for _, n := range s.nodes {
+		if !n.alive {
+			continue
+		}
+		if p := n.core.PatientUntil(); p != 0 {
+			lt := s.local(n, s.now)
+			until = max(until, s.now+int64(float64(p-lt)/n.rate)+1)
+		}
+	}
+	return until
 }
 
 // agreeBound is docs/election.md's bound on agreement once faults stop:
@@ -353,15 +378,13 @@ func (s *sim) check() {
 		if n.alive && s.now >= n.pausedTo && len(n.masters) > 0 {
 			s.checkStaleMasterFalseExceptUnturnedSuspend(n)
 		}
-		if n.alive {
-			s.checkKnownTermsCached(n)
-		}
 	}
 }
 
 // checkKnownTermsCached (the core's own consistency): the term the core
 // keeps per slot for its snapshots and heartbeats is the one its maps of
-// terms used and heard of give (core.CheckKnown).
+// terms used and heard of give (core.CheckKnown). It runs after each of
+// n's steps: only a step changes its core.
 func (s *sim) checkKnownTermsCached(n *simNode) {
 	if err := n.core.CheckKnown(); err != nil {
 		s.fail("%v", err)

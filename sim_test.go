@@ -473,9 +473,17 @@ func runSim(seed uint64, trace bool, w interface{ Write([]byte) (int, error) }) 
 		s.push(&simEvent{at: 0, kind: seFn, fn: func() { s.boot(n) }})
 	}
 	s.schedule()
+	end := int64(simLength)
 	for s.q.Len() > 0 && s.err == nil {
 		e := heap.Pop(&s.q).(*simEvent)
-		if e.at > int64(simLength) {
+		if e.at > end {
+			if p := s.patientUntil() + s.agreeBound(); p > end {
+				// The last check waits for the patience of a node that
+				// ran late to end, as the others do (settle).
+				end = p
+				heap.Push(&s.q, e)
+				continue
+			}
 			break
 		}
 		s.now = e.at
@@ -486,7 +494,7 @@ func runSim(seed uint64, trace bool, w interface{ Write([]byte) (int, error) }) 
 		}
 	}
 	if s.err == nil {
-		s.now = int64(simLength)
+		s.now = end
 		s.checkAgreementWithin(true)
 	}
 	return s.err
@@ -538,6 +546,7 @@ func (s *sim) boot(n *simNode) {
 	n.core.Start(lt, servers)
 	n.e = newElector(n, n.core)
 	s.check()
+	s.checkKnownTermsCached(n)
 	for j := range s.n {
 		if j != n.i && s.given(j) {
 			s.dial(n, j, 1000)
@@ -1096,6 +1105,7 @@ func (s *sim) step(e *simEvent) {
 		if s.starved(n, e) {
 			return
 		}
+		n.e.tickDue = n.tickDue // as run: how late the timer ran
 		s.turn(n, wokeTick, nil, nil)
 		s.nextTick(n)
 	case seWake:
@@ -1137,6 +1147,7 @@ func (s *sim) step(e *simEvent) {
 	}
 	n.ended = n.ended[:0]
 	s.check()
+	s.checkKnownTermsCached(n)
 }
 
 // readDeadlines closes n's connections silent for longer than the read

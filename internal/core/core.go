@@ -92,6 +92,7 @@ type Core struct {
 	// they received the last one.
 	sent     int64
 	lastStep int64 // mono: the last step (begin)
+	lateAt   int64 // mono: when a step last came late (overload.go)
 	born     int64 // mono: when the core was made
 	refresh  int64 // Quorum: when leases were last recomputed on an echo
 	// quorumWarned is when (mono) checkQuorum last reported (0: never),
@@ -507,6 +508,9 @@ func (c *Core) RemoveServer(now int64, id string) {
 // back reports whether the peer became live with it. The election it may
 // call for runs when the driver next reads the outputs (electLater).
 func (c *Core) Recv(now, at int64, id ConnID, b *Msg) (back bool) {
+	if !c.Paused(now) {
+		c.NoteLate(now, now-at) // after a pause, begin re-joins
+	}
 	c.begin(now)
 	cs := c.conns[id]
 	if cs == nil {
@@ -588,6 +592,9 @@ func (c *Core) Recv(now, at int64, id ConnID, b *Msg) (back bool) {
 		cs.stateVer = b.Version
 	}
 	wasLive := p.live(now, c.cfg.Wait)
+	if !wasLive && slices.Contains(c.order, p) {
+		wasLive = true // silent but waited for (dead, overload.go): not back
+	}
 	p.heard = now
 	p.newest = max(p.newest, b.Version)
 	if cs.server != "" && !p.servers[cs.server] {

@@ -715,3 +715,108 @@ func TestRuleFirstStateCountsThoughNewerAnnounced(t *testing.T) {
 		t.Fatalf("self master %v, names %q; want p, master and older", r.master(""), r.c.snap.MasterUID)
 	}
 }
+
+// A node that ran late is patient with a connected peer's silence
+// (overload.go): the peer counts dead when the node's patience ends,
+// 2*WaitTimeout after it last ran late, not WaitTimeout after the peer
+// was last heard; a connection that closes ends the peer at once. Late
+// is past Interval/4 and short of FreshFor (a pause): the Interval timer,
+// as the driver tells (NoteLate), or a frame that waited for the elector.
+func TestRuleLateNodeIsPatientWithSilence(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		timerLate int64 // how late the timer of the tick at 200 ms ran, ms
+		frameLate int64 // how long b's frame at 200 ms waited for the elector, ms
+		closeAt   int64 // a's connection closes then (0: never)
+		liveAt    int64 // a still live at this tick
+		deadAt    int64 // a dead at this tick
+		patientTo int64 // PatientUntil, ms after the start (0: none)
+	}{
+		{name: "on time", liveAt: 300, deadAt: 400},
+		{name: "timer late", timerLate: 40, liveAt: 700, deadAt: 800, patientTo: 800},
+		{name: "frame late", frameLate: 40, liveAt: 700, deadAt: 800, patientTo: 800},
+		{name: "timer late within its slack", timerLate: 20, liveAt: 300, deadAt: 400},
+		{name: "timer late past FreshFor: a pause", timerLate: 260, liveAt: 300, deadAt: 400},
+		{name: "timer late, then the connection closes", timerLate: 40, closeAt: 450, liveAt: 400, deadAt: 450, patientTo: 800},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRuleCore(t, 0, selfAt, nil, "a", "b")
+			r.frame(1, "a", older, nil, acting(1), 0) // a, heard at 0, then silent
+			r.frame(2, "b", younger, nil, nil, 0)
+			for at := int64(100); at <= tc.deadAt; at += 100 {
+				if tc.closeAt != 0 && at > tc.closeAt {
+					break
+				}
+				r.alarmsTo(at)
+				r.at(at)
+				b := &Msg{UID: "b", Start: younger, Inc: 7, Sent: r.now, Echo: r.c.sent, Version: r.ver["b"]}
+				if at == 200 {
+					r.c.NoteLate(r.now, tc.timerLate*ms) // as the elector does
+					r.c.Recv(r.now, r.now-tc.frameLate*ms, 2, b)
+				} else {
+					r.c.Recv(r.now, r.now, 2, b) // b keeps talking
+				}
+				r.tick()
+				if at == tc.liveAt && r.c.LiveCount() != 2 {
+					t.Fatalf("a not live at %d ms", at)
+				}
+			}
+			if tc.closeAt != 0 {
+				r.alarmsTo(tc.closeAt)
+				r.at(tc.closeAt)
+				r.c.Down(r.now, 1, false)
+				r.c.Elect(r.now)
+			}
+			if n := r.c.LiveCount(); n != 1 {
+				t.Fatalf("%d live at %d ms, want b alone", n, (r.now-1000*ms)/ms)
+			}
+			want := int64(0)
+			if tc.patientTo != 0 {
+				want = 1000*ms + tc.patientTo*ms
+			}
+			if got := r.c.PatientUntil(); got != want {
+				t.Fatalf("PatientUntil %d, want %d", got, want)
+			}
+		})
+	}
+}
+
+// alarmsTo runs the core's wake-ups (Alarm) due before t (ms after the
+// start), as the driver does, each at its time.
+func (r *ruleCore) alarmsTo(t int64) {
+	for w := r.c.Wake(); w != 0 && w < 1000*ms+t*ms; w = r.c.Wake() {
+		r.now = w
+		r.c.Alarm(w)
+	}
+}
+
+// With Options.Voters or Quorum no node is patient (overload.go): a
+// member's voters keep it master, a voter's table names the members it
+// keeps, a live voter's vote counts.
+func TestRuleNoPatienceWithVotersOrQuorum(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		quorum int
+		voters map[string]bool
+	}{
+		{name: "voter", voters: map[string]bool{"self": true, "v2": true}},
+		{name: "member", voters: map[string]bool{"v1": true, "v2": true}},
+		{name: "quorum", quorum: 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := Config{UID: "self", Start: selfAt, Inc: 1, Interval: ruleInterval, Wait: ruleWait, Quorum: tc.quorum, Voters: tc.voters}
+			c := New(cfg, nil, nil)
+			c.Start(1000*ms, nil)
+			c.NoteLate(1100*ms, 40*ms)
+			if p := c.PatientUntil(); p != 0 {
+				t.Fatalf("PatientUntil %d, want 0", p)
+			}
+		})
+	}
+	c := New(Config{UID: "self", Start: selfAt, Inc: 1, Interval: ruleInterval, Wait: ruleWait}, nil, nil)
+	c.Start(1000*ms, nil)
+	c.NoteLate(1100*ms, 40*ms)
+	if p := c.PatientUntil(); p != 1700*ms {
+		t.Fatalf("full mesh: PatientUntil %d, want %d", p, 1700*ms)
+	}
+}

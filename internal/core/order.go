@@ -86,7 +86,9 @@ func (c *Core) collect(now int64) {
 // that is connected and only silent for WaitTimeout is dead once the
 // silence still holds confirmSilence after this node first saw it: when
 // this node was stopped or starved, its timer may fire before its readers
-// have handed over the frames that waited in the sockets meanwhile.
+// have handed over the frames that waited in the sockets meanwhile; and
+// while this node runs late, once silent for patience WaitTimeouts
+// (overload.go).
 func (c *Core) dead(p *cpeer, now int64) bool {
 	if len(p.conns) == 0 || p.leaving || p.version == 0 {
 		return true
@@ -94,7 +96,8 @@ func (c *Core) dead(p *cpeer, now int64) bool {
 	if p.suspect <= p.heard {
 		p.suspect = now
 	}
-	end := p.suspect + int64(c.confirmSilence())
+	// Silent while this node runs late: perhaps only unread (overload.go).
+	end := max(p.suspect+int64(c.confirmSilence()), c.patientEnd(p, now))
 	if now < end {
 		c.wakeAt(end)
 		return false
