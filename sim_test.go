@@ -477,9 +477,11 @@ func runSim(seed uint64, trace bool, w interface{ Write([]byte) (int, error) }) 
 	for s.q.Len() > 0 && s.err == nil {
 		e := heap.Pop(&s.q).(*simEvent)
 		if e.at > end {
-			if p := s.patientUntil() + s.agreeBound(); p > end {
+			if p := s.patientUntil() + s.agreeBound(); p > end && p <= int64(simLength+simLength) {
 				// The last check waits for the patience of a node that
-				// ran late to end, as the others do (settle).
+				// ran late to end, as the others do (settle); nothing
+				// makes a node late after the faults end, and the run
+				// goes on at most as long again.
 				end = p
 				heap.Push(&s.q, e)
 				continue

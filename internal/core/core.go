@@ -508,8 +508,10 @@ func (c *Core) RemoveServer(now int64, id string) {
 // back reports whether the peer became live with it. The election it may
 // call for runs when the driver next reads the outputs (electLater).
 func (c *Core) Recv(now, at int64, id ConnID, b *Msg) (back bool) {
-	if !c.Paused(now) {
-		c.NoteLate(now, now-at) // after a pause, begin re-joins
+	if !c.Paused(now) && !(c.rejoin && at < c.since) {
+		// Not a frame that waited through a pause (begin re-joins, or
+		// the turn's Tick did: since).
+		c.NoteLate(now, now-at)
 	}
 	c.begin(now)
 	cs := c.conns[id]

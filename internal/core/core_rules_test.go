@@ -820,3 +820,21 @@ func TestRuleNoPatienceWithVotersOrQuorum(t *testing.T) {
 		t.Fatalf("full mesh: PatientUntil %d, want %d", p, 1700*ms)
 	}
 }
+
+// A frame that waited through a pause does not make the node patient
+// (overload.go): the pause is noticed (the node re-joins), and its
+// frames are late because of it, not because of a load.
+func TestRuleFrameAfterPauseNotOverload(t *testing.T) {
+	r := newRuleCore(t, 0, selfAt, nil, "a")
+	r.frame(1, "a", older, nil, acting(1), 0)
+	r.at(100).tick()
+	r.at(500).tick() // 400 ms without a send: a pause, the node re-joins
+	if r.c.Ready() {
+		t.Fatal("ready right after a pause")
+	}
+	b := &Msg{UID: "a", Start: older, Inc: 7, Sent: r.now, Echo: 0, Version: r.ver["a"]}
+	r.c.Recv(r.now, r.now-100*ms, 1, b) // read 100 ms ago, during the pause
+	if p := r.c.PatientUntil(); p != 0 {
+		t.Fatalf("PatientUntil %d after a pause, want 0", p)
+	}
+}
