@@ -96,7 +96,7 @@ func (c *Core) Yields() int {
 
 // CheckKnown returns an error if the term cached per slot (Core.known)
 // differs from what the maps it caches say, max(used, other) of the
-// slot's key; the simulator calls it at every instant.
+// slot's key; the simulator calls it after each of a node's steps.
 func (c *Core) CheckKnown() error {
 	for i := range c.slots {
 		k := c.slotKey(i)
