@@ -386,8 +386,8 @@ func (s *sim) check() {
 // terms used and heard of give (core.CheckKnown). It runs after each of
 // n's steps: only a step changes its core.
 func (s *sim) checkKnownTermsCached(n *simNode) {
-	if err := n.core.CheckKnown(); err != nil {
-		s.fail("%v", err)
+	if ok, k, known, want := n.core.CheckKnown(); !ok {
+		s.fail("core n%d: known term of %q is %d, the maps say %d", n.i, k, known, want)
 	}
 }
 

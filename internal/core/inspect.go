@@ -1,7 +1,5 @@
 package core
 
-import "fmt"
-
 // Inspection, for tests and debugging (the simulator's checks and
 // traces): read-only copies of the core's internal state. Nothing here
 // changes the core.
@@ -94,15 +92,16 @@ func (c *Core) Yields() int {
 	return c.yields
 }
 
-// CheckKnown returns an error if the term cached per slot (Core.known)
-// differs from what the maps it caches say, max(used, other) of the
-// slot's key; the simulator calls it after each of a node's steps.
-func (c *Core) CheckKnown() error {
+// CheckKnown reports whether the term cached per slot (Core.known) is
+// what the maps it caches say, max(used, other) of the slot's key; if
+// not, for the first slot that differs, its key, the cached term and the
+// maps'. The simulator calls it after each of a node's steps.
+func (c *Core) CheckKnown() (ok bool, key string, known, want uint64) {
 	for i := range c.slots {
 		k := c.slotKey(i)
-		if want := max(c.used[k], c.other[k]); c.known[i] != want {
-			return fmt.Errorf("core %s: known term of %q is %d, the maps say %d", c.cfg.UID, k, c.known[i], want)
+		if w := max(c.used[k], c.other[k]); c.known[i] != w {
+			return false, k, c.known[i], w
 		}
 	}
-	return nil
+	return true, "", 0, 0
 }
