@@ -462,6 +462,59 @@ func TestHostileSilent(t *testing.T) {
 	checkElects(t, c)
 }
 
+// TestFrameBegunLateNotSilent: a frame whose first bytes come just before
+// the connection would count as silent, and the rest some milliseconds
+// later (a peer whose flusher waits for a CPU), is read whole: the
+// connection stays up. Before, the rest had what was left of the silence
+// deadline, and the connection was closed as silent in mid-frame.
+func TestFrameBegunLateNotSilent(t *testing.T) {
+	right, _ := newSuite("aes128", "test passphrase")
+	c, errs := targetCluster(t)
+	n0 := c.nodes[0]
+	r := dialRaw(t, n0, 0)
+	r.handshake(right)
+	// The node's reader waits for the next frame from when it took this
+	// one: the silence deadline is silentAfter after about t0.
+	r.write(r.beatFrame("node9"))
+	t0 := time.Now()
+	next := r.beatFrame("node9")
+	silence := silentAfter(testInterval, testWait)
+	time.Sleep(silence - 5*time.Millisecond) // the fault: bytes held back
+	r.write(next[:10])
+	time.Sleep(60 * time.Millisecond) // the rest, past the old deadline
+	r.write(next[10:])
+	late := time.Since(t0)
+	// Read what the node sends for 100 ms (less than a silence): its
+	// heartbeats, not a close.
+	r.nc.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+	frames := 0
+	for {
+		f, _, err := readFrame(r.br, nil)
+		if err != nil {
+			var ne net.Error
+			if !errors.As(err, &ne) || !ne.Timeout() {
+				t.Fatalf("the node closed the connection (%v) after a frame completed %v after the last, %v after it began", err, late.Round(time.Millisecond), 60*time.Millisecond)
+			}
+			break
+		}
+		if f.typ == frameHeartbeat {
+			frames++
+		}
+	}
+	flushCallbacks(t, n0)
+	for _, name := range []string{r.name(), "node9"} {
+		for _, err := range errs.fromPeer(name) {
+			if errors.Is(err, ErrPeerSilent) {
+				t.Fatalf("reported %v", err)
+			}
+		}
+	}
+	if frames == 0 {
+		t.Fatal("no heartbeat from the node in 100 ms")
+	}
+	t.Logf("the frame completed %v after the one before; %d heartbeats read after it", late.Round(time.Millisecond), frames)
+}
+
 // TestHostileIdleConnections holds 250 idle connections to the master of a
 // 3-node cluster, re-dialing each as soon as the node closes it, while the
 // cluster keeps its master and moves a key's mastership.
