@@ -34,6 +34,7 @@ type partial struct {
 	spare  []*cpeer    // the other buffer of fp.voters
 	bits   bitset      // scratch: a peer's acting bits before collect rebuilds them
 	states []keyChange // scratch: the keys whose state an election changed (snapshot)
+	left   []*cpeer    // scratch: the live peers an election no longer has (onlyLeft)
 }
 
 // keyChange is the new state of the key at position j of the snapshot.
@@ -96,9 +97,73 @@ func (c *Core) beginPartial() bool {
 	// allocation per election.
 	fp := fingerprint{ki: c.ki, started: c.started, ready: c.ready, resign: c.resign, leaving: c.leaving,
 		rankAt: c.rankAt, prio: c.self.prio, voters: append(pt.spare[:0], c.picks.voters...)}
-	ok := !pt.full && sized && c.snap != nil && c.snap.KI == c.own && fp.equal(&pt.fp)
+	ok := !pt.full && sized && c.snap != nil && c.snap.KI == c.own && (fp.equal(&pt.fp) || c.onlyLeft(&pt.fp, &fp))
 	pt.spare, pt.fp, pt.full = pt.fp.voters, fp, false
 	return ok
+}
+
+// onlyLeft reports, in a full mesh, whether the fingerprint g differs
+// from f, the last election's, only by live peers gone from it (a crash,
+// a peer silent), and if so marks the slots those peers could decide: a
+// key a peer that left was master of, and one it held and was the first
+// holder of by the rules (with Balance, the highest weight, as the picks
+// kept it; without, any it held). Every other key reads the same live
+// holders and masters as before. A peer's departure at a thousand keys
+// so costs the keys it was master of, not a thousand (BenchmarkPeerDown).
+func (c *Core) onlyLeft(f, g *fingerprint) bool {
+	if c.cfg.Voters != nil || f.ki != g.ki || f.started != g.started || f.ready != g.ready || f.resign != g.resign ||
+		f.leaving != g.leaving || f.rankAt != g.rankAt || f.prio != g.prio || len(g.voters) >= len(f.voters) {
+		return false
+	}
+	// g.voters must be f.voters with some taken out, in the same order.
+	pk := &c.picks
+	kept := len(pk.best) == len(c.slots) && pk.balKI == c.ki // the Balance picks are the last election's
+	left := c.part.left[:0]
+	j := 0
+	for _, p := range f.voters {
+		if j < len(g.voters) && g.voters[j] == p {
+			j++
+			continue
+		}
+		if p.ki != c.ki || len(p.acting) != len(p.has) {
+			return false // its bits are not over this index
+		}
+		left = append(left, p)
+	}
+	c.part.left = left[:0]
+	if j != len(g.voters) {
+		return false
+	}
+	for _, p := range left {
+		for w := range p.has {
+			x := p.acting[w]
+			if !c.cfg.Balance {
+				x |= p.has[w]
+			}
+			for x != 0 {
+				b := bits.TrailingZeros64(x)
+				x &= x - 1
+				c.markSlot(w*64 + b + 1)
+			}
+		}
+		if c.cfg.Balance {
+			if !kept || !p.balIn {
+				// Not among the picks: mark every key it held.
+				for w := range p.has {
+					for x := p.has[w]; x != 0; x &= x - 1 {
+						c.markSlot(w*64 + bits.TrailingZeros64(x) + 1)
+					}
+				}
+				continue
+			}
+			for i := 1; i < len(pk.first); i++ {
+				if pk.first[i] == p {
+					c.markSlot(i)
+				}
+			}
+		}
+	}
+	return true
 }
 
 // endPartial clears what the election took in.

@@ -53,7 +53,7 @@ func TestPartialElectionsMesh(t *testing.T) {
 			}
 			term := uint64(1)
 			nextConn := ConnID(1)
-			partial := 0
+			partial, leftPartial := 0, 0
 			send := func(p *peer, full bool) {
 				if full {
 					p.ver++
@@ -131,9 +131,13 @@ func TestPartialElectionsMesh(t *testing.T) {
 				default:
 					// Time passes: silent peers count dead.
 				}
+				live := len(cores[0].order) // as of the last election (LiveCount would elect)
 				each(func(c *Core) { c.Alarm(now) })
 				if n := cores[0].part.eval.count(); n > 0 && n < len(cores[0].slots) {
 					partial++
+					if len(cores[0].order) < live {
+						leftPartial++ // a peer gone, the other keys kept (onlyLeft)
+					}
 				}
 				samePartialWhole(t, step, cores)
 			}
@@ -147,7 +151,10 @@ func TestPartialElectionsMesh(t *testing.T) {
 			if partial < 100 {
 				t.Fatalf("%d of 500 elections partial: the schedule does not test them", partial)
 			}
-			t.Logf("%d keys mastered at the end; %d elections partial", mastered, partial)
+			if leftPartial == 0 {
+				t.Fatalf("no partial election after a peer left: the schedule does not test onlyLeft")
+			}
+			t.Logf("%d keys mastered at the end; %d elections partial, %d of them after a peer left", mastered, partial, leftPartial)
 		})
 	}
 }
