@@ -21,8 +21,10 @@ import (
 // hold it, in order (or their weights, with Balance), and which are
 // master of it. The live peers in order are in the fingerprint; a peer
 // whose keys change makes the election whole; one whose masterships
-// change marks the keys that changed (actingChanged).
-// TestPartialElectionsMesh compares both ways.
+// change marks the keys that changed (actingChanged); peers that left,
+// and nothing else, mark the keys they decided (onlyLeft).
+// TestPartialElectionsMesh and TestPartialElectionsAfterDepartures
+// compare both ways.
 
 // partial is the state of partial elections.
 type partial struct {
@@ -110,6 +112,13 @@ func (c *Core) beginPartial() bool {
 // kept it; without, any it held). Every other key reads the same live
 // holders and masters as before. A peer's departure at a thousand keys
 // so costs the keys it was master of, not a thousand (BenchmarkPeerDown).
+//
+// It rests on three facts, which a change elsewhere must keep: collect
+// runs only in Elect, so a departed peer's bits are those the last
+// election read (a new state that came after them was never used);
+// pk.first changes only in balance, which runs in an epoch before its
+// first read; and a peer that comes, or whose keys, place in the order
+// or observer flag change, breaks the subsequence or sets part.full.
 func (c *Core) onlyLeft(f, g *fingerprint) bool {
 	if c.cfg.Voters != nil || f.ki != g.ki || f.started != g.started || f.ready != g.ready || f.resign != g.resign ||
 		f.leaving != g.leaving || f.rankAt != g.rankAt || f.prio != g.prio || len(g.voters) >= len(f.voters) {
@@ -130,11 +139,14 @@ func (c *Core) onlyLeft(f, g *fingerprint) bool {
 		}
 		left = append(left, p)
 	}
-	c.part.left = left[:0]
+	defer func() { clear(left); c.part.left = left[:0] }() // no departed peer kept reachable
 	if j != len(g.voters) {
 		return false
 	}
 	for _, p := range left {
+		if p.observer {
+			continue // it held nothing and was master of nothing (holds, newEpoch)
+		}
 		for w := range p.has {
 			x := p.acting[w]
 			if !c.cfg.Balance {
