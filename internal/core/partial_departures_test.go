@@ -32,43 +32,21 @@ func TestPartialElectionsAfterDepartures(t *testing.T) {
 			cfg := Config{UID: "self", Start: selfAt, Inc: 1, Interval: ruleInterval, Wait: ruleWait,
 				Balance: seed%3 != 0, Observer: seed%4 == 1}
 			own := pool[:len(pool)/2+rng.IntN(len(pool)/2)]
-			cores := [2]*Core{New(cfg, own, nil), New(cfg, own, nil)}
-			cores[1].SetPartial(false)
 			now := 1000 * ms
-			each := func(f func(c *Core)) {
-				for _, c := range cores {
-					f(c)
-				}
-			}
-			each(func(c *Core) { c.Start(now, nil) })
-			type peer struct {
-				uid      string
-				start    int64
-				prio     int64
-				up       bool
-				conn     ConnID
-				ver      uint64
-				keys     []string
-				claims   map[string]Claim
-				observer bool
-				inc      uint64
-			}
+			cores := newMeshPair(cfg, own, now)
+			each := cores.each
 			np := 3 + rng.IntN(9)
-			ps := make([]*peer, np)
+			ps := make([]*meshPeer, np)
 			for i := range ps {
-				ps[i] = &peer{uid: fmt.Sprintf("p%d", i), start: selfAt + int64(i-np/2)*ms, claims: map[string]Claim{}, inc: 1}
+				ps[i] = newMeshPeer(i, selfAt+int64(i-np/2)*ms)
 				lo := rng.IntN(len(pool) / 3)
 				ps[i].keys = slices.Sorted(slices.Values(pool[lo : lo+len(pool)/3+rng.IntN(len(pool)-lo-len(pool)/3)]))
 			}
 			term := uint64(1)
 			nextConn := ConnID(1)
 			partial, leftPartial := 0, 0
-			send := func(p *peer, full bool) {
-				if full {
-					p.ver++
-				}
-				b := &Msg{UID: p.uid, Start: p.start, Inc: p.inc, Prio: p.prio, Sent: now, Version: p.ver, Full: full,
-					Keys: p.keys, Claims: p.claims, Observer: p.observer}
+			send := func(p *meshPeer, full bool) {
+				b := p.msg(now, full)
 				noEcho := rng.IntN(4) == 0
 				each(func(c *Core) {
 					m := *b
@@ -96,23 +74,14 @@ func TestPartialElectionsAfterDepartures(t *testing.T) {
 							p.ver = 0
 							p.claims = map[string]Claim{}
 						}
-						p.up, p.conn = true, nextConn
-						nextConn++
-						each(func(c *Core) { c.Up(now, p.conn, "", uint64(p.conn)) })
+						cores.up(now, p, &nextConn)
 						send(p, true)
 					case r <= 1:
-						p.up = false
-						silent := rng.IntN(2) == 0
-						each(func(c *Core) { c.Down(now, p.conn, silent) })
+						cores.down(now, p, rng.IntN(2) == 0)
 					case r == 2:
 						each(func(c *Core) { c.Tick(now) })
 					case r == 3:
-						k := pool[rng.IntN(len(pool))]
-						if rng.IntN(2) == 0 {
-							each(func(c *Core) { c.SetKeys(now, []string{k}, nil) })
-						} else {
-							each(func(c *Core) { c.SetKeys(now, nil, []string{k}) })
-						}
+						cores.flipKey(now, pool[rng.IntN(len(pool))], rng.IntN(2) == 0)
 					case r == 4:
 						if rng.IntN(4) == 0 {
 							pr := int64(rng.IntN(2))
@@ -138,19 +107,7 @@ func TestPartialElectionsAfterDepartures(t *testing.T) {
 							send(p, true)
 						}
 					case r < 16:
-						for range 1 + rng.IntN(8) {
-							k := p.keys[rng.IntN(len(p.keys))]
-							switch rng.IntN(4) {
-							case 0:
-								delete(p.claims, k)
-							case 1, 2:
-								term++
-								p.claims[k] = Claim{Term: term, Acting: true}
-							default:
-								term++
-								p.claims[k] = Claim{Term: term}
-							}
-						}
+						p.moveClaims(rng, 1+rng.IntN(8), 2, &term)
 						send(p, true)
 					case r < 21:
 						send(p, false)
@@ -164,24 +121,7 @@ func TestPartialElectionsAfterDepartures(t *testing.T) {
 					default:
 					}
 				}
-				live := len(cores[0].order)
-				each(func(c *Core) { c.Alarm(now) })
-				if n := cores[0].part.eval.count(); n > 0 && n < len(cores[0].slots) {
-					partial++
-					if len(cores[0].order) < live {
-						leftPartial++
-					}
-				}
-				samePartialWhole(t, step, cores)
-				a, b := cores[0], cores[1]
-				if a.Wake() != b.Wake() || a.waiting != b.waiting || a.yields != b.yields || a.rankAt != b.rankAt {
-					t.Fatalf("step %d: wake %d/%d waiting %v/%v yields %d/%d rankAt %d/%d", step, a.Wake(), b.Wake(), a.waiting, b.waiting, a.yields, b.yields, a.rankAt, b.rankAt)
-				}
-				for i := range a.slots {
-					if a.slots[i] != b.slots[i] {
-						t.Fatalf("step %d: slot %d differs", step, i)
-					}
-				}
+				cores.alarm(t, step, now, &partial, &leftPartial)
 			}
 			left += leftPartial
 			t.Logf("%d peers, observer %v, Balance %v: %d elections partial, %d after a peer left", np, cfg.Observer, cfg.Balance, partial, leftPartial)
