@@ -441,7 +441,7 @@ func readTable(p []byte, in *keyIntern) (map[string]core.TableEntry, uint64, []b
 		p = p[l:]
 		return s, true
 	}
-	for range n {
+	for j := range int(n) {
 		if len(p) < 2 {
 			return nil, 0, nil, fmt.Errorf("%w: truncated table entry", ErrBadFrame)
 		}
@@ -460,13 +460,15 @@ func readTable(p []byte, in *keyIntern) (map[string]core.TableEntry, uint64, []b
 		}
 		al := int(p[0])
 		p = p[1:]
-		if e.Acting, ok = str(al, in.uid); !ok {
+		if al == rl && al > 0 && len(p) >= al && string(p[:al]) == e.Rightful {
+			// The master is the node named (most entries): one string.
+			e.Acting, p = e.Rightful, p[al:]
+		} else if e.Acting, ok = str(al, in.uid); !ok {
 			return nil, 0, nil, fmt.Errorf("%w: truncated table entry", ErrBadFrame)
 		}
-		if _, dup := t[k]; dup {
+		if t[k] = e; len(t) != j+1 {
 			return nil, 0, nil, fmt.Errorf("%w: table key %q repeated", ErrBadFrame, k)
 		}
-		t[k] = e
 	}
 	return t, base, p, nil
 }

@@ -934,13 +934,19 @@ func TestInternOwnKeys(t *testing.T) {
 // TestReadTableOwnKeys: a relay table's keys that are this node's own
 // come back as its own strings (the core's maps compare pointers), found
 // by a cursor over the sorted keys; a table out of order, or with keys
-// this node lacks, decodes the same.
+// this node lacks, decodes the same; an entry whose master is the node
+// named, or another of the same length, decodes as sent; a key repeated
+// is refused.
 func TestReadTableOwnKeys(t *testing.T) {
 	own := core.New(core.Config{UID: "self", Interval: core.Duration(time.Second), Wait: core.Duration(3 * time.Second)},
 		[]string{"b", "d", "f"}, nil).Snap().KI
 	want := map[string]core.TableEntry{
 		"a": {Rightful: "m1", Term: 1}, "b": {Rightful: "m2", Acting: "m2", Term: 2}, "c": {Term: 3},
-		"d": {Rightful: "m1", Term: 4}, "f": {Acting: "m3", Term: 5}, "g": {Rightful: "m2", Term: 6},
+		"d": {Rightful: "m1", Term: 4}, "e": {Rightful: "m1", Acting: "m4", Term: 7}, "f": {Acting: "m3", Term: 5},
+		"g": {Rightful: "m2", Term: 6},
+	}
+	if _, _, _, err := readTable(appendTableIn(nil, want, 0, []string{"a", "b", "b", "c", "d", "e", "f"}), &keyIntern{own: own}); !errors.Is(err, ErrBadFrame) {
+		t.Fatalf("a key repeated: %v, want ErrBadFrame", err)
 	}
 	sorted := appendTable(nil, want, 0)
 	// The same entries in reverse order, as a peer that does not sort
