@@ -38,12 +38,11 @@ type PeerStatus struct {
 	StartTime time.Time         // its StartTime, as it advertises it
 	Priority  int               // its priority, as it advertises it
 	Master    bool              // it says it is the global master
-	// Live: a connection is up and a heartbeat arrived within
-	// WaitTimeout. The election may count a peer a little longer: one
-	// whose connection closed to be redialed, until WaitTimeout after it
-	// was last heard; one found silent, for Interval/20 more; and, on a
-	// node of a full mesh without Quorum that ran late, one whose
-	// connection is up, for up to 4·WaitTimeout (docs/election.md).
+	// Live: a heartbeat arrived within WaitTimeout, and a connection is
+	// up or closed to be redialed (found silent by either end). The
+	// election may count a connected peer longer: for Interval/20 once
+	// found silent, and, on a node of a full mesh without Quorum that
+	// ran late, for up to 4·WaitTimeout (docs/election.md).
 	Live      bool
 	Leaving   bool      // it said it is leaving (Stop)
 	LastHeard time.Time // when its last heartbeat arrived
