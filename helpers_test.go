@@ -315,6 +315,18 @@ func (c *testCluster) stopAll() {
 	}
 }
 
+// release stops the cluster now and forgets its nodes: a stopped node
+// keeps its state (40 nodes holding 1,000 keys: 210 MiB), and the test's
+// Cleanup, which still refers to the cluster, runs only when the
+// benchmark ends. A benchmark that runs cluster after cluster in one
+// process (-count) otherwise carries the last one's heap into the next,
+// and the collector marks it while that one converges.
+func (c *testCluster) release() {
+	c.h.Close()
+	clear(c.nodes)
+	c.nodes = nil
+}
+
 // running returns the nodes that are running.
 func (c *testCluster) running() []*Msc {
 	var out []*Msc

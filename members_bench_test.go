@@ -170,7 +170,7 @@ func membersRun(b *testing.B, v, n, k int, interval, wait time.Duration, window 
 		}))/float64(time.Millisecond), "member-failover-ms")
 	}
 	b.ReportMetric(rssMiB(), "peak-RSS-MiB")
-	c.stopAll()
+	c.release()
 }
 
 // rssMiB returns the process's peak resident set (VmHWM), in MiB; 0 if

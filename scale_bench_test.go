@@ -89,7 +89,7 @@ func scaleRun(b *testing.B, n int, window time.Duration) {
 	if !c.agreed(c.nodes[0]) || moved != 0 {
 		b.Fatalf("mastership moved during the steady window (%d changes):\n%s", moved, c.describe())
 	}
-	c.stopAll()
+	c.release()
 	b.ReportMetric(float64(moved), "changes")
 	perNodeMin := cpu.Seconds() / float64(n) / elapsed.Minutes()
 	b.ReportMetric(float64(conv)/float64(time.Millisecond), "converge-ms")
@@ -244,7 +244,7 @@ func scaleKeysRun(b *testing.B, n, k int, window time.Duration) {
 		time.Sleep(100 * time.Microsecond)
 	}
 	failover, failoverCPU := time.Since(t1), cpuTime()-cpu1
-	c.stopAll()
+	c.release()
 	b.ReportMetric(float64(conv)/float64(time.Millisecond), "converge-ms")
 	b.ReportMetric(cpu.Seconds()/elapsed.Seconds(), "cores")
 	b.ReportMetric(float64(moved), "changes")
