@@ -128,6 +128,7 @@ func (c *Core) onlyLeft(f, g *fingerprint) bool {
 	pk := &c.picks
 	kept := len(pk.best) == len(c.slots) && pk.balKI == c.ki // the Balance picks are the last election's
 	left := c.part.left[:0]
+	defer func() { clear(left); c.part.left = left[:0] }() // no departed peer kept reachable
 	j := 0
 	for _, p := range f.voters {
 		if j < len(g.voters) && g.voters[j] == p {
@@ -139,7 +140,6 @@ func (c *Core) onlyLeft(f, g *fingerprint) bool {
 		}
 		left = append(left, p)
 	}
-	defer func() { clear(left); c.part.left = left[:0] }() // no departed peer kept reachable
 	if j != len(g.voters) {
 		return false
 	}
