@@ -1,9 +1,12 @@
 package msc
 
 import (
+	"encoding/binary"
 	"fmt"
 	"github.com/msc-go/msc/internal/core"
+	"maps"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -22,7 +25,9 @@ import (
 // voter is killed (its sockets closed: voter-failover-ms, until every
 // node names the new master) and when 50 members that are masters of keys
 // are killed at once (member-failover-ms, until every key they held has a
-// new master that every holder names); and the process's peak RSS. Run:
+// new master that every holder names); the CPU of the whole process
+// until convergence (converge-cpu-s, the checks' share included: they
+// sleep four times as long as they take); and the process's peak RSS. Run:
 //
 //	go test -run '^$' -bench Members -benchtime 1x [-scale.window 30s]
 //
@@ -68,52 +73,71 @@ func membersRun(b *testing.B, v, n, k int, interval, wait time.Duration, window 
 		if !c.agreed(master) {
 			return false
 		}
+		// Each node's snapshot is read once, by key position (the keys
+		// are sorted, as a node's index): at 1,000 x 1,000 a check by
+		// key name took about 35 ms of a core, polled every 5 ms.
 		run := c.running()
+		masters := make([]*Msc, len(keys))
+		terms := make([]uint64, len(keys))
 		for _, m := range run {
 			if m.Term() != master.Term() {
 				return false
 			}
-		}
-		for _, key := range keys {
-			var want *Msc
-			for _, m := range run {
-				if m.cfg.Observer || !m.IsMasterByKey(key) {
-					continue
-				}
-				if want != nil {
-					return false
-				}
-				want = m
+			if len(m.cfg.Keys) == 0 {
+				continue
 			}
-			if want == nil {
+			s := m.snap.Load()
+			if !slices.Equal(s.KI.List, keys) {
 				return false
 			}
-			term := want.TermByKey(key)
-			for _, m := range run {
-				if len(m.cfg.Keys) == 0 {
-					continue
+			for j := range keys {
+				if ks := s.At(j); ks.Master && m.valid(ks.Lease) && !m.cfg.Observer {
+					if masters[j] != nil {
+						return false
+					}
+					masters[j], terms[j] = m, ks.Term
 				}
-				if uid, ok := m.MasterByKey(key); !ok || uid != want.UID() || m.TermByKey(key) != term {
+			}
+		}
+		for _, m := range run {
+			if len(m.cfg.Keys) == 0 {
+				continue
+			}
+			s := m.snap.Load()
+			if !slices.Equal(s.KI.List, keys) {
+				return false
+			}
+			for j := range keys {
+				if ks := s.At(j); masters[j] == nil || ks.UID != masters[j].UID() || ks.Term != terms[j] {
 					return false
 				}
 			}
 		}
 		return true
 	}
-	poll := func(what string, cond func() bool) time.Duration {
+	// A check reads every node's snapshot: the poll sleeps pace times as
+	// long as the check took (at least 5 ms), so that it takes at most
+	// 1/(pace+1) of a core from the cluster it measures.
+	poll := func(what string, pace time.Duration, cond func() bool) time.Duration {
 		t0 := time.Now()
-		for !cond() {
+		for {
+			c0 := time.Now()
+			if cond() {
+				break
+			}
+			took := time.Since(c0)
 			if time.Since(t0) > 2*time.Minute {
 				b.Fatalf("no %s in 2 minutes", what)
 			}
-			time.Sleep(5 * time.Millisecond)
+			time.Sleep(max(5*time.Millisecond, pace*took))
 		}
 		return time.Since(t0)
 	}
-	t0 := time.Now()
+	t0, cpuStart := time.Now(), cpuTime()
 	c.start()
-	poll("convergence", func() bool { return agreed(c.nodes[0]) })
+	poll("convergence", 4, func() bool { return agreed(c.nodes[0]) })
 	b.ReportMetric(float64(time.Since(t0))/float64(time.Millisecond), "converge-ms")
+	b.ReportMetric((cpuTime() - cpuStart).Seconds(), "converge-cpu-s")
 
 	var changes atomic.Int64
 	for _, m := range c.nodes {
@@ -144,7 +168,7 @@ func membersRun(b *testing.B, v, n, k int, interval, wait time.Duration, window 
 	// The master voter dies.
 
 	c.nodes[0].abort()
-	b.ReportMetric(float64(poll("a new global master", func() bool { return agreed(c.nodes[1]) }))/float64(time.Millisecond), "voter-failover-ms")
+	b.ReportMetric(float64(poll("a new global master", 1, func() bool { return agreed(c.nodes[1]) }))/float64(time.Millisecond), "voter-failover-ms")
 
 	if k > 0 {
 		// 50 members that are masters of keys die at once.
@@ -160,7 +184,7 @@ func membersRun(b *testing.B, v, n, k int, interval, wait time.Duration, window 
 		for _, m := range dead {
 			go m.abort()
 		}
-		b.ReportMetric(float64(poll("new masters of the dead members' keys", func() bool {
+		b.ReportMetric(float64(poll("new masters of the dead members' keys", 1, func() bool {
 			for _, m := range dead {
 				if m.snap.Load().Running {
 					return false
@@ -268,5 +292,109 @@ func BenchmarkElectMember(b *testing.B) {
 				c.Elect(now)
 			}
 		})
+	}
+}
+
+// BenchmarkTakeTableDelta is what each member of BenchmarkMembers/1000x1000
+// does with a voter's new table that changed 300 of its 1,000 entries (a
+// batch of namings, as while the cluster converges): decode the frame as
+// its connection does (keyIntern), take it in, elect. 64 members take
+// turns, each with 3 voters' tables, so that a member's state is out of
+// the cache when its turn comes, as among 1,000 in one process.
+func BenchmarkTakeTableDelta(b *testing.B) {
+	keys := make([]string, 1000)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("job-%04d", i)
+	}
+	voters := []string{"v0", "v1", "v2"}
+	const members = 64
+	now := int64(time.Second)
+	beat := func(v int, ver uint64, table map[string]core.TableEntry) *core.Beat {
+		return &core.Beat{UID: voters[v], Start: base.UnixNano() - int64(time.Hour) + int64(v), Inc: 1, Version: ver,
+			Claims: map[string]core.Claim{"": {Term: 1, Acting: v == 0}}, Known: map[string]uint64{}, Table: table}
+	}
+	table := make(map[string]core.TableEntry, len(keys))
+	for i, k := range keys {
+		uid := fmt.Sprintf("member-%04d", (i*7)%997)
+		table[k] = core.TableEntry{Rightful: uid, Acting: uid, Term: 1}
+	}
+	whole := make([][]byte, len(voters))
+	for v := range voters {
+		p, err := encodeBeat(beat(v, 1, table), true)
+		if err != nil {
+			b.Fatal(err)
+		}
+		whole[v] = p
+	}
+	// stamp sets a frame's send time and echo, as the writer does.
+	uidEnd := 1 + len(voters[0])
+	stamp := func(p []byte, c *core.Core) {
+		binary.BigEndian.PutUint64(p[uidEnd:], uint64(now))
+		binary.BigEndian.PutUint64(p[uidEnd+8:], uint64(c.Sent()))
+	}
+	type member struct {
+		c       *core.Core
+		filters [3]beatFilter
+	}
+	ms := make([]*member, members)
+	for j := range ms {
+		cfg := core.Config{UID: fmt.Sprintf("member-%04d", 997+j), Start: base.UnixNano() + int64(j), Inc: 1,
+			Interval: core.Duration(500 * time.Millisecond), Wait: core.Duration(1500 * time.Millisecond), Balance: true,
+			Voters: map[string]bool{"v0": true, "v1": true, "v2": true}}
+		m := &member{c: core.New(cfg, keys, nil)}
+		m.c.Start(now, voters)
+		for v := range voters {
+			m.filters[v].keys.own = m.c.Snap().KI
+			m.c.Up(now, core.ConnID(v+1), voters[v], uint64(v))
+			stamp(whole[v], m.c)
+			bv, err := m.filters[v].decode(whole[v], nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			msg := bv.msg(voters[v])
+			m.c.Recv(now, now, core.ConnID(v+1), &msg)
+		}
+		m.c.Tick(now)
+		if s := m.c.Snap(); !s.Ready || s.MasterUID != "v0" {
+			b.Fatalf("member %d not ready, or global master %q", j, s.MasterUID)
+		}
+		ms[j] = m
+	}
+	old, ver := beat(0, 1, table), uint64(1)
+	var delta []byte
+	var last *member
+	lastKey, lastUID := "", ""
+	b.ReportAllocs()
+	for n := 0; b.Loop(); n++ {
+		m := ms[n%members]
+		last = m
+		if n%members == 0 {
+			// v0's next table: 300 entries name other members.
+			next := maps.Clone(old.Table)
+			for i := range 300 {
+				j := (ver*300 + uint64(i)) % uint64(len(keys))
+				uid := fmt.Sprintf("member-%04d", (j*7+ver)%997)
+				next[keys[j]] = core.TableEntry{Rightful: uid, Acting: uid, Term: ver + 1}
+				lastKey, lastUID = keys[j], uid
+			}
+			ver++
+			nb := beat(0, ver, next)
+			var err error
+			if delta, err = encodeDelta(nb, old, old.Version); err != nil {
+				b.Fatal(err)
+			}
+			old = nb
+		}
+		stamp(delta, m.c)
+		bv, err := m.filters[0].decode(delta, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		msg := bv.msg(voters[0])
+		m.c.Recv(now, now, 1, &msg)
+		m.c.Elect(now)
+	}
+	if st := last.c.Snap().State(lastKey); st.UID != lastUID {
+		b.Fatalf("%s: the member names %q, the voters' tables %q", lastKey, st.UID, lastUID)
 	}
 }
