@@ -36,19 +36,38 @@ func (c *Core) learn(key string, term uint64, rival bool) {
 	if term <= c.other[key] {
 		return
 	}
+	i, ok := c.slotIndex(key)
+	c.raise(key, i, ok, term)
+}
+
+// raise records term, above other[key], as the highest heard of for key,
+// in slot i if ok.
+func (c *Core) raise(key string, i int, ok bool, term uint64) {
 	c.other[key] = term
-	if i, ok := c.slotIndex(key); ok {
-		c.noteTerm(i, term)
-		switch {
-		case c.relay:
-			if _, own := c.own.Idx[key]; own || key == "" {
-				c.dirty = true
-			}
-		default:
-			c.learned = true
-		}
+	if !ok {
+		return
 	}
-	c.markDirty(key)
+	c.otherAt[i] = term
+	c.noteTerm(i, term)
+	switch {
+	case c.relay:
+		if _, own := c.own.Idx[key]; own || key == "" {
+			c.dirty = true
+		}
+	default:
+		c.learned = true
+	}
+	if i > 0 {
+		c.markSlot(i)
+	}
+}
+
+// learnAt is learn(key, term, false) for key in slot i: a term not above
+// the highest heard of is passed over without a map lookup.
+func (c *Core) learnAt(i int, key string, term uint64) {
+	if term > c.otherAt[i] {
+		c.raise(key, i, true, term)
+	}
 }
 
 // noteTerm records that slot i's key has a term t used or heard of

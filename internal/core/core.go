@@ -64,6 +64,10 @@ type Core struct {
 	// not claim, read for every key, without two map lookups each.
 	// Neither map ever lowers a term, so it only grows (noteTerm).
 	known []uint64
+	// otherAt is other of each slot's key, by slot as slots: a table's
+	// entry, read by key position, is checked against it without a map
+	// lookup (learnAt).
+	otherAt []uint64
 	// votes is this node's acknowledgement per key (Quorum); maxVote the
 	// claim of highest term it ever acknowledged per key.
 	votes   map[string]Vote
@@ -627,24 +631,28 @@ func (c *Core) Recv(now, at int64, id ConnID, b *Msg) (back bool) {
 			}
 			p.ki = nil
 		}
+		// What changed (a delta), or all: terms only grow, and the
+		// others were learned from the state the delta applies to.
 		if b.Base != 0 && p.tableOn == id && p.tabOK && p.tabKI == c.ki {
-			// A delta to the table it holds: only its entries change.
+			// A delta to the table it holds: only its entries change,
+			// found by key position once.
 			for k, e := range b.Table {
 				if i, ok := c.ki.Idx[k]; ok {
 					p.tab[i] = e
 					c.markSlot(int(i) + 1)
+					c.learnAt(int(i)+1, k, e.Term)
+				} else {
+					c.learn(k, e.Term, false)
 				}
 			}
 		} else {
 			p.tabOK = false
+			for k, e := range b.Table {
+				c.learn(k, e.Term, false)
+			}
 		}
 		p.claims, p.votes, p.meta, p.table, p.tableOn = claims, b.Votes, b.Meta, table, id
 		p.actingOK = false
-		// What changed (a delta), or all: terms only grow, and the
-		// others were learned from the state the delta applies to.
-		for k, e := range b.Table {
-			c.learn(k, e.Term, false)
-		}
 		for k, cl := range b.Claims {
 			c.learn(k, cl.Term, true)
 		}

@@ -92,15 +92,19 @@ func (c *Core) Yields() int {
 	return c.yields
 }
 
-// CheckKnown reports whether the term cached per slot (Core.known) is
-// what the maps it caches say, max(used, other) of the slot's key; if
-// not, for the first slot that differs, its key, the cached term and the
-// maps'. The simulator calls it after each of a node's steps.
+// CheckKnown reports whether the terms cached per slot (Core.known and
+// Core.otherAt) are what the maps they cache say, max(used, other) and
+// other of the slot's key; if not, for the first slot that differs, its
+// key, the cached term and the maps'. The simulator calls it after each
+// of a node's steps.
 func (c *Core) CheckKnown() (ok bool, key string, known, want uint64) {
 	for i := range c.slots {
 		k := c.slotKey(i)
 		if w := max(c.used[k], c.other[k]); c.known[i] != w {
 			return false, k, c.known[i], w
+		}
+		if c.otherAt[i] != c.other[k] {
+			return false, k, c.otherAt[i], c.other[k]
 		}
 	}
 	return true, "", 0, 0

@@ -181,9 +181,11 @@ func (c *Core) reindex(ownChanged bool) {
 	}
 	c.slots = make([]slot, 1+len(c.ki.List))
 	c.known = make([]uint64, len(c.slots))
+	c.otherAt = make([]uint64, len(c.slots))
 	for i := range c.known {
 		k := c.slotKey(i)
-		c.known[i] = max(c.used[k], c.other[k])
+		c.otherAt[i] = c.other[k]
+		c.known[i] = max(c.used[k], c.otherAt[i])
 	}
 	if old == nil {
 		return
