@@ -368,6 +368,9 @@ func (c *Core) Alarm(now int64) {
 			delete(c.peers, k)
 		}
 	}
+	if c.bulkAt != 0 && now >= c.bulkAt {
+		c.holdBulk(now) // before Elect, which wakes at bulkAt
+	}
 	c.Elect(now)
 	if c.bulkAt != 0 && now >= c.bulkAt {
 		c.kick(now) // what kickSome held back

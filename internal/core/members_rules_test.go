@@ -486,16 +486,30 @@ func TestRuleRelayTableGoesFirstToThoseConcerned(t *testing.T) {
 	if w := r.c.Wake(); w != 1000*ms+60*ms+int64(r.c.bulkDelay()) {
 		t.Fatalf("wake-up at %d ms, want at bulkDelay after the change", (w-1000*ms)/ms)
 	}
-	r.at(60 + int64(r.c.bulkDelay())/ms)
+	// At bulkDelay the naming of m2 is not settled (v2 has not answered a
+	// frame sent since): the others wait for it, up to Interval/2 after
+	// the change (holdBulk).
+	bulk, half := int64(r.c.bulkDelay())/ms, 60+int64(ruleInterval/2)/ms
+	for at := 60 + bulk; at < half; at += bulk {
+		r.at(at)
+		r.c.Alarm(r.now)
+		if o := r.c.Out(); o.Kick {
+			t.Fatalf("the members not concerned got the new table %d ms after it, its naming not settled", at-60)
+		}
+		if w, by := r.c.Wake(), 1000*ms+min(at+bulk, half)*ms; w <= r.now || w > by {
+			t.Fatalf("%d ms after the change: wake-up at %d ms, want by %d", at-60, (w-1000*ms)/ms, (by-1000*ms)/ms)
+		}
+	}
+	r.at(half)
 	r.c.Alarm(r.now)
 	if o := r.c.Out(); !o.Kick {
-		t.Fatal("the members not concerned did not get the new table at bulkDelay")
+		t.Fatal("the members not concerned did not get the new table Interval/2 after it")
 	}
 	// m4, before m2, comes: the table names it, and m2, no longer named,
 	// hears of it at once too (it may be master; the voter waits for its
 	// answer: stillUnnamed).
 	r.c.Out().Reset()
-	r.at(100)
+	r.at(120)
 	r.inbound(5)
 	r.frame(5, "m4", selfAt, keyK, nil, 0)
 	r.c.flush()
@@ -504,6 +518,16 @@ func TestRuleRelayTableGoesFirstToThoseConcerned(t *testing.T) {
 	}
 	if o := r.c.Out(); o.Kick || !slices.Equal(o.First, []ConnID{1, 3, 5}) {
 		t.Fatalf("the table naming m4: kick %v, first %v; want no kick, first to v2, m2 and m4 (connections 1, 3, 5)", o.Kick, o.First)
+	}
+	// v2 answers: the naming is settled, and the others get the table at
+	// bulkDelay.
+	r.c.Out().Reset()
+	r.at(125).frame(1, "v2", younger, nil, nil, r.now)
+	r.c.flush()
+	r.at(120 + bulk)
+	r.c.Alarm(r.now)
+	if o := r.c.Out(); !o.Kick {
+		t.Fatalf("the naming of m4 settled (table %+v): the members not concerned did not get it at bulkDelay", r.tableOf("k"))
 	}
 }
 
