@@ -368,10 +368,7 @@ func (c *Core) Alarm(now int64) {
 			delete(c.peers, k)
 		}
 	}
-	if c.bulkAt != 0 && now >= c.bulkAt {
-		c.holdBulk(now) // before Elect, which wakes at bulkAt
-	}
-	c.Elect(now)
+	c.Elect(now) // which may hold it on (holdBulk)
 	if c.bulkAt != 0 && now >= c.bulkAt {
 		c.kick(now) // what kickSome held back
 	}
@@ -880,9 +877,6 @@ func (c *Core) Elect(now int64) {
 	}
 	c.electDue = false
 	c.wake = 0
-	if c.bulkAt != 0 {
-		c.wakeAt(c.bulkAt)
-	}
 	c.waiting = false
 	c.checkReady(now)
 	if !c.ready && !c.leaving {
@@ -936,6 +930,12 @@ func (c *Core) Elect(now int64) {
 		} else {
 			c.kick(now)
 		}
+	}
+	if c.bulkAt != 0 {
+		if now >= c.bulkAt {
+			c.holdBulk(now) // on this election's table
+		}
+		c.wakeAt(c.bulkAt)
 	}
 	s := c.snapshot(partial)
 	c.endPartial()

@@ -566,15 +566,16 @@ func (c *Core) bulkDelay() Duration { return c.cfg.Interval / 10 }
 
 // holdBulk, at bulkAt, moves bulkAt on if the relay holds its state back
 // from the members it does not concern for longer, up to Interval/2
-// after it was first held: while a naming in its table is not settled
-// (as of its last election),
+// after it was first held: while a naming in its table is not settled,
 // the entry changes again soon (settled, then the holder master), and a
 // member it does not concern would take in and decide each step, for
 // nothing: it names the holder throughout. While a cluster converges
 // every member is named for some key, and they decided mostly such
 // entries (BenchmarkMembers/300x100, 10 runs each: convergence 565–953
 // ms and 0.87–1.36 CPU-seconds with this, 672–8,639 ms and 1.1–16.7
-// without).
+// without). While two voters name different holders of a key, which
+// settles nothing, the members it does not concern get every change
+// Interval/2 after it.
 func (c *Core) holdBulk(now int64) {
 	if end := c.bulkFrom + int64(c.cfg.Interval/2); c.settling && now < end {
 		c.bulkAt = min(now+int64(c.bulkDelay()), end)
