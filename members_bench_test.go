@@ -25,7 +25,8 @@ import (
 // voter is killed (its sockets closed: voter-failover-ms, until every
 // node names the new master) and when 50 members that are masters of keys
 // are killed at once (member-failover-ms, until every key they held has a
-// new master that every holder names); the CPU of the whole process
+// new master that every holder names), each with the CPU of the whole
+// process meanwhile (-cpu-ms, the checks' included); the CPU of the whole process
 // until convergence (converge-cpu-s, the checks' share included: they
 // sleep four times as long as they take); and the process's peak RSS. Run:
 //
@@ -167,8 +168,10 @@ func membersRun(b *testing.B, v, n, k int, interval, wait time.Duration, window 
 
 	// The master voter dies.
 
+	cpu0 = cpuTime()
 	c.nodes[0].abort()
 	b.ReportMetric(float64(poll("a new global master", 1, func() bool { return agreed(c.nodes[1]) }))/float64(time.Millisecond), "voter-failover-ms")
+	b.ReportMetric(float64(cpuTime()-cpu0)/float64(time.Millisecond), "voter-failover-cpu-ms")
 
 	if k > 0 {
 		// 50 members that are masters of keys die at once.
@@ -181,6 +184,7 @@ func membersRun(b *testing.B, v, n, k int, interval, wait time.Duration, window 
 				dead = append(dead, m)
 			}
 		}
+		cpu0 = cpuTime()
 		for _, m := range dead {
 			go m.abort()
 		}
@@ -192,6 +196,7 @@ func membersRun(b *testing.B, v, n, k int, interval, wait time.Duration, window 
 			}
 			return agreed(c.nodes[1])
 		}))/float64(time.Millisecond), "member-failover-ms")
+		b.ReportMetric(float64(cpuTime()-cpu0)/float64(time.Millisecond), "member-failover-cpu-ms")
 	}
 	b.ReportMetric(rssMiB(), "peak-RSS-MiB")
 	c.release()
