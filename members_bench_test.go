@@ -2,6 +2,7 @@ package msc
 
 import (
 	"encoding/binary"
+	"flag"
 	"fmt"
 	"github.com/msc-go/msc/internal/core"
 	"maps"
@@ -32,19 +33,33 @@ import (
 //
 //	go test -run '^$' -bench Members -benchtime 1x [-scale.window 30s]
 //
-// The cases: 3 voters + 297 members without keys at Interval 100 ms
-// (300), and 3 voters + 997 members holding the same 1,000 keys with
-// Balance at Interval 500 ms (1000x1000).
+// The cases: 3 voters + 297 members at Interval 100 ms, without keys
+// (300) and holding the same 100 keys with Balance (300x100); 3 voters +
+// 997 members holding the same 1,000 keys with Balance at Interval 500
+// ms (1000x1000); and the sizes -members.sizes adds (nodes x keys, 3
+// voters, as 1000x1000: -members.sizes 400x1000,600x1000).
 func BenchmarkMembers(b *testing.B) {
-	for _, bc := range []struct {
+	type size struct {
 		name           string
 		voters, n, k   int
 		interval, wait time.Duration
-	}{
+	}
+	sizes := []size{
 		{"300", 3, 300, 0, 100 * time.Millisecond, 300 * time.Millisecond},
 		{"300x100", 3, 300, 100, 100 * time.Millisecond, 300 * time.Millisecond},
 		{"1000x1000", 3, 1000, 1000, 500 * time.Millisecond, 1500 * time.Millisecond},
-	} {
+	}
+	for _, s := range strings.Split(*membersSizes, ",") {
+		var n, k int
+		if s == "" {
+			continue
+		}
+		if _, err := fmt.Sscanf(s, "%dx%d", &n, &k); err != nil || n <= 3 || k < 0 {
+			b.Fatalf("-members.sizes: %q is not NODESxKEYS, more than 3 nodes", s)
+		}
+		sizes = append(sizes, size{s, 3, n, k, 500 * time.Millisecond, 1500 * time.Millisecond})
+	}
+	for _, bc := range sizes {
 		b.Run(bc.name, func(b *testing.B) {
 			for b.Loop() {
 				membersRun(b, bc.voters, bc.n, bc.k, bc.interval, bc.wait, *scaleWindow)
@@ -52,6 +67,8 @@ func BenchmarkMembers(b *testing.B) {
 		})
 	}
 }
+
+var membersSizes = flag.String("members.sizes", "", "BenchmarkMembers: more cases, NODESxKEYS[,...], 3 voters, Interval 500 ms")
 
 func membersRun(b *testing.B, v, n, k int, interval, wait time.Duration, window time.Duration) {
 	keys := make([]string, k)
