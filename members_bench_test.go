@@ -1,15 +1,18 @@
 package msc
 
 import (
+	"context"
 	"encoding/binary"
 	"flag"
 	"fmt"
 	"github.com/msc-go/msc/internal/core"
+	"log/slog"
 	"maps"
 	"os"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -75,7 +78,12 @@ func membersRun(b *testing.B, v, n, k int, interval, wait time.Duration, window 
 	for i := range keys {
 		keys[i] = fmt.Sprintf("job-%04d", i)
 	}
+	// pauses counts the nodes' re-joins after a pause, starved (the
+	// warning Logger gets), for the failure messages.
+	var pauses atomic.Int64
+	logger := slog.New(&pauseCounter{&pauses})
 	c := newMembers(b, v, n, false, func(i int, o *Options) {
+		o.Logger = logger
 		o.Interval, o.WaitTimeout = interval, wait
 		o.Keys = nil
 		if i >= v {
@@ -145,7 +153,7 @@ func membersRun(b *testing.B, v, n, k int, interval, wait time.Duration, window 
 			}
 			took := time.Since(c0)
 			if time.Since(t0) > 2*time.Minute {
-				b.Fatalf("no %s in 2 minutes", what)
+				b.Fatalf("no %s in 2 minutes (%d pauses since the start)", what, pauses.Load())
 			}
 			time.Sleep(max(5*time.Millisecond, pace*took))
 		}
@@ -158,8 +166,18 @@ func membersRun(b *testing.B, v, n, k int, interval, wait time.Duration, window 
 	b.ReportMetric((cpuTime() - cpuStart).Seconds(), "converge-cpu-s")
 
 	var changes atomic.Int64
+	var firstMu sync.Mutex
+	var first []string // the first changes, for the failure message
+	steady := time.Now()
 	for _, m := range c.nodes {
-		m.OnChange(func(Change) { changes.Add(1) })
+		m.OnChange(func(ch Change) {
+			changes.Add(1)
+			firstMu.Lock()
+			if len(first) < 8 {
+				first = append(first, fmt.Sprintf("%.1fms %s: %+v", float64(time.Since(steady))/1e6, m.UID(), ch))
+			}
+			firstMu.Unlock()
+		})
 	}
 	traffic := func() (frames, bytes uint64) {
 		for _, m := range c.nodes {
@@ -175,7 +193,10 @@ func membersRun(b *testing.B, v, n, k int, interval, wait time.Duration, window 
 	cpu, elapsed := cpuTime()-cpu0, time.Since(start)
 	f1, by1 := traffic()
 	if moved := changes.Load(); moved != 0 || !agreed(c.nodes[0]) {
-		b.Fatalf("%d mastership changes during the steady window", moved)
+		firstMu.Lock()
+		defer firstMu.Unlock()
+		b.Fatalf("%d mastership changes during the steady window, %d pauses (since the start); the first:\n%s",
+			moved, pauses.Load(), strings.Join(first, "\n"))
 	}
 	b.ReportMetric(cpu.Seconds()/elapsed.Seconds(), "cores")
 	b.ReportMetric(float64(f1-f0)/elapsed.Seconds(), "frames/s")
@@ -420,3 +441,19 @@ func BenchmarkTakeTableDelta(b *testing.B) {
 		b.Fatalf("%s: the member names %q, the voters' tables %q", lastKey, st.UID, lastUID)
 	}
 }
+
+// pauseCounter is a slog.Handler that counts the records of a node that
+// re-joins after a pause (elector: "msc: paused, re-joining").
+type pauseCounter struct{ n *atomic.Int64 }
+
+func (h *pauseCounter) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelWarn }
+
+func (h *pauseCounter) Handle(_ context.Context, r slog.Record) error {
+	if strings.Contains(r.Message, "paused") {
+		h.n.Add(1)
+	}
+	return nil
+}
+
+func (h *pauseCounter) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *pauseCounter) WithGroup(string) slog.Handler      { return h }
