@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -450,4 +451,34 @@ func (l *changeLog) gains() int {
 // heartbeats out (their writers see the elector has not ticked).
 func freeze(m *Msc, d time.Duration) {
 	m.call(func(*elector) { time.Sleep(d) })
+}
+
+// changeCount counts the mastership changes of nodes from now on (OnChange)
+// and keeps the first 8, timed from t0, for a failure message.
+type changeCount struct {
+	n     atomic.Int64
+	mu    sync.Mutex
+	first []string
+}
+
+func recordChanges(nodes []*Msc, t0 time.Time) *changeCount {
+	l := &changeCount{}
+	for _, m := range nodes {
+		m.OnChange(func(ch Change) {
+			l.n.Add(1)
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			if len(l.first) < 8 {
+				l.first = append(l.first, fmt.Sprintf("%.1fms %s: %+v", float64(time.Since(t0))/1e6, m.UID(), ch))
+			}
+		})
+	}
+	return l
+}
+
+// First returns the first changes recorded, one per line.
+func (l *changeCount) First() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Join(l.first, "\n")
 }

@@ -105,7 +105,8 @@ func membersRun(b *testing.B, v, n, k int, interval, wait time.Duration, window 
 		run := c.running()
 		masters := make([]*Msc, len(keys))
 		terms := make([]uint64, len(keys))
-		for _, m := range run {
+		snaps := make([]*core.Snapshot, len(run)) // of the nodes that hold the keys
+		for i, m := range run {
 			if m.Term() != master.Term() {
 				return false
 			}
@@ -116,6 +117,7 @@ func membersRun(b *testing.B, v, n, k int, interval, wait time.Duration, window 
 			if !slices.Equal(s.KI.List, keys) {
 				return false
 			}
+			snaps[i] = s
 			for j := range keys {
 				if ks := s.At(j); ks.Master && m.valid(ks.Lease) && !m.cfg.Observer {
 					if masters[j] != nil {
@@ -125,15 +127,11 @@ func membersRun(b *testing.B, v, n, k int, interval, wait time.Duration, window 
 				}
 			}
 		}
-		for _, m := range run {
-			if len(m.cfg.Keys) == 0 {
-				continue
-			}
-			s := m.snap.Load()
-			if !slices.Equal(s.KI.List, keys) {
-				return false
-			}
+		for _, s := range snaps {
 			for j := range keys {
+				if s == nil {
+					break
+				}
 				if ks := s.At(j); masters[j] == nil || ks.UID != masters[j].UID() || ks.Term != terms[j] {
 					return false
 				}
@@ -165,18 +163,17 @@ func membersRun(b *testing.B, v, n, k int, interval, wait time.Duration, window 
 	b.ReportMetric(float64(time.Since(t0))/float64(time.Millisecond), "converge-ms")
 	b.ReportMetric((cpuTime() - cpuStart).Seconds(), "converge-cpu-s")
 
-	var changes atomic.Int64
-	var firstMu sync.Mutex
-	var first []string // the first changes, for the failure message
-	steady := time.Now()
+	changes, pauses0 := recordChanges(c.nodes, time.Now()), pauses.Load()
+	var errMu sync.Mutex
+	var errs []string // the first errors reported (OnError) in the window
+	errAt := time.Now()
 	for _, m := range c.nodes {
-		m.OnChange(func(ch Change) {
-			changes.Add(1)
-			firstMu.Lock()
-			if len(first) < 8 {
-				first = append(first, fmt.Sprintf("%.1fms %s: %+v", float64(time.Since(steady))/1e6, m.UID(), ch))
+		m.OnError(func(err error) {
+			errMu.Lock()
+			defer errMu.Unlock()
+			if len(errs) < 8 {
+				errs = append(errs, fmt.Sprintf("%.1fms %s: %v", float64(time.Since(errAt))/1e6, m.UID(), err))
 			}
-			firstMu.Unlock()
 		})
 	}
 	traffic := func() (frames, bytes uint64) {
@@ -192,11 +189,11 @@ func membersRun(b *testing.B, v, n, k int, interval, wait time.Duration, window 
 	time.Sleep(window) // a measurement window, not a synchronisation
 	cpu, elapsed := cpuTime()-cpu0, time.Since(start)
 	f1, by1 := traffic()
-	if moved := changes.Load(); moved != 0 || !agreed(c.nodes[0]) {
-		firstMu.Lock()
-		defer firstMu.Unlock()
-		b.Fatalf("%d mastership changes during the steady window, %d pauses (since the start); the first:\n%s",
-			moved, pauses.Load(), strings.Join(first, "\n"))
+	if moved := changes.n.Load(); moved != 0 || !agreed(c.nodes[0]) {
+		errMu.Lock()
+		defer errMu.Unlock()
+		b.Fatalf("%d mastership changes during the steady window, %d re-joins after a pause in it (%d before); the first:\n%s\nthe first errors in it:\n%s",
+			moved, pauses.Load()-pauses0, pauses0, changes.First(), strings.Join(errs, "\n"))
 	}
 	b.ReportMetric(cpu.Seconds()/elapsed.Seconds(), "cores")
 	b.ReportMetric(float64(f1-f0)/elapsed.Seconds(), "frames/s")

@@ -3,8 +3,6 @@ package msc
 import (
 	"flag"
 	"fmt"
-	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -183,27 +181,13 @@ func scaleKeysRun(b *testing.B, n, k int, window time.Duration) {
 		}
 	}
 	conv := time.Since(t0)
-	var changes atomic.Int64
-	var firstMu sync.Mutex
-	var first []string // the first changes, for the failure message
-	for _, m := range c.nodes {
-		m.OnChange(func(ch Change) {
-			changes.Add(1)
-			firstMu.Lock()
-			if len(first) < 8 {
-				first = append(first, fmt.Sprintf("%.0fms %s: %+v", float64(time.Since(t0))/1e6, m.UID(), ch))
-			}
-			firstMu.Unlock()
-		})
-	}
+	changes := recordChanges(c.nodes, t0)
 	cpu0, start := cpuTime(), time.Now()
 	time.Sleep(window) // a measurement window, not a synchronisation
 	cpu, elapsed := cpuTime()-cpu0, time.Since(start)
-	moved := changes.Load()
+	moved := changes.n.Load()
 	if moved != 0 || !agreed() {
-		firstMu.Lock()
-		defer firstMu.Unlock()
-		b.Fatalf("%d mastership changes during the steady window (converged at %v); the first:\n%s", moved, conv, strings.Join(first, "\n"))
+		b.Fatalf("%d mastership changes during the steady window (converged at %v); the first:\n%s", moved, conv, changes.First())
 	}
 	// The global master dies (its sockets closed): until every other
 	// node names one new master, and it says so.
