@@ -30,9 +30,10 @@ import (
 // node names the new master) and when 50 members that are masters of keys
 // are killed at once (member-failover-ms, until every key they held has a
 // new master that every holder names), each with the CPU of the whole
-// process meanwhile (-cpu-ms, the checks' included); the CPU of the whole process
-// until convergence (converge-cpu-s, the checks' share included: they
-// sleep four times as long as they take); and the process's peak RSS. Run:
+// process meanwhile (-cpu-ms, the checks' included); the CPU of the
+// whole process until convergence (converge-cpu-s, the checks' share
+// included: they sleep four times as long as they take); and the
+// process's peak RSS. Run:
 //
 //	go test -run '^$' -bench Members -benchtime 1x [-scale.window 30s]
 //
