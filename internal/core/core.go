@@ -631,27 +631,8 @@ func (c *Core) Recv(now, at int64, id ConnID, b *Msg) (back bool) {
 			}
 			p.ki = nil
 		}
-		// What changed (a delta), or all: terms only grow, and the
-		// others were learned from the state the delta applies to.
-		if b.Base != 0 && p.tableOn == id && p.tabOK && p.tabKI == c.ki {
-			// A delta to the table it holds: only its entries change,
-			// found by key position once.
-			for k, e := range b.Table {
-				if i, ok := c.ki.Idx[k]; ok {
-					p.tab[i] = e
-					c.markSlot(int(i) + 1)
-					c.learnAt(int(i)+1, k, e.Term)
-				} else {
-					c.learn(k, e.Term, false)
-				}
-			}
-		} else {
-			p.tabOK = false
-			for k, e := range b.Table {
-				c.learn(k, e.Term, false)
-			}
-		}
-		p.claims, p.votes, p.meta, p.table, p.tableOn = claims, b.Votes, b.Meta, table, id
+		c.takeTable(p, id, b, table)
+		p.claims, p.votes, p.meta = claims, b.Votes, b.Meta
 		p.actingOK = false
 		for k, cl := range b.Claims {
 			c.learn(k, cl.Term, true)
@@ -664,6 +645,15 @@ func (c *Core) Recv(now, at int64, id ConnID, b *Msg) (back bool) {
 				c.learn(k, v.Term, true)
 			}
 		}
+		changed = true
+	}
+	if !news && b.Full && b.Version == p.version && p.tableOn == id && b.Table != nil {
+		// The state known again, on the connection its table came on: a
+		// voter completes the table of a member it held entries back
+		// from (the frames of this version before it carried only those
+		// that named the member: writer.plan at the root).
+		c.takeTable(p, id, b, table)
+		p.claims = claims
 		changed = true
 	}
 	if b.Version == p.version && b.Echo > p.echo {
@@ -728,6 +718,32 @@ func (c *Core) Recv(now, at int64, id ConnID, b *Msg) (back bool) {
 		c.electLater(now)
 	}
 	return !wasLive && p.live(now, c.cfg.Wait)
+}
+
+// takeTable takes in the table of peer p that came on connection id
+// with b (table: the connection's, with b merged in). What changed (a
+// delta), or all: terms only grow, and the others were learned from the
+// state the delta applies to.
+func (c *Core) takeTable(p *cpeer, id ConnID, b *Msg, table map[string]TableEntry) {
+	if b.Base != 0 && p.tableOn == id && p.tabOK && p.tabKI == c.ki {
+		// A delta to the table it holds: only its entries change,
+		// found by key position once.
+		for k, e := range b.Table {
+			if i, ok := c.ki.Idx[k]; ok {
+				p.tab[i] = e
+				c.markSlot(int(i) + 1)
+				c.learnAt(int(i)+1, k, e.Term)
+			} else {
+				c.learn(k, e.Term, false)
+			}
+		}
+	} else {
+		p.tabOK = false
+		for k, e := range b.Table {
+			c.learn(k, e.Term, false)
+		}
+	}
+	p.table, p.tableOn = table, id
 }
 
 // electLater asks for an election at now, held until the driver reads

@@ -551,3 +551,33 @@ func TestRuleRelayPassesOthersTermsInTable(t *testing.T) {
 		t.Fatal("a term of a key the voter does not hold went to every member at once")
 	}
 }
+
+// A voter's frames for a member alone carry only the entries of its table
+// that name the member (writer.plan at the root); the others come later,
+// in a frame of the same version when the voter's state has not changed
+// since. A member takes that frame's entries in: it names the key's new
+// master and term then, not at the voter's next version.
+func TestRuleMemberTakesTableOfVersionKnown(t *testing.T) {
+	r := newMembersCore(t, []string{"v"}, 0, false, []string{"j", "k"}, "v")
+	send := func(version, base uint64, table map[string]TableEntry) {
+		r.c.Recv(r.now, r.now, 1, &Msg{UID: "v", Start: older, Inc: 7, Sent: r.now, Echo: r.c.sent, Version: version,
+			Full: true, Base: base, Table: table})
+	}
+	send(1, 0, map[string]TableEntry{"j": {Rightful: "m2", Acting: "m2", Term: 3}, "k": {Rightful: "m2", Acting: "m2", Term: 3}})
+	r.at(10).tick()
+	if st := r.c.Snap().State("k"); st.UID != "m2" || st.Term != 3 {
+		t.Fatalf("k: %+v, want m2 master with term 3", st)
+	}
+	// Version 2, for self alone: nothing of the table names it.
+	send(2, 1, map[string]TableEntry{})
+	r.at(20).tick()
+	// Version 2 again, whole: k moved to m3.
+	send(2, 2, map[string]TableEntry{"k": {Rightful: "m3", Acting: "m3", Term: 4}})
+	r.c.flush()
+	if st := r.c.Snap().State("k"); st.UID != "m3" || st.Term != 4 {
+		t.Fatalf("k after the frame that completes version 2: %+v, want m3 master with term 4", st)
+	}
+	if st := r.c.Snap().State("j"); st.UID != "m2" || st.Term != 3 {
+		t.Fatalf("j: %+v, want m2 master with term 3 still", st)
+	}
+}
