@@ -460,7 +460,13 @@ func (c *conn) write(buf []byte, frames uint64) error {
 // It never waits for the network (the outbox). fresh: the caller is the
 // elector, right after the core ran; otherwise a heartbeat that claims a
 // mastership is held back while the elector has not run for a while.
-func (c *conn) sendBeat(fresh bool) {
+func (c *conn) sendBeat(fresh bool) { c.sendFor(fresh, "") }
+
+// sendConcerned sends the current heartbeat now, for member alone
+// (writer.plan).
+func (c *conn) sendConcerned(member string) { c.sendFor(true, member) }
+
+func (c *conn) sendFor(fresh bool, member string) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	w := &c.w
@@ -468,7 +474,7 @@ func (c *conn) sendBeat(fresh bool) {
 		return
 	}
 	hb := c.m.beat.Load()
-	first, payload := w.plan(hb, !fresh && mono()-c.m.lastSent.Load() > int64(c.m.fresh))
+	first, payload := w.plan(hb, !fresh && mono()-c.m.lastSent.Load() > int64(c.m.fresh), member)
 	if payload == nil {
 		return
 	}

@@ -17,7 +17,13 @@ type writer struct {
 	scratch     []byte // the payload being sealed
 	seq         uint64
 	sentVersion uint64 // key-set version last sent; ^0: nothing sent yet
-	done        bool   // the leave or the last frame went out, or a write failed
+	// heldFrom, if not 0: the peer, a member, holds the state of
+	// sentVersion but for table entries that changed since version
+	// heldFrom, which the frames sent for it alone left out
+	// (outBeat.concerning); heldNext is what it is once the planned
+	// frame went out (sent).
+	heldFrom, heldNext uint64
+	done               bool // the leave or the last frame went out, or a write failed
 }
 
 func newWriter() writer { return writer{sentVersion: ^uint64(0)} }
@@ -30,28 +36,58 @@ func newWriter() writer { return writer{sentVersion: ^uint64(0)} }
 // stale: the caller is not the elector right after the core ran, and the
 // node has not sent for longer than freshFor (a paused process): a
 // heartbeat that claims a mastership is held back, since the claim may be
-// stale; the elector sends once it has run.
-func (w *writer) plan(hb *outBeat, stale bool) (first, payload []byte) {
+// stale; the elector sends once it has run. member, if not "": the peer
+// is that member, and the frame goes for it alone (a voter's to the
+// members its table's change names, and its answers): of a new table,
+// only the entries that name it (outBeat.concerning). Otherwise a
+// connection that left entries out gets them now, even in a frame of the
+// version it has.
+func (w *writer) plan(hb *outBeat, stale bool, member string) (first, payload []byte) {
 	if w.done || hb == nil || stale && hb.claims {
 		return nil, nil
 	}
-	payload = hb.short
-	if hb.version != w.sentVersion {
-		payload = hb.fullForm()
-		if d := hb.deltaFrom(w.sentVersion); d != nil {
-			payload = d // what changed since the state it sent last
+	payload, w.heldNext = hb.short, w.heldFrom
+	switch {
+	case w.sentVersion == ^uint64(0):
+		first, payload, w.heldNext = hb.short, hb.fullForm(), 0
+	case member != "":
+		if hb.version == w.sentVersion {
+			break // nothing new: the short form (what it left out waits for a kick)
 		}
-	}
-	if w.sentVersion == ^uint64(0) {
-		first = hb.short
+		if p, held := hb.concerning(w.sentVersion, member); p != nil {
+			if payload = p; held && w.heldFrom == 0 {
+				w.heldNext = w.sentVersion
+			}
+			break
+		}
+		payload = w.complete(hb)
+	case w.heldFrom != 0 || hb.version != w.sentVersion:
+		payload = w.complete(hb)
 	}
 	return first, payload
+}
+
+// complete returns the payload that brings the connection to hb whole:
+// the delta from the version it sent last, or from the one it left
+// entries out since (heldFrom), or the full form.
+func (w *writer) complete(hb *outBeat) []byte {
+	w.heldNext = 0
+	if w.heldFrom != 0 {
+		if p := hb.completeFor(w.sentVersion, w.heldFrom); p != nil {
+			return p
+		}
+		return hb.fullForm()
+	}
+	if d := hb.deltaFrom(w.sentVersion); d != nil {
+		return d // what changed since the state it sent last
+	}
+	return hb.fullForm()
 }
 
 // sent records that hb went out. It reports whether that was the leave:
 // the writer is done, and the caller half-closes the connection.
 func (w *writer) sent(hb *outBeat) bool {
-	w.sentVersion = hb.version
+	w.sentVersion, w.heldFrom = hb.version, w.heldNext
 	if hb.leaving {
 		w.done = true
 	}
@@ -116,12 +152,14 @@ func (f *beatFilter) decode(p, uid []byte) (beatView, error) {
 
 // news reports whether frame v goes to the elector. Without Quorum (whose
 // leases need each echo), a frame that repeats the last one handed over
-// (same version and flags, same process) brings nothing new: the read
-// loop only records when it arrived, and the elector reads that before
-// its next step. The first frames always go.
+// (same version and flags, same process, no state) brings nothing new:
+// the read loop only records when it arrived, and the elector reads that
+// before its next step. The first frames always go, and a state of the
+// version last handed over (a voter's that completes what it held back:
+// writer.plan).
 func (f *beatFilter) news(v *beatView, quorum bool) bool {
 	f.beats++
-	if !quorum && f.beats > 2 && v.version == f.lastVersion && v.flags == f.lastFlags &&
+	if !quorum && f.beats > 2 && v.version == f.lastVersion && v.flags == f.lastFlags && v.flags&beatKeys == 0 &&
 		v.inc == f.peerInc && string(v.uid) == f.peerUID {
 		return false
 	}

@@ -3,6 +3,7 @@ package msc
 import (
 	"fmt"
 	"maps"
+	"math/rand/v2"
 	"testing"
 	"time"
 
@@ -89,17 +90,17 @@ func TestBulkDeltaForSkippedVersions(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, w := range []*writer{&first, &bulk, &replied} {
-		w.plan(h.beat, false)
+		w.plan(h.beat, false, "")
 		w.sent(h.beat)
 	}
 	e.sentAll = e.beat // a Kick: every connection carried version 1
 	e.publishBeat(state(2, t2))
 	for _, w := range []*writer{&first, &replied} { // the voters and the members concerned; a reply
-		w.plan(h.beat, false)
+		w.plan(h.beat, false, "")
 		w.sent(h.beat)
 	}
 	e.publishBeat(state(3, t3))
-	first.plan(h.beat, false)
+	first.plan(h.beat, false, "")
 	first.sent(h.beat)
 	e.publishBeat(state(4, t4))
 	if d := h.beat.bulkDelta(); d == nil || h.beat.bulkBase != 1 {
@@ -111,7 +112,7 @@ func TestBulkDeltaForSkippedVersions(t *testing.T) {
 		base uint64
 		from map[string]core.TableEntry
 	}{{"sent version 3", &first, 3, t3}, {"skipped versions 2 and 3", &bulk, 1, t1}, {"skipped version 3", &replied, 2, t2}} {
-		_, p := tc.w.plan(h.beat, false)
+		_, p := tc.w.plan(h.beat, false, "")
 		if full := h.beat.fullForm(); len(p) >= len(full) {
 			t.Fatalf("%s: %d bytes sent, the whole state is %d: want a delta", tc.name, len(p), len(full))
 		}
@@ -133,6 +134,123 @@ func TestBulkDeltaForSkippedVersions(t *testing.T) {
 		if !maps.Equal(got, t4) {
 			t.Fatalf("%s: the delta applied gives %v, want %v", tc.name, got, t4)
 		}
+	}
+	if len(h.errs) > 0 {
+		t.Fatal(h.errs)
+	}
+}
+
+// TestConcernedFrames: a voter's frames for a member alone (writer.plan
+// with the member: its new table's first frames and its answers) carry,
+// of the table, only the entries that name the member before or after;
+// the others follow with the next frame for every connection, from the
+// first version they were left out at (outBeat.completeFrom), even in a
+// frame of the version the member has. Over random tables and sends, the
+// receiver, applying each frame as core.Recv does, always holds every
+// entry that names the member as it stands and none that names it
+// stale, and holds the whole table after each frame for all.
+func TestConcernedFrames(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 11))
+	uids := []string{"m1", "m2", "m3", "m4", ""}
+	const me = "m1"
+	names := func(e core.TableEntry) bool { return e.Rightful == me || e.Acting == me }
+	table := make(map[string]core.TableEntry)
+	for i := range 400 {
+		table[fmt.Sprintf("k%03d", i)] = core.TableEntry{Rightful: uids[rng.IntN(4)], Term: 1}
+	}
+	h := &recordHost{}
+	e := &elector{host: h, voter: true}
+	v := uint64(1)
+	publish := func() {
+		e.publishBeat(&core.Beat{UID: "v1", Start: 1, Inc: 1, Version: v, Keys: []string{"a"}, Table: maps.Clone(table)})
+	}
+	publish()
+	w := newWriter()
+	var keys keyIntern // the receiver's
+	var got map[string]core.TableEntry
+	gotVer := uint64(0)
+	apply := func(p []byte) (base uint64) {
+		t.Helper()
+		bv, err := decodeBeatIn(p, nil, &keys)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bv.flags&beatKeys == 0 {
+			return 0
+		}
+		if bv.base == 0 {
+			got = maps.Clone(bv.table)
+		} else {
+			if bv.base != gotVer {
+				t.Fatalf("a delta from version %d on a connection that carried %d", bv.base, gotVer)
+			}
+			for k, en := range bv.table {
+				if en == (core.TableEntry{}) {
+					delete(got, k)
+				} else {
+					got[k] = en
+				}
+			}
+		}
+		gotVer = bv.version
+		return bv.base
+	}
+	partial, completed := 0, 0
+	for step := range 3000 {
+		if rng.IntN(3) > 0 { // else the same version again
+			for range 1 + rng.IntN(2*minLeftOut) { // sometimes too few to leave out
+				k := fmt.Sprintf("k%03d", rng.IntN(440))
+				switch en := table[k]; rng.IntN(6) {
+				case 0:
+					delete(table, k)
+				case 1:
+					en.Term++
+					table[k] = en
+				default:
+					en.Rightful, en.Acting = uids[rng.IntN(4)], uids[rng.IntN(5)]
+					table[k] = en
+				}
+			}
+			v++
+			publish()
+		}
+		if rng.IntN(3) > 0 {
+			continue // versions pile up between two frames
+		}
+		member := me
+		if rng.IntN(4) == 0 {
+			member = "" // a kick: the frame for every connection
+		}
+		held := w.heldFrom
+		_, p := w.plan(h.beat, false, member)
+		if p == nil {
+			t.Fatalf("step %d: nothing to send", step)
+		}
+		if base := apply(p); member == "" && held != 0 && base != 0 {
+			completed++ // a delta, not the whole state
+		}
+		w.sent(h.beat)
+		if member == "" {
+			e.sentAll = e.beat
+		} else if w.heldFrom != 0 && held == 0 {
+			partial++
+		}
+		for k, en := range table {
+			if names(en) && got[k] != en {
+				t.Fatalf("step %d: %q names %s as %+v; the member holds %+v", step, k, me, en, got[k])
+			}
+		}
+		for k, en := range got {
+			if names(en) && table[k] != en {
+				t.Fatalf("step %d: the member holds %q naming it as %+v; it is %+v", step, k, en, table[k])
+			}
+		}
+		if member == "" && !maps.Equal(got, table) {
+			t.Fatalf("step %d: after a frame for all, the member holds %v; the table is %v", step, got, table)
+		}
+	}
+	if partial < 40 || completed < 40 {
+		t.Fatalf("%d frames for the member alone left entries out, %d frames completed them: want both at least 40", partial, completed)
 	}
 	if len(h.errs) > 0 {
 		t.Fatal(h.errs)

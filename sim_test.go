@@ -755,14 +755,19 @@ func (e *simEnd) flags(redial bool) byte {
 }
 
 // sendBeat is conn.sendBeat over the simulated network.
-func (e *simEnd) sendBeat(fresh bool) {
+func (e *simEnd) sendBeat(fresh bool) { e.sendFor(fresh, "") }
+
+// sendConcerned is conn.sendConcerned over the simulated network.
+func (e *simEnd) sendConcerned(member string) { e.sendFor(true, member) }
+
+func (e *simEnd) sendFor(fresh bool, member string) {
 	s, n, c := e.s, e.n, e.c
 	if !c.up[e.end] || !n.alive || s.now < n.pausedTo {
 		return
 	}
 	hb := n.ob
 	lt := s.local(n, s.now)
-	first, payload := e.w.plan(hb, !fresh && lt-n.sent > int64(freshFor(time.Duration(s.cfg.Interval), time.Duration(s.cfg.Wait))))
+	first, payload := e.w.plan(hb, !fresh && lt-n.sent > int64(freshFor(time.Duration(s.cfg.Interval), time.Duration(s.cfg.Wait))), member)
 	if payload == nil {
 		return
 	}

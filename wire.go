@@ -17,7 +17,7 @@ import (
 const (
 	// wireVersion is the first byte after the length; a frame of another
 	// version closes the connection with ErrVersion.
-	wireVersion byte = 3
+	wireVersion byte = 4
 
 	// Frame types. ONLY APPEND TO THIS LIST.
 	frameHello     byte = 1 // handshake: algorithm id and a random nonce, in clear
@@ -239,21 +239,42 @@ func fits(b *core.Beat) error {
 // encodeState is encodeBeat, or with old the delta of b since old, the
 // state of version base (encodeDelta).
 func encodeState(b *core.Beat, withKeys bool, old *core.Beat, base uint64) ([]byte, error) {
-	table := b.Table
-	if old != nil && b.Table != nil {
-		table = make(map[string]core.TableEntry)
-		for k, e := range b.Table {
-			if o, ok := old.Table[k]; !ok || o != e {
-				table[k] = e
-			}
+	var te *tableEntries
+	if withKeys && b.Table != nil {
+		table := b.Table
+		if old != nil {
+			table = tableDelta(b, old)
 		}
-		for k := range old.Table {
-			if _, ok := b.Table[k]; !ok {
-				table[k] = core.TableEntry{}
-			}
+		e := encodeEntries(table)
+		te = &e
+	}
+	return encodeWith(b, withKeys, old, base, te)
+}
+
+// tableDelta returns the entries of b's table that differ from old's, a
+// removed one as the zero entry.
+func tableDelta(b, old *core.Beat) map[string]core.TableEntry {
+	table := make(map[string]core.TableEntry)
+	for k, e := range b.Table {
+		if o, ok := old.Table[k]; !ok || o != e {
+			table[k] = e
 		}
 	}
-	size := stateSize(b, withKeys, table, old)
+	for k := range old.Table {
+		if _, ok := b.Table[k]; !ok {
+			table[k] = core.TableEntry{}
+		}
+	}
+	return table
+}
+
+// encodeWith is encodeState with the table's entries given, encoded
+// (with old, those the delta carries; nil: no table).
+func encodeWith(b *core.Beat, withKeys bool, old *core.Beat, base uint64, te *tableEntries) ([]byte, error) {
+	size := stateSize(b, withKeys, nil, old)
+	if withKeys && te != nil {
+		size += 8 + 4 + len(te.b)
+	}
 	if size+headerSize+64 > MaxFrameSize {
 		return nil, ErrKeySetTooLarge
 	}
@@ -274,7 +295,7 @@ func encodeState(b *core.Beat, withKeys bool, old *core.Beat, base uint64) ([]by
 	}
 	if withKeys {
 		fl |= beatKeys
-		if table != nil {
+		if te != nil {
 			fl |= beatTable
 		}
 		if old != nil {
@@ -359,8 +380,10 @@ func encodeState(b *core.Beat, withKeys bool, old *core.Beat, base uint64) ([]by
 		p = binary.BigEndian.AppendUint64(p, v.Inc)
 		p = binary.BigEndian.AppendUint64(p, v.Term)
 	}
-	if table != nil {
-		p = appendTable(p, table, base)
+	if te != nil {
+		p = binary.BigEndian.AppendUint64(p, base)
+		p = binary.BigEndian.AppendUint32(p, uint32(te.n))
+		p = append(p, te.b...)
 	}
 	return appendMeta(p, b.Meta), nil
 }
@@ -378,6 +401,12 @@ func appendTable(p []byte, t map[string]core.TableEntry, base uint64) []byte {
 func appendTableIn(p []byte, t map[string]core.TableEntry, base uint64, keys []string) []byte {
 	p = binary.BigEndian.AppendUint64(p, base)
 	p = binary.BigEndian.AppendUint32(p, uint32(len(keys)))
+	return appendEntries(p, t, keys)
+}
+
+// appendEntries appends t's entries in the order of keys, as a table
+// has them after its base and count.
+func appendEntries(p []byte, t map[string]core.TableEntry, keys []string) []byte {
 	for _, k := range keys {
 		e := t[k]
 		p = binary.BigEndian.AppendUint16(p, uint16(len(k)))
@@ -389,6 +418,23 @@ func appendTableIn(p []byte, t map[string]core.TableEntry, base uint64, keys []s
 		p = append(p, e.Acting...)
 	}
 	return p
+}
+
+// tableEntries is a table's entries encoded, by key name, sorted
+// (appendEntries): n of them in b.
+type tableEntries struct {
+	n int
+	b []byte
+}
+
+// encodeEntries encodes t's entries.
+func encodeEntries(t map[string]core.TableEntry) tableEntries {
+	keys := slices.Sorted(maps.Keys(t))
+	size := 0
+	for k, e := range t {
+		size += 2 + len(k) + 8 + 1 + len(e.Rightful) + 1 + len(e.Acting)
+	}
+	return tableEntries{n: len(keys), b: appendEntries(make([]byte, 0, size), t, keys)}
 }
 
 // decodeTable decodes a relay table (appendTable) and its base version;

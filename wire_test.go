@@ -28,7 +28,7 @@ func TestWireConstants(t *testing.T) {
 		name      string
 		got, want int
 	}{
-		{"wireVersion", int(wireVersion), 3},
+		{"wireVersion", int(wireVersion), 4},
 		{"frameHello", int(frameHello), 1},
 		{"frameHeartbeat", int(frameHeartbeat), 2},
 		{"flagUIDInPayload", int(flagUIDInPayload), 1},
@@ -65,7 +65,7 @@ func TestWireConstants(t *testing.T) {
 // payload.
 func TestWireGolden(t *testing.T) {
 	hdr := appendHeader(nil, frameHeartbeat, flagUIDInPayload, 0x0102030405060708, "ab", 3)
-	wantHdr := "00000011" + "03" + "02" + "01" + "0102030405060708" + "02" + "6162"
+	wantHdr := "00000011" + "04" + "02" + "01" + "0102030405060708" + "02" + "6162"
 	if got := hex.EncodeToString(hdr); got != wantHdr {
 		t.Errorf("header\n got %s\nwant %s", got, wantHdr)
 	}
@@ -75,7 +75,7 @@ func TestWireGolden(t *testing.T) {
 		nonce[i] = byte(0xa0 + i)
 	}
 	hello := appendHello(nil, 3, nonce)
-	wantHello := "0000001d" + "03" + "01" + "00" + "0000000000000000" + "00" + "03" + hex.EncodeToString(nonce)
+	wantHello := "0000001d" + "04" + "01" + "00" + "0000000000000000" + "00" + "03" + hex.EncodeToString(nonce)
 	if got := hex.EncodeToString(hello); got != wantHello {
 		t.Errorf("hello\n got %s\nwant %s", got, wantHello)
 	}

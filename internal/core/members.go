@@ -129,6 +129,19 @@ func (c *Core) apart(uid, server string) bool {
 	return c.isMember(uid) && (c.member || server != "")
 }
 
+// MemberOn returns, on a relay, the UID of the member on connection id;
+// "" if this node is not a relay, or the peer there is not a member or
+// not known yet.
+func (c *Core) MemberOn(id ConnID) string {
+	if !c.relay {
+		return ""
+	}
+	if cs := c.conns[id]; cs != nil && cs.peer != nil && cs.peer.member {
+		return cs.peer.uid
+	}
+	return ""
+}
+
 // competes reports whether this node competes for slot i: not an
 // observer; for the global mastership, not a member; for a key, one it
 // holds.
