@@ -117,29 +117,35 @@ type figures struct {
 }
 
 func (m *Msc) figures() figures {
-	st := m.Status()
+	// Not Status, which copies every peer's keys on the elector: on a
+	// voter of 1,000 members holding 1,000 keys each, a million strings
+	// per scrape, while the elector waits.
+	var s *core.Snapshot
+	var live, dead int
+	if !m.call(func(e *elector) {
+		s = e.core.Snap()
+		live, dead = e.core.PeerCounts(mono())
+	}) {
+		s = m.snap.Load() // stopped
+	}
 	f := figures{
 		keys:       []string{""},
 		isMaster:   []bool{m.IsMaster()},
-		term:       []uint64{st.Term},
+		term:       []uint64{s.Term},
 		healthy:    m.Healthy() == nil,
-		framesIn:   st.FramesReceived,
-		framesOut:  st.FramesSent,
-		bytesIn:    st.BytesReceived,
-		bytesOut:   st.BytesSent,
+		framesIn:   m.framesIn.Load(),
+		framesOut:  m.framesOut.Load(),
+		bytesIn:    m.bytesIn.Load(),
+		bytesOut:   m.bytesOut.Load(),
 		reconnects: m.met.reconnects.Load(),
+		live:       live,
+		dead:       dead,
 	}
-	for _, p := range st.Peers {
-		if p.Live {
-			f.live++
-		} else {
-			f.dead++
-		}
-	}
-	for _, k := range st.Keys {
-		f.keys = append(f.keys, k.Key)
-		f.isMaster = append(f.isMaster, m.IsMasterByKey(k.Key))
-		f.term = append(f.term, k.Term)
+	for i := range s.Len() {
+		k := s.KI.List[i]
+		f.keys = append(f.keys, k)
+		f.isMaster = append(f.isMaster, m.IsMasterByKey(k))
+		f.term = append(f.term, s.At(i).Term)
 	}
 	m.met.mu.Lock()
 	for _, k := range f.keys {
