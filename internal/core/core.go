@@ -647,11 +647,13 @@ func (c *Core) Recv(now, at int64, id ConnID, b *Msg) (back bool) {
 		}
 		changed = true
 	}
-	if !news && b.Full && b.Version == p.version && p.tableOn == id && b.Table != nil {
+	if !news && b.Full && b.Version == p.version && (p.tableOn == id || b.Base == 0) && b.Table != nil {
 		// The state known again, on the connection its table came on: a
 		// voter completes the table of a member it held entries back
 		// from (the frames of this version before it carried only those
-		// that named the member: writer.plan at the root).
+		// that named the member: writer.plan at the root). Or whole, on
+		// any connection: the first frame of a connection that replaces
+		// one closed before the voter completed the table on it.
 		c.takeTable(p, id, b, table)
 		p.claims = claims
 		changed = true

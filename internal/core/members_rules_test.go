@@ -581,3 +581,26 @@ func TestRuleMemberTakesTableOfVersionKnown(t *testing.T) {
 		t.Fatalf("j: %+v, want m2 master with term 3 still", st)
 	}
 }
+
+// The same, when the connection that carried the frame that left entries
+// out closes before the voter completes them: the first frame of the new
+// connection, the whole state of the version the member has, completes
+// the table (a voter whose state does not change sends no other).
+func TestRuleMemberTakesWholeTableOfVersionKnownOnNewConnection(t *testing.T) {
+	r := newMembersCore(t, []string{"v"}, 0, false, []string{"j", "k"}, "v")
+	send := func(id ConnID, version, base uint64, table map[string]TableEntry) {
+		r.c.Recv(r.now, r.now, id, &Msg{UID: "v", Start: older, Inc: 7, Sent: r.now, Echo: r.c.sent, Version: version,
+			Full: true, Base: base, Table: table})
+	}
+	send(1, 1, 0, map[string]TableEntry{"j": {Rightful: "m2", Acting: "m2", Term: 3}, "k": {Rightful: "m2", Acting: "m2", Term: 3}})
+	r.at(10).tick()
+	send(1, 2, 1, map[string]TableEntry{}) // for self alone: k left out
+	r.at(20).tick()
+	r.c.Down(r.now, 1, false)
+	r.c.Up(r.now, 2, "v", 2)
+	send(2, 2, 0, map[string]TableEntry{"j": {Rightful: "m2", Acting: "m2", Term: 3}, "k": {Rightful: "m3", Acting: "m3", Term: 4}})
+	r.c.flush()
+	if st := r.c.Snap().State("k"); st.UID != "m3" || st.Term != 4 {
+		t.Fatalf("k after the new connection's whole state of version 2: %+v, want m3 master with term 4", st)
+	}
+}
