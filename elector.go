@@ -701,9 +701,12 @@ func (hb *outBeat) changedSince(v uint64) *tableEntries {
 // heartbeat, a change that concerns all, or the relay's held-back change,
 // core kickSome), from the first version they were held back at
 // (completeFor). A member never holds a stale entry that names it, and
-// always holds the entries that do: its claims, which only such entries
-// decide, are as before; what it answers of the other keys' masters lags
-// until that frame, as before while the relay held its table back.
+// always holds the entries that do: it becomes master of a key only once
+// every live voter's entry names it (core tables), and those are
+// current. A stale entry that names another node, or none, may delay a
+// claim, or start a candidacy the next frame for all ends, as a table
+// the relay held back did before; and what the member answers of other
+// keys' masters lags until that frame.
 
 // minLeftOut is how many of a new table's entries a frame for a member
 // alone must leave out to be worth encoding for it alone (concerning):

@@ -161,8 +161,9 @@ func TestConcernedFrames(t *testing.T) {
 	h := &recordHost{}
 	e := &elector{host: h, voter: true}
 	v := uint64(1)
+	own := []string{"a"} // the voter's keys: a change sends the whole state
 	publish := func() {
-		e.publishBeat(&core.Beat{UID: "v1", Start: 1, Inc: 1, Version: v, Keys: []string{"a"}, Table: maps.Clone(table)})
+		e.publishBeat(&core.Beat{UID: "v1", Start: 1, Inc: 1, Version: v, Keys: own, Table: maps.Clone(table)})
 	}
 	publish()
 	w := newWriter()
@@ -196,7 +197,7 @@ func TestConcernedFrames(t *testing.T) {
 		return bv.base
 	}
 	partial, completed := 0, 0
-	for step := range 3000 {
+	for step := range 2000 {
 		if rng.IntN(3) > 0 { // else the same version again
 			for range 1 + rng.IntN(2*minLeftOut) { // sometimes too few to leave out
 				k := fmt.Sprintf("k%03d", rng.IntN(440))
@@ -210,6 +211,25 @@ func TestConcernedFrames(t *testing.T) {
 					en.Rightful, en.Acting = uids[rng.IntN(4)], uids[rng.IntN(5)]
 					table[k] = en
 				}
+			}
+			v++
+			publish()
+		}
+		switch rng.IntN(100) {
+		case 0, 1: // more versions than the heartbeat keeps states (or changes) of
+			for range 33 + rng.IntN(2)*100 {
+				k := fmt.Sprintf("k%03d", rng.IntN(440))
+				en := table[k]
+				en.Term++
+				table[k] = en
+				v++
+				publish()
+			}
+		case 2: // the voter's own keys change
+			if len(own) == 1 {
+				own = []string{"a", "b"}
+			} else {
+				own = []string{"a"}
 			}
 			v++
 			publish()
