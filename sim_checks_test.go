@@ -688,10 +688,13 @@ func (s *sim) checkAgreementWithin(conns bool) {
 				if in.Held {
 					s.out("n%d: rightful %s %v resigned %v keys %v prio %d maxPrio %d", n.i, in.Rightful, in.RightfulSelf, in.Resigned, in.Keys, in.Prio, in.MaxPrio)
 				}
-				s.out("n%d: ready %v slot %+v vote %+v maxVote %d other %d used %d live %d", n.i, in.Ready, sl,
-					in.Vote, in.MaxVote.Term, in.Other, in.Used, in.Live)
+				s.out("n%d: ready %v slot %+v vote %+v maxVote %d other %d used %d live %d rankAt %d", n.i, in.Ready, sl,
+					in.Vote, in.MaxVote.Term, in.Other, in.Used, in.Live, in.RankAt)
+				if in.Naming != "" || in.Own != (core.TableEntry{}) {
+					s.out("n%d: names %s since %d; table %+v", n.i, in.Naming, in.NamingSince, in.Own)
+				}
 				for _, p := range in.Peers {
-					s.out("   peer %s/%d live %v current %v (%d/%d) prio %d claims %+v votes %+v echo %d", p.UID, p.Inc, p.Live, p.Current, p.Version, p.Newest, p.Prio, p.Claim, p.Vote, p.Echo)
+					s.out("   peer %s/%d live %v current %v (%d/%d) prio %d claims %+v votes %+v echo %d table %+v", p.UID, p.Inc, p.Live, p.Current, p.Version, p.Newest, p.Prio, p.Claim, p.Vote, p.Echo, p.Table)
 				}
 			}
 			s.fail("no agreement on %q after the faults: masters %v, named %v", k, masters, uids)

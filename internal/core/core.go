@@ -620,6 +620,18 @@ func (c *Core) Recv(now, at int64, id ConnID, b *Msg) (back bool) {
 		// Newer state: applied even if it came on a slower connection
 		// than a short frame of the same version.
 		p.version = b.Version
+		if p.start != b.Start || p.prio != b.Prio {
+			// Its place in the order, as of this state (a priority set
+			// changes the version): taken even if the frame was sent
+			// before one already read, whose send time the check below
+			// wants passed; the frames of this version after it repeat
+			// it and are not handed over (seed 51447918: a voter never
+			// learned a member's new priority and named another holder
+			// of its key than the other voters, for good).
+			p.start, p.prio = b.Start, b.Prio
+			changed = true
+			c.part.full = true
+		}
 		if !sameKeys(b.Keys, p.keyList) {
 			// Keys sent sorted: the same list is the same set, and its
 			// map and bitset stay (a churn of claims re-sends the keys).

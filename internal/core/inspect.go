@@ -20,6 +20,10 @@ type Inspection struct {
 	Vote         Vote             // this node's acknowledgement (Quorum)
 	MaxVote      Vote             // the claim of highest term it ever acknowledged
 	Ready        bool             // see Core.Ready
+	RankAt       int64            // the peers' echoes count from then (a pause, a change of place in the order)
+	Naming       string           // a relay's: the node its table names for the key
+	NamingSince  int64            // since when (mono)
+	Own          TableEntry       // a relay's: its table's entry for the key, as last built
 	Live         int              // live peers at the last election
 	Version      uint64           // of this node's state as sent
 	Prio         int64            // this node's priority
@@ -36,24 +40,25 @@ type SlotView struct {
 
 // PeerInspection is what the core knows of one peer, about one key.
 type PeerInspection struct {
-	UID     string // its UID
-	Inc     uint64 // its incarnation
-	Live    bool   // live at now: connected (or in grace), heard within WaitTimeout, state known, not leaving
-	Current bool   // its newest state is known
-	Version uint64 // of its state known; 0: none yet
-	Newest  uint64 // the newest version its frames announced
-	Prio    int64  // its priority
-	Claim   Claim  // its claim of the key
-	Vote    Vote   // its vote for the key
-	Echo    int64  // this node's clock (mono): send time of this node's newest frame it had processed
-	Conns   int    // connections up to it
+	UID     string     // its UID
+	Inc     uint64     // its incarnation
+	Live    bool       // live at now: connected (or in grace), heard within WaitTimeout, state known, not leaving
+	Current bool       // its newest state is known
+	Version uint64     // of its state known; 0: none yet
+	Newest  uint64     // the newest version its frames announced
+	Prio    int64      // its priority
+	Claim   Claim      // its claim of the key
+	Vote    Vote       // its vote for the key
+	Echo    int64      // this node's clock (mono): send time of this node's newest frame it had processed
+	Conns   int        // connections up to it
+	Table   TableEntry // a voter's: its table's entry for the key, as this node holds it
 }
 
 // Inspect returns what the core holds about key at now.
 func (c *Core) Inspect(now int64, key string) Inspection {
 	c.flush()
 	in := Inspection{Rival: c.rival[key], Other: c.other[key], Used: c.used[key], Vote: c.votes[key], MaxVote: c.maxVote[key],
-		Resigned: c.resigned[key], Ready: c.ready, Live: len(c.order), Version: c.version, Prio: c.self.prio, Keys: c.own.List}
+		Resigned: c.resigned[key], Ready: c.ready, RankAt: c.rankAt, Naming: c.naming[key].uid, NamingSince: c.naming[key].since, Own: c.table[key], Live: len(c.order), Version: c.version, Prio: c.self.prio, Keys: c.own.List}
 	if i, ok := c.slotIndex(key); ok && (i == 0 || c.competes(i)) {
 		s := c.slots[i]
 		in.Held, in.Slot = true, SlotView{Claim: s.Claim, Lease: s.lease, Since: s.since}
@@ -62,7 +67,7 @@ func (c *Core) Inspect(now int64, key string) Inspection {
 	}
 	for _, p := range c.peers {
 		in.Peers = append(in.Peers, PeerInspection{UID: p.uid, Inc: p.inc, Live: p.live(now, c.cfg.Wait), Current: p.current(),
-			Version: p.version, Newest: p.newest, Prio: p.prio, Claim: p.claims[key], Vote: p.votes[key], Echo: p.echo, Conns: len(p.conns)})
+			Version: p.version, Newest: p.newest, Prio: p.prio, Claim: p.claims[key], Vote: p.votes[key], Echo: p.echo, Conns: len(p.conns), Table: p.table[key]})
 	}
 	return in
 }

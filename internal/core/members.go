@@ -94,6 +94,10 @@ type members struct {
 	// settled yet (buildTable).
 	bulkFrom int64
 	settling bool
+	// unsettledSince, on a relay: since when the oldest naming of its
+	// table not settled yet stands (buildTable); announcedAt: when it
+	// last sent its state again for that (reannounce).
+	unsettledSince, announcedAt int64
 }
 
 // naming is the node a relay's table names for a key, since when.
@@ -238,7 +242,7 @@ func (c *Core) buildTable(now int64) bool {
 	differs, entries := false, 0
 	unnamed, names := c.unnamed, c.naming
 	c.unnamed, c.naming = nil, make(map[string]naming, len(names))
-	c.settling = false
+	c.settling, c.unsettledSince = false, 0
 	for i := 1; i < len(c.slots); i++ {
 		k := c.slotKey(i)
 		e := TableEntry{Term: c.known[i]}
@@ -306,6 +310,9 @@ func (c *Core) buildTable(now int64) bool {
 					// named).
 					e.Acting = e.Rightful
 					c.waiting, c.settling = true, true
+					if c.unsettledSince == 0 || nm.since < c.unsettledSince {
+						c.unsettledSince = nm.since
+					}
 				}
 			}
 		} else if u := unnamed[k]; len(u) > 0 {
@@ -336,7 +343,7 @@ func (c *Core) buildTable(now int64) bool {
 		}
 	}
 	if !differs {
-		return false
+		return c.reannounce(now)
 	}
 	t := make(map[string]TableEntry, entries)
 	for i := 1; i < len(ents); i++ {
@@ -345,6 +352,28 @@ func (c *Core) buildTable(now int64) bool {
 		}
 	}
 	c.table = t
+	return true
+}
+
+// reannounce reports, on a relay whose table names a holder not settled
+// for an Interval, whether to send its state again, as a new version: the
+// other voters answer a new version at once, and their answers settle it.
+// An answer lost with its connection (closed to dedupe it, or cut) is not
+// sent again: the frames after it repeat the same versions and carry
+// their echoes to no election (seed 51416751: a voter's naming of a
+// member stayed unsettled for good, and the member master of nothing).
+// Once per Interval at most; it wakes for the next.
+func (c *Core) reannounce(now int64) bool {
+	if !c.settling {
+		return false
+	}
+	due := max(c.unsettledSince, c.announcedAt) + int64(c.cfg.Interval)
+	if now < due {
+		c.wakeAt(due)
+		return false
+	}
+	c.announcedAt = now
+	c.wakeAt(now + int64(c.cfg.Interval))
 	return true
 }
 
