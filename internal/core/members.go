@@ -95,8 +95,9 @@ type members struct {
 	bulkFrom int64
 	settling bool
 	// unsettledSince, on a relay: since when the oldest naming of its
-	// table not settled yet stands (buildTable); announcedAt: when it
-	// last sent its state again for that (reannounce).
+	// table that only the voters' answers keep from settling stands (0:
+	// none; buildTable); announcedAt: when it last sent a new version
+	// (reannounce).
 	unsettledSince, announcedAt int64
 }
 
@@ -303,15 +304,17 @@ func (c *Core) buildTable(now int64) bool {
 						e.Acting = u
 					}
 				}
-				if e.Acting == "" && e.Rightful != "" && !c.settled(k, nm) {
-					// Not settled: it names the node as its master, so
-					// that no member is master on it yet (tables: the
-					// node itself is not master; the others are not
-					// named).
-					e.Acting = e.Rightful
-					c.waiting, c.settling = true, true
-					if c.unsettledSince == 0 || nm.since < c.unsettledSince {
-						c.unsettledSince = nm.since
+				if e.Acting == "" && e.Rightful != "" {
+					if settled, answers := c.settledBut(k, nm); !settled {
+						// Not settled: it names the node as its master,
+						// so that no member is master on it yet
+						// (tables: the node itself is not master; the
+						// others are not named).
+						e.Acting = e.Rightful
+						c.waiting, c.settling = true, true
+						if answers && (c.unsettledSince == 0 || nm.since < c.unsettledSince) {
+							c.unsettledSince = nm.since
+						}
 					}
 				}
 			}
@@ -345,6 +348,7 @@ func (c *Core) buildTable(now int64) bool {
 	if !differs {
 		return c.reannounce(now)
 	}
+	c.announcedAt = now // a new version: the voters answer it
 	t := make(map[string]TableEntry, entries)
 	for i := 1; i < len(ents); i++ {
 		if ents[i] != (TableEntry{}) {
@@ -355,16 +359,19 @@ func (c *Core) buildTable(now int64) bool {
 	return true
 }
 
-// reannounce reports, on a relay whose table names a holder not settled
-// for an Interval, whether to send its state again, as a new version: the
-// other voters answer a new version at once, and their answers settle it.
-// An answer lost with its connection (closed to dedupe it, or cut) is not
+// reannounce reports, on a relay whose table names a holder that every
+// other voter names too, but not settled for an Interval (an answer
+// missing), whether to send its state again, as a new version: the other
+// voters answer a new version at once, and their answers settle it. An
+// answer lost with its connection (closed to dedupe it, or cut) is not
 // sent again: the frames after it repeat the same versions and carry
 // their echoes to no election (seed 51416751: a voter's naming of a
 // member stayed unsettled for good, and the member master of nothing).
-// Once per Interval at most; it wakes for the next.
+// Not while a voter names another node, which answers do not change.
+// Once per Interval at most after the last new version; it wakes for the
+// next.
 func (c *Core) reannounce(now int64) bool {
-	if !c.settling {
+	if c.unsettledSince == 0 {
 		return false
 	}
 	due := max(c.unsettledSince, c.announcedAt) + int64(c.cfg.Interval)
@@ -405,15 +412,24 @@ func (c *Core) keysWait(now int64) bool {
 // different nodes, each of which would be master on the one table it sees
 // (seed 71582555832474: two members master of a key at once).
 func (c *Core) settled(k string, nm naming) bool {
+	ok, _ := c.settledBut(k, nm)
+	return ok
+}
+
+// settledBut is settled, and, if not, whether only answers are missing:
+// every other live voter names no other node for k, nor knows of another
+// master (reannounce).
+func (c *Core) settledBut(k string, nm naming) (settled, answers bool) {
+	settled = true
 	for _, p := range c.picks.voters {
-		if p.echo < nm.since {
-			return false
-		}
 		if e := p.table[k]; e.Rightful != "" && e.Rightful != nm.uid || e.Acting != "" && e.Acting != nm.uid {
-			return false
+			return false, false
+		}
+		if p.echo < nm.since {
+			settled = false
 		}
 	}
-	return true
+	return settled, !settled
 }
 
 // stillUnnamed updates the holders the relay no longer names for key k,

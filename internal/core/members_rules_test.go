@@ -604,3 +604,74 @@ func TestRuleMemberTakesWholeTableOfVersionKnownOnNewConnection(t *testing.T) {
 		t.Fatalf("k after the new connection's whole state of version 2: %+v, want m3 master with term 4", st)
 	}
 }
+
+// A voter whose naming of a member only the other voters' answers keep
+// from settling sends its state again, as a new version, an Interval
+// after the naming (the answer may have been lost with its connection:
+// the frames after it repeat a version and reach no election), once per
+// Interval; and not while another voter names another node, which
+// answers do not change. (Seed 51416751: a key had no master for good.)
+func TestRuleRelayReannouncesUnsettledNaming(t *testing.T) {
+	for _, other := range []string{"m1", "m2"} {
+		r := newMembersCore(t, []string{"self", "w"}, 0, false, nil, "w")
+		r.inbound(2)
+		r.at(10).frame(2, "m1", younger, keyK, nil, 0)
+		r.frame(1, "w", younger, nil, nil, 1, names("k", other, "")) // w's answers are old
+		r.tick()
+		if e := r.tableOf("k"); e.Rightful != "m1" || e.Acting != "m1" {
+			t.Fatalf("w names %s: table %+v, want m1 named, not settled", other, e)
+		}
+		v := r.c.version
+		r.c.Out().Reset()
+		r.at(10 + 100 - 1)
+		r.c.Alarm(r.now)
+		if r.c.version != v {
+			t.Fatalf("w names %s: a new version before an Interval", other)
+		}
+		r.at(10 + 100)
+		r.c.Alarm(r.now)
+		o := r.c.Out()
+		if other == "m2" {
+			if r.c.version != v {
+				t.Fatalf("w names m2: a new version, which w's answer does not change")
+			}
+			continue
+		}
+		if r.c.version != v+1 || o.Kick || !slices.Equal(o.First, []ConnID{1}) {
+			t.Fatalf("w names m1: version %d (was %d), kick %v, first %v; want a new version to w (connection 1) first, no kick", r.c.version, v, o.Kick, o.First)
+		}
+		r.c.Out().Reset()
+		r.at(10 + 150)
+		r.c.Alarm(r.now)
+		if r.c.version != v+1 {
+			t.Fatal("w names m1: a second new version within an Interval")
+		}
+		// w answers it: settled.
+		r.frame(1, "w", younger, nil, nil, 0, names("k", "m1", ""))
+		if e := r.tableOf("k"); e.Rightful != "m1" || e.Acting != "" {
+			t.Fatalf("after w's answer: table %+v, want m1 named, settled", e)
+		}
+	}
+}
+
+// A peer's newer state brings its priority with it, even in a frame sent
+// before one of the state before that was read already (two connections
+// interleave); the frames of the new state after it repeat it and are
+// not handed over. (Seed 51447918: a voter kept a member's old priority
+// and named another holder of its key than the other voters, for good.)
+func TestRuleNewerStateBringsPriority(t *testing.T) {
+	r := newMembersCore(t, []string{"self"}, 0, false, nil)
+	r.inbound(1)
+	r.inbound(2)
+	msg := func(version uint64, sent, prio int64) *Msg {
+		return &Msg{UID: "m1", Start: younger, Inc: 7, Sent: sent, Echo: r.c.sent, Version: version, Prio: prio, Full: true, Keys: keyK}
+	}
+	r.c.Recv(r.now, r.now, 1, msg(1, r.now, 0))
+	r.c.Recv(r.now, r.now, 1, msg(1, r.now+20*ms, 0)) // version 1 again, sent later
+	r.c.Recv(r.now, r.now, 2, msg(2, r.now+10*ms, 3)) // version 2, priority 3, sent before it
+	for _, p := range r.c.Inspect(r.now, "k").Peers {
+		if p.UID == "m1" && p.Prio != 3 {
+			t.Fatalf("m1's priority %d after its version 2, want 3", p.Prio)
+		}
+	}
+}
