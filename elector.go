@@ -93,13 +93,16 @@ type elector struct {
 	tickDue int64
 	m       *Msc // the process's node; nil in the simulator
 	voter   bool // Options.Voters lists this node: its heartbeats keep deltas from older versions
+	// leftOut is minLeftOut; the simulator, whose tables hold a few keys,
+	// sets 1 so that its voters send members frames for them alone.
+	leftOut int
 }
 
 // newElector makes the elector of a node's core, and publishes the first
 // snapshot.
 func newElector(h host, c *core.Core) *elector {
 	cfg := c.Config()
-	e := &elector{host: h, core: c, links: make(map[core.ConnID]link), voter: cfg.Voters[cfg.UID]}
+	e := &elector{host: h, core: c, links: make(map[core.ConnID]link), voter: cfg.Voters[cfg.UID], leftOut: minLeftOut}
 	e.apply()
 	return e
 }
@@ -421,7 +424,7 @@ func (e *elector) syncHeard() {
 // and the delta from the version before; the full form when a connection
 // first needs it (fullForm), which with deltas is seldom.
 func (e *elector) publishBeat(b *core.Beat) {
-	hb := &outBeat{uid: b.UID, version: b.Version, leaving: b.Leaving, state: b}
+	hb := &outBeat{uid: b.UID, version: b.Version, leaving: b.Leaving, state: b, leftOut: e.leftOut}
 	for _, c := range b.Claims {
 		hb.claims = hb.claims || c.Acting
 	}
@@ -520,6 +523,7 @@ type outBeat struct {
 	// changed since the version before (older[0]).
 	changed []string
 	chained bool
+	leftOut int // elector.leftOut (concerning)
 	// mu guards concerns and since: on a voter, per version a member's
 	// connection last sent, what a frame for it alone carries
 	// (concerning), and per version such frames left entries out since,
@@ -754,7 +758,7 @@ func (hb *outBeat) concerning(v uint64, member string) (payload []byte, held boo
 	}
 	hb.mu.Unlock()
 	keys := cc.byUID[member]
-	if len(cc.changed)-len(keys) < minLeftOut {
+	if len(cc.changed)-len(keys) < max(hb.leftOut, 1) {
 		// Little to leave out: the delta every such connection shares,
 		// encoded once, rather than one for this member alone.
 		return hb.deltaFrom(v), false

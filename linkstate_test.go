@@ -159,7 +159,7 @@ func TestConcernedFrames(t *testing.T) {
 		table[fmt.Sprintf("k%03d", i)] = core.TableEntry{Rightful: uids[rng.IntN(4)], Term: 1}
 	}
 	h := &recordHost{}
-	e := &elector{host: h, voter: true}
+	e := &elector{host: h, voter: true, leftOut: minLeftOut}
 	v := uint64(1)
 	own := []string{"a"} // the voter's keys: a change sends the whole state
 	publish := func() {
