@@ -254,16 +254,10 @@ func encodeState(b *core.Beat, withKeys bool, old *core.Beat, base uint64) ([]by
 // tableDelta returns the entries of b's table that differ from old's, a
 // removed one as the zero entry.
 func tableDelta(b, old *core.Beat) map[string]core.TableEntry {
-	table := make(map[string]core.TableEntry)
-	for k, e := range b.Table {
-		if o, ok := old.Table[k]; !ok || o != e {
-			table[k] = e
-		}
-	}
-	for k := range old.Table {
-		if _, ok := b.Table[k]; !ok {
-			table[k] = core.TableEntry{}
-		}
+	keys := tableChanged(b, old)
+	table := make(map[string]core.TableEntry, len(keys))
+	for _, k := range keys {
+		table[k] = b.Table[k] // a removed one: absent, the zero entry
 	}
 	return table
 }
