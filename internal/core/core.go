@@ -132,6 +132,8 @@ type connState struct {
 	table    map[string]TableEntry
 	stateVer uint64
 	owned    bool
+	// mine, on a member: the keys whose entry in table names it (quiet).
+	mine map[string]struct{}
 }
 
 // New makes the core of a node holding keys. It is not started: until
@@ -573,6 +575,10 @@ func (c *Core) Recv(now, at int64, id ConnID, b *Msg) (back bool) {
 		}
 	}
 	claims, table := b.Claims, b.Table
+	// answer: a new state of the sender is answered at once (below);
+	// not, on a member without Quorum, a voter's that changed only
+	// entries of its table that name another node (quiet).
+	answer := true
 	if b.Full {
 		if b.Base != 0 {
 			if cs.stateVer == 0 || cs.stateVer != b.Base || (b.Table == nil) != (cs.table == nil) {
@@ -584,7 +590,11 @@ func (c *Core) Recv(now, at int64, id ConnID, b *Msg) (back bool) {
 				return
 			}
 			cs.mergeClaims(b.Claims, b.Known)
+			named := false // an entry that changed names this node, before or after
 			for k, e := range b.Table {
+				if c.member && cs.named(k, e, c.cfg.UID) {
+					named = true
+				}
 				if e == (TableEntry{}) {
 					delete(cs.table, k)
 				} else {
@@ -592,8 +602,17 @@ func (c *Core) Recv(now, at int64, id ConnID, b *Msg) (back bool) {
 				}
 			}
 			claims, table = cs.claims, cs.table
+			if c.member && !p.member && !c.quorum() {
+				answer = named || !c.quiet(p, b)
+			}
 		} else {
 			cs.claims, cs.table, cs.owned = b.Claims, b.Table, false
+			if c.member {
+				clear(cs.mine)
+				for k, e := range b.Table {
+					cs.named(k, e, c.cfg.UID)
+				}
+			}
 		}
 		cs.stateVer = b.Version
 	}
@@ -693,7 +712,7 @@ func (c *Core) Recv(now, at int64, id ConnID, b *Msg) (back bool) {
 		for cid := range p.conns {
 			c.out.Echoes = append(c.out.Echoes, ConnEcho{cid, p.sent})
 		}
-		if news || !b.Reply && p.candidate(c.quorum()) {
+		if news && answer || !b.Reply && p.candidate(c.quorum()) {
 			// Echo it back at once. With Quorum: the claimant's lease is
 			// anchored at the send time of its frame this echo names, so
 			// a prompt echo keeps the lease fresh whatever the latency.
@@ -706,13 +725,14 @@ func (c *Core) Recv(now, at int64, id ConnID, b *Msg) (back bool) {
 			// claimant went out as a reply to it; the claimant's frames
 			// after it repeated the last one, were not handed over, and
 			// the key had no master).
-			// (A member answers each new table at once too: without
-			// Quorum, a frame that repeats the last one is not handed
-			// to the elector, so only a reply carries a new echo; a
-			// voter waits for it to stop counting a member it no
-			// longer names as master: seed 40001012, where members
-			// answered only voters' claims and a key stayed without a
-			// master.)
+			// (A member answers a new table that names it, or named it,
+			// at once too: without Quorum, a frame that repeats the
+			// last one is not handed to the elector, so only a reply
+			// carries a new echo; a voter waits for it to stop counting
+			// a member it no longer names as master: seed 40001012,
+			// where members answered only voters' claims and a key
+			// stayed without a master. A table that changed only
+			// entries naming others is not answered: quiet.)
 			c.out.Reply = append(c.out.Reply, id)
 		}
 	}
@@ -800,6 +820,24 @@ func (cs *connState) mergeClaims(claims map[string]Claim, known map[string]uint6
 			delete(cs.claims, k)
 		}
 	}
+}
+
+// named records, on a member, whether the entry e for key k that
+// connection cs carries from now on names uid, and reports whether it
+// does or the one before did.
+func (cs *connState) named(k string, e TableEntry, uid string) bool {
+	_, before := cs.mine[k]
+	switch {
+	case e.names(uid):
+		if cs.mine == nil {
+			cs.mine = make(map[string]struct{})
+		}
+		cs.mine[k] = struct{}{}
+		return true
+	case before:
+		delete(cs.mine, k)
+	}
+	return before
 }
 
 func (c *Core) dropConn(id ConnID, cs *connState) {

@@ -675,3 +675,65 @@ func TestRuleNewerStateBringsPriority(t *testing.T) {
 		}
 	}
 }
+
+// Without Quorum, a member answers a voter's new state at once only if it
+// changed more than entries of its table that name other nodes: entries
+// that name it, before or after (the voter waits for its answer to a
+// table that no longer names it: TestRuleRelayUnnamedMayBeMaster), the
+// voter's claims or known terms, its keys, its place in the order. With
+// Quorum every new state is answered.
+func TestRuleMemberAnswersTablesThatConcernIt(t *testing.T) {
+	for _, quorum := range []int{0, 2} {
+		voters := []string{"v"}
+		if quorum > 0 {
+			voters = []string{"v", "w"}
+		}
+		r := newMembersCore(t, voters, quorum, false, []string{"j", "k"}, voters...)
+		version, prio := uint64(0), int64(0)
+		answered := func(at int64, what string, base bool, table map[string]TableEntry, claims map[string]Claim) bool {
+			t.Helper()
+			r.at(at)
+			r.c.Out().Reset()
+			version++
+			b := &Msg{UID: "v", Start: older, Inc: 7, Prio: prio, Sent: r.now, Echo: r.c.sent, Version: version, Full: true,
+				Table: table, Claims: claims}
+			if base {
+				b.Base = version - 1
+			}
+			if b.Table == nil {
+				b.Table = map[string]TableEntry{} // a delta with no entry changed
+			}
+			r.c.Recv(r.now, r.now, 1, b)
+			r.c.flush()
+			return slices.Contains(r.c.Out().Reply, ConnID(1))
+		}
+		both := func(uid string) TableEntry { return TableEntry{Rightful: uid, Acting: uid, Term: 3} }
+		steps := []struct {
+			what   string
+			base   bool
+			table  map[string]TableEntry
+			claims map[string]Claim
+			prio   int64
+			quiet  bool // not answered without Quorum
+		}{
+			{"the first state, whole", false, map[string]TableEntry{"j": both("m2"), "k": both("m2")}, nil, 0, false},
+			{"k moves from m2 to m3", true, map[string]TableEntry{"k": both("m3")}, nil, 0, true},
+			{"j's term only", true, map[string]TableEntry{"j": {Rightful: "m2", Acting: "m2", Term: 4}}, nil, 0, true},
+			{"k names self", true, map[string]TableEntry{"k": {Rightful: "self", Term: 3}}, nil, 0, false},
+			{"k no longer names self", true, map[string]TableEntry{"k": both("m3")}, nil, 0, false},
+			{"k's master known as self", true, map[string]TableEntry{"k": {Rightful: "m3", Acting: "self", Term: 5}}, nil, 0, false},
+			{"k back to m3 alone", true, map[string]TableEntry{"k": both("m3")}, nil, 0, false},
+			{"the voter's claim", true, nil, map[string]Claim{"": {Term: 2, Acting: true}}, 0, false},
+			{"the voter's priority", true, nil, nil, 1, false},
+			{"a key removed from the table", true, map[string]TableEntry{"j": {}}, nil, 1, true},
+			{"a whole state again", false, map[string]TableEntry{"j": both("m2"), "k": both("m3")}, nil, 1, false},
+		}
+		for i, s := range steps {
+			prio = s.prio
+			want := !s.quiet || quorum > 0
+			if got := answered(int64(10*(i+1)), s.what, s.base, s.table, s.claims); got != want {
+				t.Errorf("quorum %d, %s: answered %v, want %v", quorum, s.what, got, want)
+			}
+		}
+	}
+}
