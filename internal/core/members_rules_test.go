@@ -737,3 +737,47 @@ func TestRuleMemberAnswersTablesThatConcernIt(t *testing.T) {
 		}
 	}
 }
+
+// The same across a voter's frame for this member alone and the frame
+// that completes its version (writer.plan at the root): an entry that
+// named the member in the first still counts as naming it before, when
+// the next state moves it.
+func TestRuleMemberAnswersAcrossCompletedFrames(t *testing.T) {
+	r := newMembersCore(t, []string{"v"}, 0, false, []string{"j", "k"}, "v")
+	answered := func(at int64, version, base uint64, table map[string]TableEntry) bool {
+		t.Helper()
+		r.at(at)
+		r.c.Out().Reset()
+		r.c.Recv(r.now, r.now, 1, &Msg{UID: "v", Start: older, Inc: 7, Sent: r.now, Echo: r.c.sent, Version: version,
+			Full: true, Base: base, Table: table})
+		r.c.flush()
+		return slices.Contains(r.c.Out().Reply, ConnID(1))
+	}
+	m := func(uid string) TableEntry { return TableEntry{Rightful: uid, Acting: uid, Term: 3} }
+	if !answered(10, 1, 0, map[string]TableEntry{"j": m("m2"), "k": m("m2")}) {
+		t.Error("the first state, whole: not answered")
+	}
+	if !answered(20, 2, 1, map[string]TableEntry{"k": {Rightful: "self", Term: 3}}) {
+		t.Error("version 2 for self alone, k names self: not answered")
+	}
+	if answered(30, 2, 2, map[string]TableEntry{"j": m("m3"), "k": {Rightful: "self", Term: 3}}) {
+		t.Error("version 2 completed (not news): answered")
+	}
+	if answered(40, 3, 2, map[string]TableEntry{"j": m("m4")}) {
+		t.Error("version 3 moves j alone: answered")
+	}
+	if !answered(50, 4, 3, map[string]TableEntry{"k": m("m3")}) {
+		t.Error("version 4 moves k, which named self: not answered")
+	}
+	// A whole state (a new connection's first) that names self, then a
+	// delta that moves that entry.
+	if !answered(60, 5, 0, map[string]TableEntry{"j": m("m4"), "k": {Rightful: "self", Term: 4}}) {
+		t.Error("version 5, whole: not answered")
+	}
+	if !answered(70, 6, 5, map[string]TableEntry{"k": m("m5")}) {
+		t.Error("version 6 moves k, which named self in the whole state: not answered")
+	}
+	if st := r.c.Snap().State("j"); st.UID != "m4" {
+		t.Errorf("j: %+v, want m4", st)
+	}
+}
