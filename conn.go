@@ -380,6 +380,9 @@ func (c *conn) readLoop() error {
 		if err != nil {
 			return err
 		}
+		if len(v.table) > 0 {
+			c.m.entriesIn.Add(uint64(len(v.table)))
+		}
 		c.filter.lateness(&v, c.m.cfg.Interval)
 		if !c.filter.news(&v, c.m.cfg.Quorum > 1) {
 			// Nothing new: the elector reads when it was heard before its

@@ -32,7 +32,9 @@ import (
 // new master that every holder names), each with the CPU of the whole
 // process meanwhile (-cpu-ms, the checks' included); the CPU of the
 // whole process until convergence (converge-cpu-s, the checks' share
-// included: they sleep four times as long as they take); and the
+// included: they sleep four times as long as they take) and the voters'
+// table entries the members decoded until then (converge-entries: a
+// member of 1,000 keys decodes at least 1,000 from each voter); and the
 // process's peak RSS. Run:
 //
 //	go test -run '^$' -bench Members -benchtime 1x [-scale.window 30s]
@@ -163,6 +165,11 @@ func membersRun(b *testing.B, v, n, k int, interval, wait time.Duration, window 
 	poll("convergence", 4, func() bool { return agreed(c.nodes[0]) })
 	b.ReportMetric(float64(time.Since(t0))/float64(time.Millisecond), "converge-ms")
 	b.ReportMetric((cpuTime() - cpuStart).Seconds(), "converge-cpu-s")
+	var entries uint64 // the voters' table entries the members decoded to converge
+	for _, m := range c.nodes {
+		entries += m.entriesIn.Load()
+	}
+	b.ReportMetric(float64(entries), "converge-entries")
 
 	changes, pauses0 := recordChanges(c.nodes, time.Now()), pauses.Load()
 	var errMu sync.Mutex

@@ -113,7 +113,10 @@ type Msc struct {
 	// Traffic counters, for Status; met for Handler and PublishExpvar.
 	framesIn, framesOut, bytesIn, bytesOut atomic.Uint64
 	dials                                  atomic.Uint64
-	met                                    metrics
+	// entriesIn: voters' table entries decoded (on a member: the work
+	// a convergence costs it; BenchmarkMembers reports the sum).
+	entriesIn atomic.Uint64
+	met       metrics
 	// meshWarned: the warning that a full mesh is large was logged
 	// (warnMesh).
 	meshWarned atomic.Bool
