@@ -108,7 +108,8 @@ func cpuTime() time.Duration {
 // 100ms, Balance, every node holding the same k keys, and reports the time
 // until every node sees all the others live and names the same master for
 // every key (and exactly one node is master of each), then, over the
-// steady window, CPU and the changes of any mastership (it fails on any);
+// steady window, CPU, frames per second and bytes per frame, and the
+// changes of any mastership (it fails on any);
 // then the failover when the global master is killed, until every node
 // names the new master and it says so (failover-ms), and the CPU of the
 // whole process meanwhile (failover-cpu-ms: the other nodes' elections
@@ -182,9 +183,18 @@ func scaleKeysRun(b *testing.B, n, k int, window time.Duration) {
 	}
 	conv := time.Since(t0)
 	changes := recordChanges(c.nodes, t0)
+	traffic := func() (frames, bytes uint64) {
+		for _, m := range c.nodes {
+			frames += m.framesOut.Load()
+			bytes += m.bytesOut.Load()
+		}
+		return
+	}
+	frames0, bytes0 := traffic()
 	cpu0, start := cpuTime(), time.Now()
 	time.Sleep(window) // a measurement window, not a synchronisation
 	cpu, elapsed := cpuTime()-cpu0, time.Since(start)
+	frames, bytes := traffic()
 	moved := changes.n.Load()
 	if moved != 0 || !agreed() {
 		b.Fatalf("%d mastership changes during the steady window (converged at %v); the first:\n%s", moved, conv, changes.First())
@@ -231,6 +241,10 @@ func scaleKeysRun(b *testing.B, n, k int, window time.Duration) {
 	c.release()
 	b.ReportMetric(float64(conv)/float64(time.Millisecond), "converge-ms")
 	b.ReportMetric(cpu.Seconds()/elapsed.Seconds(), "cores")
+	b.ReportMetric(float64(frames-frames0)/elapsed.Seconds(), "frames/s")
+	if frames > frames0 {
+		b.ReportMetric(float64(bytes-bytes0)/float64(frames-frames0), "bytes/frame")
+	}
 	b.ReportMetric(float64(moved), "changes")
 	b.ReportMetric(float64(failover)/float64(time.Millisecond), "failover-ms")
 	b.ReportMetric(float64(failoverCPU)/float64(time.Millisecond), "failover-cpu-ms")
