@@ -42,7 +42,7 @@ import (
 // of which may see one of them only: a voter's naming settles once every
 // other live voter has taken in the table that names it and names no
 // other node; until then its table names the node as master too, so that
-// no member is master on it (settled). With Quorum the votes keep a
+// no member is master on it (settledBut). With Quorum the votes keep a
 // master alone.
 
 // TableEntry is what a voter relays about one key: the node the rules
@@ -67,7 +67,7 @@ func (e TableEntry) names(uid string) bool { return e.Rightful == uid || e.Actin
 // node's answer only to a table that stopped naming it (maybeMaster: it
 // may be master still) or names it now (it claims, or steps down, and
 // says so in a state of its own); its other waits read the other voters'
-// answers (settled, votersAgree) or a claim's (candidate). Answering every
+// answers (settledBut, votersAgree) or a claim's (candidate). Answering every
 // new table cost each voter an answer from every member at each change:
 // in a failover of 50 members of 300 holding 100 keys, the members sent
 // a median of 5,128 frames against the voters' 6,858; 2,247 so. A change
@@ -424,21 +424,16 @@ func (c *Core) keysWait(now int64) bool {
 	return false
 }
 
-// settled reports, without Quorum, whether the relay's naming nm for key
-// k stands among the voters: every other live voter has taken in the
+// settledBut reports, without Quorum, whether the relay's naming nm for
+// key k stands among the voters: every other live voter has taken in the
 // table that names it (answered a frame sent since), and names no other
 // node nor knows of another master. Two voters that see different holders
 // (members that reconnect to them one by one after they restarted) name
 // different nodes, each of which would be master on the one table it sees
-// (seed 71582555832474: two members master of a key at once).
-func (c *Core) settled(k string, nm naming) bool {
-	ok, _ := c.settledBut(k, nm)
-	return ok
-}
-
-// settledBut is settled, and, if not, whether only answers are missing:
-// every other live voter names no other node for k, nor knows of another
-// master (reannounce).
+// (seed 71582555832474: two members master of a key at once). If not
+// settled, answers reports whether only answers are missing: every other
+// live voter names no other node for k, nor knows of another master
+// (reannounce).
 func (c *Core) settledBut(k string, nm naming) (settled, answers bool) {
 	settled = true
 	for _, p := range c.picks.voters {
@@ -585,7 +580,7 @@ func (c *Core) tables(i int) (uid string, mine, sure bool) {
 }
 
 // sendFirst fills Out.First on a relay: a change to its table reaches
-// the other voters, which settle it (settled), and the members it
+// the other voters, which settle it (settledBut), and the members it
 // concerns (named), which claim or step down, before the many members it
 // changes nothing for. Between processes on a few cores, each frame a
 // voter writes may wake a member that runs before the voter's next write
