@@ -77,7 +77,7 @@ func TestRegressionDuplicateUIDOrphansRealPeer(t *testing.T) {
 // no key sends a 4-byte length prefix declaring MaxFrameSize, as its hello
 // or as its first frame after the (unauthenticated) handshake, and stalls.
 // The node allocates the whole MiB at once and holds it for WaitTimeout:
-// 4 bytes sent, 1 MiB held; MaxInbound (1024) such clients hold 1 GiB, and
+// 4 bytes sent, 1 MiB held; MaxInbound (then 1024) such clients held 1 GiB, and
 // re-dialing keeps it held. A hello has a fixed size, and a frame's buffer
 // could grow with the bytes that actually arrive.
 func TestRegressionUnauthenticatedFrameAllocatesMaxFrameSize(t *testing.T) {
