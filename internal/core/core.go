@@ -278,6 +278,12 @@ func (c *Core) rejoinAt(now int64) {
 		c.ready = false
 	}
 	c.rankAt = now
+	// A relay's table stands through a re-join after a pause shorter
+	// than WaitTimeout, until it is ready (heldEntry): by its last send,
+	// before the kick below. (A second call of one re-join, or a pause
+	// within a re-join, keeps it only if the first kept it.)
+	short := now-c.sent < int64(c.cfg.Wait)
+	c.holdTable = c.relay && !c.quorum() && short && (!c.rejoin || c.holdTable)
 	c.rejoin = true
 	c.kick(now)
 }

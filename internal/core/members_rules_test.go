@@ -1,6 +1,7 @@
 package core
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 )
@@ -779,5 +780,55 @@ func TestRuleMemberAnswersAcrossCompletedFrames(t *testing.T) {
 	}
 	if st := r.c.Snap().State("j"); st.UID != "m4" {
 		t.Errorf("j: %+v, want m4", st)
+	}
+}
+
+// Without Quorum, a voter that re-joins after a pause shorter than
+// WaitTimeout keeps its table until it is ready again, each holder it
+// named taken as master: no member becomes master on it meanwhile (as on
+// an empty table), and the members take in no change. After a longer
+// pause (its peers may have counted it dead) it names no one until it is
+// ready again. (BenchmarkMembers/1000x1000: starved voters re-joined
+// again and again, and each emptied and refilled its table of 1,000
+// entries on every member.)
+func TestRuleRelayKeepsTableThroughShortPause(t *testing.T) {
+	for _, c := range []struct {
+		pause int64 // ms since its last send: past FreshFor (250 ms)
+		held  bool
+	}{{270, true}, {320, false}} {
+		t.Run(fmt.Sprintf("pause=%dms", c.pause), func(t *testing.T) {
+			r := newMembersCore(t, []string{"self", "w"}, 0, false, nil, "w")
+			r.inbound(2)
+			r.at(10).frame(2, "m1", younger, keyK, nil, 0)
+			r.frame(1, "w", younger, nil, nil, 0, names("k", "m1", ""))
+			r.tick()
+			r.at(20).frame(1, "w", younger, nil, nil, 0, names("k", "m1", ""))
+			r.tick()
+			settled := TableEntry{Rightful: "m1"}
+			if e := r.tableOf("k"); e != settled {
+				t.Fatalf("table %+v before the pause, want m1 named, settled", e)
+			}
+			r.at(20 + c.pause).tick() // the first step after the pause
+			if !r.c.rejoin || r.c.ready {
+				t.Fatalf("rejoin %v, ready %v after a pause of %d ms; want re-joining", r.c.rejoin, r.c.ready, c.pause)
+			}
+			want := TableEntry{}
+			if c.held {
+				want = TableEntry{Rightful: "m1", Acting: "m1"}
+			}
+			if e := r.tableOf("k"); e != want {
+				t.Fatalf("table %+v while re-joining after %d ms, want %+v", e, c.pause, want)
+			}
+			// w answers a frame sent since: ready, m1 named and settled again.
+			r.at(30+c.pause).frame(1, "w", younger, nil, nil, 0, names("k", "m1", ""))
+			r.frame(2, "m1", younger, keyK, nil, 0)
+			r.tick()
+			if r.c.rejoin || !r.c.ready {
+				t.Fatalf("rejoin %v, ready %v once w answered; want ready", r.c.rejoin, r.c.ready)
+			}
+			if e := r.tableOf("k"); e != settled {
+				t.Fatalf("table %+v once ready, want m1 named, settled", e)
+			}
+		})
 	}
 }
