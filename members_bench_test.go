@@ -43,7 +43,9 @@ import (
 // (300) and holding the same 100 keys with Balance (300x100); 3 voters +
 // 997 members holding the same 1,000 keys with Balance at Interval 500
 // ms (1000x1000); and the sizes -members.sizes adds (nodes x keys, 3
-// voters, as 1000x1000: -members.sizes 400x1000,600x1000).
+// voters, as 1000x1000: -members.sizes 400x1000,600x1000). With
+// -members.trace it logs the cluster's progress every second until it
+// converges (traceMembers).
 func BenchmarkMembers(b *testing.B) {
 	type size struct {
 		name           string
@@ -74,7 +76,10 @@ func BenchmarkMembers(b *testing.B) {
 	}
 }
 
-var membersSizes = flag.String("members.sizes", "", "BenchmarkMembers: more cases, NODESxKEYS[,...], 3 voters, Interval 500 ms")
+var (
+	membersSizes = flag.String("members.sizes", "", "BenchmarkMembers: more cases, NODESxKEYS[,...], 3 voters, Interval 500 ms")
+	membersTrace = flag.Bool("members.trace", false, "BenchmarkMembers: log the cluster's progress every second until it converges")
+)
 
 func membersRun(b *testing.B, v, n, k int, interval, wait time.Duration, window time.Duration) {
 	keys := make([]string, k)
@@ -82,11 +87,16 @@ func membersRun(b *testing.B, v, n, k int, interval, wait time.Duration, window 
 		keys[i] = fmt.Sprintf("job-%04d", i)
 	}
 	// pauses counts the nodes' re-joins after a pause, starved (the
-	// warning Logger gets), for the failure messages.
-	var pauses atomic.Int64
+	// warning Logger gets), for the failure messages; voterPauses, the
+	// voters' alone.
+	var pauses, voterPauses atomic.Int64
 	logger := slog.New(slog.NewTextHandler(pauseCounter{&pauses}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	voterLogger := slog.New(slog.NewTextHandler(pauseCounter{&pauses, &voterPauses}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	c := newMembers(b, v, n, false, func(i int, o *Options) {
 		o.Logger = logger
+		if i < v {
+			o.Logger = voterLogger
+		}
 		o.Interval, o.WaitTimeout = interval, wait
 		o.Keys = nil
 		if i >= v {
@@ -154,7 +164,7 @@ func membersRun(b *testing.B, v, n, k int, interval, wait time.Duration, window 
 			}
 			took := time.Since(c0)
 			if time.Since(t0) > 2*time.Minute {
-				b.Fatalf("no %s in 2 minutes (%d pauses since the start)", what, pauses.Load())
+				b.Fatalf("no %s in 2 minutes (%d re-joins after a pause since the start, %d of them voters')", what, pauses.Load(), voterPauses.Load())
 			}
 			time.Sleep(max(5*time.Millisecond, pace*took))
 		}
@@ -162,7 +172,13 @@ func membersRun(b *testing.B, v, n, k int, interval, wait time.Duration, window 
 	}
 	t0, cpuStart := time.Now(), cpuTime()
 	c.start()
+	stopTrace := func() {}
+	if *membersTrace {
+		stopTrace = traceMembers(b, c.nodes, t0, cpuStart, &pauses, &voterPauses)
+		defer stopTrace()
+	}
 	poll("convergence", 4, func() bool { return agreed(c.nodes[0]) })
+	stopTrace()
 	b.ReportMetric(float64(time.Since(t0))/float64(time.Millisecond), "converge-ms")
 	b.ReportMetric((cpuTime() - cpuStart).Seconds(), "converge-cpu-s")
 	var entries uint64 // the voters' table entries the members decoded to converge
@@ -448,12 +464,66 @@ func BenchmarkTakeTableDelta(b *testing.B) {
 }
 
 // pauseCounter counts the log lines of a node that re-joins after a
-// pause (elector: "msc: paused, re-joining").
-type pauseCounter struct{ n *atomic.Int64 }
+// pause (elector: "msc: paused, re-joining") in each of its counters.
+type pauseCounter []*atomic.Int64
 
 func (w pauseCounter) Write(p []byte) (int, error) {
 	if bytes.Contains(p, []byte("paused")) {
-		w.n.Add(1)
+		for _, n := range w {
+			n.Add(1)
+		}
 	}
 	return len(p), nil
+}
+
+// traceMembers logs, every second until stop is first called, how the
+// cluster of nodes gets on: the process's CPU since cpuStart, the
+// voters' table entries the members decoded, the re-joins after a pause
+// (the voters'), the nodes ready, those that name the first voter's
+// global master, and the keys' masters: a cluster that does not converge
+// shows why (-members.trace).
+func traceMembers(b *testing.B, nodes []*Msc, t0 time.Time, cpuStart time.Duration, pauses, voterPauses *atomic.Int64) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		tk := time.NewTicker(time.Second)
+		defer tk.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tk.C:
+			}
+			var entries uint64
+			ready, naming, masters := 0, 0, 0
+			master := nodes[0].snap.Load().MasterUID
+			for _, m := range nodes {
+				entries += m.entriesIn.Load()
+				s := m.snap.Load()
+				if s.Ready {
+					ready++
+				}
+				if master != "" && s.MasterUID == master {
+					naming++
+				}
+				for j := range s.Len() {
+					if s.At(j).Master {
+						masters++
+					}
+				}
+			}
+			b.Logf("%5.1fs: %5.1f CPU-s, %d entries decoded, %d re-joins (%d voters'), %d of %d ready, %d name %q, %d key masters",
+				time.Since(t0).Seconds(), (cpuTime() - cpuStart).Seconds(), entries, pauses.Load(), voterPauses.Load(),
+				ready, len(nodes), naming, master, masters)
+		}
+	}()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			close(done)
+			wg.Wait()
+		})
+	}
 }
