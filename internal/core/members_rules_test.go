@@ -788,15 +788,18 @@ func TestRuleMemberAnswersAcrossCompletedFrames(t *testing.T) {
 // named taken as master: no member becomes master on it meanwhile (as on
 // an empty table), and the members take in no change. After a longer
 // pause (its peers may have counted it dead) it names no one until it is
-// ready again. (BenchmarkMembers/1000x1000: starved voters re-joined
-// again and again, and each emptied and refilled its table of 1,000
-// entries on every member.)
+// ready again. A suspend counts whole: the monotonic clock stood still
+// for jump while the wall clock went on (WallClock). (A member a held
+// entry names is not master on it: TestRuleNotMasterOnStaleTable.)
+// (BenchmarkMembers/1000x1000: starved voters re-joined again and again,
+// and each emptied and refilled its table of 1,000 entries on every
+// member.)
 func TestRuleRelayKeepsTableThroughShortPause(t *testing.T) {
 	for _, c := range []struct {
-		pause int64 // ms since its last send: past FreshFor (250 ms)
-		held  bool
-	}{{270, true}, {320, false}} {
-		t.Run(fmt.Sprintf("pause=%dms", c.pause), func(t *testing.T) {
+		pause, jump int64 // ms since its last send, and of a suspend: past FreshFor (250 ms) in all
+		held        bool
+	}{{270, 0, true}, {320, 0, false}, {200, 80, true}, {200, 150, false}} {
+		t.Run(fmt.Sprintf("pause=%dms,suspend=%dms", c.pause, c.jump), func(t *testing.T) {
 			r := newMembersCore(t, []string{"self", "w"}, 0, false, nil, "w")
 			r.inbound(2)
 			r.at(10).frame(2, "m1", younger, keyK, nil, 0)
@@ -808,16 +811,20 @@ func TestRuleRelayKeepsTableThroughShortPause(t *testing.T) {
 			if e := r.tableOf("k"); e != settled {
 				t.Fatalf("table %+v before the pause, want m1 named, settled", e)
 			}
-			r.at(20 + c.pause).tick() // the first step after the pause
+			r.at(20 + c.pause)
+			if c.jump > 0 && !r.c.WallClock(r.now, r.now+c.jump*ms) {
+				t.Fatalf("a suspend of %d ms not noticed", c.jump)
+			}
+			r.tick() // the first step after the pause
 			if !r.c.rejoin || r.c.ready {
-				t.Fatalf("rejoin %v, ready %v after a pause of %d ms; want re-joining", r.c.rejoin, r.c.ready, c.pause)
+				t.Fatalf("rejoin %v, ready %v after a pause of %d ms and a suspend of %d; want re-joining", r.c.rejoin, r.c.ready, c.pause, c.jump)
 			}
 			want := TableEntry{}
 			if c.held {
 				want = TableEntry{Rightful: "m1", Acting: "m1"}
 			}
 			if e := r.tableOf("k"); e != want {
-				t.Fatalf("table %+v while re-joining after %d ms, want %+v", e, c.pause, want)
+				t.Fatalf("table %+v while re-joining after %d+%d ms, want %+v", e, c.pause, c.jump, want)
 			}
 			// w answers a frame sent since: ready, m1 named and settled again.
 			r.at(30+c.pause).frame(1, "w", younger, nil, nil, 0, names("k", "m1", ""))
