@@ -8,10 +8,10 @@ import (
 
 // MaxInbound is the most inbound connections a node serves at once; more
 // are closed at once. A full mesh of n nodes needs n-1; a voter
-// (Options.Voters), one per member, and a while longer for a member that
-// redials before the voter has seen its old connection end: at 1,024,
+// (Options.Voters) one per member, and two for a while for a member that
+// redials before the voter has seen its old connection end (at 1,024,
 // the voters of 997 members in one process refused members' redials
-// while they converged, and counted those members dead.
+// while they converged, and counted those members dead).
 const MaxInbound = 4096
 
 // acceptLoop accepts inbound connections until the listener is closed.
