@@ -200,19 +200,11 @@ func membersRun(b *testing.B, v, n, k int, interval, wait time.Duration, window 
 			}
 		})
 	}
-	traffic := func() (frames, bytes uint64) {
-		for _, m := range c.nodes {
-			st := m.Status()
-			frames += st.FramesSent
-			bytes += st.BytesSent
-		}
-		return
-	}
-	f0, by0 := traffic()
+	f0, by0 := sent(c.nodes)
 	cpu0, start := cpuTime(), time.Now()
 	time.Sleep(window) // a measurement window, not a synchronisation
 	cpu, elapsed := cpuTime()-cpu0, time.Since(start)
-	f1, by1 := traffic()
+	f1, by1 := sent(c.nodes)
 	if moved := changes.n.Load(); moved != 0 || !agreed(c.nodes[0]) {
 		errMu.Lock()
 		defer errMu.Unlock()

@@ -183,18 +183,11 @@ func scaleKeysRun(b *testing.B, n, k int, window time.Duration) {
 	}
 	conv := time.Since(t0)
 	changes := recordChanges(c.nodes, t0)
-	traffic := func() (frames, bytes uint64) {
-		for _, m := range c.nodes {
-			frames += m.framesOut.Load()
-			bytes += m.bytesOut.Load()
-		}
-		return
-	}
-	frames0, bytes0 := traffic()
+	frames0, bytes0 := sent(c.nodes)
 	cpu0, start := cpuTime(), time.Now()
 	time.Sleep(window) // a measurement window, not a synchronisation
 	cpu, elapsed := cpuTime()-cpu0, time.Since(start)
-	frames, bytes := traffic()
+	frames, bytes := sent(c.nodes)
 	moved := changes.n.Load()
 	if moved != 0 || !agreed() {
 		b.Fatalf("%d mastership changes during the steady window (converged at %v); the first:\n%s", moved, conv, changes.First())
@@ -248,4 +241,14 @@ func scaleKeysRun(b *testing.B, n, k int, window time.Duration) {
 	b.ReportMetric(float64(moved), "changes")
 	b.ReportMetric(float64(failover)/float64(time.Millisecond), "failover-ms")
 	b.ReportMetric(float64(failoverCPU)/float64(time.Millisecond), "failover-cpu-ms")
+}
+
+// sent returns the frames and bytes nodes sent since they started (the
+// counters Status reports, read without its copy of every peer's keys).
+func sent(nodes []*Msc) (frames, bytes uint64) {
+	for _, m := range nodes {
+		frames += m.framesOut.Load()
+		bytes += m.bytesOut.Load()
+	}
+	return frames, bytes
 }
