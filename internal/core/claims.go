@@ -247,17 +247,20 @@ func (c *Core) graceLease(now int64, i int) int64 {
 // first full frame, which follows the handshake at once; but a claim made
 // at since waits so at most WaitTimeout in all: a process that connects
 // and never speaks (its elector stuck), again and again, does not hold
-// every claim back.
+// every claim back. It wakes when the first of those connections has
+// waited WaitTimeout, whichever the map's order (seed 51800271 did not
+// replay: the wake was the first connection's found).
 func (c *Core) unknownPeer(now, since int64) bool {
 	limit := since + int64(c.cfg.Wait)
 	if now >= limit {
 		return false
 	}
+	unknown := false
 	for _, cs := range c.conns {
 		if (cs.peer == nil || cs.peer.version == 0) && now < cs.upAt+int64(c.cfg.Wait) {
 			c.wakeAt(min(cs.upAt+int64(c.cfg.Wait), limit))
-			return true
+			unknown = true
 		}
 	}
-	return false
+	return unknown
 }

@@ -361,6 +361,28 @@ func TestRuleUnknownPeerWaitBounded(t *testing.T) {
 	}
 }
 
+// A claim held back by connections whose peer has not spoken wakes the
+// node when the first of them has waited WaitTimeout, not when the first
+// its map's order gives does: eight silent connections, each in a fresh
+// core, and the wake must be the earliest every time (seed 51800271 did
+// not replay: the wake changed from run to run).
+func TestRuleUnknownPeerWakesAtFirst(t *testing.T) {
+	for run := range 20 {
+		r := newRuleCore(t, 0, selfAt, nil, "p")
+		for i := range int64(8) {
+			r.at(1+i).c.Up(r.now, ConnID(9+i), "", uint64(9+i)) // silent: up at 1 to 8 ms
+		}
+		r.at(10).frame(1, "p", younger, nil, nil, 0) // p known, heard at 10
+		r.c.SetKeys(r.now, []string{"k"}, nil)      // the claim of k, at 10, held back
+		if r.master("k") {
+			t.Fatal("master of k while connections that have not spoken are up")
+		}
+		if w, want := r.c.Wake(), 1000*ms+1*ms+int64(ruleWait); w != want {
+			t.Fatalf("run %d: wakes at %d ms, want %d ms: WaitTimeout after the first silent connection came up", run, (w-1000*ms)/ms, (want-1000*ms)/ms)
+		}
+	}
+}
+
 // A suspend stops the monotonic clock while the wall clock runs on: the
 // driver's wall clock reading shows it, and the node re-joins as after a
 // pause, whatever its length. A slow drift of the offset does not count.
