@@ -40,6 +40,8 @@ type Core struct {
 	// (electLater).
 	electDue bool
 	electAt  int64
+	// electing: Elect runs, from its collect on (tablesNamed).
+	electing bool
 	self     rank
 	selfH    uint64
 	conns    map[ConnID]*connState
@@ -957,6 +959,8 @@ func (c *Core) Elect(now int64) {
 		c.wakeAt(c.readyWake(now))
 	}
 	c.collect(now)
+	c.electing = true
+	defer func() { c.electing = false }()
 	for _, p := range c.order {
 		// A live peer silent for WaitTimeout is dead then (once
 		// confirmed: dead), not at the next tick.

@@ -615,6 +615,26 @@ func (c *Core) tables(i int) (uid string, mine, sure bool) {
 	return uid, false, false
 }
 
+// tablesNamed is tables' uid and mine for slot i, found once per
+// election (picks.tabUID): claimSlot and the snapshot the election ends
+// with both ask, and between them no table changes. Outside an
+// election, a table may have changed since the last: found again.
+func (c *Core) tablesNamed(i int) (uid string, mine bool) {
+	pk := &c.picks
+	if !c.electing {
+		uid, mine, _ = c.tables(i)
+		return uid, mine
+	}
+	if n := len(c.slots); len(pk.tabAt) != n {
+		pk.tabUID, pk.tabMine, pk.tabAt = make([]string, n), make([]bool, n), make([]uint64, n)
+	}
+	if pk.tabAt[i] != pk.epoch {
+		pk.tabUID[i], pk.tabMine[i], _ = c.tables(i)
+		pk.tabAt[i] = pk.epoch
+	}
+	return pk.tabUID[i], pk.tabMine[i]
+}
+
 // sendFirst fills Out.First on a relay: a change to its table reaches
 // the other voters, which settle it (settledBut), and the members it
 // concerns (named), which claim or step down, before the many members it

@@ -140,7 +140,7 @@ func (c *Core) rightful(i int) (uid string, self bool) { return c.rightfulOf(i, 
 // one even while a newer state of it is on the way (a relay's table).
 func (c *Core) rightfulOf(i int, stale bool) (uid string, self bool) {
 	if c.member && i > 0 {
-		uid, self, _ = c.tables(i)
+		uid, self = c.tablesNamed(i)
 		if uid != "" && !self && c.cfg.Sticky && c.quorum() && c.slots[i].Acting && !c.deposed(i) {
 			// Sticky: a master keeps it while the voters that name
 			// another node do not know it is master (one that just

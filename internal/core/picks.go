@@ -38,8 +38,16 @@ type picks struct {
 	// index. dirty: scratch.
 	best     []uint64
 	balPeers []*cpeer
-	balKI    *KeyIndex
-	dirty    []int
+	// On a member, while an election runs (electing): by slot, the node
+	// the voters' tables name and whether it is this node (tables),
+	// valid where tabAt equals epoch. The tables change only between
+	// elections (Recv): claimSlot reads them, and the snapshot the
+	// election ends with reads them again.
+	tabUID  []string
+	tabMine []bool
+	tabAt   []uint64
+	balKI   *KeyIndex
+	dirty   []int
 }
 
 // newEpoch starts the picks of an election, after collect ordered the
