@@ -33,18 +33,34 @@ func (c *Core) learn(key string, term uint64, rival bool) {
 	if rival && term > c.rival[key] {
 		c.rival[key] = term
 	}
-	if term <= c.other[key] {
+	i, ok := c.slotIndex(key)
+	if term <= c.otherIn(key, i, ok) {
 		return
 	}
-	i, ok := c.slotIndex(key)
 	c.raise(key, i, ok, term)
 }
 
-// raise records term, above other[key], as the highest heard of for key,
-// in slot i if ok.
+// otherOf returns the highest term heard of from the others for key.
+func (c *Core) otherOf(key string) uint64 {
+	i, ok := c.slotIndex(key)
+	return c.otherIn(key, i, ok)
+}
+
+// otherIn is otherOf(key), key in slot i if ok: the slot's (otherAt)
+// for a key of the index, else the map's.
+func (c *Core) otherIn(key string, i int, ok bool) uint64 {
+	if ok {
+		return c.otherAt[i]
+	}
+	return c.other[key]
+}
+
+// raise records term, above otherOf(key), as the highest heard of for
+// key: in slot i if ok, else in the map (a slot's term goes to the map
+// when its key leaves the index: reindex).
 func (c *Core) raise(key string, i int, ok bool, term uint64) {
-	c.other[key] = term
 	if !ok {
+		c.other[key] = term
 		return
 	}
 	c.otherAt[i] = term
@@ -103,11 +119,11 @@ func (c *Core) claimSlot(now int64, i int) bool {
 		return old != s.Claim
 	}
 	key := c.slotKey(i)
-	if s.Term == 0 || !s.Acting && (c.rival[key] >= s.Term || c.other[key] > s.Term || now-s.since > int64(c.cfg.Wait+c.margin())) {
+	if s.Term == 0 || !s.Acting && (c.rival[key] >= s.Term || c.otherAt[i] > s.Term || now-s.since > int64(c.cfg.Wait+c.margin())) {
 		// A new claim, a candidate outbid, or one that gathered no
 		// quorum for WaitTimeout+M (its voters may have moved on): a
 		// term above every term heard of.
-		t := max(c.other[key], c.used[key], c.maxVote[key].Term) + 1
+		t := max(c.otherAt[i], c.used[key], c.maxVote[key].Term) + 1
 		if c.quorum() {
 			t = max(t, uint64((now+c.cfg.WallOffset)/1000))
 		}
@@ -115,11 +131,11 @@ func (c *Core) claimSlot(now int64, i int) bool {
 		c.used[key] = t
 		c.noteTerm(i, t)
 	}
-	if !c.quorum() && s.Acting && (c.rival[key] >= s.Term || c.other[key] > s.Term) {
+	if !c.quorum() && s.Acting && (c.rival[key] >= s.Term || c.otherAt[i] > s.Term) {
 		// Another master has a term as high (a healed partition): a new
 		// term, above it, so that a store fencing on terms refuses the
 		// other master's writes.
-		s.Term = max(c.other[key], c.used[key]) + 1
+		s.Term = max(c.otherAt[i], c.used[key]) + 1
 		c.used[key] = s.Term
 		c.noteTerm(i, s.Term)
 	}

@@ -58,17 +58,21 @@ type Core struct {
 	members // Options.Voters: the relay's and the member's state
 	// used is the highest term this node claimed, per key; other the
 	// highest term heard of from the others (claims, votes for anyone but
-	// this node, and terms they only know of), per key; rival the highest
-	// of their claims and votes alone (what outbids this node's claim).
+	// this node, and terms they only know of), per key not in the index
+	// (those in it: otherAt; otherOf reads either); rival the highest of
+	// their claims and votes alone (what outbids this node's claim).
 	used, other, rival map[string]uint64
 	// known is max(used, other) of each slot's key, by slot as slots: the
 	// term every snapshot and heartbeat names for a key this node does
 	// not claim, read for every key, without two map lookups each.
 	// Neither map ever lowers a term, so it only grows (noteTerm).
 	known []uint64
-	// otherAt is other of each slot's key, by slot as slots: a table's
-	// entry, read by key position, is checked against it without a map
-	// lookup (learnAt).
+	// otherAt is other of each slot's key, by slot as slots, kept there
+	// alone (the map may hold a lower term for it, from before the key
+	// came into the index; reindex writes the slots' terms back): a
+	// table's entry, read by key position, is checked against it and
+	// raises it without a map lookup (learnAt). A member took in each
+	// entry of a voter's delta with a map write here.
 	otherAt []uint64
 	// votes is this node's acknowledgement per key (Quorum); maxVote the
 	// claim of highest term it ever acknowledged per key.

@@ -373,7 +373,7 @@ func TestRuleUnknownPeerWakesAtFirst(t *testing.T) {
 			r.at(1+i).c.Up(r.now, ConnID(9+i), "", uint64(9+i)) // silent: up at 1 to 8 ms
 		}
 		r.at(10).frame(1, "p", younger, nil, nil, 0) // p known, heard at 10
-		r.c.SetKeys(r.now, []string{"k"}, nil)      // the claim of k, at 10, held back
+		r.c.SetKeys(r.now, []string{"k"}, nil)       // the claim of k, at 10, held back
 		if r.master("k") {
 			t.Fatal("master of k while connections that have not spoken are up")
 		}
@@ -540,8 +540,8 @@ func TestRuleLearnedTermWithTick(t *testing.T) {
 			// p is master of k with a term self did not know.
 			r.at(20).frame(1, "p", older, keyK, map[string]Claim{"k": {Term: 9, Acting: true}}, 0)
 			r.c.flush()
-			if r.c.other["k"] != 9 {
-				t.Fatalf("%s: term of k known %d, want 9", tc.name, r.c.other["k"])
+			if r.c.otherOf("k") != 9 {
+				t.Fatalf("%s: term of k known %d, want 9", tc.name, r.c.otherOf("k"))
 			}
 			if got := r.c.version; tc.atOnce != (got > v) {
 				t.Fatalf("%s: version %d after learning a term (was %d): want it to change at once %v", tc.name, got, v, tc.atOnce)

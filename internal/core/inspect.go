@@ -57,7 +57,7 @@ type PeerInspection struct {
 // Inspect returns what the core holds about key at now.
 func (c *Core) Inspect(now int64, key string) Inspection {
 	c.flush()
-	in := Inspection{Rival: c.rival[key], Other: c.other[key], Used: c.used[key], Vote: c.votes[key], MaxVote: c.maxVote[key],
+	in := Inspection{Rival: c.rival[key], Other: c.otherOf(key), Used: c.used[key], Vote: c.votes[key], MaxVote: c.maxVote[key],
 		Resigned: c.resigned[key], Ready: c.ready, RankAt: c.rankAt, Naming: c.naming[key].uid, NamingSince: c.naming[key].since, Own: c.table[key], Live: len(c.order), Version: c.version, Prio: c.self.prio, Keys: c.own.List}
 	if i, ok := c.slotIndex(key); ok && (i == 0 || c.competes(i)) {
 		s := c.slots[i]
@@ -77,7 +77,7 @@ func (c *Core) Inspect(now int64, key string) Inspection {
 // and the highest this node claimed (used).
 func (c *Core) Terms(key string) (rival, other, used uint64) {
 	c.flush()
-	return c.rival[key], c.other[key], c.used[key]
+	return c.rival[key], c.otherOf(key), c.used[key]
 }
 
 // PeerConns returns how many connections are up to the peer (uid, inc);
@@ -97,18 +97,19 @@ func (c *Core) Yields() int {
 	return c.yields
 }
 
-// CheckKnown reports whether the terms cached per slot (Core.known and
-// Core.otherAt) are what the maps they cache say, max(used, other) and
-// other of the slot's key; if not, for the first slot that differs, its
-// key, the cached term and the maps'. The simulator calls it after each
-// of a node's steps.
+// CheckKnown reports whether the terms cached per slot (Core.known) are
+// max(used, other) of the slot's key, and whether the map of other terms
+// holds none above a slot's (Core.otherAt, which holds other for the
+// keys of the index); if not, for the first slot that differs, its key,
+// the slot's term and the maps'. The simulator calls it after each of a
+// node's steps.
 func (c *Core) CheckKnown() (ok bool, key string, known, want uint64) {
 	for i := range c.slots {
 		k := c.slotKey(i)
-		if w := max(c.used[k], c.other[k]); c.known[i] != w {
+		if w := max(c.used[k], c.otherAt[i]); c.known[i] != w {
 			return false, k, c.known[i], w
 		}
-		if c.otherAt[i] != c.other[k] {
+		if c.other[k] > c.otherAt[i] {
 			return false, k, c.otherAt[i], c.other[k]
 		}
 	}

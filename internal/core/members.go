@@ -212,6 +212,13 @@ func (c *Core) forget(old, new []string) { c.countKeys(new, old) }
 func (c *Core) reindex(ownChanged bool) {
 	c.reindexDue = false
 	old, oldSlots := c.ki, c.slots
+	for i, t := range c.otherAt {
+		// The terms held by slot go back to the map, where the slots
+		// below find them (and a key leaving the index keeps its own).
+		if k := slotKeyIn(old, i); t > c.other[k] {
+			c.other[k] = t
+		}
+	}
 	if ownChanged || c.own == nil {
 		c.own = newKeyIndex(slices.Collect(maps.Keys(c.keys)))
 	}

@@ -110,11 +110,14 @@ func (c *Core) dead(p *cpeer, now int64) bool {
 func (c *Core) confirmSilence() Duration { return c.cfg.Interval / 20 }
 
 // slotKey is the key of slot i ("" for the global mastership).
-func (c *Core) slotKey(i int) string {
+func (c *Core) slotKey(i int) string { return slotKeyIn(c.ki, i) }
+
+// slotKeyIn is the key of slot i over index ki.
+func slotKeyIn(ki *KeyIndex, i int) string {
 	if i == 0 {
 		return ""
 	}
-	return c.ki.List[i-1]
+	return ki.List[i-1]
 }
 
 // holds reports whether live peer p competes for slot i, and whether it
