@@ -285,6 +285,7 @@ func (e *elector) handle(now int64, ev event) {
 		if e.core.Recv(now, ev.at, ev.l.linkID(), &ev.beat) {
 			e.host.wakeClients() // a peer is back: retry dialing the others now
 		}
+		recycleTable(&ev.beat)
 	case evFunc:
 		// What the events before it in the batch changed is published
 		// first: fn sees (Status) what IsMaster answers. fn applies,

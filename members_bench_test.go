@@ -354,7 +354,8 @@ func BenchmarkElectMember(b *testing.B) {
 // BenchmarkTakeTableDelta is what each member of BenchmarkMembers/1000x1000
 // does with a voter's new table that changed 300 of its 1,000 entries (a
 // batch of namings, as while the cluster converges): decode the frame as
-// its connection does (keyIntern), take it in, elect. 64 members take
+// its connection does (keyIntern), take it in and recycle its map as the
+// elector does, elect. 64 members take
 // turns, each with 3 voters' tables, so that a member's state is out of
 // the cache when its turn comes, as among 1,000 in one process.
 func BenchmarkTakeTableDelta(b *testing.B) {
@@ -448,6 +449,7 @@ func BenchmarkTakeTableDelta(b *testing.B) {
 		}
 		msg := bv.msg(voters[0])
 		m.c.Recv(now, now, 1, &msg)
+		recycleTable(&msg) // as the elector does
 		m.c.Elect(now)
 	}
 	if st := last.c.Snap().State(lastKey); st.UID != lastUID {

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"math"
 	"slices"
+	"sync"
 
 	"github.com/msc-go/msc/internal/core"
 )
@@ -452,7 +453,7 @@ func readTable(p []byte, in *keyIntern) (map[string]core.TableEntry, uint64, []b
 	if uint64(n)*(2+1+8+1+1) > uint64(len(p)) {
 		return nil, 0, nil, fmt.Errorf("%w: %d table entries cannot fit in %d bytes", ErrBadFrame, n, len(p))
 	}
-	t := make(map[string]core.TableEntry, n)
+	t := tableMap(int(n), base != 0)
 	// The keys come sorted, as this node's own (keyIntern.own): a cursor
 	// over those finds each key without hashing it.
 	var own []string
@@ -511,6 +512,40 @@ func readTable(p []byte, in *keyIntern) (map[string]core.TableEntry, uint64, []b
 		}
 	}
 	return t, base, p, nil
+}
+
+// deltaMaps holds the maps of large table deltas that the elector has
+// taken in (recycleTable), for readTable to decode the next into: while
+// a cluster of members converges, each member takes in deltas of
+// hundreds of entries from each voter, and their maps were half of what
+// it allocated (BenchmarkTakeTableDelta). A delta's map is garbage once
+// the core took it in: the core merges it into the table the connection
+// carried (core.Msg.Base). A whole table's map is kept by the core.
+var deltaMaps sync.Pool
+
+// pooledDelta is the smallest delta whose map is pooled: clearing a map
+// costs its capacity, more than making a small one.
+const pooledDelta = 32
+
+// tableMap returns an empty map for a table of n entries.
+func tableMap(n int, delta bool) map[string]core.TableEntry {
+	if delta && n >= pooledDelta {
+		if t, ok := deltaMaps.Get().(map[string]core.TableEntry); ok {
+			return t
+		}
+	}
+	return make(map[string]core.TableEntry, n)
+}
+
+// recycleTable gives the map of b's table back to readTable once the
+// core has taken b in, if b is a large delta.
+func recycleTable(b *core.Msg) {
+	if b.Base == 0 || len(b.Table) < pooledDelta {
+		return
+	}
+	clear(b.Table)
+	deltaMaps.Put(b.Table)
+	b.Table = nil
 }
 
 // MaxMetaSize is the largest Options.Meta, encoded: a uint16 count, then

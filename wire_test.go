@@ -969,3 +969,83 @@ func TestReadTableOwnKeys(t *testing.T) {
 		}
 	}
 }
+
+// TestRecycleDeltaTable: the elector gives a large delta's map back once
+// the core took it in (recycleTable), and the next delta decodes into it:
+// the map is cleared, a whole table's map (which the core keeps) is not,
+// and the core's copy of the voter's table is intact after the map was
+// recycled and reused.
+func TestRecycleDeltaTable(t *testing.T) {
+	keys := make([]string, 2*pooledDelta)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("job-%03d", i)
+	}
+	now := int64(time.Second)
+	c := core.New(core.Config{UID: "member", Start: 2, Inc: 1, Interval: core.Duration(100 * time.Millisecond),
+		Wait: core.Duration(300 * time.Millisecond), Voters: map[string]bool{"v0": true}}, keys, nil)
+	c.Start(now, []string{"v0"})
+	c.Up(now, 1, "v0", 0)
+	beat := func(ver uint64, table map[string]core.TableEntry) *core.Beat {
+		return &core.Beat{UID: "v0", Start: 1, Inc: 1, Version: ver, Claims: map[string]core.Claim{"": {Term: 1, Acting: true}},
+			Known: map[string]uint64{}, Table: table}
+	}
+	table := func(uid string, term uint64, ks []string) map[string]core.TableEntry {
+		tab := make(map[string]core.TableEntry, len(ks))
+		for _, k := range ks {
+			tab[k] = core.TableEntry{Rightful: uid, Acting: uid, Term: term}
+		}
+		return tab
+	}
+	var f beatFilter
+	f.keys.own = c.Snap().KI
+	take := func(p []byte) (core.Msg, map[string]core.TableEntry) {
+		t.Helper()
+		v, err := f.decode(p, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := v.msg("v0")
+		decoded := m.Table
+		c.Recv(now, now, 1, &m)
+		recycleTable(&m)
+		return m, decoded
+	}
+	// The whole table: kept by the core, not recycled.
+	whole := beat(1, table("m1", 1, keys))
+	p, err := encodeBeat(whole, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, decoded := take(p)
+	if m.Table == nil || len(decoded) != len(keys) {
+		t.Fatalf("a whole table was recycled: %d entries left of %d", len(decoded), len(keys))
+	}
+	// Deltas, each changing every other key of the one before: each is
+	// pooledDelta entries, and its map is recycled and cleared.
+	old := whole
+	for ver := uint64(2); ver < 6; ver++ {
+		next := maps.Clone(old.Table)
+		changed := map[string]core.TableEntry{}
+		for i := int(ver % 2); i < len(keys); i += 2 {
+			e := core.TableEntry{Rightful: fmt.Sprintf("m%d", ver), Acting: fmt.Sprintf("m%d", ver), Term: ver}
+			next[keys[i]], changed[keys[i]] = e, e
+		}
+		nb := beat(ver, next)
+		p, err := encodeDelta(nb, old, old.Version)
+		if err != nil {
+			t.Fatal(err)
+		}
+		old = nb
+		m, decoded := take(p)
+		if m.Table != nil || len(decoded) != 0 {
+			t.Fatalf("version %d: a delta of %d entries was not recycled (%d left)", ver, len(changed), len(decoded))
+		}
+		// The core's copy is the voter's table as it stands.
+		for _, k := range keys {
+			in := c.Inspect(now, k)
+			if len(in.Peers) != 1 || in.Peers[0].Table != next[k] {
+				t.Fatalf("version %d: %s: the core holds %+v, the voter's table %+v", ver, k, in.Peers, next[k])
+			}
+		}
+	}
+}

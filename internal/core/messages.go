@@ -35,7 +35,9 @@ type Msg struct {
 	Known    map[string]uint64 // key → the highest term the sender knows of, where it claims nothing; full form only
 	Votes    map[string]Vote   // key → the claim the sender acknowledges (Quorum); full form only
 	// Table is what a voter relays to the members (Options.Voters): key
-	// → its rightful holder, its master, its term; full form only.
+	// → its rightful holder, its master, its term; full form only. Of a
+	// delta (Base), Recv keeps no reference to the map once it returns:
+	// the driver decodes the next delta into it.
 	Table map[string]TableEntry
 	// Base, if not 0: Claims, Known and Table hold only what changed
 	// since that version of the sender's state, which this connection
