@@ -1051,10 +1051,8 @@ func (c *Core) MasterMeta(key string) (map[string]string, bool) {
 	if uid == c.cfg.UID {
 		return maps.Clone(c.meta), true
 	}
-	for _, p := range c.order {
-		if p.uid == uid {
-			return maps.Clone(p.meta), true
-		}
+	if ps := c.liveByUID(uid); len(ps) > 0 {
+		return maps.Clone(ps[0].meta), true
 	}
 	return nil, false
 }

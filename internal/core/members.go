@@ -298,8 +298,8 @@ func (c *Core) buildTable(now int64) bool {
 				}
 			}
 			if e.Acting != "" && e.Acting != e.Rightful {
-				for _, p := range c.order {
-					if h, a := c.holds(p, i); h && a && p.uid == e.Rightful {
+				for _, p := range c.liveByUID(e.Rightful) {
+					if h, a := c.holds(p, i); h && a {
 						e.Acting = p.uid
 						break
 					}
@@ -513,8 +513,8 @@ func (c *Core) stillUnnamed(k, rightful string, u map[string]int64) string {
 // may be master of key k on a table it had before since: it has not
 // answered a frame sent since, or its state says it is.
 func (c *Core) maybeMaster(k, uid string, since int64) bool {
-	for _, p := range c.order {
-		if cl := p.claims[k]; p.uid == uid && (p.echo < since || cl.Term > 0 && cl.Acting) {
+	for _, p := range c.liveByUID(uid) {
+		if cl := p.claims[k]; p.echo < since || cl.Term > 0 && cl.Acting {
 			return true
 		}
 	}

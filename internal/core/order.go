@@ -78,7 +78,13 @@ func (c *Core) collect(now int64) {
 		}
 		c.order = append(c.order, p)
 	}
-	sort.Slice(c.order, func(i, j int) bool { return c.order[i].before(c.order[j].rank) })
+	// Two incarnations of a UID of the same start and priority (an old
+	// one lingering) rank alike: the older incarnation first, whatever
+	// the map's order (a simulated schedule replays).
+	sort.Slice(c.order, func(i, j int) bool {
+		a, b := c.order[i], c.order[j]
+		return a.before(b.rank) || !b.before(a.rank) && a.inc < b.inc
+	})
 	c.newEpoch()
 }
 
@@ -197,10 +203,8 @@ func (c *Core) prioOf(uid string) int64 {
 	if uid == c.cfg.UID {
 		return c.self.prio
 	}
-	for _, p := range c.order {
-		if p.uid == uid {
-			return p.prio
-		}
+	if ps := c.liveByUID(uid); len(ps) > 0 {
+		return ps[0].prio
 	}
 	return math.MinInt64
 }

@@ -46,6 +46,10 @@ type picks struct {
 	tabUID  []string
 	tabMine []bool
 	tabAt   []uint64
+	// byUID, once byUIDAt is epoch: the live peers of each UID (any
+	// incarnation), in order (liveByUID).
+	byUID   map[string][]*cpeer
+	byUIDAt uint64
 	balKI   *KeyIndex
 	dirty   []int
 }
@@ -82,6 +86,28 @@ func (c *Core) newEpoch() {
 			}
 		}
 	}
+}
+
+// liveByUID returns the live peers of UID uid, in order: most often one,
+// two while a restarted process's old incarnation lingers. Found over
+// every live peer once per epoch, not by a walk of the order per
+// question: a relay asks for each holder it no longer names of each key
+// (maybeMaster), and with a thousand members in one process, walking the
+// order for each took a quarter of the voters' CPU
+// (BenchmarkMembers/1000x1000).
+func (c *Core) liveByUID(uid string) []*cpeer {
+	pk := &c.picks
+	if pk.byUIDAt != pk.epoch || pk.byUID == nil {
+		if pk.byUID == nil {
+			pk.byUID = make(map[string][]*cpeer, len(c.order))
+		}
+		clear(pk.byUID)
+		for _, p := range c.order {
+			pk.byUID[p.uid] = append(pk.byUID[p.uid], p)
+		}
+		pk.byUIDAt = pk.epoch
+	}
+	return pk.byUID[uid]
 }
 
 // picksReady sizes the picks for the slots if no collect did yet (Inspect
