@@ -68,6 +68,10 @@ type conn struct {
 	// linked: the core knows which peer this connection leads to; its
 	// frames say so (beatLinked).
 	linked atomic.Bool
+	// askNamed: this end, a member, asks the voter for only the entries
+	// of its table that name it (flagNamedOnly; the elector sets it);
+	// peerNamed: the peer's last frame asked so (the read loop sets it).
+	askNamed, peerNamed atomic.Bool
 
 	// lastRead is when (mono) the read loop last read a frame it did not
 	// hand to the elector (nothing new); synced is what the elector took
@@ -105,6 +109,12 @@ func (c *conn) linkTag() uint64     { return c.tag }
 func (c *conn) setEcho(echo int64)  { c.echo.Store(echo) }
 func (c *conn) setLinked()          { c.linked.Store(true) }
 func (c *conn) setReply()           { c.reply.Store(true) }
+func (c *conn) setNamedOnly(on bool) {
+	if c.askNamed.Load() != on {
+		c.askNamed.Store(on)
+	}
+}
+func (c *conn) namedOnly() bool { return c.peerNamed.Load() }
 func (c *conn) takeHeard() (int64, bool) {
 	r := c.lastRead.Load()
 	if r <= c.synced {
@@ -375,6 +385,9 @@ func (c *conn) readLoop() error {
 		if err != nil {
 			return err
 		}
+		if named := f.flags&flagNamedOnly != 0; named != c.peerNamed.Load() {
+			c.peerNamed.Store(named) // authenticated: the header is the additional data
+		}
 		c.filter.keys.own = c.m.snap.Load().KI // this node's keys as they stand (keyIntern)
 		v, err := c.filter.decode(plain, uid)
 		if err != nil {
@@ -422,8 +435,11 @@ func (c *conn) appendBeat(buf []byte, w *writer, hb *outBeat, payload []byte, se
 	at := uidPrefixLen(hb.uid)
 	var flags byte
 	uid := hb.uid
+	if c.askNamed.Load() {
+		flags |= flagNamedOnly
+	}
 	if c.m.cfg.HeaderEncrypted && c.send.aead != nil {
-		flags = flagUIDInPayload
+		flags |= flagUIDInPayload
 		uid = ""
 	} else {
 		payload = payload[at:]

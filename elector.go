@@ -37,6 +37,11 @@ type link interface {
 	setEcho(echo int64)
 	setLinked()
 	setReply()
+	// setNamedOnly: this end, a member, asks the voter for only the
+	// entries of its table that name it (core.NamedOnly); namedOnly: the
+	// peer, a member, asked so in its last frame.
+	setNamedOnly(on bool)
+	namedOnly() bool
 	// takeHeard returns when the read loop last kept a frame that
 	// brought nothing new, if that is later than the last call saw.
 	takeHeard() (int64, bool)
@@ -356,28 +361,34 @@ func (e *elector) apply() {
 			l.setReply()
 		}
 	}
+	// A member asks every voter but the one it reads the keys' masters
+	// from for only the entries of its table that name it.
+	if e.core.Member() {
+		for id, l := range e.links {
+			l.setNamedOnly(e.core.NamedOnly(id))
+		}
+	}
 	// Without Kick, a voter's frames to members carry only the entries of
 	// its table that concern them (writer.plan, outBeat.concerning); the
-	// others go with the next Kick.
-	send := func(id core.ConnID) {
-		l := e.links[id]
-		if l == nil {
-			return
-		}
-		if member := e.core.MemberOn(id); member != "" && !o.Kick {
+	// others go with the next Kick. With Kick too to a member that asked
+	// for those alone.
+	send := func(l link) {
+		if member := e.core.MemberOn(l.linkID()); member != "" && (!o.Kick || l.namedOnly()) {
 			l.sendConcerned(member)
 		} else {
 			l.sendBeat(true)
 		}
 	}
 	for _, id := range o.First {
-		send(id)
+		if l := e.links[id]; l != nil {
+			send(l)
+		}
 	}
 	switch {
 	case o.Kick:
 		for _, l := range e.sorted() {
 			if _, first := slices.BinarySearch(o.First, l.linkID()); !first {
-				l.sendBeat(true)
+				send(l)
 			}
 		}
 		// Every connection carried this version: a later one travels as
@@ -387,7 +398,9 @@ func (e *elector) apply() {
 	default:
 		for _, id := range o.Reply {
 			if _, first := slices.BinarySearch(o.First, id); !first {
-				send(id)
+				if l := e.links[id]; l != nil {
+					send(l)
+				}
 			}
 		}
 	}

@@ -276,3 +276,74 @@ func TestConcernedFrames(t *testing.T) {
 		t.Fatal(h.errs)
 	}
 }
+
+// sendLink is a link that records how the elector sends on it.
+type sendLink struct {
+	id                core.ConnID
+	named, askedNamed bool
+	beats, concerned  []string // "" for sendBeat; the member for sendConcerned
+}
+
+func (l *sendLink) linkID() core.ConnID         { return l.id }
+func (l *sendLink) linkServer() string          { return "" }
+func (l *sendLink) linkTag() uint64             { return uint64(l.id) }
+func (l *sendLink) sendBeat(bool)               { l.beats = append(l.beats, "") }
+func (l *sendLink) sendConcerned(member string) { l.concerned = append(l.concerned, member) }
+func (l *sendLink) close()                      {}
+func (l *sendLink) setEcho(int64)               {}
+func (l *sendLink) setLinked()                  {}
+func (l *sendLink) setReply()                   {}
+func (l *sendLink) setNamedOnly(on bool)        { l.askedNamed = on }
+func (l *sendLink) namedOnly() bool             { return l.named }
+func (l *sendLink) takeHeard() (int64, bool)    { return 0, false }
+
+// TestNamedOnlyDispatch: a member asks every voter but its relay (the
+// first in order) for only the entries of their tables that name it
+// (core.NamedOnly, the header flag flagNamedOnly); a voter sends such a
+// member, even in a Kick (every connection), the frame for it alone
+// (sendConcerned), and another member the whole change (sendBeat).
+func TestNamedOnlyDispatch(t *testing.T) {
+	cfg := func(uid string) core.Config {
+		return core.Config{UID: uid, Start: 10, Inc: 1, Interval: core.Duration(100 * time.Millisecond),
+			Wait: core.Duration(300 * time.Millisecond), Voters: map[string]bool{"v1": true, "v2": true}}
+	}
+	now := int64(time.Second)
+	voterBeat := func(uid string, start int64) *core.Msg {
+		return &core.Msg{UID: uid, Start: start, Inc: 1, Sent: now, Version: 1, Full: true,
+			Table: map[string]core.TableEntry{"k": {Rightful: "m1", Term: 1}}}
+	}
+	// The member: v1 (older) is its relay, v2 not.
+	mc := core.New(cfg("m1"), []string{"k"}, nil)
+	mc.Start(now, []string{"v1", "v2"})
+	mlinks := []*sendLink{{id: 1}, {id: 2}}
+	me := &elector{host: &recordHost{}, core: mc, links: map[core.ConnID]link{1: mlinks[0], 2: mlinks[1]}, leftOut: minLeftOut}
+	mc.Up(now, 1, "v1", 1)
+	mc.Up(now, 2, "v2", 2)
+	mc.Recv(now, now, 1, voterBeat("v1", 1))
+	mc.Recv(now, now, 2, voterBeat("v2", 2))
+	me.apply()
+	if mlinks[0].askedNamed || !mlinks[1].askedNamed {
+		t.Fatalf("the member asks v1 (its relay) for the entries naming it alone: %v, v2: %v; want false, true",
+			mlinks[0].askedNamed, mlinks[1].askedNamed)
+	}
+	// The voter v2: m1 asked, m2 did not.
+	vc := core.New(cfg("v2"), nil, nil)
+	vc.Start(now, nil)
+	vlinks := []*sendLink{{id: 1, named: true}, {id: 2}}
+	ve := &elector{host: &recordHost{}, core: vc, links: map[core.ConnID]link{1: vlinks[0], 2: vlinks[1]}, voter: true, leftOut: minLeftOut}
+	for i, uid := range []string{"m1", "m2"} {
+		id := core.ConnID(i + 1)
+		vc.Up(now, id, "", uint64(id))
+		vc.Recv(now, now, id, &core.Msg{UID: uid, Start: 20 + int64(i), Inc: 1, Sent: now, Version: 1, Full: true, Keys: []string{"k"}})
+	}
+	ve.apply()
+	vc.Tick(now + int64(100*time.Millisecond)) // the Interval: a Kick
+	ve.apply()
+	if len(vlinks[0].concerned) == 0 || len(vlinks[0].beats) != 0 {
+		t.Fatalf("to m1, which asked for the entries naming it alone: %d whole frames, %d for it alone; want only the latter",
+			len(vlinks[0].beats), len(vlinks[0].concerned))
+	}
+	if len(vlinks[1].beats) == 0 || len(vlinks[1].concerned) != 0 {
+		t.Fatalf("to m2 in a Kick: %d whole frames, %d for it alone; want only the former", len(vlinks[1].beats), len(vlinks[1].concerned))
+	}
+}

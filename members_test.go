@@ -357,3 +357,77 @@ func TestObserverMember(t *testing.T) {
 		t.Fatalf("the observer member said master %d times", n)
 	}
 }
+
+// namedFlags returns, for each connection of m that leads to a node (by
+// UID), whether m asks it for only the entries of its table that name m
+// (askNamed) and whether it asked m so (peerNamed).
+func namedFlags(m *Msc) (asks, asked map[string]bool) {
+	asks, asked = map[string]bool{}, map[string]bool{}
+	m.call(func(e *elector) {
+		for id, l := range e.links {
+			if cn, ok := l.(*conn); ok {
+				uid := e.core.PeerOn(id)
+				asks[uid] = asks[uid] || cn.askNamed.Load()
+				asked[uid] = asked[uid] || cn.peerNamed.Load()
+			}
+		}
+	})
+	return asks, asked
+}
+
+// TestMemberRelayVoter: a member reads the masters of the keys it is not
+// named for from one voter (the first), and asks the others, with a
+// header flag, for only the entries that name it; they leave the others
+// out. When its relay voter dies, the member reads them from the next,
+// which sends it its whole table again: the entries it left out while the
+// member read from the first (a member's keys that moved while it lived)
+// are named right.
+func TestMemberRelayVoter(t *testing.T) {
+	keys := make([]string, 300)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("j%03d", i)
+	}
+	c := newMembers(t, 3, 6, false, func(i int, o *Options) {
+		if i >= 3 {
+			o.Keys = keys
+		}
+	})
+	c.start()
+	agreed := func() bool {
+		for _, k := range keys {
+			if keyAgreed(c, k) == "" {
+				return false
+			}
+		}
+		return true
+	}
+	waitFor(t, "every key agreed", agreed, c.describeKey(keys[0]))
+	m := c.nodes[3]
+	waitFor(t, "the member asks node1 and node2 alone", func() bool {
+		asks, _ := namedFlags(m)
+		return !asks["node0"] && asks["node1"] && asks["node2"]
+	})
+	waitFor(t, "node1 reads the member's flag", func() bool {
+		_, asked := namedFlags(c.nodes[1])
+		return asked[m.UID()]
+	})
+	// A member dies: its keys move while node1 and node2 leave, in their
+	// frames to m, the entries that name other members out.
+	x := c.nodes[5]
+	moved := 0
+	for _, k := range keys {
+		if x.IsMasterByKey(k) {
+			moved++
+		}
+	}
+	x.abort()
+	waitFor(t, "every key agreed after a member died", agreed, c.describeKey(keys[0]))
+	// m's relay dies: node1 now.
+	c.nodes[0].abort()
+	waitFor(t, "the member asks node2 alone", func() bool {
+		asks, _ := namedFlags(m)
+		return !asks["node1"] && asks["node2"]
+	})
+	waitFor(t, "every key agreed after the relay voter died", agreed, c.describeKey(keys[0]))
+	t.Logf("%d keys moved from %s", moved, x.UID())
+}

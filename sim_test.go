@@ -203,8 +203,10 @@ type simEvent struct {
 	conn *simConn
 	dir  int    // which end receives (0: the dialer, 1: the listener)
 	msg  []byte // seDeliver: the frame's payload, UID first
-	wake int64  // seWake: the wake-up time it was armed for; seTick: the timer's generation
-	fn   func()
+	// named: seDeliver, the frame's header has flagNamedOnly.
+	named bool
+	wake  int64 // seWake: the wake-up time it was armed for; seTick: the timer's generation
+	fn    func()
 	// delayed: a starved goroutine took the event late once already (it
 	// is not delayed again).
 	delayed bool
@@ -751,6 +753,9 @@ type simEnd struct {
 	// heardAt is when (local) the end last received a frame that was
 	// not news; synced what the elector took of it.
 	heardAt, synced int64
+	// askNamed and peerNamed are conn's: the header flag flagNamedOnly
+	// this end sends, and the one of the last frame it read.
+	askNamed, peerNamed bool
 }
 
 func (e *simEnd) linkID() core.ConnID { return e.c.id[e.end] }
@@ -760,11 +765,13 @@ func (e *simEnd) linkServer() string {
 	}
 	return strconv.Itoa(e.c.node[1])
 }
-func (e *simEnd) linkTag() uint64    { return e.c.tag }
-func (e *simEnd) close()             { e.s.closeConn(e.c, e.end, false) }
-func (e *simEnd) setEcho(echo int64) { e.c.echo[e.end] = echo }
-func (e *simEnd) setLinked()         { e.c.linked[e.end] = true }
-func (e *simEnd) setReply()          { e.c.reply[e.end] = true }
+func (e *simEnd) linkTag() uint64      { return e.c.tag }
+func (e *simEnd) close()               { e.s.closeConn(e.c, e.end, false) }
+func (e *simEnd) setEcho(echo int64)   { e.c.echo[e.end] = echo }
+func (e *simEnd) setLinked()           { e.c.linked[e.end] = true }
+func (e *simEnd) setReply()            { e.c.reply[e.end] = true }
+func (e *simEnd) setNamedOnly(on bool) { e.askNamed = on }
+func (e *simEnd) namedOnly() bool      { return e.peerNamed }
 func (e *simEnd) takeHeard() (int64, bool) {
 	if e.heardAt <= e.synced {
 		return 0, false
@@ -891,7 +898,8 @@ func (n *simNode) wakeClients() {
 func (s *sim) transmit(c *simConn, end int, m []byte) {
 	to := 1 - end
 	from, dst := c.node[end], c.node[to]
-	e := &simEvent{kind: seDeliver, node: dst, inc: c.inc[to], conn: c, dir: to, msg: m, sentAt: s.now, n: c.sent[to], inOrder: true}
+	e := &simEvent{kind: seDeliver, node: dst, inc: c.inc[to], conn: c, dir: to, msg: m, sentAt: s.now, n: c.sent[to], inOrder: true,
+		named: c.ends[end] != nil && c.ends[end].askNamed}
 	c.sent[to]++
 	s.route(c, from, dst, to, e)
 }
@@ -1044,6 +1052,7 @@ func (s *sim) readInOrder(n *simNode, e *simEvent) {
 		if s.voter != nil && s.voter[from] {
 			n.voterAt = s.now
 		}
+		c.ends[e.dir].peerNamed = e.named // as conn's read loop: the header of each frame read
 		c.ends[e.dir].receive(e.msg)
 		next, ok := c.early[e.dir][c.read[e.dir]]
 		if !ok || !c.up[e.dir] {

@@ -26,6 +26,11 @@ const (
 
 	// Header flags.
 	flagUIDInPayload byte = 1 // HeaderEncrypted: the sender UID is sealed in the payload
+	// flagNamedOnly: the sender, a member, reads the masters of the keys
+	// from another voter: of the receiver's table, send it only the
+	// entries that name it (core.NamedOnly). A node that does not know
+	// the flag ignores it, and sends every entry.
+	flagNamedOnly byte = 2
 
 	// lenSize is the size of the length prefix.
 	lenSize = 4

@@ -32,6 +32,7 @@ func TestWireConstants(t *testing.T) {
 		{"frameHello", int(frameHello), 1},
 		{"frameHeartbeat", int(frameHeartbeat), 2},
 		{"flagUIDInPayload", int(flagUIDInPayload), 1},
+		{"flagNamedOnly", int(flagNamedOnly), 2},
 		{"lenSize", lenSize, 4},
 		{"headerSize", headerSize, 16},
 		{"MaxFrameSize", MaxFrameSize, 1 << 20},

@@ -171,6 +171,44 @@ func (c *Core) MemberOn(id ConnID) string {
 	return ""
 }
 
+// PeerOn returns the UID of the peer on connection id; "" if it is not
+// known yet.
+func (c *Core) PeerOn(id ConnID) string {
+	if cs := c.conns[id]; cs != nil && cs.peer != nil {
+		return cs.peer.uid
+	}
+	return ""
+}
+
+// NamedOnly reports, on a member, whether connection id leads to a voter
+// other than the one it reads the keys' masters from (relayVoter): that
+// voter need send it, of its table, only the entries that name it (the
+// driver asks with a header flag), and its other entries on this node
+// may be stale. A thousand members each taking in every voter's every
+// entry decoded three copies of each table where one does.
+func (c *Core) NamedOnly(id ConnID) bool {
+	if !c.member {
+		return false
+	}
+	cs := c.conns[id]
+	if cs == nil || cs.peer == nil || cs.peer.member {
+		return false
+	}
+	r := c.relayVoter()
+	return r != nil && cs.peer.uid != r.uid
+}
+
+// relayVoter is, on a member, the voter whose table names the masters of
+// the keys that this node is not named for: the first live voter in
+// order (the others send this node only the entries that name it:
+// NamedOnly); nil if none is live.
+func (c *Core) relayVoter() *cpeer {
+	if len(c.picks.voters) == 0 {
+		return nil
+	}
+	return c.picks.voters[0]
+}
+
 // competes reports whether this node competes for slot i: not an
 // observer; for the global mastership, not a member; for a key, one it
 // holds.
@@ -615,6 +653,16 @@ func (c *Core) tables(i int) (uid string, mine, sure bool) {
 	}
 	if mine {
 		return c.cfg.UID, true, sure
+	}
+	if r := c.relayVoter(); r != nil {
+		// The node the relay voter names, if it names another: the
+		// other voters send this node only the entries that name it
+		// (NamedOnly), and may name a master of before.
+		if e := r.tab[i-1]; e.Acting != "" && e.Acting != c.cfg.UID {
+			return e.Acting, false, false
+		} else if e.Rightful != "" && e.Rightful != c.cfg.UID {
+			return e.Rightful, false, false
+		}
 	}
 	if acting != "" {
 		uid = acting

@@ -839,3 +839,37 @@ func TestRuleRelayKeepsTableThroughShortPause(t *testing.T) {
 		})
 	}
 }
+
+// A member reads the masters of the keys it is not named for from one
+// voter, its relay: the first live voter in order. It asks the others
+// for only the entries of their tables that name it (NamedOnly), so
+// their other entries may be stale on it: it names the node the relay
+// names, not a master another voter named before (v2's entry here). Once
+// the relay is gone the next voter is, and the member asks it for every
+// entry. A voter asks no one.
+func TestRuleMemberNamesFromRelayVoter(t *testing.T) {
+	r := newMembersCore(t, []string{"v1", "v2"}, 0, false, keyK, "v1", "v2")
+	r.frame(1, "v1", older, nil, nil, 0, names("k", "m2", ""))   // m2 named, not master yet
+	r.frame(2, "v2", older, nil, nil, 0, names("k", "m1", "m1")) // as v2 stood when it last sent k to self
+	r.at(10).tick()
+	if r.c.NamedOnly(1) || !r.c.NamedOnly(2) {
+		t.Fatalf("asks v1 (the relay) for the entries naming it alone: %v, v2: %v; want false, true", r.c.NamedOnly(1), r.c.NamedOnly(2))
+	}
+	if st := r.c.snap.State("k"); st.UID != "m2" {
+		t.Fatalf("names %q as the master of k, want m2, as its relay voter v1 does", st.UID)
+	}
+	r.at(20).c.Down(r.now, 1, false) // v1 gone: v2 is the relay
+	r.tick()
+	if r.c.NamedOnly(2) {
+		t.Fatal("asks v2, its relay now, for the entries naming it alone")
+	}
+	if st := r.c.snap.State("k"); st.UID != "m1" {
+		t.Fatalf("names %q as the master of k, want m1, as v2 does", st.UID)
+	}
+	v := newMembersCore(t, []string{"self", "v2"}, 0, false, keyK, "v2")
+	v.frame(1, "v2", older, nil, nil, 0)
+	v.at(10).tick()
+	if v.c.NamedOnly(1) {
+		t.Fatal("a voter asks another voter for the entries naming it alone")
+	}
+}
