@@ -109,10 +109,11 @@ func (c *conn) linkTag() uint64     { return c.tag }
 func (c *conn) setEcho(echo int64)  { c.echo.Store(echo) }
 func (c *conn) setLinked()          { c.linked.Store(true) }
 func (c *conn) setReply()           { c.reply.Store(true) }
-func (c *conn) setNamedOnly(on bool) {
-	if c.askNamed.Load() != on {
+func (c *conn) setNamedOnly(on bool) (was bool) {
+	if was = c.askNamed.Load(); was != on {
 		c.askNamed.Store(on)
 	}
+	return was
 }
 func (c *conn) namedOnly() bool { return c.peerNamed.Load() }
 func (c *conn) takeHeard() (int64, bool) {
@@ -387,6 +388,11 @@ func (c *conn) readLoop() error {
 		}
 		if named := f.flags&flagNamedOnly != 0; named != c.peerNamed.Load() {
 			c.peerNamed.Store(named) // authenticated: the header is the additional data
+			if !named {
+				// The member reads the keys' masters from this voter
+				// now: the entries left out go at once (writer.plan).
+				c.sendBeat(false)
+			}
 		}
 		c.filter.keys.own = c.m.snap.Load().KI // this node's keys as they stand (keyIntern)
 		v, err := c.filter.decode(plain, uid)

@@ -38,9 +38,10 @@ type link interface {
 	setLinked()
 	setReply()
 	// setNamedOnly: this end, a member, asks the voter for only the
-	// entries of its table that name it (core.NamedOnly); namedOnly: the
+	// entries of its table that name it (core.NamedOnly), or stops
+	// asking (it reports whether it asked until now); namedOnly: the
 	// peer, a member, asked so in its last frame.
-	setNamedOnly(on bool)
+	setNamedOnly(on bool) (was bool)
 	namedOnly() bool
 	// takeHeard returns when the read loop last kept a frame that
 	// brought nothing new, if that is later than the last call saw.
@@ -362,10 +363,15 @@ func (e *elector) apply() {
 		}
 	}
 	// A member asks every voter but the one it reads the keys' masters
-	// from for only the entries of its table that name it.
+	// from for only the entries of its table that name it. The voter it
+	// reads them from now, asked until now, hears at once that it no
+	// longer is (its read loop then sends the entries it left out).
 	if e.core.Member() {
-		for id, l := range e.links {
-			l.setNamedOnly(e.core.NamedOnly(id))
+		for _, l := range e.sorted() {
+			on := e.core.NamedOnly(l.linkID())
+			if l.setNamedOnly(on) && !on {
+				l.sendBeat(true)
+			}
 		}
 	}
 	// Without Kick, a voter's frames to members carry only the entries of

@@ -284,18 +284,18 @@ type sendLink struct {
 	beats, concerned  []string // "" for sendBeat; the member for sendConcerned
 }
 
-func (l *sendLink) linkID() core.ConnID         { return l.id }
-func (l *sendLink) linkServer() string          { return "" }
-func (l *sendLink) linkTag() uint64             { return uint64(l.id) }
-func (l *sendLink) sendBeat(bool)               { l.beats = append(l.beats, "") }
-func (l *sendLink) sendConcerned(member string) { l.concerned = append(l.concerned, member) }
-func (l *sendLink) close()                      {}
-func (l *sendLink) setEcho(int64)               {}
-func (l *sendLink) setLinked()                  {}
-func (l *sendLink) setReply()                   {}
-func (l *sendLink) setNamedOnly(on bool)        { l.askedNamed = on }
-func (l *sendLink) namedOnly() bool             { return l.named }
-func (l *sendLink) takeHeard() (int64, bool)    { return 0, false }
+func (l *sendLink) linkID() core.ConnID             { return l.id }
+func (l *sendLink) linkServer() string              { return "" }
+func (l *sendLink) linkTag() uint64                 { return uint64(l.id) }
+func (l *sendLink) sendBeat(bool)                   { l.beats = append(l.beats, "") }
+func (l *sendLink) sendConcerned(member string)     { l.concerned = append(l.concerned, member) }
+func (l *sendLink) close()                          {}
+func (l *sendLink) setEcho(int64)                   {}
+func (l *sendLink) setLinked()                      {}
+func (l *sendLink) setReply()                       {}
+func (l *sendLink) setNamedOnly(on bool) (was bool) { was, l.askedNamed = l.askedNamed, on; return was }
+func (l *sendLink) namedOnly() bool                 { return l.named }
+func (l *sendLink) takeHeard() (int64, bool)        { return 0, false }
 
 // TestNamedOnlyDispatch: a member asks every voter but its relay (the
 // first in order) for only the entries of their tables that name it

@@ -765,13 +765,16 @@ func (e *simEnd) linkServer() string {
 	}
 	return strconv.Itoa(e.c.node[1])
 }
-func (e *simEnd) linkTag() uint64      { return e.c.tag }
-func (e *simEnd) close()               { e.s.closeConn(e.c, e.end, false) }
-func (e *simEnd) setEcho(echo int64)   { e.c.echo[e.end] = echo }
-func (e *simEnd) setLinked()           { e.c.linked[e.end] = true }
-func (e *simEnd) setReply()            { e.c.reply[e.end] = true }
-func (e *simEnd) setNamedOnly(on bool) { e.askNamed = on }
-func (e *simEnd) namedOnly() bool      { return e.peerNamed }
+func (e *simEnd) linkTag() uint64    { return e.c.tag }
+func (e *simEnd) close()             { e.s.closeConn(e.c, e.end, false) }
+func (e *simEnd) setEcho(echo int64) { e.c.echo[e.end] = echo }
+func (e *simEnd) setLinked()         { e.c.linked[e.end] = true }
+func (e *simEnd) setReply()          { e.c.reply[e.end] = true }
+func (e *simEnd) setNamedOnly(on bool) (was bool) {
+	was, e.askNamed = e.askNamed, on
+	return was
+}
+func (e *simEnd) namedOnly() bool { return e.peerNamed }
 func (e *simEnd) takeHeard() (int64, bool) {
 	if e.heardAt <= e.synced {
 		return 0, false
@@ -832,6 +835,18 @@ func (e *simEnd) sendBye() {
 	e.w.done = true
 	lt := s.local(n, s.now)
 	s.transmit(c, e.end, slices.Clone(e.w.stamp(n.ob.uid, n.ob.short, lt, c.echo[e.end], e.flags(true))))
+}
+
+// readNamed is conn.readLoop's reading of a frame's header flag
+// flagNamedOnly: a member that stops asking gets the entries left out
+// at once.
+func (e *simEnd) readNamed(named bool) {
+	if was := e.peerNamed; was != named {
+		e.peerNamed = named
+		if !named {
+			e.sendBeat(false)
+		}
+	}
 }
 
 // receive is conn.readLoop for one frame: through the codec and the
@@ -1052,7 +1067,7 @@ func (s *sim) readInOrder(n *simNode, e *simEvent) {
 		if s.voter != nil && s.voter[from] {
 			n.voterAt = s.now
 		}
-		c.ends[e.dir].peerNamed = e.named // as conn's read loop: the header of each frame read
+		c.ends[e.dir].readNamed(e.named)
 		c.ends[e.dir].receive(e.msg)
 		next, ok := c.early[e.dir][c.read[e.dir]]
 		if !ok || !c.up[e.dir] {

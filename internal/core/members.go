@@ -186,6 +186,15 @@ func (c *Core) PeerOn(id ConnID) string {
 // driver asks with a header flag), and its other entries on this node
 // may be stale. A thousand members each taking in every voter's every
 // entry decoded three copies of each table where one does.
+//
+// What this node decides for itself reads the entries that name it, which
+// every voter sends as they stand (the writer's concerning frames); a
+// stale entry names it neither then nor now, so it makes this node not
+// the one every voter names, or, empty, not sure of it (tables): without
+// Quorum it only holds a mastership back. With Quorum, a stale empty
+// entry may let this node claim where the voter's entry as it stands
+// (naming another) would not; each voter's vote, one claimant per key,
+// still keeps the master alone.
 func (c *Core) NamedOnly(id ConnID) bool {
 	if !c.member {
 		return false
@@ -200,13 +209,16 @@ func (c *Core) NamedOnly(id ConnID) bool {
 
 // relayVoter is, on a member, the voter whose table names the masters of
 // the keys that this node is not named for: the first live voter in
-// order (the others send this node only the entries that name it:
-// NamedOnly); nil if none is live.
+// order with a connection up (the others send this node only the
+// entries that name it: NamedOnly; a voter live without one, in grace
+// or redialed, sends nothing meanwhile); nil if there is none.
 func (c *Core) relayVoter() *cpeer {
-	if len(c.picks.voters) == 0 {
-		return nil
+	for _, p := range c.picks.voters {
+		if len(p.conns) > 0 {
+			return p
+		}
 	}
-	return c.picks.voters[0]
+	return nil
 }
 
 // competes reports whether this node competes for slot i: not an
@@ -655,14 +667,17 @@ func (c *Core) tables(i int) (uid string, mine, sure bool) {
 		return c.cfg.UID, true, sure
 	}
 	if r := c.relayVoter(); r != nil {
-		// The node the relay voter names, if it names another: the
-		// other voters send this node only the entries that name it
-		// (NamedOnly), and may name a master of before.
-		if e := r.tab[i-1]; e.Acting != "" && e.Acting != c.cfg.UID {
+		// The node the relay voter names, if it names another; else
+		// none: the other voters send this node only the entries that
+		// name it (NamedOnly), and their others may name a master of
+		// before, dead since, for as long as the voters disagree.
+		switch e := r.tab[i-1]; {
+		case e.Acting != "" && e.Acting != c.cfg.UID:
 			return e.Acting, false, false
-		} else if e.Rightful != "" && e.Rightful != c.cfg.UID {
+		case e.Rightful != "" && e.Rightful != c.cfg.UID:
 			return e.Rightful, false, false
 		}
+		return "", false, false
 	}
 	if acting != "" {
 		uid = acting

@@ -844,9 +844,9 @@ func TestRuleRelayKeepsTableThroughShortPause(t *testing.T) {
 // voter, its relay: the first live voter in order. It asks the others
 // for only the entries of their tables that name it (NamedOnly), so
 // their other entries may be stale on it: it names the node the relay
-// names, not a master another voter named before (v2's entry here). Once
-// the relay is gone the next voter is, and the member asks it for every
-// entry. A voter asks no one.
+// names, not a master another voter named before (v2's entry here), and
+// no one while the relay names itself. Once the relay is gone the next
+// voter is, and the member asks it for every entry. A voter asks no one.
 func TestRuleMemberNamesFromRelayVoter(t *testing.T) {
 	r := newMembersCore(t, []string{"v1", "v2"}, 0, false, keyK, "v1", "v2")
 	r.frame(1, "v1", older, nil, nil, 0, names("k", "m2", ""))   // m2 named, not master yet
@@ -865,6 +865,15 @@ func TestRuleMemberNamesFromRelayVoter(t *testing.T) {
 	}
 	if st := r.c.snap.State("k"); st.UID != "m1" {
 		t.Fatalf("names %q as the master of k, want m1, as v2 does", st.UID)
+	}
+	// While the relay names self and another voter another node (its
+	// entry perhaps of before, the node dead since), self names no one.
+	r = newMembersCore(t, []string{"v1", "v2"}, 0, false, keyK, "v1", "v2")
+	r.frame(1, "v1", older, nil, nil, 0, names("k", "self", "self")) // not settled among the voters yet
+	r.frame(2, "v2", older, nil, nil, 0, names("k", "m1", "m1"))
+	r.at(10).tick()
+	if st := r.c.snap.State("k"); st.UID != "" || r.master("k") {
+		t.Fatalf("names %q as the master of k (master itself: %v), want none: its relay names self, v2 m1", st.UID, r.master("k"))
 	}
 	v := newMembersCore(t, []string{"self", "v2"}, 0, false, keyK, "v2")
 	v.frame(1, "v2", older, nil, nil, 0)

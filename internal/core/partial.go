@@ -53,11 +53,12 @@ type fingerprint struct {
 	rankAt                 int64
 	prio                   int64
 	voters                 []*cpeer // the live voters, in order (full mesh: the live peers)
+	relay                  *cpeer   // a member's relay voter (relayVoter): every key's naming reads it
 }
 
 func (f *fingerprint) equal(g *fingerprint) bool {
 	return f.ki == g.ki && f.started == g.started && f.ready == g.ready && f.resign == g.resign && f.leaving == g.leaving &&
-		f.rankAt == g.rankAt && f.prio == g.prio && slices.Equal(f.voters, g.voters)
+		f.rankAt == g.rankAt && f.prio == g.prio && slices.Equal(f.voters, g.voters) && f.relay == g.relay
 }
 
 // SetPartial turns partial elections off (false) or on (the default),
@@ -99,6 +100,9 @@ func (c *Core) beginPartial() bool {
 	// allocation per election.
 	fp := fingerprint{ki: c.ki, started: c.started, ready: c.ready, resign: c.resign, leaving: c.leaving,
 		rankAt: c.rankAt, prio: c.self.prio, voters: append(pt.spare[:0], c.picks.voters...)}
+	if c.member {
+		fp.relay = c.relayVoter()
+	}
 	ok := !pt.full && sized && c.snap != nil && c.snap.KI == c.own && (fp.equal(&pt.fp) || c.onlyLeft(&pt.fp, &fp))
 	pt.spare, pt.fp, pt.full = pt.fp.voters, fp, false
 	return ok
