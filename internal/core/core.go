@@ -599,6 +599,7 @@ func (c *Core) Recv(now, at int64, id ConnID, b *Msg) (back bool) {
 				// connection starts from a whole one.
 				c.out.Errs = append(c.out.Errs, Fault{Peer: b.UID, Err: errStaleDelta})
 				c.dropConn(id, cs)
+				c.electLater(now) // as a close: the peer's connections changed (a member's relay voter)
 				return
 			}
 			cs.mergeClaims(b.Claims, b.Known)

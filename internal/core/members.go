@@ -666,19 +666,6 @@ func (c *Core) tables(i int) (uid string, mine, sure bool) {
 	if mine {
 		return c.cfg.UID, true, sure
 	}
-	if r := c.relayVoter(); r != nil {
-		// The node the relay voter names, if it names another; else
-		// none: the other voters send this node only the entries that
-		// name it (NamedOnly), and their others may name a master of
-		// before, dead since, for as long as the voters disagree.
-		switch e := r.tab[i-1]; {
-		case e.Acting != "" && e.Acting != c.cfg.UID:
-			return e.Acting, false, false
-		case e.Rightful != "" && e.Rightful != c.cfg.UID:
-			return e.Rightful, false, false
-		}
-		return "", false, false
-	}
 	if acting != "" {
 		uid = acting
 	}
@@ -703,6 +690,27 @@ func (c *Core) tablesNamed(i int) (uid string, mine bool) {
 		pk.tabAt[i] = pk.epoch
 	}
 	return pk.tabUID[i], pk.tabMine[i]
+}
+
+// relayNames returns, on a member not named for slot i by every voter,
+// the node it names as the slot's master: the one its relay voter names
+// (its master, else the node the rules name), if another; none else. The
+// other voters send this node only the entries that name it (NamedOnly):
+// their others may name a master of before, dead since, for as long as
+// the voters disagree. ok: there is a relay (without, every voter sends
+// its whole table, and tables' node stands).
+func (c *Core) relayNames(i int) (uid string, ok bool) {
+	r := c.relayVoter()
+	if r == nil {
+		return "", false
+	}
+	switch e := r.tab[i-1]; {
+	case e.Acting != "" && e.Acting != c.cfg.UID:
+		return e.Acting, true
+	case e.Rightful != "" && e.Rightful != c.cfg.UID:
+		return e.Rightful, true
+	}
+	return "", true
 }
 
 // sendFirst fills Out.First on a relay: a change to its table reaches

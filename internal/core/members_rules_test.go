@@ -215,6 +215,25 @@ func TestRuleStickyMemberKeepsWhileVoterUnaware(t *testing.T) {
 	if r.master("k") {
 		t.Fatal("still master of k though a voter that knows names another")
 	}
+	// The same when the voter that does not know is not the member's
+	// relay (v1, the first voter, which names self): a member names no
+	// one while its relay names itself, and its mastership stays.
+	r = newMembersCore(t, []string{"v1", "v2"}, 2, true, keyK, "v1", "v2")
+	r.frame(1, "v1", older, nil, nil, 0, names("k", "self", ""))
+	r.frame(2, "v2", older, nil, nil, 0, names("k", "self", ""))
+	r.at(10).tick()
+	me = map[string]Vote{"k": {UID: "self", Inc: 1, Term: r.c.slots[i].Term}}
+	r.at(20).frame(1, "v1", older, nil, nil, 0, names("k", "self", "self"), withVotes(me))
+	r.frame(2, "v2", older, nil, nil, 0, names("k", "self", "self"), withVotes(me))
+	r.tick()
+	if !r.master("k") {
+		t.Fatal("not master of k with both votes (v2 the voter that will not know)")
+	}
+	r.at(30).frame(2, "v2", older, nil, nil, 0, names("k", "other", ""), withVotes(me))
+	r.tick()
+	if !r.master("k") {
+		t.Fatal("stepped down for a voter other than its relay that does not know self is master")
+	}
 }
 
 // With Sticky, a voter names a master while a newer state of it is on the

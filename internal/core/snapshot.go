@@ -90,6 +90,11 @@ func (c *Core) slotState(i int) KeyState {
 	if self && c.resign {
 		uid = ""
 	}
+	if c.member && i > 0 && !self {
+		if named, ok := c.relayNames(i); ok {
+			uid = named
+		}
+	}
 	return KeyState{UID: uid, Term: term}
 }
 
