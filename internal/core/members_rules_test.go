@@ -190,49 +190,38 @@ func TestRuleVoterDefersToVotersTables(t *testing.T) {
 // (a higher priority). (Seed 267: a voter restarted named another member,
 // and the master stepped down.)
 func TestRuleStickyMemberKeepsWhileVoterUnaware(t *testing.T) {
-	r := newMembersCore(t, []string{"v1", "v2"}, 2, true, keyK, "v1", "v2")
-	r.frame(1, "v1", older, nil, nil, 0, names("k", "self", ""))
-	r.frame(2, "v2", older, nil, nil, 0, names("k", "self", ""))
-	r.at(10).tick()
-	i, _ := r.c.slotIndex("k")
-	me := map[string]Vote{"k": {UID: "self", Inc: 1, Term: r.c.slots[i].Term}}
-	if me["k"].Term == 0 {
-		t.Fatal("self does not claim k")
-	}
-	r.at(20).frame(1, "v1", older, nil, nil, 0, names("k", "self", "self"), withVotes(me))
-	r.frame(2, "v2", older, nil, nil, 0, names("k", "self", "self"), withVotes(me))
-	r.tick()
-	if !r.master("k") {
-		t.Fatal("not master of k with both votes")
-	}
-	r.at(30).frame(1, "v1", older, nil, nil, 0, names("k", "other", ""), withVotes(me))
-	r.tick()
-	if !r.master("k") {
-		t.Fatal("stepped down for a voter that does not know self is master")
-	}
-	r.at(40).frame(1, "v1", older, nil, nil, 0, names("k", "other", "self"), withVotes(me))
-	r.tick()
-	if r.master("k") {
-		t.Fatal("still master of k though a voter that knows names another")
-	}
-	// The same when the voter that does not know is not the member's
-	// relay (v1, the first voter, which names self): a member names no
-	// one while its relay names itself, and its mastership stays.
-	r = newMembersCore(t, []string{"v1", "v2"}, 2, true, keyK, "v1", "v2")
-	r.frame(1, "v1", older, nil, nil, 0, names("k", "self", ""))
-	r.frame(2, "v2", older, nil, nil, 0, names("k", "self", ""))
-	r.at(10).tick()
-	me = map[string]Vote{"k": {UID: "self", Inc: 1, Term: r.c.slots[i].Term}}
-	r.at(20).frame(1, "v1", older, nil, nil, 0, names("k", "self", "self"), withVotes(me))
-	r.frame(2, "v2", older, nil, nil, 0, names("k", "self", "self"), withVotes(me))
-	r.tick()
-	if !r.master("k") {
-		t.Fatal("not master of k with both votes (v2 the voter that will not know)")
-	}
-	r.at(30).frame(2, "v2", older, nil, nil, 0, names("k", "other", ""), withVotes(me))
-	r.tick()
-	if !r.master("k") {
-		t.Fatal("stepped down for a voter other than its relay that does not know self is master")
+	// The voter that does not know is the member's relay (v1, the first
+	// voter), or the other one (v2: the member names no one while its
+	// relay names itself, and its mastership stays all the same).
+	for _, unaware := range []struct {
+		id    ConnID
+		voter string
+	}{{1, "v1"}, {2, "v2"}} {
+		r := newMembersCore(t, []string{"v1", "v2"}, 2, true, keyK, "v1", "v2")
+		r.frame(1, "v1", older, nil, nil, 0, names("k", "self", ""))
+		r.frame(2, "v2", older, nil, nil, 0, names("k", "self", ""))
+		r.at(10).tick()
+		i, _ := r.c.slotIndex("k")
+		me := map[string]Vote{"k": {UID: "self", Inc: 1, Term: r.c.slots[i].Term}}
+		if me["k"].Term == 0 {
+			t.Fatal("self does not claim k")
+		}
+		r.at(20).frame(1, "v1", older, nil, nil, 0, names("k", "self", "self"), withVotes(me))
+		r.frame(2, "v2", older, nil, nil, 0, names("k", "self", "self"), withVotes(me))
+		r.tick()
+		if !r.master("k") {
+			t.Fatal("not master of k with both votes")
+		}
+		r.at(30).frame(unaware.id, unaware.voter, older, nil, nil, 0, names("k", "other", ""), withVotes(me))
+		r.tick()
+		if !r.master("k") {
+			t.Fatalf("stepped down for a voter (%s) that does not know self is master", unaware.voter)
+		}
+		r.at(40).frame(unaware.id, unaware.voter, older, nil, nil, 0, names("k", "other", "self"), withVotes(me))
+		r.tick()
+		if r.master("k") {
+			t.Fatalf("still master of k though a voter that knows (%s) names another", unaware.voter)
+		}
 	}
 }
 
