@@ -1,9 +1,9 @@
 package core
 
 import (
+	"cmp"
 	"math"
 	"slices"
-	"sort"
 )
 
 // collect fills c.order with the live peers in election order and brings
@@ -80,10 +80,17 @@ func (c *Core) collect(now int64) {
 	}
 	// Two incarnations of a UID of the same start and priority (an old
 	// one lingering) rank alike: the older incarnation first, whatever
-	// the map's order (a simulated schedule replays).
-	sort.Slice(c.order, func(i, j int) bool {
-		a, b := c.order[i], c.order[j]
-		return a.before(b.rank) || !b.before(a.rank) && a.inc < b.inc
+	// the map's order (a simulated schedule replays). (slices.SortFunc:
+	// sort.Slice's swaps through reflection took a voter of 997 members
+	// 0.6 of 6.7 CPU-seconds in the first 10 s of BenchmarkMembers.)
+	slices.SortFunc(c.order, func(a, b *cpeer) int {
+		switch {
+		case a.before(b.rank):
+			return -1
+		case b.before(a.rank):
+			return 1
+		}
+		return cmp.Compare(a.inc, b.inc)
 	})
 	c.newEpoch()
 }
