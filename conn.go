@@ -90,6 +90,7 @@ func newConn(m *Msc, nc net.Conn, ctx context.Context, server string, s *suite) 
 		m: m, id: core.ConnID(m.connSeq.Add(1)), nc: out, raw: nc, out: out, ctx: ctx, server: server, suite: s,
 		w: newWriter(),
 	}
+	c.filter.keys.lists = &m.keyLists
 	c.name = server
 	if c.name == "" {
 		c.name = nc.RemoteAddr().String()

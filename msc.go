@@ -97,6 +97,9 @@ type Msc struct {
 	// limit and the clients' wake-ups.
 	suite   atomic.Pointer[suite] // this node's algorithm and keys; SetKey swaps it
 	connSeq atomic.Uint64         // numbers the connections (connID)
+	// keyLists: the peers' key lists the connections decoded, shared
+	// (keyIntern.lists).
+	keyLists keyLists
 	// dialing holds a token for each of this node's dials whose
 	// handshake has not finished (maxDialing at most).
 	dialing chan struct{}

@@ -1050,3 +1050,63 @@ func TestRecycleDeltaTable(t *testing.T) {
 		}
 	}
 }
+
+// TestKeyListsShared: a node's connections share the key lists they
+// decoded (keyLists): a peer's list that another connection decoded
+// comes back as that slice, not decoded again; another list is decoded
+// (and shared in turn); a list that does not decode is refused on every
+// connection, shared or not.
+func TestKeyListsShared(t *testing.T) {
+	var lists keyLists
+	conns := make([]beatFilter, 3)
+	for i := range conns {
+		conns[i].keys.lists = &lists
+	}
+	frame := func(n int) []byte {
+		b := testBeat(n)
+		p, err := encodeBeat(b, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	a, b := frame(40), frame(41)
+	va, err := conns[0].decode(a, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i < len(conns); i++ {
+		v, err := conns[i].decode(a, nil)
+		if err != nil || !slices.Equal(v.keys, va.keys) || &v.keys[0] != &va.keys[0] {
+			t.Fatalf("connection %d: %v, keys %v: want connection 0's list itself", i, err, v.keys)
+		}
+	}
+	vb, err := conns[1].decode(b, nil)
+	if err != nil || len(vb.keys) != 41 || &vb.keys[0] == &va.keys[0] {
+		t.Fatalf("another list: %v, %d keys (the first list's: %v)", err, len(vb.keys), &vb.keys[0] == &va.keys[0])
+	}
+	if v, err := conns[2].decode(b, nil); err != nil || &v.keys[0] != &vb.keys[0] {
+		t.Fatalf("the other list on connection 2: %v, not connection 1's", err)
+	}
+	// The keys out of order (two swapped): refused, whoever decodes it.
+	bad := testBeat(40)
+	bad.Keys[3], bad.Keys[4] = bad.Keys[4], bad.Keys[3]
+	bad.Claims, bad.Known = nil, nil
+	p, err := encodeBeat(bad, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range conns {
+		if _, err := conns[i].decode(p, nil); !errors.Is(err, ErrBadFrame) {
+			t.Fatalf("connection %d: unsorted keys: %v, want ErrBadFrame", i, err)
+		}
+	}
+	for _, short := range [][]byte{nil, {0, 0}, {0, 0, 0, 2, 0, 1, 'a'}, {0, 0, 0, 1, 0, 9, 'a'}} {
+		if _, ok := keyListLen(short); ok {
+			t.Errorf("keyListLen(%v): a length for a list cut short", short)
+		}
+	}
+	if n, ok := keyListLen([]byte{0, 0, 0, 1, 0, 1, 'a', 'x'}); !ok || n != 7 {
+		t.Errorf("keyListLen of one key \"a\": %d %v, want 7 true", n, ok)
+	}
+}
