@@ -387,11 +387,10 @@ func (c *conn) readLoop() error {
 		if err != nil {
 			return err
 		}
-		if named := f.flags&flagNamedOnly != 0; named != c.peerNamed.Load() {
-			c.peerNamed.Store(named) // authenticated: the header is the additional data
-			if !named {
-				// The member reads the keys' masters from this voter
-				// now: the entries left out go at once (writer.plan).
+		// The header is authenticated: it is the additional data.
+		if changed, complete := c.filter.takeNamed(f.flags&flagNamedOnly != 0); changed {
+			c.peerNamed.Store(c.filter.named) // for the elector
+			if complete {
 				c.sendBeat(false)
 			}
 		}

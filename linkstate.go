@@ -119,6 +119,20 @@ type beatFilter struct {
 	// newest that came more than 1.5 Intervals (by the peer's clock)
 	// after the one before it: the peer's sends were late (0: never).
 	lastSent, lateAt int64
+	// named: the peer's last frame had the header flag flagNamedOnly.
+	named bool
+}
+
+// takeNamed takes in the header flag flagNamedOnly of a frame read: it
+// reports whether the flag changed since the frame before, and whether
+// the entries this end left out go at once: the peer, a member, reads
+// the keys' masters from this voter now (writer.plan completes its copy).
+func (f *beatFilter) takeNamed(named bool) (changed, complete bool) {
+	if named == f.named {
+		return false, false
+	}
+	f.named = named
+	return true, !named
 }
 
 // lateness takes in the send time (the peer's clock) of each frame read.

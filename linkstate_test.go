@@ -347,3 +347,22 @@ func TestNamedOnlyDispatch(t *testing.T) {
 		t.Fatalf("to m2 in a Kick: %d whole frames, %d for it alone; want only the former", len(vlinks[1].beats), len(vlinks[1].concerned))
 	}
 }
+
+// TestTakeNamed: a voter's connection completes a member's copy of its
+// table at once when the member stops asking for the entries that name
+// it alone (flagNamedOnly cleared: it reads the keys' masters from this
+// voter now), and only then.
+func TestTakeNamed(t *testing.T) {
+	var f beatFilter
+	for i, step := range []struct{ named, changed, complete bool }{
+		{false, false, false}, // a connection starts asking for everything
+		{true, true, false},
+		{true, false, false},
+		{false, true, true},
+		{false, false, false},
+	} {
+		if changed, complete := f.takeNamed(step.named); changed != step.changed || complete != step.complete {
+			t.Fatalf("frame %d (flag %v): changed %v complete %v, want %v %v", i, step.named, changed, complete, step.changed, step.complete)
+		}
+	}
+}

@@ -838,12 +838,12 @@ func (e *simEnd) sendBye() {
 }
 
 // readNamed is conn.readLoop's reading of a frame's header flag
-// flagNamedOnly: a member that stops asking gets the entries left out
-// at once.
+// flagNamedOnly, through the production filter: a member that stops
+// asking gets the entries left out at once.
 func (e *simEnd) readNamed(named bool) {
-	if was := e.peerNamed; was != named {
-		e.peerNamed = named
-		if !named {
+	if changed, complete := e.filter.takeNamed(named); changed {
+		e.peerNamed = e.filter.named
+		if complete {
 			e.sendBeat(false)
 		}
 	}
