@@ -71,8 +71,8 @@ type Core struct {
 	// alone (the map may hold a lower term for it, from before the key
 	// came into the index; reindex writes the slots' terms back): a
 	// table's entry, read by key position, is checked against it and
-	// raises it without a map lookup (learnAt). A member took in each
-	// entry of a voter's delta with a map write here.
+	// raises it without a map lookup (learnAt): before, a member wrote
+	// the map for each entry of a voter's delta that raised a term.
 	otherAt []uint64
 	// votes is this node's acknowledgement per key (Quorum); maxVote the
 	// claim of highest term it ever acknowledged per key.

@@ -162,11 +162,8 @@ func (c *Core) apart(uid, server string) bool {
 // "" if this node is not a relay, or the peer there is not a member or
 // not known yet.
 func (c *Core) MemberOn(id ConnID) string {
-	if !c.relay {
-		return ""
-	}
-	if cs := c.conns[id]; cs != nil && cs.peer != nil && cs.peer.member {
-		return cs.peer.uid
+	if p := c.peerOn(id); c.relay && p != nil && p.member {
+		return p.uid
 	}
 	return ""
 }
@@ -174,10 +171,18 @@ func (c *Core) MemberOn(id ConnID) string {
 // PeerOn returns the UID of the peer on connection id; "" if it is not
 // known yet.
 func (c *Core) PeerOn(id ConnID) string {
-	if cs := c.conns[id]; cs != nil && cs.peer != nil {
-		return cs.peer.uid
+	if p := c.peerOn(id); p != nil {
+		return p.uid
 	}
 	return ""
+}
+
+// peerOn returns the peer on connection id; nil if it is not known yet.
+func (c *Core) peerOn(id ConnID) *cpeer {
+	if cs := c.conns[id]; cs != nil {
+		return cs.peer
+	}
+	return nil
 }
 
 // NamedOnly reports, on a member, whether connection id leads to a voter
@@ -196,15 +201,12 @@ func (c *Core) PeerOn(id ConnID) string {
 // (naming another) would not; each voter's vote, one claimant per key,
 // still keeps the master alone.
 func (c *Core) NamedOnly(id ConnID) bool {
-	if !c.member {
-		return false
-	}
-	cs := c.conns[id]
-	if cs == nil || cs.peer == nil || cs.peer.member {
+	p := c.peerOn(id)
+	if !c.member || p == nil || p.member {
 		return false
 	}
 	r := c.relayVoter()
-	return r != nil && cs.peer.uid != r.uid
+	return r != nil && p.uid != r.uid
 }
 
 // relayVoter is, on a member, the voter whose table names the masters of
