@@ -119,10 +119,11 @@ func (c *Core) claimSlot(now int64, i int) bool {
 		return old != s.Claim
 	}
 	key := c.slotKey(i)
-	if s.Term == 0 || !s.Acting && (c.rival[key] >= s.Term || c.otherAt[i] > s.Term || now-s.since > int64(c.cfg.Wait+c.margin())) {
-		// A new claim, a candidate outbid, or one that gathered no
-		// quorum for WaitTimeout+M (its voters may have moved on): a
-		// term above every term heard of.
+	if s.Term == 0 || !s.Acting && (c.rival[key] >= s.Term || c.otherAt[i] > s.Term || c.quorum() && now-s.since > int64(c.cfg.Wait+c.margin())) {
+		// A new claim, a candidate outbid, or with Quorum one that
+		// gathered no quorum for WaitTimeout+M (its voters may have
+		// moved on): a term above every term heard of. Without Quorum
+		// a candidate keeps its term while it waits (below).
 		t := max(c.otherAt[i], c.used[key], c.maxVote[key].Term) + 1
 		if c.quorum() {
 			t = max(t, uint64((now+c.cfg.WallOffset)/1000))
@@ -130,6 +131,26 @@ func (c *Core) claimSlot(now int64, i int) bool {
 		*s = slot{Claim: Claim{Term: t}, since: now}
 		c.used[key] = t
 		c.noteTerm(i, t)
+	}
+	if !c.quorum() && !s.Acting && now-s.since > int64(c.cfg.Wait+c.margin()) {
+		// Without Quorum, a candidate that waited WaitTimeout+M (for
+		// the voters' tables to settle, for a peer's answer) says its
+		// state again as a new version, with its term: every peer
+		// answers a new state at once, and a frame that repeats the
+		// last one is not even handed to the elector (the driver's
+		// beatFilter.news), so an answer lost would hold the claim
+		// for good (seed 175155053407575: a peer's echo stayed below
+		// the candidate's rankAt). A term heard of above it (rival,
+		// otherAt, above) still renews the term. A new term every
+		// WaitTimeout+M instead, as with Quorum, was a new entry in
+		// every voter's table for every member to take in: at 1,000
+		// members holding 1,000 keys in one process, where the voters
+		// took longer than that to settle, each waiting candidate
+		// renewed its term every 2 s, tables of up to 1,000 changed
+		// entries for each member each time, which starved the voters
+		// further (BenchmarkMembers/1000x1000).
+		s.since = now
+		c.dirty = true
 	}
 	if !c.quorum() && s.Acting && (c.rival[key] >= s.Term || c.otherAt[i] > s.Term) {
 		// Another master has a term as high (a healed partition): a new

@@ -860,3 +860,43 @@ func TestRuleFrameAfterPauseNotOverload(t *testing.T) {
 		t.Fatalf("PatientUntil %d after a pause, want 0", p)
 	}
 }
+
+// Without Quorum, a candidate that waits WaitTimeout+M keeps its term and
+// says its state again as a new version: the driver hands a peer only
+// frames with news (a repeat of the last version is not even read by the
+// elector), so the peer answers only a new version, and the answer the
+// claim waits for may have been lost (seed 175155053407575: a peer's echo
+// stayed below the candidate's rankAt, and "" had no master). A new term
+// instead, as before, changed every voter's table for every member at
+// each wait (BenchmarkMembers/1000x1000).
+func TestRuleCandidateSaysItsStateAgain(t *testing.T) {
+	r := newRuleCore(t, 0, selfAt, nil, "p")
+	r.frame(1, "p", younger, nil, nil, 1) // echoes nothing sent since the start: the claim waits
+	r.at(1).tick()
+	s := r.c.slots[0]
+	if s.Term == 0 || s.Acting || r.master("") {
+		t.Fatalf("before p answers: slot %+v, master %v; want a candidate", s, r.master(""))
+	}
+	term, ver := s.Term, r.c.version
+	wait := int64(ruleWait+r.c.margin()) / ms
+	for at := int64(50); at <= wait; at += 50 { // p's frames repeat its state: heard, not handed over
+		r.at(at).c.Heard(1, r.now)
+		r.tick()
+		if r.c.slots[0].Term != term || r.c.version != ver {
+			t.Fatalf("at %d ms: term %d version %d; want %d and %d, the claim as it was", at, r.c.slots[0].Term, r.c.version, term, ver)
+		}
+	}
+	r.at(wait+2).c.Heard(1, r.now)
+	r.tick()
+	if got := r.c.slots[0].Term; got != term {
+		t.Fatalf("after WaitTimeout+M: term %d; want %d kept, no term heard of above it", got, term)
+	}
+	if r.c.version == ver || !r.c.out.Kick {
+		t.Fatalf("after WaitTimeout+M: version %d (was %d), kick %v; want a new version sent to every peer", r.c.version, ver, r.c.out.Kick)
+	}
+	r.at(wait+3).frame(1, "p", younger, nil, nil, 0) // p answers the new version
+	r.c.Out()                                        // the election the frame asked for
+	if !r.master("") || r.c.slots[0].Term != term {
+		t.Fatalf("once p answered: master %v, term %d; want master with term %d", r.master(""), r.c.slots[0].Term, term)
+	}
+}
