@@ -616,7 +616,7 @@ func (c *Core) Recv(now, at int64, id ConnID, b *Msg) (back bool) {
 			}
 			claims, table = cs.claims, cs.table
 			if c.member && !p.member && !c.quorum() {
-				answer = named || !c.quiet(p, b)
+				answer = named || !c.quiet(p, b) || c.awaited(cs)
 			}
 		} else {
 			cs.claims, cs.table, cs.owned = b.Claims, b.Table, false

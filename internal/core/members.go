@@ -77,6 +77,25 @@ func (c *Core) quiet(p *cpeer, b *Msg) bool {
 		b.Start == p.start && b.Prio == p.prio && sameKeys(b.Keys, p.keyList)
 }
 
+// awaited reports, on a member, whether the voter's table on connection
+// cs takes this node for the master of a key it is not master of (Acting,
+// another node named): the voter waits for its answer to a frame sent
+// since it stopped naming it (stillUnnamed), and sends a new state each
+// Interval until it comes (reannounce); a state that changed nothing
+// that concerns this node is otherwise not answered (quiet).
+func (c *Core) awaited(cs *connState) bool {
+	for k := range cs.mine {
+		e := cs.table[k]
+		if e.Acting != c.cfg.UID || e.Rightful == c.cfg.UID {
+			continue
+		}
+		if j, ok := c.ki.Idx[k]; !ok || !c.slots[j+1].Acting {
+			return true
+		}
+	}
+	return false
+}
+
 // members is the core's state for Options.Voters.
 type members struct {
 	member bool // Voters set, this node not in it
@@ -118,10 +137,11 @@ type members struct {
 	// shorter than WaitTimeout: its table stands until it is ready again
 	// (heldEntry).
 	holdTable bool
-	// unsettledSince, on a relay: since when the oldest naming of its
-	// table that only the voters' answers keep from settling stands (0:
-	// none; buildTable); announcedAt: when it last sent a new version
-	// (reannounce).
+	// unsettledSince, on a relay: since when the oldest wait of its
+	// table for answers stands (0: none; buildTable): a naming that only
+	// the voters' answers keep from settling, or a member it no longer
+	// names that has not answered since (stillUnnamed); announcedAt: when
+	// it last sent a new version (reannounce).
 	unsettledSince, announcedAt int64
 }
 
@@ -386,6 +406,12 @@ func (c *Core) buildTable(now int64) bool {
 					if e.Acting == "" {
 						e.Acting = u
 					}
+					// Its answer is awaited: asked again each Interval
+					// (reannounce), and first (sendFirst).
+					if since := unnamed[k][u]; c.unsettledSince == 0 || since < c.unsettledSince {
+						c.unsettledSince = since
+					}
+					c.named = append(c.named, u)
 				}
 				if e.Acting == "" && e.Rightful != "" {
 					if settled, answers := c.settledBut(k, nm); !settled {
@@ -483,8 +509,12 @@ func (c *Core) heldEntry(k string, term uint64) TableEntry {
 // their echoes to no election (seed 51416751: a voter's naming of a
 // member stayed unsettled for good, and the member master of nothing).
 // Not while a voter names another node, which answers do not change.
-// Once per Interval at most after the last new version; it wakes for the
-// next.
+// The same while a member it no longer names has not answered a frame
+// sent since (stillUnnamed): the member answers a new state of a table
+// that takes it for a master it is not (awaited). (The new term a waiting
+// candidate took every WaitTimeout+M was, by chance, that retry until it
+// kept its term: a reviewer's finding.) Once per Interval at most after
+// the last new version; it wakes for the next.
 func (c *Core) reannounce(now int64) bool {
 	if c.unsettledSince == 0 {
 		return false

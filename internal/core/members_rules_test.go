@@ -663,6 +663,45 @@ func TestRuleRelayReannouncesUnsettledNaming(t *testing.T) {
 	}
 }
 
+// Without Quorum, a voter that no longer names a member it named waits
+// for the member's answer to a frame sent since, and asks again: each
+// Interval a new version, to the member first. The member's first answer
+// may be lost with its connection (closed to dedupe it, or cut), and its
+// frames after it repeat one version, which the driver does not hand to
+// the elector. (A reviewer's finding: the new term a waiting candidate
+// took every WaitTimeout+M was that retry until it kept its term.)
+func TestRuleRelayAsksUnnamedAgain(t *testing.T) {
+	r := newMembersCore(t, []string{"self"}, 0, false, nil)
+	r.inbound(1)
+	r.frame(1, "m1", younger, keyK, nil, 0)
+	r.at(10).tick()
+	r.inbound(2)
+	r.at(20).frame(2, "m2", older, keyK, nil, 0) // m1 may be master on the table before
+	r.tick()
+	if e := r.tableOf("k"); e.Rightful != "m2" || e.Acting != "m1" {
+		t.Fatalf("table %+v, want m2 named, m1 maybe master", e)
+	}
+	v := r.c.version
+	for at := int64(21); at < 20+100; at += 10 { // m1's frames repeat its state: heard only
+		r.at(at).c.Heard(1, r.now)
+		r.c.Out().Reset()
+		r.c.Alarm(r.now)
+		if r.c.version != v {
+			t.Fatalf("at %d ms: a new version before an Interval", at)
+		}
+	}
+	r.at(20+100).c.Heard(1, r.now)
+	r.c.Out().Reset()
+	r.c.Alarm(r.now)
+	if o := r.c.Out(); r.c.version != v+1 || !slices.Contains(o.First, ConnID(1)) {
+		t.Fatalf("an Interval on: version %d (was %d), first %v; want a new version, to m1 (connection 1) first", r.c.version, v, o.First)
+	}
+	r.at(121).frame(1, "m1", younger, keyK, nil, 0) // m1 answers it, master of nothing
+	if e := r.tableOf("k"); e.Rightful != "m2" || e.Acting != "" {
+		t.Fatalf("after m1's answer: table %+v, want m2 named, no master", e)
+	}
+}
+
 // A peer's newer state brings its priority with it, even in a frame sent
 // before one of the state before that was read already (two connections
 // interleave); the frames of the new state after it repeat it and are
@@ -731,6 +770,7 @@ func TestRuleMemberAnswersTablesThatConcernIt(t *testing.T) {
 			{"k names self", true, map[string]TableEntry{"k": {Rightful: "self", Term: 3}}, nil, 0, false},
 			{"k no longer names self", true, map[string]TableEntry{"k": both("m3")}, nil, 0, false},
 			{"k's master known as self", true, map[string]TableEntry{"k": {Rightful: "m3", Acting: "self", Term: 5}}, nil, 0, false},
+			{"nothing, while k's master is known as self (the voter waits: awaited)", true, nil, nil, 0, false},
 			{"k back to m3 alone", true, map[string]TableEntry{"k": both("m3")}, nil, 0, false},
 			{"the voter's claim", true, nil, map[string]Claim{"": {Term: 2, Acting: true}}, 0, false},
 			{"the voter's priority", true, nil, nil, 1, false},
