@@ -5,6 +5,9 @@ type slot struct {
 	Claim
 	lease int64 // with Quorum, while acting: master until then (mono)
 	since int64 // when the claim was made (mono)
+	// lapsed: without Quorum, the mastership ended by its grace lease
+	// (leaseGrace); the claim takes a new term at the next election.
+	lapsed bool
 }
 
 // learn records a term heard of for key: of a claim or a vote (rival),
@@ -119,11 +122,14 @@ func (c *Core) claimSlot(now int64, i int) bool {
 		return old != s.Claim
 	}
 	key := c.slotKey(i)
-	if s.Term == 0 || !s.Acting && (c.rival[key] >= s.Term || c.otherAt[i] > s.Term || c.quorum() && now-s.since > int64(c.cfg.Wait+c.margin())) {
-		// A new claim, a candidate outbid, or with Quorum one that
-		// gathered no quorum for WaitTimeout+M (its voters may have
-		// moved on): a term above every term heard of. Without Quorum
-		// a candidate keeps its term while it waits (below).
+	if s.Term == 0 || !s.Acting && (c.rival[key] >= s.Term || c.otherAt[i] > s.Term || s.lapsed || c.quorum() && now-s.since > int64(c.cfg.Wait+c.margin())) {
+		// A new claim, a candidate outbid, a mastership that lapsed
+		// (leaseGrace: taken again, it is a new one, which RunAsMaster
+		// and Watch tell from the one before by its term), or with
+		// Quorum one that gathered no quorum for WaitTimeout+M (its
+		// voters may have moved on): a term above every term heard of.
+		// Without Quorum a candidate keeps its term while it waits
+		// (below).
 		t := max(c.otherAt[i], c.used[key], c.maxVote[key].Term) + 1
 		if c.quorum() {
 			t = max(t, uint64((now+c.cfg.WallOffset)/1000))
@@ -217,7 +223,7 @@ func (c *Core) claimSlot(now int64, i int) bool {
 func (c *Core) leaseGrace(now int64, s *slot, i int) {
 	s.lease = c.graceLease(now, i)
 	if s.lease != 0 && now >= s.lease {
-		s.Acting, s.lease = false, 0
+		s.Acting, s.lease, s.lapsed = false, 0, true
 		c.rankAt = now
 	} else if s.lease != 0 {
 		c.wakeAt(s.lease)

@@ -219,6 +219,42 @@ func TestRuleGraceLeaseAnyPeer(t *testing.T) {
 	}
 }
 
+// Without Quorum, a mastership that lapsed by its grace lease and is
+// taken again is a new one, with a new term: RunAsMaster and Watch,
+// whose readers may see only the newest state, tell it from the one
+// before by its term. (A reviewer's finding: a waiting candidate keeps
+// its term, and the lapsed master, a candidate again, kept its own.)
+func TestRuleLapsedMastershipNewTerm(t *testing.T) {
+	r := newRuleCore(t, 0, selfAt, nil, "p")
+	for at := int64(0); at <= 600; at += 100 { // master of "" since 0
+		r.at(at).frame(1, "p", younger, nil, nil, 0)
+		r.tick()
+	}
+	term := r.c.snap.State("").Term
+	if !r.master("") || term == 0 {
+		t.Fatal("setup: not master")
+	}
+	r.at(610).frame(1, "p", younger, nil, nil, 0, func(b *Msg) { b.Redial = true })
+	r.c.Down(r.now, 1, false)
+	r.at(700).tick()
+	r.at(800).tick()
+	r.at(600 + 251).tick() // past the grace lease: p has not answered since
+	if s := r.c.slots[0]; r.master("") || s.Term != term {
+		t.Fatalf("past the grace lease: master %v, slot %+v; want the claim of term %d kept, not master", r.master(""), s, term)
+	}
+	if r.master("") {
+		t.Fatal("master past the grace lease")
+	}
+	r.at(860).c.Up(r.now, 2, "p", 9) // p redialed
+	r.frame(2, "p", younger, nil, nil, 0)
+	r.tick()
+	r.at(870).frame(2, "p", younger, nil, nil, 0) // p answers a frame sent since
+	r.tick()
+	if st := r.c.snap.State(""); !r.master("") || st.Term <= term {
+		t.Fatalf("once p answered: master %v, term %d; want master again with a term above %d", r.master(""), st.Term, term)
+	}
+}
+
 // A mastership taken is bounded by the grace lease as one held: when the
 // master q crashes after p's connection closed to be redialed, self does
 // not take the key past freshFor of the send p last echoed (p counts self
