@@ -406,12 +406,18 @@ func (c *Core) buildTable(now int64) bool {
 					if e.Acting == "" {
 						e.Acting = u
 					}
-					// Its answer is awaited: asked again each Interval
-					// (reannounce), and first (sendFirst).
-					if since := unnamed[k][u]; c.unsettledSince == 0 || since < c.unsettledSince {
-						c.unsettledSince = since
+					if e.Acting == u {
+						// Its answer is awaited: asked again each
+						// Interval (reannounce), and first (sendFirst).
+						// (While another node is master here, the entry
+						// holds nothing back for it, and does not name
+						// it: it would not answer. Once it does, the
+						// change names it, which it answers.)
+						if since := unnamed[k][u]; c.unsettledSince == 0 || since < c.unsettledSince {
+							c.unsettledSince = since
+						}
+						c.named = append(c.named, u)
 					}
-					c.named = append(c.named, u)
 				}
 				if e.Acting == "" && e.Rightful != "" {
 					if settled, answers := c.settledBut(k, nm); !settled {

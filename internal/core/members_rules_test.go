@@ -702,6 +702,34 @@ func TestRuleRelayAsksUnnamedAgain(t *testing.T) {
 	}
 }
 
+// The voter asks again only while the entry takes the member it no longer
+// names for the key's master: with Sticky, a live master (m3) named
+// instead holds nothing back for it, and the member, which the entry no
+// longer names, would not answer. (A reviewer's finding on the first
+// version: a new version every Interval for as long as m3 was master.)
+func TestRuleRelayAsksUnnamedOnlyWhileActing(t *testing.T) {
+	r := newMembersCore(t, []string{"self"}, 0, true, nil)
+	r.inbound(1)
+	r.frame(1, "m1", younger, keyK, nil, 0)
+	r.at(10).tick()
+	r.inbound(2)
+	r.at(20).frame(2, "m3", younger+1, keyK, map[string]Claim{"k": {Term: 5, Acting: true}}, 0)
+	r.tick()
+	if e := r.tableOf("k"); e.Rightful != "m3" || e.Acting != "m3" {
+		t.Fatalf("table %+v, want m3 named and master (Sticky)", e)
+	}
+	v := r.c.version
+	for at := int64(100); at <= 1000; at += 100 { // m1's frames repeat its state: heard only
+		r.at(at)
+		r.c.Heard(1, r.now)
+		r.c.Heard(2, r.now)
+		r.tick()
+	}
+	if r.c.version != v {
+		t.Fatalf("%d new versions in 9 Intervals, table %+v; want none: m3 is master, m1 not asked", r.c.version-v, r.tableOf("k"))
+	}
+}
+
 // A peer's newer state brings its priority with it, even in a frame sent
 // before one of the state before that was read already (two connections
 // interleave); the frames of the new state after it repeat it and are
