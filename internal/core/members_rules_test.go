@@ -663,6 +663,21 @@ func TestRuleRelayReannouncesUnsettledNaming(t *testing.T) {
 	}
 }
 
+// unnamedBy makes self, the one voter (Sticky if sticky), name m1 for k
+// on connection 1, then uid (started at start, claiming claims) on
+// connection 2 at 20 ms, as the rules choose.
+func unnamedBy(t *testing.T, sticky bool, uid string, start int64, claims map[string]Claim) *ruleCore {
+	t.Helper()
+	r := newMembersCore(t, []string{"self"}, 0, sticky, nil)
+	r.inbound(1)
+	r.frame(1, "m1", younger, keyK, nil, 0)
+	r.at(10).tick()
+	r.inbound(2)
+	r.at(20).frame(2, uid, start, keyK, claims, 0)
+	r.tick()
+	return r
+}
+
 // Without Quorum, a voter that no longer names a member it named waits
 // for the member's answer to a frame sent since, and asks again: each
 // Interval a new version, to the member first. The member's first answer
@@ -671,13 +686,7 @@ func TestRuleRelayReannouncesUnsettledNaming(t *testing.T) {
 // the elector. (A reviewer's finding: the new term a waiting candidate
 // took every WaitTimeout+M was that retry until it kept its term.)
 func TestRuleRelayAsksUnnamedAgain(t *testing.T) {
-	r := newMembersCore(t, []string{"self"}, 0, false, nil)
-	r.inbound(1)
-	r.frame(1, "m1", younger, keyK, nil, 0)
-	r.at(10).tick()
-	r.inbound(2)
-	r.at(20).frame(2, "m2", older, keyK, nil, 0) // m1 may be master on the table before
-	r.tick()
+	r := unnamedBy(t, false, "m2", older, nil) // m1 may be master on the table before
 	if e := r.tableOf("k"); e.Rightful != "m2" || e.Acting != "m1" {
 		t.Fatalf("table %+v, want m2 named, m1 maybe master", e)
 	}
@@ -708,13 +717,7 @@ func TestRuleRelayAsksUnnamedAgain(t *testing.T) {
 // longer names, would not answer. (A reviewer's finding on the first
 // version: a new version every Interval for as long as m3 was master.)
 func TestRuleRelayAsksUnnamedOnlyWhileActing(t *testing.T) {
-	r := newMembersCore(t, []string{"self"}, 0, true, nil)
-	r.inbound(1)
-	r.frame(1, "m1", younger, keyK, nil, 0)
-	r.at(10).tick()
-	r.inbound(2)
-	r.at(20).frame(2, "m3", younger+1, keyK, map[string]Claim{"k": {Term: 5, Acting: true}}, 0)
-	r.tick()
+	r := unnamedBy(t, true, "m3", younger+1, map[string]Claim{"k": {Term: 5, Acting: true}})
 	if e := r.tableOf("k"); e.Rightful != "m3" || e.Acting != "m3" {
 		t.Fatalf("table %+v, want m3 named and master (Sticky)", e)
 	}
